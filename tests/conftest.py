@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "tiny_bundle"
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def bundle_path() -> Path:
+    return FIXTURE
+
+
+@pytest.fixture(scope="session")
+def linker(bundle_path):
+    from xned import Linker
+
+    return Linker.load(bundle_path, threads=1)
+
+
+@pytest.fixture()
+def bundle_copy(tmp_path) -> Path:
+    dest = tmp_path / "bundle"
+    shutil.copytree(FIXTURE, dest)
+    return dest
+
+
+def shared_data(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared/data is only on development machines)")
+    return path

@@ -1,0 +1,107 @@
+import bz2
+import json
+
+import pytest
+
+from tests.conftest import shared_data
+from xned.engine.kb import KB
+from xned.errors import KBBuildError
+from xned.export.kb_build import KBBuilder, build_kb, read_source
+
+
+def item(qid, en, es=None, aliases=(), p31="Q515", sites=("enwiki",), title=None):
+    obj = {"type": "item", "id": qid, "labels": {"en": {"language": "en", "value": en}},
+           "descriptions": {"en": {"language": "en", "value": f"description of {en}"}},
+           "aliases": {"en": [{"language": "en", "value": a} for a in aliases]},
+           "claims": {"P31": [{"mainsnak": {"datavalue": {"value": {"id": p31}}}}]},
+           "sitelinks": {s: {"site": s, "title": title or en} for s in sites}}
+    if es:
+        obj["labels"]["es"] = {"language": "es", "value": es}
+    return obj
+
+
+def write_dump(path, items, bad_line=False):
+    lines = ["["] + [json.dumps(i, ensure_ascii=False) + "," for i in items]
+    if bad_line:
+        lines.insert(2, '{"type": "item", "id": "Q9", broken')
+    lines[-1] = lines[-1].rstrip(",")
+    lines.append("]")
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(bz2.compress(data) if path.name.endswith(".bz2") else data)
+
+
+ITEMS = [item("Q90", "Paris", "París", ["City of Light"], sites=("enwiki", "eswiki", "frwiki")),
+         item("Q830149", "Paris, Texas", aliases=["Paris"]),
+         item("Q64", "Berlin", "Berlín", p31="Q515")]
+
+XML = """<mediawiki><siteinfo><dbname>enwiki</dbname></siteinfo>
+<page><title>Paris</title><ns>0</ns><revision><text>The [[Berlin|German capital]] and [[Paris]].
+Also [[Paris, Texas|Paris]] and [[City of light|Paris]] and [[File:x.jpg|thumb]].</text></revision></page>
+<page><title>City of light</title><ns>0</ns><redirect title="Paris"/><revision><text>#REDIRECT [[Paris]]</text></revision></page>
+<page><title>Talk:Paris</title><ns>1</ns><revision><text>[[Berlin]]</text></revision></page>
+</mediawiki>
+"""
+
+
+def test_wikidata_and_wikipedia_dump_build(tmp_path):
+    dump = tmp_path / "wd.json.bz2"
+    write_dump(dump, ITEMS)
+    xml = tmp_path / "enwiki-pages-articles.xml"
+    xml.write_text(XML, encoding="utf-8")
+    meta, report = build_kb([dump, xml], tmp_path / "kb")
+    kb = KB(tmp_path / "kb")
+    ents, pri = kb.lookup("en", "paris")
+    assert [kb.qid(e) for e in ents] == ["Q90", "Q830149"]
+    assert kb.type_name(kb.index("Q90")) == "Q515"
+    assert [kb.qid(e) for e in kb.lookup("en", "german capital")[0]] == ["Q64"]  # anchor text
+    assert [kb.qid(e) for e in kb.lookup("en", "city of light")[0]] == ["Q90"]  # alias + redirect
+    assert [kb.qid(e) for e in kb.lookup("es", "parís")[0]] == ["Q90"]
+    assert kb.record(kb.index("Q64"))[1] == "description of Berlin"
+
+
+def test_parallel_decoding_gives_identical_kb(tmp_path):
+    dump = tmp_path / "wd.json"
+    write_dump(dump, ITEMS * 3)
+    build_kb([dump], tmp_path / "a", reader_args={"workers": 1})
+    build_kb([dump], tmp_path / "b", reader_args={"workers": 2})
+    for p in (tmp_path / "a").rglob("*"):
+        if p.is_file():
+            assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
+
+
+def test_malformed_dump_line_skipped_or_strict(tmp_path):
+    dump = tmp_path / "wd.json"
+    write_dump(dump, ITEMS, bad_line=True)
+    _, report = build_kb([dump], tmp_path / "kb")
+    assert report.counts["bad_json"] == 1
+    with pytest.raises(KBBuildError, match=r"wd.json:3: malformed JSON line"):
+        build_kb([dump], tmp_path / "kb2", strict=True)
+
+
+def test_truncated_bz2_is_an_error_and_writes_nothing(tmp_path):
+    dump = tmp_path / "wd.json.bz2"
+    write_dump(dump, ITEMS * 50)
+    data = dump.read_bytes()
+    dump.write_bytes(data[: len(data) // 2])
+    with pytest.raises(KBBuildError, match="is truncated"):
+        build_kb([dump], tmp_path / "kb")
+    assert not (tmp_path / "kb").exists() and not (tmp_path / "kb.incomplete").exists()
+
+
+def test_real_wikidata_samples():
+    d = shared_data("dumps", "wikidata_json_samples_opentapioca")
+    b = KBBuilder()
+    assert read_source(d / "sample_wikidata_items.json.bz2", b) == 100
+    assert read_source(d / "short_stream.json.bz2", b, workers=2) > 600
+    assert b.entities["Q31"].label == "Belgium"
+    assert "Q31" in b.names["de"]["belgien"]
+    assert "Q31" in b.names["ja"].get("ベルギー", {})
+
+
+def test_real_enwiki_sample(tmp_path):
+    d = shared_data("dumps", "wiki_xml_dump_samples")
+    titles = shared_data("kb", "enwiki_title_qid.tsv")
+    b = KBBuilder()
+    pages = read_source(d / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2", b, titles_tsv=titles)
+    assert pages > 150
+    assert sum(len(v) for v in b.counts["en"].values()) > 50

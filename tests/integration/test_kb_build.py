@@ -1,0 +1,128 @@
+import hashlib
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xned.engine.kb import KB
+from xned.engine.normalize import normalize
+from xned.errors import KBBuildError
+from xned.export.kb_build import KBBuilder, build_kb, lang_key
+
+TSV = """#qid\ttype\ten_label\ten_description\tpopularity\tlabels
+Q90\tcity\tParis\tcapital of France\tpop:2000000\tes:París|ja:パリ|en~:City of Light
+Q830149\tcity\tParis, Texas\tcity in Texas\tpop:25000\ten~:Paris
+Q64\tcity\tBerlin\tcapital of Germany\tpop:3700000\tde:Berlin|1x:Berlin|es:Berlín
+Q1\tbad\t\t\t\t
+"""
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_build_and_lookup(tmp_path):
+    src = write(tmp_path, "e.tsv", TSV)
+    counts = write(tmp_path, "a.counts.tsv", "en\tParis\tQ830149\t5\nen\tParis\tQ90\t95\n")
+    meta, report = build_kb([src, counts], tmp_path / "kb")
+    kb = KB(tmp_path / "kb")
+    ents, pri = kb.lookup("en", "paris")
+    assert [kb.qid(e) for e in ents] == ["Q90", "Q830149"]
+    assert pri[0] > pri[1] and pri.sum() <= 1.0 + 1e-6
+    assert [kb.qid(e) for e in kb.lookup("es", "paris")[0]] == ["Q90"]  # folded "parís"
+    assert kb.record(kb.index("Q64")) == ("Berlin", "capital of Germany")
+    assert meta["entities"] == 4
+    assert report.counts["bad_lang"] == 1
+
+
+def test_build_is_deterministic(tmp_path):
+    src = write(tmp_path, "e.tsv", TSV)
+    digests = []
+    for out in ("kb1", "kb2"):
+        build_kb([src], tmp_path / out)
+        h = hashlib.sha256()
+        for p in sorted((tmp_path / out).rglob("*")):
+            if p.is_file():
+                h.update(p.relative_to(tmp_path / out).as_posix().encode() + p.read_bytes())
+        digests.append(h.hexdigest())
+    assert digests[0] == digests[1]
+
+
+def test_strict_names_line_and_value(tmp_path):
+    src = write(tmp_path, "e.tsv", "Q90\tcity\tParis\n")
+    with pytest.raises(KBBuildError, match=r"e.tsv:1: expected at least 6 tab-separated columns"):
+        build_kb([src], tmp_path / "kb", strict=True)
+    bad = write(tmp_path, "b.tsv", "Qx1\tcity\tParis\t\t\ten:Paris\n")
+    with pytest.raises(KBBuildError, match=r"b.tsv:1: invalid QID 'Qx1'"):
+        build_kb([bad], tmp_path / "kb", strict=True)
+
+
+def test_negative_count_rejected(tmp_path):
+    src = write(tmp_path, "e.tsv", TSV)
+    counts = write(tmp_path, "a.counts.tsv", "en\tParis\tQ90\t-3\n")
+    with pytest.raises(KBBuildError, match=r"a.counts.tsv:1: count -3.0"):
+        build_kb([src, counts], tmp_path / "kb", strict=True)
+
+
+def test_failed_build_leaves_previous_kb(tmp_path):
+    src = write(tmp_path, "e.tsv", TSV)
+    build_kb([src], tmp_path / "kb")
+    before = (tmp_path / "kb" / "meta.json").read_bytes()
+    bad = write(tmp_path, "x.jsonl", "not json\n")
+    with pytest.raises(KBBuildError):
+        build_kb([bad], tmp_path / "kb", strict=True)
+    assert (tmp_path / "kb" / "meta.json").read_bytes() == before
+    assert not (tmp_path / "kb.incomplete").exists()
+
+
+def test_lang_codes():
+    assert lang_key("pt-BR") == "pt"
+    assert lang_key("und") == "mul"
+    assert lang_key("zh-Hant") == "zh"
+    assert lang_key("not a code") is None
+
+
+names = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="|\t:\x1f"),
+    min_size=1,
+    max_size=12,
+).filter(lambda s: normalize(s) != "")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["en", "es", "ja"]), names, st.integers(1, 40)),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_every_alias_round_trips(tmp_path_factory, rows):
+    tmp = tmp_path_factory.mktemp("rt")
+    b = KBBuilder()
+    for lang, name, q in rows:
+        b.add_entity(f"Q{q}", label=f"E{q}")
+        b.add_name(lang, name, f"Q{q}")
+    b.write(tmp / "kb", {})
+    kb = KB(tmp / "kb")
+    for lang, name, q in rows:
+        ents, _ = kb.lookup(lang, normalize(name), top_k=1000, fuzzy=False)
+        assert f"Q{q}" in {kb.qid(e) for e in ents}, (lang, name, q)
+
+
+def test_fixture_script_regenerates_identical_bundle(tmp_path, bundle_path):
+    pytest.importorskip("onnx")
+    out = tmp_path / "b"
+    subprocess.run(
+        [sys.executable, "scripts/make_fixture.py", str(out)],
+        check=True,
+        cwd=bundle_path.parents[2],
+        capture_output=True,
+    )
+    new = (out / "manifest.json").read_text()
+    old = (bundle_path / "manifest.json").read_text()
+    assert new == old

@@ -1,0 +1,184 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from xned import Linker
+from xned.errors import BundleError, InputError
+from xned.types import Document, Mention
+
+
+def qids(links):
+    return [(lk.text, lk.qid) for lk in links]
+
+
+def test_links_multilingual_mentions(linker):
+    assert qids(linker.link("Paris Hilton stayed in Tokyo.", "en")) == [
+        ("Paris Hilton", "Q47899"),
+        ("Tokyo", "Q1490"),
+    ]
+    assert qids(linker.link("パリス・ヒルトンは東京に泊まった。", "ja")) == [
+        ("パリス・ヒルトン", "Q47899"),
+        ("東京", "Q1490"),
+    ]
+    assert qids(linker.link("El presidente visitó Berlín.", "es")) == [("Berlín", "Q64")]
+
+
+def test_context_disambiguates_ambiguous_alias(linker):
+    planet = linker.link("Mercury is the smallest planet closest to the Sun", "en", candidates=True)
+    metal = linker.link("Mercury is a liquid metal element", "en", candidates=True)
+    assert planet[0].qid == "Q308"
+    assert metal[0].qid == "Q925"
+    assert {c.qid for c in planet[0].candidates} == {"Q308", "Q925", "Q15869"}
+
+
+def test_accent_insensitive_fallback(linker):
+    assert qids(linker.link("Vuelo a Zurich", "es")) == [("Zurich", "Q3127")]
+
+
+def test_cross_lingual_fallback_for_latin_names_in_japanese(linker):
+    links = linker.link("Washingtonに行った", "ja", mentions=[(0, 10)])
+    assert links[0].qid in {"Q23", "Q61", "Q1223"}
+
+
+def test_given_spans_ned_mode_and_nil(linker):
+    text = "Paris and Gotham are cities."
+    links = linker.link(text, "en", mentions=[Mention(0, 5), (10, 16)])
+    assert links[0].qid in {"Q90", "Q830149", "Q47899", "Q167646"}
+    assert links[1].qid is None and links[1].text == "Gotham"
+
+
+def test_no_entity_sentence_gives_no_links(linker):
+    assert linker.link("nothing to see here at all", "en") == []
+
+
+def test_threshold_turns_links_into_nil(bundle_path):
+    strict = Linker.load(bundle_path, threshold=1.0)
+    links = strict.link("Paris Hilton stayed in Tokyo.", "en")
+    assert len(links) == 2 and all(lk.qid is None for lk in links)
+
+
+def test_deterministic_and_confidence_in_range(linker):
+    text = "Washington met Jordan in Georgia near the Amazon."
+    a = linker.link(text, "en", candidates=True)
+    b = linker.link(text, "en", candidates=True)
+    assert a == b
+    for lk in a:
+        assert 0.0 <= lk.score <= 1.0
+        scores = [c.score for c in lk.candidates]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_batch_keeps_order_and_records_errors(linker):
+    docs = [
+        Document("Tokyo", "en", "a"),
+        {"id": "b", "text": "", "lang": "en"},
+        "Berlín y Madrid",
+        Document("Paris", "xx", "d"),
+        Document("Tokyo", "english", "e"),
+    ]
+    out = list(linker.link_batch(docs, lang="es"))
+    assert [r.id for r in out] == ["a", "b", None, "d", "e"]
+    assert out[0].links[0].qid == "Q1490"
+    assert "Empty text" in out[1].error
+    assert [lk.qid for lk in out[2].links] == ["Q64", "Q2807"]
+    assert "No alias table for language 'xx'" in out[3].error and "has: de, en, es" in out[3].error
+    assert "Invalid language code 'english'" in out[4].error
+
+
+def test_span_out_of_range(linker):
+    with pytest.raises(InputError, match=r"Mention span \[3, 99\) is out of range for a text of 5 characters"):
+        linker.link("Paris", "en", mentions=[(3, 99)])
+
+
+def test_huge_document_refused(linker):
+    with pytest.raises(InputError, match="over the limit of 1,000,000"):
+        linker.link("Paris " * 2_000_000, "en")
+
+
+def test_batching_gives_same_result_as_single(linker):
+    texts = [f"Doc {i}: Paris Hilton visited Berlin and Madrid." for i in range(70)]
+    batched = [r.links for r in linker.link_batch(texts, lang="en")]
+    single = [tuple(linker.link(t, "en")) for t in texts[:3]]
+    assert batched[:3] == single
+
+
+def test_long_document_uses_windows(linker):
+    filler = " ".join(["the"] * 300)
+    text = f"Freddie Mercury sang. {filler} Mercury is the smallest planet closest to the Sun"
+    links = linker.link(text, "en")
+    assert [lk.qid for lk in links] == ["Q15869", "Q308"]
+
+
+def test_missing_file_named(bundle_copy):
+    (bundle_copy / "kb" / "aliases" / "es" / "priors.npy").unlink()
+    with pytest.raises(BundleError, match=r"priors.npy is missing; rebuild"):
+        Linker.load(bundle_copy)
+
+
+def test_corrupted_manifest(bundle_copy):
+    (bundle_copy / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(BundleError, match="manifest.json is corrupted"):
+        Linker.load(bundle_copy)
+
+
+def test_size_mismatch_and_verify(bundle_copy):
+    p = bundle_copy / "kb" / "entities" / "text.bin"
+    data = bytearray(p.read_bytes())
+    data[0] ^= 0x01  # same size, different bytes
+    p.write_bytes(bytes(data))
+    Linker.load(bundle_copy)  # sizes match: loads
+    with pytest.raises(BundleError, match="text.bin does not match its sha256"):
+        Linker.load(bundle_copy, verify=True)
+    p.write_bytes(bytes(data[:-3]))
+    with pytest.raises(BundleError, match="text.bin has .* bytes, the manifest says"):
+        Linker.load(bundle_copy)
+
+
+def test_wrong_format_version(bundle_copy):
+    m = json.loads((bundle_copy / "manifest.json").read_text())
+    m["format_version"] = 99
+    (bundle_copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="format_version 99"):
+        Linker.load(bundle_copy)
+
+
+def test_missing_bundle_dir(tmp_path):
+    with pytest.raises(BundleError, match="Bundle directory not found"):
+        Linker.load(tmp_path / "nope")
+
+
+def test_kb_arrays_are_memory_mapped(linker):
+    t = linker.kb.base.tables["en"]
+    assert isinstance(t.cands, np.memmap)
+    assert isinstance(linker.kb.base.entities.popularity, np.memmap)
+
+
+def test_priors_sum_to_at_most_one(linker):
+    for table, _ in linker.kb.tables_for(None):
+        for kid in range(len(table)):
+            _, pri = table.by_id(kid)
+            assert float(pri.sum()) <= 1.0 + 1e-5
+            assert list(pri) == sorted(pri, reverse=True)
+
+
+def test_provider_fallback_warns(bundle_path):
+    lk = Linker.load(bundle_path, providers=["CUDAExecutionProvider"])
+    with pytest.warns(RuntimeWarning, match="CUDAExecutionProvider not available"):
+        assert lk.link("Tokyo", "en")[0].qid == "Q1490"
+
+
+def test_bundle_without_vectors_still_links(bundle_copy):
+    for name in ("vectors.npy", "vector_scales.npy"):
+        (bundle_copy / "kb" / "entities" / name).unlink()
+    from xned.engine.bundle import read_manifest, write_manifest
+
+    write_manifest(bundle_copy, read_manifest(bundle_copy).data)
+    lk = Linker.load(bundle_copy)
+    assert lk.link("Chicago", "en")[0].qid == "Q1297"  # prior decides
+
+
+def test_copy_is_independent(bundle_copy, bundle_path):
+    shutil.rmtree(bundle_copy / "experts", ignore_errors=True)
+    assert (bundle_path / "manifest.json").exists()

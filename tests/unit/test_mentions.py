@@ -1,0 +1,54 @@
+import marisa_trie
+
+from xned.engine.mentions import Detector, tokenize
+
+
+def detector(keys, link_prob=None):
+    trie = marisa_trie.Trie(keys)
+    lp = link_prob or {}
+    return Detector([trie], lambda k: lp.get(k, float("nan")))
+
+
+def spans(det, text):
+    return [(text[s.start : s.end], s.key) for s in det.detect(text)]
+
+
+def test_tokenize_cjk_per_character_latin_per_word():
+    text = "EUの失業率 New York"
+    toks = [text[s:e] for s, e in tokenize(text)]
+    assert toks == ["EU", "の", "失", "業", "率", "New", "York"]
+
+
+def test_longest_match_over_token_boundaries():
+    det = detector(["new york", "new york city", "york"])
+    assert spans(det, "I love New York City.") == [("New York City", "new york city")]
+    # A key must end on a token boundary: "york" does not match inside "Yorkshire".
+    assert spans(det, "Yorkshire pudding") == []
+
+
+def test_cjk_matches_at_character_boundaries():
+    det = detector(["東京", "東京都", "日本"])
+    assert spans(det, "東京都と日本の首都") == [("東京都", "東京都"), ("日本", "日本")]
+
+
+def test_lowercase_common_words_are_not_linked_without_link_prob():
+    det = detector(["apple", "paris"])
+    assert spans(det, "an apple in Paris") == [("Paris", "paris")]
+
+
+def test_known_link_probability_overrides_capitalization():
+    det = detector(["apple", "the"], {"apple": 0.5, "the": 0.001})
+    assert spans(det, "The apple") == [("apple", "apple")]
+
+
+def test_punctuation_and_spacing_join_like_keys():
+    det = detector(["u.s.", "washington, d.c."])
+    assert spans(det, "The U.S. capital is Washington, D.C. today") == [
+        ("U.S.", "u.s."),
+        ("Washington, D.C.", "washington, d.c."),
+    ]
+
+
+def test_single_character_keys_are_ignored():
+    det = detector(["a", "日"])
+    assert spans(det, "A 日") == []

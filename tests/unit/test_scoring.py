@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from xned.engine.scoring import Scorer, rank
+from xned.errors import InputError
+
+
+def test_similarity_can_overturn_prior():
+    s = Scorer()
+    f = s.features(np.array([0.8, 0.2]), np.array([0.2, 0.7]), None)
+    z, conf = s.score(f)
+    assert z[1] > z[0]
+    assert conf.min() >= 0.0 and conf.max() <= 1.0
+
+
+def test_prior_variant_ranks_by_prior_only():
+    s = Scorer(variant="prior")
+    f = s.features(np.array([0.3, 0.6]), np.array([0.9, 0.1]), None)
+    z, conf = s.score(f)
+    assert z.argmax() == 1
+    assert conf[1] == pytest.approx(0.6, rel=1e-5)
+
+
+def test_expert_feature_only_where_expert_has_class():
+    s = Scorer()
+    f = s.features(np.array([0.5, 0.5]), None, np.array([0.9, np.nan], np.float32))
+    assert f[0, 4] == 1.0 and f[1, 4] == 0.0
+    assert f[1, 3] == 0.0
+
+
+def test_ties_break_on_prior_then_qid():
+    z = np.array([1.0, 1.0, 1.0])
+    assert rank(z, np.array([0.2, 0.5, 0.5]), ["Q5", "Q30", "Q4"]) == [2, 1, 0]
+
+
+def test_unknown_variant():
+    with pytest.raises(InputError, match="Unknown scoring variant 'best'"):
+        Scorer.load(None, "best")

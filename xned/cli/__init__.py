@@ -1,0 +1,1 @@
+"""The ``xned`` command line: thin Typer wrappers over library functions."""

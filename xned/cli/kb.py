@@ -1,0 +1,131 @@
+"""``xned kb``: build, extend and inspect a bundle's knowledge base."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from xned.cli.link import BUNDLE_OPT
+
+kb_app = typer.Typer(help="Build, extend and inspect knowledge bases.", no_args_is_help=True)
+
+
+def _langs(value: str | None) -> set[str] | None:
+    if not value:
+        return None
+    from xned.export.kb_build import lang_key
+
+    out = set()
+    for code in value.split(","):
+        key = lang_key(code)
+        if key is None:
+            from xned.errors import InputError
+
+            raise InputError(f"Invalid language code {code!r} in --langs; use ISO 639-1 codes like en,es,ja.")
+        out.add(key)
+    return out
+
+
+@kb_app.command("build")
+def build_cli(
+    sources: list[Path] = typer.Argument(
+        ...,
+        help="Entity TSV/JSONL files, alias-count TSVs (*.counts.tsv), Wikidata JSON dumps, Wikipedia XML dumps.",
+    ),
+    bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle directory to write kb/ into (created if missing)."),
+    encoder: Path | None = typer.Option(
+        None, "--encoder", help="Encoder directory to copy into the bundle and embed entities with."
+    ),
+    langs: str | None = typer.Option(
+        None, "--langs", help="Comma-separated languages to keep alias tables for (default: all)."
+    ),
+    top_k: int = typer.Option(30, "--top-k", min=1, help="Candidates kept per alias."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Fail on the first malformed line instead of skipping and counting."
+    ),
+    no_vectors: bool = typer.Option(False, "--no-vectors", help="Do not compute entity embeddings."),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes decoding Wikidata dump lines."),
+    titles: Path | None = typer.Option(
+        None, "--titles", help="title<TAB>qid TSV mapping Wikipedia link targets to QIDs."
+    ),
+    wiki_lang: str | None = typer.Option(None, "--wiki-lang", help="Language of a Wikipedia dump without <dbname>."),
+) -> None:
+    """Build the KB (entity store + per-language alias tables with priors) into a bundle."""
+    from rich.console import Console
+
+    from xned.export.bundle_ops import build_kb_into_bundle
+
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if console.is_terminal:
+            console.print(f"embedding entities {done:,}/{total:,}", end="\r")
+
+    meta, report = build_kb_into_bundle(
+        sources,
+        bundle,
+        encoder=encoder,
+        langs=_langs(langs),
+        top_k=top_k,
+        strict=strict,
+        vectors=not no_vectors,
+        threads=threads,
+        progress=progress,
+        reader_args={"workers": workers, "titles_tsv": titles, "lang": wiki_lang},
+    )
+    dt = time.perf_counter() - t0
+    n_alias = sum(meta["languages"].values())
+    typer.echo(
+        f"Built {bundle / 'kb'}: {meta['entities']:,} entities, {n_alias:,} alias keys in "
+        f"{len(meta['languages'])} languages, vectors: {meta['vector_dim'] or 'none'} ({dt:.1f}s)",
+        err=True,
+    )
+    for kind, n in sorted(report.counts.items()):
+        typer.echo(f"  skipped/warned {kind}: {n:,}", err=True)
+    for w in report.warnings[:10]:
+        typer.echo(f"  warning: {w}", err=True)
+
+
+@kb_app.command("info")
+def info_cli(bundle: Path | None = BUNDLE_OPT) -> None:
+    """Counts per language and sizes of the bundle's KB."""
+    from xned.engine.kb import KB
+    from xned.engine.linker import Linker
+
+    linker = Linker.load(bundle)
+    kb: KB = linker.kb
+    root = linker.root / "kb"
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    typer.echo(f"entities  {len(kb):,}" + ("  (with overlay)" if kb.overlay else ""))
+    typer.echo(f"vectors   {kb.dim or 'none'}")
+    typer.echo(f"size      {size / 1e6:.2f} MB on disk")
+    typer.echo("language  keys        candidates  bytes")
+    for table, _ in kb.tables_for(None):
+        tbytes = sum(p.stat().st_size for p in table.root.iterdir())
+        typer.echo(f"{table.lang:<9} {len(table):>10,}  {len(table.cands):>10,}  {tbytes:>12,}")
+
+
+@kb_app.command("lookup")
+def lookup_cli(
+    alias: str = typer.Argument(..., help="Alias (surface string) to look up."),
+    lang: str | None = typer.Option(None, "--lang", "-l"),
+    bundle: Path | None = BUNDLE_OPT,
+    top_k: int = typer.Option(30, "--top-k", min=1),
+) -> None:
+    """Candidates of an alias with their priors (debugging)."""
+    from xned.engine.linker import Linker
+    from xned.engine.normalize import normalize
+
+    linker = Linker.load(bundle)
+    rows = linker.lookup(alias, lang, top_k)
+    typer.echo(f"key {normalize(alias)!r}: {len(rows)} candidates")
+    for qid, label, prior in rows:
+        typer.echo(f"{qid}\t{prior:.4f}\t{label}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(kb_app, name="kb")

@@ -1,0 +1,91 @@
+"""Entry point: ``xned`` with subcommands; library errors become ``Error: ...`` + exit 1."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from xned import __version__
+from xned.errors import XnedError
+
+app = typer.Typer(
+    name="xned",
+    help="Offline cross-lingual entity linking to Wikidata. Add --debug to any command for tracebacks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"xned {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """xned links entity mentions in any language to English Wikidata entities."""
+
+
+def _register() -> None:
+    from xned.cli import bench, info, kb, link
+
+    link.register(app)
+    info.register(app)
+    kb.register(app)
+    bench.register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or bool(os.environ.get("XNED_DEBUG"))
+    args = [a for a in args if a != "--debug"]
+    try:
+        rv = app(args=args, prog_name="xned", standalone_mode=False)
+    except (click.exceptions.Exit, typer.Exit) as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("Aborted.", err=True)
+        return 1
+    except KeyboardInterrupt:
+        typer.echo("Interrupted.", err=True)
+        return 130
+    except XnedError as exc:
+        if debug:
+            raise
+        typer.echo(f"Error: {exc}", err=True)
+        return 1
+    except OSError as exc:
+        if debug:
+            raise
+        typer.echo(f"Error: {exc.strerror or exc} ({exc.filename or ''})".replace(" ()", ""), err=True)
+        return 1
+    except Exception as exc:  # last resort: never a bare traceback without --debug
+        if debug:
+            raise
+        typer.echo(
+            f"Error: unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
+            err=True,
+        )
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

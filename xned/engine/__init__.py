@@ -1,0 +1,1 @@
+"""Run-time engine: nothing here imports torch, transformers or ``xned.export``."""

@@ -1,0 +1,146 @@
+"""Bundle directory layout, manifest reading and validation.
+
+A bundle is a directory::
+
+    manifest.json         format version, languages, provenance, files (size + sha256)
+    encoder/              model.onnx, tokenizer.json, config.json (pooling, prefixes)
+    kb/                   entity store and per-language alias tables (see kb.py)
+    experts/              per-mention-string word experts (optional)
+    scoring.json          fusion weights and NIL threshold (optional)
+
+See docs/bundle.md for every file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xned.errors import BundleError
+
+FORMAT = "xned-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+REBUILD_HINT = (
+    "rebuild the bundle (xned kb build ... / xned export encoder ...) or reinstall xned for the default bundle"
+)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    root: Path
+    data: dict[str, Any]
+
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        return self.data.get("files", {})
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.data.get("languages", []))
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.data.get(name, {})
+        return value if isinstance(value, dict) else {}
+
+
+def read_manifest(root: Path) -> Manifest:
+    root = Path(root)
+    if not root.is_dir():
+        raise BundleError(
+            f"Bundle directory not found: {root}. Pass --bundle DIR (a directory with a "
+            f"manifest.json) or set XNED_BUNDLE."
+        )
+    path = root / MANIFEST
+    if not path.is_file():
+        raise BundleError(f"{path} is missing: {root} is not an xned bundle; {REBUILD_HINT}.")
+    if path.stat().st_size > _MAX_MANIFEST_BYTES:
+        raise BundleError(f"{path} is larger than {_MAX_MANIFEST_BYTES} bytes; {REBUILD_HINT}.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path} is corrupted ({exc}); {REBUILD_HINT}.") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BundleError(f'{path} is not an xned manifest (no "format": "{FORMAT}").')
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"{path} has format_version {version!r}; this xned reads version "
+            f"{FORMAT_VERSION}. Rebuild the bundle with this version of xned."
+        )
+    if not isinstance(data.get("files"), dict):
+        raise BundleError(f'{path} has no "files" table; {REBUILD_HINT}.')
+    return Manifest(root, data)
+
+
+def check_files(manifest: Manifest, *, verify: bool = False, prefix: str = "") -> None:
+    """Every listed file under ``prefix`` exists with the recorded size (and hash if
+    ``verify``)."""
+    for rel, meta in manifest.files.items():
+        if not rel.startswith(prefix):
+            continue
+        path = manifest.root / rel
+        if not path.is_file():
+            raise BundleError(f"Bundle file {path} is missing; {REBUILD_HINT}.")
+        size = path.stat().st_size
+        if size != meta.get("size"):
+            raise BundleError(
+                f"Bundle file {path} has {size} bytes, the manifest says {meta.get('size')}: "
+                f"the file is truncated or was changed; {REBUILD_HINT}."
+            )
+        if verify and sha256_file(path) != meta.get("sha256"):
+            raise BundleError(
+                f"Bundle file {path} does not match its sha256 in the manifest: it is corrupted; {REBUILD_HINT}."
+            )
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".incomplete")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_entries(root: Path, rels: Iterable[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for rel in sorted(rels):
+        p = root / rel
+        out[rel] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
+    return out
+
+
+def write_manifest(root: Path, data: dict[str, Any]) -> None:
+    """Write ``manifest.json`` (files re-listed from disk, everything but the manifest)."""
+    root = Path(root)
+    rels = [
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.name != MANIFEST and not p.name.endswith(".incomplete")
+    ]
+    data = dict(data)
+    data["format"] = FORMAT
+    data["format_version"] = FORMAT_VERSION
+    data["files"] = file_entries(root, rels)
+    text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    atomic_write_bytes(root / MANIFEST, text.encode("utf-8"))

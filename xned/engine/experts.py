@@ -1,0 +1,79 @@
+"""Word experts: one small softmax classifier per mention string (alias key).
+
+Layout under ``experts/`` (arrays memory-mapped, ``allow_pickle=False``)::
+
+    meta.json            {"dim": D, "rank": r (0 = no projection), "experts": E,
+                          "source_langs": [...], "languages": [...]}
+    keys.marisa          Trie over "<lang>\\x1f<normalized key>"; key id -> key_model.npy
+    key_model.npy        int32 [K] model id (aliases with the same candidate set share one)
+    model_offsets.npy    int64 [E+1] class rows of each model
+    classes.npy          int32 [R] global entity index of each class row
+    weights.npy          int8 [R, r or D] class weight rows
+    scales.npy           float32 [R] per-row dequantization scale
+    bias.npy             float32 [R] per-row bias (carries the expert's source-language prior)
+    projection.npy       float16 [D, r] optional shared low-rank projection
+
+An expert scores ``softmax(W x + b)`` over its classes for the mention-in-context
+embedding ``x`` (projected first when a projection exists).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import marisa_trie
+import numpy as np
+
+from xned.engine.bundle import REBUILD_HINT
+from xned.engine.kb import _load_npy, _load_trie
+from xned.errors import BundleError
+
+SEP = "\x1f"
+
+
+class Experts:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        meta_path = self.root / "meta.json"
+        try:
+            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BundleError(f"Expert metadata {meta_path} is missing; {REBUILD_HINT}.") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"{meta_path} is corrupted ({exc}); {REBUILD_HINT}.") from None
+        self.keys: marisa_trie.Trie = _load_trie(self.root / "keys.marisa")
+        self.key_model = _load_npy(self.root / "key_model.npy")
+        self.model_offsets = _load_npy(self.root / "model_offsets.npy")
+        self.classes = _load_npy(self.root / "classes.npy")
+        self.weights = _load_npy(self.root / "weights.npy")
+        self.scales = _load_npy(self.root / "scales.npy")
+        self.bias = _load_npy(self.root / "bias.npy")
+        proj = self.root / "projection.npy"
+        self.projection = _load_npy(proj).astype(np.float32) if proj.exists() else None
+        if len(self.key_model) != len(self.keys) or len(self.classes) != len(self.weights):
+            raise BundleError(f"Experts in {self.root} are inconsistent; {REBUILD_HINT}.")
+
+    def __len__(self) -> int:
+        return len(self.model_offsets) - 1
+
+    def model_for(self, lang: str | None, key: str) -> int:
+        langs = [lang] if lang else list(self.meta.get("languages", []))
+        for name in [*langs, "*"]:
+            kid = self.keys.get(f"{name}{SEP}{key}", -1)
+            if kid >= 0:
+                return int(self.key_model[kid])
+        return -1
+
+    def predict(self, model: int, x: np.ndarray, cands: np.ndarray) -> np.ndarray:
+        """Expert probability for each candidate (NaN for candidates the expert lacks)."""
+        a, b = int(self.model_offsets[model]), int(self.model_offsets[model + 1])
+        if self.projection is not None:
+            x = x @ self.projection
+        w = self.weights[a:b].astype(np.float32) * self.scales[a:b, None]
+        logits = w @ x + self.bias[a:b]
+        logits = logits - logits.max()
+        p = np.exp(logits)
+        p /= p.sum()
+        cls = {int(c): float(pi) for c, pi in zip(self.classes[a:b], p, strict=True)}
+        return np.array([cls.get(int(c), np.nan) for c in cands], dtype=np.float32)

@@ -1,0 +1,376 @@
+"""Memory-mapped entity store and per-language alias tables (read side).
+
+Layout under ``kb/`` (all arrays are ``.npy``, loaded with ``mmap_mode="r"`` and
+``allow_pickle=False``)::
+
+    meta.json                      counts, entity types, languages, vector dim, priors rule
+    entities/qids.marisa           marisa Trie of QIDs; an entity's index is its key id
+    entities/text.bin              UTF-8 "label\\x1fdescription" records
+    entities/text_offsets.npy      int64 [N+1] byte offsets into text.bin
+    entities/type.npy              int32 [N] index into meta["types"]
+    entities/popularity.npy        float32 [N] in [0, 1] (rank-normalized per source)
+    entities/vectors.npy           int8 [N, D] entity embeddings (optional)
+    entities/vector_scales.npy     float32 [N] per-row scale: v = vectors * scale
+    aliases/<lang>/keys.marisa     marisa Trie of normalized alias keys
+    aliases/<lang>/offsets.npy     int64 [K+1] candidate ranges by key id
+    aliases/<lang>/cands.npy       int32 [M] entity indices, best prior first
+    aliases/<lang>/priors.npy      float32 [M] p(entity | alias); sums to <= 1 per key
+    aliases/<lang>/link_prob.npy   float32 [K] P(link | string occurs), NaN if unknown
+    aliases/<lang>/fold.marisa     accent-folded keys (Latin scripts) ...
+    aliases/<lang>/fold_offsets.npy, fold_targets.npy   ... -> key ids of keys.marisa
+
+``kb/overlay/`` (written by ``xned kb add``) has the same layout for added or updated
+entities; it is merged at lookup time (see ``KB.lookup``) until ``xned kb compact``.
+Language ``mul`` holds names whose language is not stated; it is consulted for every
+language.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import marisa_trie
+import numpy as np
+
+from xned.engine.bundle import REBUILD_HINT
+from xned.engine.normalize import fold
+from xned.errors import BundleError, InputError
+
+MUL = "mul"
+SEP = "\x1f"
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise BundleError(f"Bundle file {path} is missing; {REBUILD_HINT}.")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise BundleError(f"Bundle file {path} is unreadable ({exc}); {REBUILD_HINT}.") from None
+
+
+def _load_trie(path: Path) -> marisa_trie.Trie:
+    if not path.is_file():
+        raise BundleError(f"Bundle file {path} is missing; {REBUILD_HINT}.")
+    trie = marisa_trie.Trie()
+    try:
+        if path.stat().st_size == 0:
+            raise OSError("empty file")
+        trie.mmap(str(path))
+    except Exception as exc:  # marisa raises plain Exceptions on bad files
+        raise BundleError(f"Bundle file {path} is not a marisa trie ({exc}); {REBUILD_HINT}.") from None
+    return trie
+
+
+class AliasTable:
+    """One language's alias -> candidates table."""
+
+    def __init__(self, root: Path, lang: str):
+        self.root = root
+        self.lang = lang
+        self.keys = _load_trie(root / "keys.marisa")
+        self.offsets = _load_npy(root / "offsets.npy")
+        self.cands = _load_npy(root / "cands.npy")
+        self.priors = _load_npy(root / "priors.npy")
+        self.link_prob = _load_npy(root / "link_prob.npy")
+        self.fold_keys = _load_trie(root / "fold.marisa")
+        self.fold_offsets = _load_npy(root / "fold_offsets.npy")
+        self.fold_targets = _load_npy(root / "fold_targets.npy")
+        if len(self.offsets) != len(self.keys) + 1 or len(self.cands) != len(self.priors):
+            raise BundleError(
+                f"Alias table {root} is inconsistent ({len(self.keys)} keys, "
+                f"{len(self.offsets)} offsets, {len(self.cands)} candidates, "
+                f"{len(self.priors)} priors); {REBUILD_HINT}."
+            )
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def key_id(self, key: str) -> int:
+        return self.keys.get(key, -1)
+
+    def by_id(self, kid: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = int(self.offsets[kid]), int(self.offsets[kid + 1])
+        return self.cands[a:b], self.priors[a:b]
+
+    def exact(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        kid = self.keys.get(key, -1)
+        return None if kid < 0 else self.by_id(kid)
+
+    def folded(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Candidates of every key whose accent-folded form equals the query's.
+
+        The fold trie lists only keys that change when folded ("zürich" under "zurich");
+        an unaccented key is found by looking the folded query up exactly.
+        """
+        fk = fold(key)
+        parts = []
+        if fk is not None and (hit := self.exact(fk)) is not None:
+            parts.append(hit)
+        fid = self.fold_keys.get(fk or key, -1)
+        if fid >= 0:
+            a, b = int(self.fold_offsets[fid]), int(self.fold_offsets[fid + 1])
+            parts.extend(self.by_id(int(k)) for k in self.fold_targets[a:b] if int(k) != self.key_id(key))
+        return merge_max(parts) if parts else None
+
+    def link_probability(self, key: str) -> float:
+        kid = self.keys.get(key, -1)
+        return float("nan") if kid < 0 else float(self.link_prob[kid])
+
+
+def merge_max(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Union of candidate lists keeping each entity's highest prior; renormalized to sum <= 1."""
+    if len(parts) == 1:
+        return parts[0]
+    best: dict[int, float] = {}
+    for ents, pri in parts:
+        for e, p in zip(ents.tolist(), pri.tolist(), strict=True):
+            if p > best.get(e, -1.0):
+                best[e] = p
+    ents_arr = np.fromiter(best.keys(), dtype=np.int32, count=len(best))
+    pri_arr = np.fromiter(best.values(), dtype=np.float32, count=len(best))
+    total = float(pri_arr.sum())
+    if total > 1.0:
+        pri_arr = pri_arr / total
+    return ents_arr, pri_arr
+
+
+class EntityStore:
+    def __init__(self, root: Path):
+        self.root = root
+        self.qids = _load_trie(root / "qids.marisa")
+        self.text = (
+            np.memmap(root / "text.bin", dtype=np.uint8, mode="r")
+            if (root / "text.bin").stat().st_size
+            else np.zeros(0, np.uint8)
+        )
+        self.text_offsets = _load_npy(root / "text_offsets.npy")
+        self.type_ids = _load_npy(root / "type.npy")
+        self.popularity = _load_npy(root / "popularity.npy")
+        n = len(self.qids)
+        if len(self.text_offsets) != n + 1 or len(self.type_ids) != n or len(self.popularity) != n:
+            raise BundleError(f"Entity store {root} is inconsistent ({n} QIDs); {REBUILD_HINT}.")
+        vec = root / "vectors.npy"
+        self.vectors: np.ndarray | None = None
+        self.vector_scales: np.ndarray | None = None
+        if vec.exists():
+            self.vectors = _load_npy(vec)
+            self.vector_scales = _load_npy(root / "vector_scales.npy")
+            if self.vectors.shape[0] != n or self.vector_scales.shape[0] != n:
+                raise BundleError(f"Entity vectors in {root} do not match {n} entities; {REBUILD_HINT}.")
+
+    def __len__(self) -> int:
+        return len(self.qids)
+
+    def qid(self, idx: int) -> str:
+        return self.qids.restore_key(int(idx))
+
+    def index(self, qid: str) -> int:
+        return self.qids.get(qid, -1)
+
+    def record(self, idx: int) -> tuple[str, str]:
+        a, b = int(self.text_offsets[idx]), int(self.text_offsets[idx + 1])
+        label, _, desc = bytes(self.text[a:b]).decode("utf-8").partition(SEP)
+        return label, desc
+
+    def vectors_of(self, idxs: np.ndarray) -> np.ndarray | None:
+        if self.vectors is None or self.vector_scales is None:
+            return None
+        return self.vectors[idxs].astype(np.float32) * self.vector_scales[idxs, None]
+
+
+@dataclass
+class _Part:
+    """A base or overlay KB: entities + alias tables, with a global index offset."""
+
+    root: Path
+    offset: int
+    entities: EntityStore
+    meta: dict[str, Any]
+    tables: dict[str, AliasTable]
+
+
+class KB:
+    """Entity store + alias tables, optionally with an overlay from ``xned kb add``.
+
+    Global entity indices: base entities are ``0..N-1``; overlay entities follow at
+    ``N..N+M-1``. An overlay entity whose QID is also in the base supersedes it.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.base = self._load_part(self.root, 0)
+        self.overlay: _Part | None = None
+        ov = self.root / "overlay"
+        if (ov / "meta.json").exists():
+            self.overlay = self._load_part(ov, len(self.base.entities))
+        self._superseded: dict[int, int] = {}
+        if self.overlay is not None:
+            for qid, oid in self.overlay.entities.qids.iteritems():
+                bid = self.base.entities.index(qid)
+                if bid >= 0:
+                    self._superseded[bid] = oid + self.overlay.offset
+        self.languages = sorted(set(self.base.tables) | (set(self.overlay.tables) if self.overlay else set()))
+        self.types: list[str] = list(self.base.meta.get("types", []))
+
+    @staticmethod
+    def _load_part(root: Path, offset: int) -> _Part:
+        meta_path = root / "meta.json"
+        if not meta_path.is_file():
+            raise BundleError(f"KB metadata {meta_path} is missing; {REBUILD_HINT}.")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"{meta_path} is corrupted ({exc}); {REBUILD_HINT}.") from None
+        entities = EntityStore(root / "entities")
+        langs = meta.get("languages", {})
+        tables = {lang: AliasTable(root / "aliases" / lang, lang) for lang in sorted(langs)}
+        return _Part(root, offset, entities, meta, tables)
+
+    # -- entities ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.base.entities) + (len(self.overlay.entities) if self.overlay else 0)
+
+    def _part_of(self, idx: int) -> tuple[EntityStore, int]:
+        if self.overlay is not None and idx >= self.overlay.offset:
+            return self.overlay.entities, idx - self.overlay.offset
+        return self.base.entities, idx
+
+    def qid(self, idx: int) -> str:
+        store, i = self._part_of(idx)
+        return store.qid(i)
+
+    def index(self, qid: str) -> int:
+        if self.overlay is not None:
+            i = self.overlay.entities.index(qid)
+            if i >= 0:
+                return i + self.overlay.offset
+        return self.base.entities.index(qid)
+
+    def record(self, idx: int) -> tuple[str, str]:
+        store, i = self._part_of(idx)
+        return store.record(i)
+
+    def type_name(self, idx: int) -> str:
+        store, i = self._part_of(idx)
+        part = self.overlay if store is not self.base.entities and self.overlay else self.base
+        types = part.meta.get("types", [])
+        t = int(store.type_ids[i])
+        return types[t] if 0 <= t < len(types) else ""
+
+    def popularity(self, idxs: np.ndarray) -> np.ndarray:
+        out = np.empty(len(idxs), np.float32)
+        for j, idx in enumerate(idxs.tolist()):
+            store, i = self._part_of(idx)
+            out[j] = store.popularity[i]
+        return out
+
+    @property
+    def has_vectors(self) -> bool:
+        return self.base.entities.vectors is not None
+
+    @cached_property
+    def dim(self) -> int:
+        v = self.base.entities.vectors
+        return 0 if v is None else int(v.shape[1])
+
+    def vectors(self, idxs: np.ndarray) -> np.ndarray | None:
+        """Float32 entity embeddings for global indices (rows of zeros where unknown)."""
+        if not self.has_vectors:
+            return None
+        idxs = np.asarray(idxs, dtype=np.int64)
+        if self.overlay is None:
+            return self.base.entities.vectors_of(idxs)
+        out = np.zeros((len(idxs), self.dim), np.float32)
+        in_ov = idxs >= self.overlay.offset
+        if (~in_ov).any():
+            base = self.base.entities.vectors_of(idxs[~in_ov])
+            if base is not None:
+                out[~in_ov] = base
+        if in_ov.any():
+            ov = self.overlay.entities.vectors_of(idxs[in_ov] - self.overlay.offset)
+            if ov is not None:
+                out[in_ov] = ov
+        return out
+
+    # -- aliases ----------------------------------------------------------------------------
+    def check_lang(self, lang: str | None) -> None:
+        if lang is None or lang in self.languages:
+            return
+        if not (2 <= len(lang) <= 3 and lang.isascii() and lang.isalpha() and lang.islower()):
+            raise InputError(
+                f"Invalid language code {lang!r}: use an ISO 639-1 code such as 'es' "
+                f"(bundle has: {', '.join(self.languages)})."
+            )
+
+    def tables_for(self, lang: str | None) -> list[tuple[AliasTable, int]]:
+        """Tables to consult for ``lang`` (with their part's index offset)."""
+        parts = [self.base] + ([self.overlay] if self.overlay else [])
+        out: list[tuple[AliasTable, int]] = []
+        for part in parts:
+            if lang is None:
+                out.extend((t, part.offset) for t in part.tables.values())
+            else:
+                for name in (lang, MUL):
+                    if name in part.tables:
+                        out.append((part.tables[name], part.offset))
+        return out
+
+    def lookup(
+        self, lang: str | None, key: str, *, top_k: int = 30, fuzzy: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates (global entity indices, priors), best prior first, for a normalized key.
+
+        Rule, first step that finds anything wins: (1) the exact key in the mention's
+        language and in ``mul`` (base and overlay); (2) the accent-folded key there;
+        (3) the exact key in every other language's table; (4) the folded key there.
+        With ``lang=None`` every table is used from step 1. A key found in several
+        tables gets, per entity, the mean of its priors over those tables (so priors still sum to <= 1); overlay entities
+        supersede base entities with the same QID.
+        """
+        tables = self.tables_for(lang)
+        found = self._collect(tables, key, exact=True)
+        if not found and fuzzy:
+            found = self._collect(tables, key, exact=False)
+        if not found and lang is not None:
+            # Cross-lingual fallback: names are often written as in another language
+            # ("Washington" in Japanese text); used only when the mention's own tables miss.
+            own = {id(t) for t, _ in tables}
+            others = [(t, o) for t, o in self.tables_for(None) if id(t) not in own]
+            found = self._collect(others, key, exact=True)
+            if not found and fuzzy:
+                found = self._collect(others, key, exact=False)
+        if not found:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        n = len(found)
+        acc: dict[int, float] = {}
+        for ents, pri in found:
+            for e, p in zip(ents.tolist(), pri.tolist(), strict=True):
+                e = self._superseded.get(e, e)
+                acc[e] = acc.get(e, 0.0) + p / n
+        items = sorted(acc.items(), key=lambda kv: (-kv[1], self.qid(kv[0])))[:top_k]
+        ents_arr = np.array([e for e, _ in items], dtype=np.int32)
+        pri_arr = np.array([p for _, p in items], dtype=np.float32)
+        return ents_arr, pri_arr
+
+    @staticmethod
+    def _collect(tables: list[tuple[AliasTable, int]], key: str, *, exact: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        found = []
+        for table, offset in tables:
+            hit = table.exact(key) if exact else table.folded(key)
+            if hit is not None and len(hit[0]):
+                found.append((hit[0].astype(np.int64) + offset, hit[1]))
+        return found
+
+    def link_probability(self, lang: str | None, key: str) -> float:
+        """Highest known link probability of the key over the tables used for ``lang``."""
+        best = float("nan")
+        for table, _ in self.tables_for(lang):
+            p = table.link_probability(key)
+            if p == p and not (best == best and best >= p):
+                best = p
+        return best

@@ -1,0 +1,133 @@
+"""End-to-end mention detection: greedy longest match of alias keys over token boundaries.
+
+Text is cut into tokens: runs of letters/digits for spaced scripts, single characters for
+CJK ideographs and kana (so a match may end at any character there), single punctuation
+marks otherwise. Each token is normalized on its own and the tokens are re-joined with one
+space where the text had white space, nothing otherwise; this is exactly how alias keys are
+normalized, so ``trie.prefixes`` on that string finds every alias starting at a token.
+A match must end on a token end; the longest match wins and scanning resumes after it.
+
+Filter (so common words are not linked): a key must be at least 2 characters; a key whose
+link probability is known must reach ``min_link_prob``; where it is unknown, a match in a
+cased script must contain an upper-case letter or a digit (capitalization cue).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from xned.engine.normalize import fold, normalize
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002ffff"
+TOKEN_RE = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+|\S")
+MAX_KEY_CHARS = 80
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: int
+    end: int
+    key: str
+
+
+def tokenize(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in TOKEN_RE.finditer(text)]
+
+
+def _joined(text: str, toks: list[tuple[int, int]], keyfn) -> tuple[str, list[int], dict[int, int]]:
+    """Normalized string of the whole text, start position of each token in it, and a map
+    from end positions to token indices."""
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: dict[int, int] = {}
+    pos = 0
+    prev_end = None
+    for i, (s, e) in enumerate(toks):
+        if prev_end is not None and s > prev_end:  # tokens cover all but white space
+            parts.append(" ")
+            pos += 1
+        piece = keyfn(text[s:e])
+        starts.append(pos)
+        parts.append(piece)
+        pos += len(piece)
+        ends[pos] = i
+        prev_end = e
+    return "".join(parts), starts, ends
+
+
+def _cased_without_capital(surface: str) -> bool:
+    has_cased = False
+    for ch in surface:
+        if ch.isdigit() or ch.isupper() or ch.istitle():
+            return False
+        if ch.lower() != ch.upper():
+            has_cased = True
+    return has_cased
+
+
+class Detector:
+    """Scans text with one or more alias tries (``keys`` objects supporting ``prefixes``)."""
+
+    def __init__(self, tries: Iterable, link_prob, *, fold_tries: Iterable = (), min_link_prob: float = 0.05):
+        self.tries = list(tries)
+        self.fold_tries = list(fold_tries)
+        self.link_prob = link_prob  # callable key -> float (NaN unknown)
+        self.min_link_prob = min_link_prob
+
+    def detect(self, text: str) -> list[Span]:
+        toks = tokenize(text)
+        if not toks:
+            return []
+        out = self._scan(text, toks, normalize, self.tries)
+        # Accent-insensitive pass (folded text against folded keys and plain keys) for the
+        # characters not already covered by an exact match.
+        covered = {i for sp in out for i in range(sp.start, sp.end)}
+        extra = [
+            sp
+            for sp in self._scan(
+                text,
+                toks,
+                lambda t: fold(normalize(t)) or normalize(t),
+                self.fold_tries + self.tries,
+            )
+            if not any(i in covered for i in range(sp.start, sp.end))
+        ]
+        return sorted(out + extra, key=lambda sp: sp.start)
+
+    def _scan(self, text: str, toks: list[tuple[int, int]], keyfn, tries: list) -> list[Span]:
+        joined, starts, ends = _joined(text, toks, keyfn)
+        spans: list[Span] = []
+        i = 0
+        n = len(toks)
+        while i < n:
+            s_tok, e_tok = toks[i]
+            if not text[s_tok].isalnum():
+                i += 1
+                continue
+            p = starts[i]
+            window = joined[p : p + MAX_KEY_CHARS]
+            best: tuple[int, str] | None = None
+            for trie in tries:
+                for key in trie.prefixes(window):
+                    j = ends.get(p + len(key))
+                    if j is None or (best is not None and j <= best[0]):
+                        continue
+                    if self._accept(key, text[s_tok : toks[j][1]]):
+                        best = (j, key)
+            if best is None:
+                i += 1
+                continue
+            j, key = best
+            spans.append(Span(s_tok, toks[j][1], key))
+            i = j + 1
+        return spans
+
+    def _accept(self, key: str, surface: str) -> bool:
+        if len(key) < 2:
+            return False
+        lp = self.link_prob(key)
+        if lp == lp:  # known
+            return lp >= self.min_link_prob
+        return not _cased_without_capital(surface)

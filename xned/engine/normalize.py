@@ -1,0 +1,55 @@
+"""Alias-key normalization.
+
+``normalize``: NFKC (folds full-width/half-width forms, compatibility ideographs and
+ligatures), then Unicode casefold, then whitespace runs collapsed to one space.
+Scripts are never transliterated: Cyrillic, CJK, Arabic keys stay in their script.
+
+``fold``: an accent-insensitive fallback key for Latin-script strings only (combining
+marks removed after canonical decomposition, plus a few letters that do not decompose,
+e.g. ``ø``, ``ł``, ``đ``). Returns None for any other script or when nothing changes, so
+fallback lookups happen only where they can help.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_WS = re.compile(r"\s+")
+_EXTRA_FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i", "ŀ": "l", "ŧ": "t"})
+# Middle dots and similar name separators (Japanese katakana names, Catalan):
+# "ジョン・スミス" should match "ジョンスミス" and "John Smith" style keys.
+_DOTS = str.maketrans({"・": " ", "·": " ", "･": " ", "‧": " "})
+
+
+def normalize(text: str) -> str:
+    """The lookup key of an alias or a mention surface."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return _WS.sub(" ", text).strip()
+
+
+@lru_cache(maxsize=65536)
+def _is_latin_letter(ch: str) -> bool:
+    return unicodedata.name(ch, "").startswith("LATIN")
+
+
+def fold(key: str) -> str | None:
+    """Accent-insensitive variant of a normalized key, or None (non-Latin or unchanged)."""
+    if not any(ch.isalpha() for ch in key):
+        return None
+    for ch in key:
+        if ch.isalpha() and not _is_latin_letter(ch):
+            return None
+    decomposed = unicodedata.normalize("NFD", key)
+    stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    out = unicodedata.normalize("NFC", stripped).translate(_EXTRA_FOLD)
+    return out if out != key else None
+
+
+def undot(key: str) -> str | None:
+    """Key with name-separating middle dots turned into spaces (then collapsed), or None."""
+    out = key.translate(_DOTS)
+    if out == key:
+        return None
+    return _WS.sub(" ", out).strip()

@@ -1,0 +1,117 @@
+"""Bundle-level build steps shared by the CLI: KB build into a bundle, manifest update."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xned import __version__
+from xned.engine.bundle import MANIFEST, read_manifest, write_manifest
+from xned.errors import BundleError, InputError
+from xned.export.kb_build import BuildReport, build_kb
+from xned.export.kb_writer import EntityRow
+
+
+def entity_text(row: EntityRow) -> str:
+    """The passage embedded for an entity: "label: description" (label alone if none)."""
+    return f"{row.label}: {row.description}" if row.description else (row.label or row.qid)
+
+
+def make_embedder(encoder_dir: Path, *, threads: int | None = None, batch: int = 256, progress=None):
+    from xned.engine.encoder import Encoder
+
+    enc = Encoder(encoder_dir, threads=threads, batch_size=64)
+
+    def embed(rows: list[EntityRow]) -> np.ndarray:
+        out = []
+        for i in range(0, len(rows), batch):
+            out.append(enc.embed_texts([entity_text(r) for r in rows[i : i + batch]], "passage"))
+            if progress is not None:
+                progress(min(i + batch, len(rows)), len(rows))
+        return np.concatenate(out) if out else np.zeros((0, enc.dim), np.float32)
+
+    return embed
+
+
+def update_manifest(root: Path, **sections: Any) -> None:
+    """Rewrite the manifest (file list re-hashed), merging the given top-level sections."""
+    data: dict[str, Any] = {}
+    if (root / MANIFEST).exists():
+        try:
+            data = dict(read_manifest(root).data)
+        except BundleError:
+            data = {}
+    prov = dict(data.get("provenance", {}))
+    prov.update(sections.pop("provenance", {}))
+    data.update(sections)
+    data["provenance"] = prov
+    data["created_by"] = f"xned {__version__}"
+    kb_meta = root / "kb" / "meta.json"
+    if kb_meta.exists():
+        meta = json.loads(kb_meta.read_text(encoding="utf-8"))
+        data["languages"] = sorted(meta.get("languages", {}))
+        data["kb"] = {
+            "entities": meta.get("entities"),
+            "aliases": meta.get("languages"),
+            "vector_dim": meta.get("vector_dim"),
+        }
+    write_manifest(root, data)
+
+
+def build_kb_into_bundle(
+    sources: Iterable[Path],
+    bundle: Path,
+    *,
+    encoder: Path | None = None,
+    langs: set[str] | None = None,
+    top_k: int = 30,
+    strict: bool = False,
+    vectors: bool = True,
+    threads: int | None = None,
+    progress=None,
+    reader_args: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], BuildReport]:
+    bundle = Path(bundle)
+    sources = [Path(s) for s in sources]
+    if not sources:
+        raise InputError("No KB sources given: pass entity TSV/JSONL files or dumps.")
+    if encoder is not None:
+        encoder = Path(encoder)
+        if not (encoder / "config.json").is_file():
+            raise InputError(
+                f"{encoder} is not a bundle encoder directory (no config.json); "
+                f"create one with: xned export encoder ..."
+            )
+        if encoder.resolve() != (bundle / "encoder").resolve():
+            dest = bundle / "encoder"
+            tmp = bundle / "encoder.incomplete"
+            shutil.rmtree(tmp, ignore_errors=True)
+            bundle.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(encoder, tmp)
+            if dest.exists():
+                shutil.rmtree(dest)
+            tmp.rename(dest)
+    bundle.mkdir(parents=True, exist_ok=True)
+    embed = None
+    if vectors and (bundle / "encoder" / "config.json").is_file():
+        embed = make_embedder(bundle / "encoder", threads=threads, progress=progress)
+    meta, report = build_kb(
+        sources, bundle / "kb", langs=langs, top_k=top_k, strict=strict, embed=embed, reader_args=reader_args
+    )
+    update_manifest(
+        bundle,
+        provenance={
+            "kb": {
+                "sources": report.sources,
+                "top_k": top_k,
+                "langs": sorted(langs) if langs else "all",
+                "vectors": embed is not None,
+            }
+        },
+    )
+    return meta, report

@@ -1,0 +1,285 @@
+"""Streaming readers for Wikidata JSON dumps and Wikipedia XML dumps.
+
+Wikidata (``latest-all.json[.gz|.bz2]``): one entity per line inside a JSON array. Each
+line is decoded in worker processes (``workers``; msgspec when installed, else the
+standard json module) into a compact record: QID, English label and description, labels
+and aliases per language, the first instance-of (P31) value as type, and the sitelink
+count as popularity; the ``<lang>wiki`` sitelink titles are kept to map Wikipedia link
+targets to QIDs. Properties, lexemes and malformed lines are skipped (counted; with
+``--strict`` a malformed line is an error naming its number).
+
+Wikipedia (``<lang>wiki-*-pages-articles.xml[.bz2]``): pages of namespace 0 streamed with
+``iterparse``; redirects give aliases of their target; ``[[Target|anchor]]`` links give
+anchor -> target counts (native p(e|m)), resolved through redirects and then to QIDs via
+the Wikidata sitelinks read in the same build or a ``title<TAB>qid`` TSV.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from xned.errors import KBBuildError
+
+MAX_ENTITY_LINE = 64 * 1024 * 1024
+CHUNK_LINES = 2000
+
+
+def open_maybe_compressed(path: Path) -> Any:
+    name = path.name.lower()
+    if name.endswith(".bz2"):
+        try:
+            import indexed_bzip2  # parallel bz2 decoding where installed
+
+            return io.BufferedReader(indexed_bzip2.open(str(path), parallelization=2))  # type: ignore[arg-type]
+        except ImportError:
+            return bz2.open(path, "rb")
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _stream_lines(path: Path) -> Iterator[bytes]:
+    f = open_maybe_compressed(path)
+    try:
+        yield from f
+    except EOFError as exc:
+        raise KBBuildError(f"{path} is truncated ({exc}); download the dump again. Nothing was written.") from None
+    except (OSError, ValueError) as exc:
+        raise KBBuildError(f"{path} cannot be decompressed ({exc}); is it a complete dump?") from None
+    finally:
+        f.close()
+
+
+def _decoder():
+    try:
+        import msgspec
+
+        dec = msgspec.json.Decoder()
+        return dec.decode, (msgspec.DecodeError,)
+    except ImportError:
+        return json.loads, (ValueError,)
+
+
+def _parse_entity(obj: dict[str, Any]) -> tuple | None:
+    qid = obj.get("id")
+    if obj.get("type") != "item" or not isinstance(qid, str) or not qid.startswith("Q"):
+        return None
+    labels = obj.get("labels") or {}
+    descs = obj.get("descriptions") or {}
+    aliases = obj.get("aliases") or {}
+    sitelinks = obj.get("sitelinks") or {}
+    names: list[tuple[str, str, bool]] = []
+    for code, v in labels.items():
+        if isinstance(v, dict) and v.get("value"):
+            names.append((code, v["value"], False))
+    for code, vs in aliases.items():
+        for v in vs if isinstance(vs, list) else []:
+            if isinstance(v, dict) and v.get("value"):
+                names.append((code, v["value"], True))
+    typ = ""
+    for claim in (obj.get("claims") or {}).get("P31", [])[:1]:
+        try:
+            typ = claim["mainsnak"]["datavalue"]["value"]["id"]
+        except (KeyError, TypeError):
+            pass
+    titles = {
+        site[:-4]: v.get("title", "")
+        for site, v in sitelinks.items()
+        if site.endswith("wiki") and site not in ("commonswiki", "specieswiki", "metawiki") and isinstance(v, dict)
+    }
+    en_label = (labels.get("en") or {}).get("value", "") if isinstance(labels.get("en"), dict) else ""
+    en_desc = (descs.get("en") or {}).get("value", "") if isinstance(descs.get("en"), dict) else ""
+    return qid, typ, en_label, en_desc, len(sitelinks), names, titles
+
+
+def _parse_chunk(lines: list[bytes]) -> tuple[list[tuple], list[int]]:
+    decode, errors = _decoder()
+    out, bad = [], []
+    for i, raw in enumerate(lines):
+        line = raw.strip()
+        if line.endswith(b","):
+            line = line[:-1]
+        if not line or line in (b"[", b"]"):
+            continue
+        try:
+            obj = decode(line)
+            if not isinstance(obj, dict):
+                raise ValueError("not an object")
+        except (*errors, ValueError):
+            bad.append(i)
+            continue
+        rec = _parse_entity(obj)
+        if rec is not None:
+            out.append(rec)
+    return out, bad
+
+
+def _chunks(path: Path) -> Iterator[tuple[int, list[bytes]]]:
+    buf: list[bytes] = []
+    start = 1
+    for lineno, line in enumerate(_stream_lines(path), 1):
+        if len(line) > MAX_ENTITY_LINE:
+            raise KBBuildError(f"{path}:{lineno}: entity line over {MAX_ENTITY_LINE} bytes; is this a Wikidata dump?")
+        if not buf:
+            start = lineno
+        buf.append(line)
+        if len(buf) >= CHUNK_LINES:
+            yield start, buf
+            buf = []
+    if buf:
+        yield start, buf
+
+
+def read_wikidata(path: Path, b, *, workers: int = 1, titles: dict[str, dict[str, str]] | None = None, **_: Any) -> int:
+    """Add every item of a Wikidata JSON dump to the builder ``b``. Returns items read.
+
+    ``titles`` (if given) is filled with ``{lang: {wikipedia title: qid}}`` from sitelinks.
+    """
+    n = 0
+    title_map = titles if titles is not None else b.__dict__.setdefault("wiki_titles", {})
+
+    def consume(start: int, recs: list[tuple], bad: list[int]) -> None:
+        nonlocal n
+        for i in bad:
+            b.fail_or_warn("bad_json", f"{path.name}:{start + i}: malformed JSON line in the dump")
+        for qid, typ, label, desc, n_sites, names, site_titles in recs:
+            where = f"{path.name}:{qid}"
+            if not b.add_entity(
+                qid, type=typ, label=label, description=desc, popularity={"sitelinks": float(n_sites)}, where=where
+            ):
+                continue
+            n += 1
+            for code, name, is_alias in names:
+                b.add_name(code, name, qid, alias=is_alias, where=where)
+            for lang, title in site_titles.items():
+                title_map.setdefault(lang.replace("_", "-"), {})[title] = qid
+
+    if workers <= 1:
+        for start, lines in _chunks(path):
+            recs, bad = _parse_chunk(lines)
+            consume(start, recs, bad)
+        return n
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: list = []
+        for start, lines in _chunks(path):
+            pending.append((start, pool.submit(_parse_chunk, lines)))
+            while len(pending) > 2 * workers:  # bounded read-ahead, input order kept
+                s, fut = pending.pop(0)
+                consume(s, *fut.result())
+        for s, fut in pending:
+            consume(s, *fut.result())
+    return n
+
+
+# -- Wikipedia ---------------------------------------------------------------------------------
+LINK_RE = re.compile(r"\[\[([^\[\]|#<>{}]+)(?:#[^\[\]|]*)?(?:\|([^\[\]]*))?\]\]")
+
+
+def wiki_title(t: str) -> str:
+    t = t.replace("_", " ").strip()
+    t = re.sub(r"\s+", " ", t)
+    return t[:1].upper() + t[1:] if t else t
+
+
+def _tag(elem: ET.Element) -> str:
+    return elem.tag.rsplit("}", 1)[-1]
+
+
+def read_wikipedia(path: Path, b, *, titles_tsv: Path | None = None, lang: str | None = None, **_: Any) -> int:
+    """Titles, redirects and anchor counts of a Wikipedia dump. Returns pages read."""
+    anchors: dict[tuple[str, str], int] = defaultdict(int)
+    redirects: dict[str, str] = {}
+    pages: list[str] = []
+    dump_lang = lang
+    n = 0
+    f = open_maybe_compressed(path)
+    try:
+        title = ns = redirect = text = None
+        for event, elem in ET.iterparse(f, events=("end",)):
+            tag = _tag(elem)
+            if tag == "dbname" and dump_lang is None and elem.text:
+                m = re.match(r"^([a-z_-]+?)wiki", elem.text)
+                dump_lang = m.group(1).replace("_", "-") if m else None
+            elif tag == "title":
+                title = elem.text or ""
+            elif tag == "ns":
+                ns = elem.text
+            elif tag == "redirect":
+                redirect = elem.get("title")
+            elif tag == "text":
+                text = elem.text or ""
+            elif tag == "page":
+                if ns == "0" and title:
+                    n += 1
+                    if redirect:
+                        redirects[wiki_title(title)] = wiki_title(redirect)
+                    else:
+                        pages.append(wiki_title(title))
+                        for m in LINK_RE.finditer(text or ""):
+                            target = wiki_title(m.group(1))
+                            if ":" in target:
+                                continue  # File:, Category:, interwiki
+                            anchor = (m.group(2) if m.group(2) is not None else m.group(1)).strip()
+                            if anchor:
+                                anchors[(anchor, target)] += 1
+                title = ns = redirect = text = None
+                elem.clear()
+    except ET.ParseError as exc:
+        raise KBBuildError(f"{path}: XML error ({exc}); is this a complete pages-articles dump?") from None
+    except EOFError as exc:
+        raise KBBuildError(f"{path} is truncated ({exc}); download the dump again. Nothing was written.") from None
+    finally:
+        f.close()
+    if dump_lang is None:
+        raise KBBuildError(f"{path}: cannot tell the dump's language (no <dbname>); pass --wiki-lang.")
+    title_qid: dict[str, str] = dict(b.__dict__.get("wiki_titles", {}).get(dump_lang, {}))
+    if titles_tsv is not None:
+        for line in Path(titles_tsv).read_text(encoding="utf-8").splitlines():
+            parts = line.split("\t")
+            if len(parts) == 2 and not line.startswith("#"):
+                title_qid.setdefault(wiki_title(parts[0]), parts[1].strip())
+
+    def resolve(t: str) -> str | None:
+        for _ in range(3):  # follow short redirect chains
+            if t in title_qid:
+                return title_qid[t]
+            if t not in redirects:
+                return None
+            t = redirects[t]
+        return title_qid.get(t)
+
+    unresolved = 0
+    for (anchor, target), c in sorted(anchors.items()):
+        qid = resolve(target)
+        if qid is None:
+            unresolved += 1
+            continue
+        if qid not in b.entities:
+            b.add_entity(qid, label=target if dump_lang == "en" else "", where=f"{path.name}:{target}")
+        b.add_count(dump_lang, anchor, qid, float(c), where=f"{path.name}:{target}")
+    for t in pages:
+        qid = title_qid.get(t)
+        if qid is not None:
+            b.add_name(dump_lang, re.sub(r"\s*\([^)]*\)$", "", t), qid, where=path.name)
+    for src, dst in sorted(redirects.items()):
+        qid = resolve(dst)
+        if qid is not None:
+            b.add_name(dump_lang, src, qid, alias=True, where=path.name)
+    if unresolved:
+        b.report.warn(
+            "unresolved_links",
+            f"{path.name}: {unresolved:,} distinct anchor targets have no QID "
+            f"(give Wikidata sitelinks or --titles title<TAB>qid)",
+        )
+        b.report.counts["unresolved_links"] += unresolved - 1
+    return n
