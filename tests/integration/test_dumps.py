@@ -10,11 +10,15 @@ from xned.export.kb_build import KBBuilder, build_kb, read_source
 
 
 def item(qid, en, es=None, aliases=(), p31="Q515", sites=("enwiki",), title=None):
-    obj = {"type": "item", "id": qid, "labels": {"en": {"language": "en", "value": en}},
-           "descriptions": {"en": {"language": "en", "value": f"description of {en}"}},
-           "aliases": {"en": [{"language": "en", "value": a} for a in aliases]},
-           "claims": {"P31": [{"mainsnak": {"datavalue": {"value": {"id": p31}}}}]},
-           "sitelinks": {s: {"site": s, "title": title or en} for s in sites}}
+    obj = {
+        "type": "item",
+        "id": qid,
+        "labels": {"en": {"language": "en", "value": en}},
+        "descriptions": {"en": {"language": "en", "value": f"description of {en}"}},
+        "aliases": {"en": [{"language": "en", "value": a} for a in aliases]},
+        "claims": {"P31": [{"mainsnak": {"datavalue": {"value": {"id": p31}}}}]},
+        "sitelinks": {s: {"site": s, "title": title or en} for s in sites},
+    }
     if es:
         obj["labels"]["es"] = {"language": "es", "value": es}
     return obj
@@ -30,14 +34,17 @@ def write_dump(path, items, bad_line=False):
     path.write_bytes(bz2.compress(data) if path.name.endswith(".bz2") else data)
 
 
-ITEMS = [item("Q90", "Paris", "París", ["City of Light"], sites=("enwiki", "eswiki", "frwiki")),
-         item("Q830149", "Paris, Texas", aliases=["Paris"]),
-         item("Q64", "Berlin", "Berlín", p31="Q515")]
+ITEMS = [
+    item("Q90", "Paris", "París", ["City of Light"], sites=("enwiki", "eswiki", "frwiki")),
+    item("Q830149", "Paris, Texas", aliases=["Paris"]),
+    item("Q64", "Berlin", "Berlín", p31="Q515"),
+]
 
 XML = """<mediawiki><siteinfo><dbname>enwiki</dbname></siteinfo>
 <page><title>Paris</title><ns>0</ns><revision><text>The [[Berlin|German capital]] and [[Paris]].
 Also [[Paris, Texas|Paris]] and [[City of light|Paris]] and [[File:x.jpg|thumb]].</text></revision></page>
-<page><title>City of light</title><ns>0</ns><redirect title="Paris"/><revision><text>#REDIRECT [[Paris]]</text></revision></page>
+<page><title>City of light</title><ns>0</ns><redirect title="Paris"/>
+<revision><text>#REDIRECT [[Paris]]</text></revision></page>
 <page><title>Talk:Paris</title><ns>1</ns><revision><text>[[Berlin]]</text></revision></page>
 </mediawiki>
 """
@@ -102,6 +109,7 @@ def test_real_enwiki_sample(tmp_path):
     d = shared_data("dumps", "wiki_xml_dump_samples")
     titles = shared_data("kb", "enwiki_title_qid.tsv")
     b = KBBuilder()
-    pages = read_source(d / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2", b, titles_tsv=titles)
+    dump = d / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+    pages = read_source(dump, b, titles_tsv=titles)
     assert pages > 150
     assert sum(len(v) for v in b.counts["en"].values()) > 50

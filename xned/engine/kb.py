@@ -329,8 +329,8 @@ class KB:
         language and in ``mul`` (base and overlay); (2) the accent-folded key there;
         (3) the exact key in every other language's table; (4) the folded key there.
         With ``lang=None`` every table is used from step 1. A key found in several
-        tables gets, per entity, the mean of its priors over those tables (so priors still sum to <= 1); overlay entities
-        supersede base entities with the same QID.
+        tables gets, per entity, the mean of its priors over those tables (so priors
+        still sum to <= 1); overlay entities supersede base entities with the same QID.
         """
         tables = self.tables_for(lang)
         found = self._collect(tables, key, exact=True)

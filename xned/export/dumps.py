@@ -17,6 +17,7 @@ the Wikidata sitelinks read in the same build or a ``title<TAB>qid`` TSV.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import json
@@ -88,10 +89,8 @@ def _parse_entity(obj: dict[str, Any]) -> tuple | None:
                 names.append((code, v["value"], True))
     typ = ""
     for claim in (obj.get("claims") or {}).get("P31", [])[:1]:
-        try:
+        with contextlib.suppress(KeyError, TypeError):
             typ = claim["mainsnak"]["datavalue"]["value"]["id"]
-        except (KeyError, TypeError):
-            pass
     titles = {
         site[:-4]: v.get("title", "")
         for site, v in sitelinks.items()
@@ -205,7 +204,7 @@ def read_wikipedia(path: Path, b, *, titles_tsv: Path | None = None, lang: str |
     f = open_maybe_compressed(path)
     try:
         title = ns = redirect = text = None
-        for event, elem in ET.iterparse(f, events=("end",)):
+        for _event, elem in ET.iterparse(f, events=("end",)):
             tag = _tag(elem)
             if tag == "dbname" and dump_lang is None and elem.text:
                 m = re.match(r"^([a-z_-]+?)wiki", elem.text)
