@@ -34,12 +34,13 @@ def _root(
 
 
 def _register() -> None:
-    from xned.cli import bench, info, kb, link
+    from xned.cli import bench, export, info, kb, link
 
     link.register(app)
     info.register(app)
     kb.register(app)
     bench.register(app)
+    export.register(app)
 
 
 _register()

@@ -1,0 +1,78 @@
+"""End-to-end export on a tiny random BERT built in the test (needs the export extra)."""
+
+import json
+import socket
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("optimum.exporters.onnx")
+
+from xned.errors import ExportError, InputError  # noqa: E402
+from xned.export.encoder import export_encoder  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    d = tmp_path_factory.mktemp("tiny-bert")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [chr(c) for c in range(0x21, 0x7F)]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tok.save(str(d / "tokenizer.json"))
+    cfg = transformers.BertConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+    )
+    torch.manual_seed(0)
+    transformers.BertModel(cfg, add_pooling_layer=False).save_pretrained(d)
+    return d
+
+
+@pytest.fixture()
+def no_network(monkeypatch):
+    def refuse(*a, **k):
+        raise OSError("network access attempted during export")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def test_export_quantize_validate(tiny_model, tmp_path, no_network):
+    out = tmp_path / "enc"
+    cfg = export_encoder(tiny_model, out, max_length=64)
+    assert (out / "model.onnx").is_file() and (out / "tokenizer.json").is_file()
+    on_disk = json.loads((out / "config.json").read_text())
+    assert on_disk["validation"]["fp32_max_abs_diff"] <= 1e-4
+    assert on_disk["validation"]["int8_pooled_cos_min"] >= 0.99
+    assert json.loads((out / "quantization.json").read_text())["weight_type"] == "QInt8"
+    assert cfg["dim"] == 32
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
+
+    from xned.engine.encoder import Encoder
+
+    vecs = Encoder(out).embed_mentions(["hello world"], [[(0, 5)]])
+    assert vecs[0].shape == (1, 32)
+
+
+def test_corrupted_onnx_fails_validation(tiny_model, tmp_path):
+    out = tmp_path / "bad"
+    with pytest.raises(ExportError, match="ONNX fp32 output differs from PyTorch"):
+        export_encoder(tiny_model, out, _corrupt_for_test=True)
+    assert not out.exists()
+
+
+def test_refuses_output_equal_to_input(tiny_model):
+    with pytest.raises(InputError, match="is the input model directory"):
+        export_encoder(tiny_model, tiny_model)
