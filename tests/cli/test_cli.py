@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from click.testing import CliRunner
+from typer.testing import CliRunner
 
 from xned.cli.main import main
 

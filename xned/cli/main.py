@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from xned import __version__
@@ -52,12 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     try:
         rv = app(args=args, prog_name="xned", standalone_mode=False)
-    except (click.exceptions.Exit, typer.Exit) as exc:
+    except typer.Exit as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("Aborted.", err=True)
         return 1
     except KeyboardInterrupt:
@@ -74,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"Error: {exc.strerror or exc} ({exc.filename or ''})".replace(" ()", ""), err=True)
         return 1
     except Exception as exc:  # last resort: never a bare traceback without --debug
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # usage errors from typer's click
+            exc.show()
+            return int(exc.exit_code)
         if debug:
             raise
         typer.echo(
