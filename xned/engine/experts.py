@@ -66,14 +66,25 @@ class Experts:
         return -1
 
     def predict(self, model: int, x: np.ndarray, cands: np.ndarray) -> np.ndarray:
-        """Expert probability for each candidate (NaN for candidates the expert lacks)."""
+        """Expert probability for each candidate, the softmax taken over the expert's classes
+        that are among ``cands`` (NaN for candidates the expert does not know)."""
         a, b = int(self.model_offsets[model]), int(self.model_offsets[model + 1])
+        classes = self.classes[a:b]
+        pos = {int(c): k for k, c in enumerate(classes)}
+        rows = [pos.get(int(c), -1) for c in cands]
+        known = [r for r in rows if r >= 0]
+        out = np.full(len(cands), np.nan, dtype=np.float32)
+        if not known:
+            return out
         if self.projection is not None:
             x = x @ self.projection
-        w = self.weights[a:b].astype(np.float32) * self.scales[a:b, None]
-        logits = w @ x + self.bias[a:b]
-        logits = logits - logits.max()
-        p = np.exp(logits)
+        idx = np.asarray(known) + a
+        w = self.weights[idx].astype(np.float32) * self.scales[idx, None]
+        logits = w @ x.astype(np.float32) + self.bias[idx]
+        p = np.exp(logits - logits.max())
         p /= p.sum()
-        cls = {int(c): float(pi) for c, pi in zip(self.classes[a:b], p, strict=True)}
-        return np.array([cls.get(int(c), np.nan) for c in cands], dtype=np.float32)
+        it = iter(p.tolist())
+        for k, r in enumerate(rows):
+            if r >= 0:
+                out[k] = next(it)
+        return out

@@ -37,7 +37,8 @@ import marisa_trie
 import numpy as np
 
 from xned.engine.bundle import REBUILD_HINT
-from xned.engine.normalize import fold
+from xned.engine.morph import split_inflected, suffixes
+from xned.engine.normalize import fold, undot
 from xned.errors import BundleError, InputError
 
 MUL = "mul"
@@ -327,6 +328,8 @@ class KB:
 
         Rule, first step that finds anything wins: (1) the exact key in the mention's
         language and in ``mul`` (base and overlay); (2) the accent-folded key there;
+        (2b) middle dots as spaces, then removed; (2c) for suffixing languages, the longest
+        alias that is the key minus a case ending (``xned.engine.morph``);
         (3) the exact key in every other language's table; (4) the folded key there.
         With ``lang=None`` every table is used from step 1. A key found in several
         tables gets, per entity, the mean of its priors over those tables (so priors
@@ -336,6 +339,17 @@ class KB:
         found = self._collect(tables, key, exact=True)
         if not found and fuzzy:
             found = self._collect(tables, key, exact=False)
+        if not found and fuzzy and (spaced := undot(key)) is not None:
+            # "パリス・ヒルトン" -> "パリス ヒルトン" / "パリスヒルトン"
+            found = self._collect(tables, spaced, exact=True) or self._collect(
+                tables, spaced.replace(" ", ""), exact=True
+            )
+        if not found and fuzzy and (ends := suffixes(lang)):
+            # "Frantziara" -> "Frantzia", "Berlins" -> "Berlin" (listed languages only)
+            for table, offset in tables:
+                stem = split_inflected(key, table.keys.prefixes(key), ends)
+                if stem is not None and (hit := table.exact(stem)) is not None and len(hit[0]):
+                    found.append((hit[0].astype(np.int64) + offset, hit[1]))
         if not found and lang is not None:
             # Cross-lingual fallback: names are often written as in another language
             # ("Washington" in Japanese text); used only when the mention's own tables miss.

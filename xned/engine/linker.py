@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from xned.engine.encoder import Encoder
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
 from xned.engine.mentions import Detector
+from xned.engine.morph import suffixes
 from xned.engine.normalize import normalize
 from xned.engine.scoring import Scorer, rank
 from xned.errors import BundleError, InputError, XnedError
@@ -56,6 +59,75 @@ def as_document(doc: Document | str | dict[str, Any], lang: str | None = None) -
             mentions=None if ments is None else tuple(ments),  # type: ignore[arg-type]
         )
     raise InputError(f"Cannot link a {type(doc).__name__}: pass a string, a dict or a Document.")
+
+
+@dataclass
+class MentionFeatures:
+    """One mention's candidates (global entity indices, best prior first) and features."""
+
+    mention: Mention
+    ents: np.ndarray
+    priors: np.ndarray
+    sims: np.ndarray | None
+    expert: np.ndarray | None
+    vector: np.ndarray | None
+
+
+@dataclass
+class Analysis:
+    doc: Document
+    mentions: list[MentionFeatures]
+
+
+def _error_result(raw: Any, lang: str | None, exc: Exception) -> DocResult:
+    doc_id = raw.get("id") if isinstance(raw, dict) else getattr(raw, "id", None)
+    doc_lang = raw.get("lang") if isinstance(raw, dict) else getattr(raw, "lang", lang)
+    text = raw if isinstance(raw, str) else (raw.get("text") if isinstance(raw, dict) else getattr(raw, "text", ""))
+    return DocResult(
+        None if doc_id is None else str(doc_id), doc_lang, text if isinstance(text, str) else "", error=str(exc)
+    )
+
+
+def _tokens(key: str) -> list[str]:
+    return [t for t in re.split(r"[\s.,'’\-]+", key) if t]
+
+
+def propagate(
+    keys: list[str], per: list[tuple[np.ndarray, np.ndarray]], top_k: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Document-level propagation: a mention whose words are a contiguous part of a longer
+    mention of the same document ("Obama" after "Barack Obama", "Annan" after "Kofi Annan"),
+    or its acronym ("UN" after "United Nations"), inherits that mention's candidates: the
+    priors become half the longer mention's plus half its own (all of the longer mention's
+    when it has none). The longest such mention is used, earlier ones first."""
+    toks = [_tokens(k) for k in keys]
+    out = list(per)
+    for i, ti in enumerate(toks):
+        if not ti:
+            continue
+        best = -1
+        for j, tj in enumerate(toks):
+            if j == i or len(tj) <= len(ti) or not len(per[j][0]):
+                continue
+            n = len(ti)
+            part = any(tj[a : a + n] == ti for a in range(len(tj) - n + 1))
+            acro = n == 1 and len(ti[0]) >= 2 and len(tj) >= 2 and ti[0] == "".join(t[0] for t in tj)
+            if not (part or acro):
+                continue
+            if best < 0 or len(tj) > len(toks[best]) or (len(tj) == len(toks[best]) and j < i <= best):
+                best = j
+        if best < 0:
+            continue
+        ents_b, pri_b = per[best]
+        ents_i, pri_i = per[i]
+        acc: dict[int, float] = {}
+        for e, p in zip(ents_b.tolist(), pri_b.tolist(), strict=True):
+            acc[e] = acc.get(e, 0.0) + 0.5 * p + (0.5 if not len(ents_i) else 0.0) * p
+        for e, p in zip(ents_i.tolist(), pri_i.tolist(), strict=True):
+            acc[e] = acc.get(e, 0.0) + 0.5 * p
+        items = sorted(acc.items(), key=lambda kv: -kv[1])[:top_k]
+        out[i] = (np.array([e for e, _ in items], np.int32), np.array([p for _, p in items], np.float32))
+    return out
 
 
 class Linker:
@@ -174,6 +246,7 @@ class Linker:
                 [t.keys for t in tables],
                 lambda k: self.kb.link_probability(lang, k),
                 fold_tries=[t.fold_keys for t in tables],
+                endings=suffixes(lang),
             )
         return self._detectors[lang]
 
@@ -202,34 +275,23 @@ class Linker:
             ]
         return doc, ments
 
-    def _process(
-        self,
-        raw_docs: list[Document | str | dict[str, Any]],
-        lang: str | None,
-        given: bool,
-        with_cands: bool,
-    ) -> list[DocResult]:
+    def analyze(
+        self, docs: Sequence[Document | str | dict[str, Any]], lang: str | None = None, given_spans: bool = True
+    ) -> list[Analysis | DocResult]:
+        """Mentions with their candidate features (no decision), for evaluation and
+        calibration: one ``Analysis`` per document, or a ``DocResult`` carrying the error."""
+        return self._analyze(list(docs), lang, given_spans)
+
+    def _analyze(
+        self, raw_docs: list[Document | str | dict[str, Any]], lang: str | None, given: bool
+    ) -> list[Analysis | DocResult]:
         prepared: list[tuple[Document, list[Mention]] | DocResult] = []
         for raw in raw_docs:
             try:
                 prepared.append(self._prepare(raw, lang, given))
             except XnedError as exc:
-                doc_id = raw.get("id") if isinstance(raw, dict) else getattr(raw, "id", None)
-                doc_lang = raw.get("lang") if isinstance(raw, dict) else getattr(raw, "lang", lang)
-                text = (
-                    raw
-                    if isinstance(raw, str)
-                    else (raw.get("text") if isinstance(raw, dict) else getattr(raw, "text", ""))
-                )
-                prepared.append(
-                    DocResult(
-                        None if doc_id is None else str(doc_id),
-                        doc_lang,
-                        text if isinstance(text, str) else "",
-                        error=str(exc),
-                    )
-                )
-        # Candidate generation.
+                prepared.append(_error_result(raw, lang, exc))
+        # Candidate generation (with document-level propagation of longer mentions).
         cands: list[list[tuple[np.ndarray, np.ndarray]]] = []
         need_enc: list[int] = []
         for i, item in enumerate(prepared):
@@ -237,7 +299,9 @@ class Linker:
                 cands.append([])
                 continue
             doc, ments = item
-            per = [self.kb.lookup(doc.lang, normalize(m.text), top_k=self.top_k) for m in ments]
+            keys = [normalize(m.text) for m in ments]
+            per = [self.kb.lookup(doc.lang, k, top_k=self.top_k) for k in keys]
+            per = propagate(keys, per, self.top_k)
             cands.append(per)
             if any(len(e) for e, _ in per) and (self.kb.has_vectors or self.experts is not None):
                 need_enc.append(i)
@@ -248,42 +312,51 @@ class Linker:
             spans = [[(m.start, m.end) for m in prepared[i][1]] for i in need_enc]  # type: ignore[index]
             for i, arr in zip(need_enc, self.encoder.embed_mentions(texts, spans), strict=True):
                 vectors[i] = arr
-        out: list[DocResult] = []
+        out: list[Analysis | DocResult] = []
         for i, item in enumerate(prepared):
             if isinstance(item, DocResult):
                 out.append(item)
                 continue
             doc, ments = item
-            links = tuple(
-                self._decide(doc, m, ents, pri, vectors[i][j] if i in vectors else None, with_cands)
-                for j, (m, (ents, pri)) in enumerate(zip(ments, cands[i], strict=True))
-            )
-            out.append(DocResult(doc.id, doc.lang, doc.text, links))
+            feats = []
+            for j, (m, (ents, pri)) in enumerate(zip(ments, cands[i], strict=True)):
+                vec = vectors[i][j] if i in vectors else None
+                sims = expert_p = None
+                if len(ents) and vec is not None:
+                    if self.kb.has_vectors:
+                        ev = self.kb.vectors(ents)
+                        sims = None if ev is None else ev @ vec
+                    if self.experts is not None:
+                        model = self.experts.model_for(doc.lang, normalize(m.text))
+                        if model >= 0:
+                            expert_p = self.experts.predict(model, vec, ents)
+                feats.append(MentionFeatures(m, ents, pri, sims, expert_p, vec))
+            out.append(Analysis(doc, feats))
         return out
 
-    def _decide(
+    def _process(
         self,
-        doc: Document,
-        m: Mention,
-        ents: np.ndarray,
-        pri: np.ndarray,
-        vec: np.ndarray | None,
+        raw_docs: list[Document | str | dict[str, Any]],
+        lang: str | None,
+        given: bool,
         with_cands: bool,
-    ) -> Link:
+    ) -> list[DocResult]:
+        out: list[DocResult] = []
+        for item in self._analyze(raw_docs, lang, given):
+            if isinstance(item, DocResult):
+                out.append(item)
+                continue
+            links = tuple(self.decide(f, self.scorer, with_cands) for f in item.mentions)
+            out.append(DocResult(item.doc.id, item.doc.lang, item.doc.text, links))
+        return out
+
+    def decide(self, f: MentionFeatures, scorer: Scorer, with_cands: bool = False) -> Link:
+        """The link (or NIL) for one analysed mention under ``scorer``."""
+        m, ents, pri, sims = f.mention, f.ents, f.priors, f.sims
         if len(ents) == 0:
             return Link(m.start, m.end, m.text, None)
-        sims = None
-        if vec is not None and self.kb.has_vectors:
-            ev = self.kb.vectors(ents)
-            if ev is not None:
-                sims = ev @ vec
-        expert_p = None
-        if vec is not None and self.experts is not None:
-            model = self.experts.model_for(doc.lang, normalize(m.text))
-            if model >= 0:
-                expert_p = self.experts.predict(model, vec, ents)
-        feats = self.scorer.features(pri, sims, expert_p)
-        z, conf = self.scorer.score(feats)
+        feats = scorer.features(pri, sims, f.expert)
+        z, conf = scorer.score(feats)
         qids = [self.kb.qid(int(e)) for e in ents]
         order = rank(z, pri, qids)
         best = order[0]
@@ -296,12 +369,12 @@ class Linker:
                     round(float(conf[k]), 6),
                     round(float(pri[k]), 6),
                     None if sims is None else round(float(sims[k]), 6),
-                    None if expert_p is None or np.isnan(expert_p[k]) else round(float(expert_p[k]), 6),
+                    None if f.expert is None or np.isnan(f.expert[k]) else round(float(f.expert[k]), 6),
                 )
                 for k in order
             )
         score = float(conf[best])
-        if score < self.scorer.threshold:
+        if score < scorer.threshold:
             return Link(
                 m.start,
                 m.end,

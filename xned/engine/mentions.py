@@ -5,7 +5,8 @@ CJK ideographs and kana (so a match may end at any character there), single punc
 marks otherwise. Each token is normalized on its own and the tokens are re-joined with one
 space where the text had white space, nothing otherwise; this is exactly how alias keys are
 normalized, so ``trie.prefixes`` on that string finds every alias starting at a token.
-A match must end on a token end; the longest match wins and scanning resumes after it.
+A match must end on a token end (or, for suffixing languages, leave only a case ending of
+its last token: "Frantziara"); the longest match wins and scanning resumes after it.
 
 Filter (so common words are not linked): a key must be at least 2 characters; a key whose
 link probability is known must reach ``min_link_prob``; where it is unknown, a match in a
@@ -70,8 +71,17 @@ def _cased_without_capital(surface: str) -> bool:
 class Detector:
     """Scans text with one or more alias tries (``keys`` objects supporting ``prefixes``)."""
 
-    def __init__(self, tries: Iterable, link_prob, *, fold_tries: Iterable = (), min_link_prob: float = 0.05):
+    def __init__(
+        self,
+        tries: Iterable,
+        link_prob,
+        *,
+        fold_tries: Iterable = (),
+        min_link_prob: float = 0.05,
+        endings: frozenset[str] = frozenset(),
+    ):
         self.tries = list(tries)
+        self.endings = endings  # case endings a match may leave at the end of its last token
         self.fold_tries = list(fold_tries)
         self.link_prob = link_prob  # callable key -> float (NaN unknown)
         self.min_link_prob = min_link_prob
@@ -112,6 +122,8 @@ class Detector:
             for trie in tries:
                 for key in trie.prefixes(window):
                     j = ends.get(p + len(key))
+                    if j is None and self.endings:
+                        j = self._inflected_end(joined, ends, p + len(key))
                     if j is None or (best is not None and j <= best[0]):
                         continue
                     if self._accept(key, text[s_tok : toks[j][1]]):
@@ -123,6 +135,16 @@ class Detector:
             spans.append(Span(s_tok, toks[j][1], key))
             i = j + 1
         return spans
+
+    def _inflected_end(self, joined: str, ends: dict[int, int], pos: int) -> int | None:
+        """Token index ending where a case ending that starts at ``pos`` ends, if any."""
+        if pos == 0 or not joined[pos - 1].isalnum():
+            return None
+        for length in range(1, 9):
+            j = ends.get(pos + length)
+            if j is not None:
+                return j if joined[pos : pos + length] in self.endings else None
+        return None
 
     def _accept(self, key: str, surface: str) -> bool:
         if len(key) < 2:

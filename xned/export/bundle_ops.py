@@ -18,8 +18,11 @@ from xned.export.kb_writer import EntityRow
 
 
 def entity_text(row: EntityRow) -> str:
-    """The passage embedded for an entity: "label: description" (label alone if none)."""
-    return f"{row.label}: {row.description}" if row.description else (row.label or row.qid)
+    """The passage embedded for an entity: "label: description" ("label: type" or the label
+    alone when there is no description)."""
+    label = row.label or row.qid
+    extra = row.description or row.type
+    return f"{label}: {extra}" if extra else label
 
 
 def make_embedder(encoder_dir: Path, *, threads: int | None = None, batch: int = 256, progress=None):
@@ -101,8 +104,20 @@ def build_kb_into_bundle(
     if vectors and (bundle / "encoder" / "config.json").is_file():
         embed = make_embedder(bundle / "encoder", threads=threads, progress=progress)
     meta, report = build_kb(
-        sources, bundle / "kb", langs=langs, top_k=top_k, strict=strict, embed=embed, reader_args=reader_args
+        sources,
+        bundle / "kb",
+        langs=langs,
+        top_k=top_k,
+        strict=strict,
+        embed=embed,
+        reader_args=reader_args,
+        bundle=bundle,
     )
+    added = bundle / "kb_sources"
+    if added.is_dir():  # a full build replaces the KB together with earlier `kb add` overlays
+        n = len(list(added.iterdir()))
+        shutil.rmtree(added)
+        report.warnings.append(f"{n} file(s) added earlier with `xned kb add` were dropped by this full build")
     update_manifest(
         bundle,
         provenance={

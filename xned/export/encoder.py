@@ -151,9 +151,18 @@ def export_encoder(
     passage_prefix: str = "",
     mention_weight: float = 0.5,
     check: bool = True,
+    prune_vocab: list[str] | None = None,
+    prune_words: int = 30000,
+    max_vocab: int | None = None,
+    keep_top: int = 0,
     _corrupt_for_test: bool = False,
 ) -> dict[str, Any]:
-    """Export, quantize, validate and write a bundle encoder directory at ``out``."""
+    """Export, quantize, validate and write a bundle encoder directory at ``out``.
+
+    ``prune_vocab`` (text files and/or comma-separated language codes) first prunes the
+    vocabulary (see :mod:`xned.export.prune`); the pruned checkpoint is what gets exported and
+    validated.
+    """
     model_dir, out = Path(model_dir), Path(out)
     if not (model_dir / "config.json").is_file():
         raise InputError(f"{model_dir} is not a Hugging Face model directory (no config.json).")
@@ -171,6 +180,20 @@ def export_encoder(
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="xned-export-") as tmpd:
         tmp = Path(tmpd)
+        pruning: dict[str, Any] | None = None
+        if prune_vocab:
+            from xned.export.prune import prune_checkpoint
+
+            pruning = prune_checkpoint(
+                model_dir,
+                tmp / "pruned",
+                prune_vocab,
+                words_per_lang=prune_words,
+                max_vocab=max_vocab,
+                keep_top=keep_top,
+            )
+            model_dir = tmp / "pruned"
+            tok_json = model_dir / "tokenizer.json"
         optimum_onnx.main_export(
             str(model_dir),
             output=str(tmp / "fp32"),
@@ -218,6 +241,8 @@ def export_encoder(
             "validation": report,
             "source": source,
         }
+        if pruning is not None:
+            config["vocab_pruning"] = pruning
         (stage / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         if out.exists():
             shutil.rmtree(out)

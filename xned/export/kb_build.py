@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from xned.engine.normalize import normalize
+from xned.engine.normalize import normalize, undot
 from xned.errors import KBBuildError
 from xned.export.kb_writer import AliasTableData, EntityRow, write_kb
 
@@ -170,9 +170,13 @@ class KBBuilder:
             self.report.warn("long_alias", f"{where}: alias of {len(key)} characters for {qid} skipped")
             return
         weight = 0.5 if alias else 1.0
-        slot = self.names[lang][key]
-        if slot.get(qid, 0.0) < weight:
-            slot[qid] = weight
+        keys = [key]
+        if (spaced := undot(key)) is not None:  # "パリス・ヒルトン" also as "パリス ヒルトン", "パリスヒルトン"
+            keys += [spaced, spaced.replace(" ", "")]
+        for k in keys:
+            slot = self.names[lang][k]
+            if slot.get(qid, 0.0) < weight:
+                slot[qid] = weight
 
     def add_count(self, lang_code: str, name: str, qid: str, count: float, *, where: str = "") -> None:
         lang = lang_key(lang_code)
@@ -438,15 +442,38 @@ def build_kb(
     strict: bool = False,
     embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
     reader_args: dict[str, Any] | None = None,
+    bundle: Path | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
-    """Read every source and write the KB directory ``dest`` (e.g. ``bundle/kb``)."""
+    """Read every source and write the KB directory ``dest`` (e.g. ``bundle/kb``).
+
+    ``meta.json`` records the sources (path, size, mtime) and options under ``build`` so
+    ``xned kb compact`` can repeat the build; paths inside ``bundle`` are stored relative."""
+    from xned.export.kb_incremental import source_record
+
+    sources = [Path(s) for s in sources]
     b = KBBuilder(langs=langs, top_k=top_k, strict=strict)
     for src in sources:
-        n = read_source(Path(src), b, **(reader_args or {}))
-        b.report.sources.append({"path": Path(src).name, "records": n})
+        n = read_source(src, b, **(reader_args or {}))
+        b.report.sources.append({"path": src.name, "records": n})
+    root = Path(bundle) if bundle is not None else Path(dest).parent
+    options = {
+        "langs": sorted(langs) if langs else None,
+        "top_k": top_k,
+        "strict": strict,
+        "vectors": embed is not None,
+        # worker count does not change the output, so it is not part of the recipe
+        "reader_args": {
+            k: (str(v) if isinstance(v, Path) else v) for k, v in (reader_args or {}).items() if k != "workers"
+        },
+    }
     meta = b.write(
         dest,
-        {"sources": b.report.sources, "top_k": top_k, "langs": sorted(langs) if langs else None},
+        {
+            "sources": b.report.sources,
+            "top_k": top_k,
+            "langs": sorted(langs) if langs else None,
+            "build": {"sources": [source_record(s, root) for s in sources], "options": options},
+        },
         embed,
     )
     return meta, b.report

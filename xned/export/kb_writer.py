@@ -123,7 +123,11 @@ def write_kb(
     embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
 ) -> dict:
     """Write a complete KB directory at ``dest`` atomically (``dest.incomplete`` then
-    rename). Returns the metadata written to ``meta.json``."""
+    rename). Returns the metadata written to ``meta.json``. A ``build`` entry of ``meta``
+    (source paths and modification times, for ``xned kb compact``) goes to ``build.json``
+    so every other file depends only on the content of the sources."""
+    meta = dict(meta)
+    build = meta.pop("build", None)
     tmp = dest.with_name(dest.name + ".incomplete")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -145,6 +149,10 @@ def write_kb(
         (tmp / "meta.json").write_text(
             json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
         )
+        if build is not None:
+            (tmp / "build.json").write_text(
+                json.dumps(build, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
         old = dest.with_name(dest.name + ".old")
         if dest.exists():
             if old.exists():

@@ -1,0 +1,61 @@
+"""The embedded default bundle (xned/assets/default): loads, validates, links, is a real encoder."""
+
+import pytest
+
+from xned.config import default_bundle_path
+from xned.engine.bundle import read_manifest
+
+DEFAULT = default_bundle_path()
+pytestmark = pytest.mark.skipif(
+    not (DEFAULT / "manifest.json").is_file(), reason=f"no default bundle at {DEFAULT} (run make bundle)"
+)
+
+CASES = [
+    ("es", "Hablo con Telefónica desde México.", {"Telefónica": "Q160229", "México": "Q96"}),
+    ("zh", "他会说日语，在麦当劳工作。", {"日语": "Q5287", "麦当劳": "Q38076"}),
+    ("ja", "彼は英語を話し、スターバックスで働いている。", {"英語": "Q1860", "スターバックス": "Q37158"}),
+    ("eu", "Euskara Frantzia eta Alemania artean.", {"Euskara": "Q8752", "Frantzia": "Q142", "Alemania": "Q183"}),
+    ("ar", "يتحدث العربية ويعيش في اليابان.", {"العربية": "Q13955", "اليابان": "Q17"}),
+    ("de", "Er zog von Österreich in die Schweiz.", {"Österreich": "Q40", "Schweiz": "Q39"}),
+]
+
+
+@pytest.fixture(scope="module")
+def default_linker():
+    from xned import Linker
+
+    return Linker.load(verify=True, threads=2)
+
+
+def test_default_bundle_is_within_size_limits():
+    files = read_manifest(DEFAULT).files
+    assert max(f["size"] for f in files.values()) < 95_000_000
+    assert sum(f["size"] for f in files.values()) < 150_000_000
+
+
+@pytest.mark.parametrize(("lang", "text", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_links_multilingual_sentences(default_linker, lang, text, expected):
+    got = {link.text: link.qid for link in default_linker.link(text, lang=lang)}
+    for mention, qid in expected.items():
+        assert got.get(mention) == qid, f"{mention!r} in {text!r}: got {got}"
+
+
+def test_sentence_without_known_entities_gives_nothing(default_linker):
+    assert default_linker.link("She drank her tea slowly and read a long novel.", lang="en") == []
+
+
+def test_given_span_of_unknown_name_is_nil(default_linker):
+    text = "Zorblax Quentworth arrived."
+    links = default_linker.link(text, lang="en", mentions=[(0, 18)])
+    assert len(links) == 1 and links[0].qid is None
+
+
+def test_encoder_retrieves_translations_far_above_random_control():
+    pytest.importorskip("onnx")
+    from xned.export.retrieval import check
+
+    report = check(DEFAULT / "encoder", threads=2)
+    enc, ctrl = report["encoder"], report["control"]
+    assert enc["sentences"]["mean"] >= 0.9 and enc["names"]["mean"] >= 0.8
+    for probe in ("sentences", "names"):
+        assert enc[probe]["mean"] - ctrl[probe]["mean"] >= 0.5, report

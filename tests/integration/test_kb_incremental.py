@@ -1,0 +1,92 @@
+import json
+import shutil
+
+import pytest
+
+from xned.engine.linker import Linker
+from xned.errors import KBBuildError
+from xned.export.bundle_ops import build_kb_into_bundle
+from xned.export.kb_incremental import add, compact
+
+BASE = """#qid\ttype\ten_label\ten_description\tpopularity\tlabels
+Q90\tcity\tParis\tcapital of France\tpop:2000000\tes:París|ja:パリ|en~:City of Light
+Q830149\tcity\tParis, Texas\tcity in Texas\tpop:25000\ten~:Paris
+Q64\tcity\tBerlin\tcapital of Germany\tpop:3700000\tde:Berlin|es:Berlín
+"""
+ADDED = """#qid\ttype\ten_label\ten_description\tpopularity\tlabels
+Q999000001\tcompany\tParis Robotics\trobotics start-up in Lyon\tpop:10\ten~:Paris|es:Robótica París
+Q64\tcity\tBerlin\tcapital and largest city of Germany\tpop:3700000\tde:Berlin|eu:Berlin
+"""
+COUNTS = "en\tParis\tQ90\t40\nen\tParis\tQ999000001\t2\n"
+
+
+@pytest.fixture()
+def sources(tmp_path):
+    d = tmp_path / "src"
+    d.mkdir()
+    (d / "base.tsv").write_text(BASE, encoding="utf-8")
+    (d / "added.tsv").write_text(ADDED, encoding="utf-8")
+    (d / "more.counts.tsv").write_text(COUNTS, encoding="utf-8")
+    return d
+
+
+def _bundle(tmp_path, bundle_path, name):
+    b = tmp_path / name
+    b.mkdir()
+    shutil.copytree(bundle_path / "encoder", b / "encoder")
+    return b
+
+
+def _kb_files(bundle):
+    root = bundle / "kb"
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in ("meta.json", "build.json")
+    }
+
+
+def test_add_is_visible_then_compact_equals_full_rebuild(tmp_path, bundle_path, sources):
+    inc = _bundle(tmp_path, bundle_path, "inc")
+    build_kb_into_bundle([sources / "base.tsv"], inc)
+    add(inc, [sources / "added.tsv"])
+    add(inc, [sources / "more.counts.tsv"])
+    linker = Linker.load(inc, verify=True)
+    qids = [q for q, _, _ in linker.lookup("Paris", "en", 10)]
+    assert "Q999000001" in qids and "Q90" in qids
+    assert [q for q, _, _ in linker.lookup("Robótica París", "es", 5)] == ["Q999000001"]
+    assert linker.kb.record(linker.kb.index("Q64"))[1] == "capital and largest city of Germany"  # overlay wins
+    assert linker.lookup("Berlin", "eu", 5)[0][0] == "Q64"
+
+    compact(inc)
+    assert not (inc / "kb" / "overlay").exists()
+    full = _bundle(tmp_path, bundle_path, "full")
+    build_kb_into_bundle([sources / "base.tsv", sources / "added.tsv", sources / "more.counts.tsv"], full)
+    assert _kb_files(inc) == _kb_files(full)
+    meta_inc = json.loads((inc / "kb" / "meta.json").read_text())
+    meta_full = json.loads((full / "kb" / "meta.json").read_text())
+    assert meta_inc["languages"] == meta_full["languages"] and meta_inc["entities"] == meta_full["entities"]
+    Linker.load(inc, verify=True)  # manifest re-hashed after compaction
+
+
+def test_add_rejects_bad_file_and_leaves_bundle_unchanged(tmp_path, bundle_path, sources):
+    b = _bundle(tmp_path, bundle_path, "b")
+    build_kb_into_bundle([sources / "base.tsv"], b)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"qid": "Q5", "label": "ok"}\n{not json\n', encoding="utf-8")
+    before = _kb_files(b)
+    with pytest.raises(KBBuildError, match="bad.jsonl:2"):
+        add(b, [bad])
+    assert _kb_files(b) == before and not (b / "kb_sources").exists()
+
+
+def test_compact_detects_changed_source(tmp_path, bundle_path, sources):
+    b = _bundle(tmp_path, bundle_path, "b")
+    build_kb_into_bundle([sources / "base.tsv"], b)
+    add(b, [sources / "added.tsv"])
+    (sources / "base.tsv").write_text(BASE + "Q5\thuman\tHuman\t\t\t\n", encoding="utf-8")
+    with pytest.raises(KBBuildError, match="changed since the KB was built"):
+        compact(b)
+    assert (b / "kb" / "overlay").exists()  # nothing lost
+    compact(b, moved={"base.tsv": sources / "base.tsv"})
+    assert Linker.load(b).kb.index("Q5") >= 0

@@ -1,0 +1,354 @@
+"""``xned eval``: linking quality on annotated data, per dataset, for every system variant.
+
+Input: canonical JSONL (``{"id", "lang", "text", "mentions": [{"start", "end", "text",
+"qid", "title"}]}``, see ``../shared/data/README.md``) or NIF Turtle (``.ttl``, the GERBIL
+format: ``nif:Context`` documents, ``nif:Phrase`` mentions with ``itsrdf:taIdentRef`` to a
+Wikidata entity or Wikipedia page; needs ``rdflib``).
+
+Gold: a mention's ``qid``; else its English Wikipedia ``title`` mapped through ``--titles``
+(title<TAB>qid); a mention with neither is NIL. A title that cannot be mapped counts as
+in-KB gold that no system can get right (reported as ``unresolved``).
+
+NED mode (gold spans given), from one analysis pass shared by all variants:
+
+- ``recall@k``: gold among the candidates, over mentions with non-NIL gold;
+- ``cands``: mean candidates per such mention (ambiguity);
+- ``acc``: the top-ranked candidate is the gold, over non-NIL gold (in-KB accuracy; the NIL
+  threshold is not applied here); ``acc|cand``: the same over mentions whose gold is a
+  candidate;
+- ``nil_p`` / ``nil_r``: precision/recall of NIL decisions (no candidate, or confidence
+  below the threshold) against NIL gold.
+
+End-to-end mode (mentions detected by the linker, fused system): strong match, i.e. same
+span and same QID, precision/recall/F1 over non-NIL links and non-NIL gold.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xned.engine.scoring import VARIANTS, Scorer, rank
+from xned.errors import InputError
+
+MAX_LINE = 16 * 1024 * 1024
+
+
+@dataclass
+class Gold:
+    start: int
+    end: int
+    text: str
+    qid: str | None
+    title: str | None = None
+    unresolved: bool = False
+
+    @property
+    def nil(self) -> bool:
+        return self.qid is None and not self.unresolved
+
+
+@dataclass
+class EvalDoc:
+    id: str
+    lang: str | None
+    text: str
+    gold: list[Gold]
+
+
+@dataclass
+class Stats:
+    mentions: int = 0
+    in_kb: int = 0
+    nil: int = 0
+    unresolved: int = 0
+    in_cands: int = 0
+    cand_total: int = 0
+    correct: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VARIANTS, 0))
+    nil_pred: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VARIANTS, 0))
+    nil_hit: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VARIANTS, 0))
+    e2e_pred: int = 0
+    e2e_gold: int = 0
+    e2e_hit: int = 0
+    seconds: float = 0.0
+
+    def add(self, o: Stats) -> None:
+        for k in ("mentions", "in_kb", "nil", "unresolved", "in_cands", "cand_total"):
+            setattr(self, k, getattr(self, k) + getattr(o, k))
+        for k in ("e2e_pred", "e2e_gold", "e2e_hit", "seconds"):
+            setattr(self, k, getattr(self, k) + getattr(o, k))
+        for d in ("correct", "nil_pred", "nil_hit"):
+            for v in VARIANTS:
+                getattr(self, d)[v] += getattr(o, d)[v]
+
+    def summary(self) -> dict[str, Any]:
+        def r(a: float, b: float) -> float | None:
+            return round(a / b, 4) if b else None
+
+        out: dict[str, Any] = {
+            "mentions": self.mentions,
+            "in_kb": self.in_kb,
+            "nil": self.nil,
+            "unresolved": self.unresolved,
+            "recall": r(self.in_cands, self.in_kb),
+            "cands": r(self.cand_total, self.in_kb),
+            "mentions_per_s": r(self.mentions, self.seconds),
+        }
+        for v in VARIANTS:
+            out[f"acc_{v}"] = r(self.correct[v], self.in_kb)
+            out[f"acc_cand_{v}"] = r(self.correct[v], self.in_cands)
+            out[f"nil_p_{v}"] = r(self.nil_hit[v], self.nil_pred[v])
+            out[f"nil_r_{v}"] = r(self.nil_hit[v], self.nil)
+        if self.e2e_gold or self.e2e_pred:
+            p, rec = r(self.e2e_hit, self.e2e_pred), r(self.e2e_hit, self.e2e_gold)
+            out.update(e2e_p=p, e2e_r=rec, e2e_f1=round(2 * p * rec / (p + rec), 4) if p and rec else 0.0)
+        return out
+
+
+def load_titles(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 2 or not parts[1].startswith("Q"):
+                if lineno == 1 or not line.strip():
+                    continue
+                raise InputError(f"{path}:{lineno}: expected title<TAB>QID, got {line.strip()[:80]!r}")
+            out[_title_key(parts[0])] = parts[1]
+    return out
+
+
+def _title_key(title: str) -> str:
+    t = title.replace("_", " ").strip()
+    return t[:1].upper() + t[1:]
+
+
+def _gold(m: dict[str, Any], titles: dict[str, str], where: str, text: str) -> Gold:
+    try:
+        s, e = int(m["start"]), int(m["end"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{where}: mention without integer start/end: {str(m)[:120]}") from None
+    if not 0 <= s < e <= len(text):
+        raise InputError(f"{where}: mention span {s}:{e} is outside the text ({len(text)} characters)")
+    qid = m.get("qid") or None
+    title = m.get("title") or None
+    unresolved = False
+    if qid is None and title:
+        qid = titles.get(_title_key(title))
+        unresolved = qid is None
+    return Gold(s, e, text[s:e], qid, title, unresolved)
+
+
+def read_jsonl(path: Path, titles: dict[str, str]) -> Iterator[EvalDoc]:
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if len(raw) > MAX_LINE:
+                raise InputError(f"{path}:{lineno}: line over {MAX_LINE} bytes")
+            if not raw.strip():
+                continue
+            where = f"{path.name}:{lineno}"
+            try:
+                obj = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise InputError(f"{where}: not a JSON document ({exc})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise InputError(f"{where}: expected an object with a string 'text'")
+            text = obj["text"]
+            gold = [_gold(m, titles, where, text) for m in obj.get("mentions") or []]
+            yield EvalDoc(str(obj.get("id", f"{path.stem}/{lineno}")), obj.get("lang"), text, gold)
+
+
+def read_nif(path: Path, titles: dict[str, str], lang: str | None = None) -> Iterator[EvalDoc]:
+    """NIF 2.0 Turtle: contexts with ``nif:isString``, phrases with begin/end indices and
+    ``itsrdf:taIdentRef`` (``wikidata.org/entity/Q..`` or a ``wikipedia.org/wiki/Title``)."""
+    try:
+        import rdflib
+    except ImportError:
+        raise InputError(f"{path}: reading NIF needs rdflib: pip install 'xned[eval]'") from None
+    from urllib.parse import unquote
+
+    nif = rdflib.Namespace("http://persistence.uni-leipzig.org/nlp2rdf/ontologies/nif-core#")
+    its = rdflib.Namespace("http://www.w3.org/2005/11/its/rdf#")
+    g = rdflib.Graph()
+    try:
+        g.parse(str(path), format="turtle")
+    except Exception as exc:  # rdflib raises many parser exception types
+        raise InputError(f"{path}: not valid Turtle ({str(exc)[:200]})") from None
+    phrases: dict[Any, list[Gold]] = {}
+    for ph in g.subjects(nif.referenceContext, None):
+        ctx = g.value(ph, nif.referenceContext)
+        s, e = g.value(ph, nif.beginIndex), g.value(ph, nif.endIndex)
+        if s is None or e is None:
+            continue
+        ref = g.value(ph, its.taIdentRef)
+        qid = title = None
+        unresolved = False
+        if ref is not None:
+            ref = str(ref)
+            if "wikidata.org/entity/" in ref:
+                qid = ref.rsplit("/", 1)[1]
+            elif "wikipedia.org/wiki/" in ref:
+                title = unquote(ref.rsplit("/wiki/", 1)[1])
+                qid = titles.get(_title_key(title))
+                unresolved = qid is None
+        phrases.setdefault(ctx, []).append(
+            Gold(int(s), int(e), "", qid if qid and qid[:1] == "Q" else None, title, unresolved)
+        )
+    for ctx in sorted(g.subjects(nif.isString, None), key=str):
+        text = str(g.value(ctx, nif.isString))
+        gold = sorted(phrases.get(ctx, []), key=lambda x: (x.start, x.end))
+        for x in gold:
+            if not 0 <= x.start < x.end <= len(text):
+                raise InputError(f"{path}: phrase {x.start}:{x.end} outside its context {ctx}")
+            x.text = text[x.start : x.end]
+        yield EvalDoc(str(ctx), lang, text, gold)
+
+
+def read_dataset(path: Path, titles: dict[str, str]) -> list[EvalDoc]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Evaluation file {path} not found.")
+    name = path.name
+    if name.endswith(".ttl"):
+        return list(read_nif(path, titles))
+    if name.endswith(".jsonl"):
+        return list(read_jsonl(path, titles))
+    raise InputError(f"{path}: unknown evaluation format; use canonical .jsonl or NIF .ttl")
+
+
+def dataset_name(path: Path) -> str:
+    name = Path(path).name
+    for ext in (".jsonl", ".ttl"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def evaluate_docs(
+    linker: Any,
+    docs: list[EvalDoc],
+    *,
+    end_to_end: bool = True,
+    errors: int = 0,
+    batch: int = 32,
+    scorers: dict[str, Scorer] | None = None,
+) -> tuple[Stats, list[dict[str, Any]]]:
+    """Score ``docs``; returns the counts and up to ``errors`` sample errors (fused)."""
+    from xned.engine.linker import Analysis
+
+    if scorers is None:
+        base = linker.scorer
+        scorers = {v: Scorer(dict(base.weights), base.bias, base.threshold, v) for v in VARIANTS}
+    st = Stats()
+    samples: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    for i in range(0, len(docs), batch):
+        chunk = docs[i : i + batch]
+        inputs = [
+            {"id": d.id, "lang": d.lang, "text": d.text, "mentions": [(g.start, g.end) for g in d.gold]} for d in chunk
+        ]
+        for d, res in zip(chunk, linker.analyze(inputs, given_spans=True), strict=True):
+            if not isinstance(res, Analysis):
+                raise InputError(f"document {d.id}: {res.error}")
+            for g, f in zip(d.gold, res.mentions, strict=True):
+                st.mentions += 1
+                qids = [linker.kb.qid(int(e)) for e in f.ents]
+                if g.nil:
+                    st.nil += 1
+                else:
+                    st.in_kb += 1
+                    st.unresolved += int(g.unresolved)
+                    st.cand_total += len(qids)
+                    st.in_cands += int(g.qid in qids)
+                for v, sc in scorers.items():
+                    link = linker.decide(f, sc, with_cands=False)
+                    top = None
+                    if len(f.ents):
+                        z, _ = sc.score(sc.features(f.priors, f.sims, f.expert))
+                        top = qids[rank(z, f.priors, qids)[0]]
+                    if not g.nil and top == g.qid:
+                        st.correct[v] += 1
+                    if link.qid is None:
+                        st.nil_pred[v] += 1
+                        st.nil_hit[v] += int(g.nil)
+                    if v == "fused" and len(samples) < errors and not g.nil and top != g.qid:
+                        samples.append(
+                            {
+                                "doc": d.id,
+                                "mention": g.text,
+                                "gold": g.qid or g.title,
+                                "predicted": top,
+                                "candidates": qids[:10],
+                                "gold_in_candidates": g.qid in qids,
+                            }
+                        )
+    st.seconds = time.perf_counter() - t0
+    if end_to_end:
+        for i in range(0, len(docs), batch):
+            chunk = docs[i : i + batch]
+            inputs = [{"id": d.id, "lang": d.lang, "text": d.text} for d in chunk]
+            for d, res in zip(chunk, linker.link_batch(inputs, given_spans=False), strict=True):
+                if res.error is not None:
+                    raise InputError(f"document {d.id}: {res.error}")
+                gold = {(g.start, g.end, g.qid) for g in d.gold if g.qid}
+                pred = {(lk.start, lk.end, lk.qid) for lk in res.links if lk.qid}
+                st.e2e_gold += len(gold)
+                st.e2e_pred += len(pred)
+                st.e2e_hit += len(gold & pred)
+    return st, samples
+
+
+def evaluate(
+    linker: Any,
+    paths: list[Path],
+    *,
+    titles: Path | None = None,
+    end_to_end: bool = True,
+    errors: int = 0,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    title_map = load_titles(titles)
+    rows: dict[str, Any] = {}
+    total = Stats()
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for path in paths:
+        docs = read_dataset(Path(path), title_map)[:limit]
+        st, errs = evaluate_docs(linker, docs, end_to_end=end_to_end, errors=errors)
+        rows[dataset_name(path)] = st.summary()
+        total.add(st)
+        if errs:
+            samples[dataset_name(path)] = errs
+    rows["ALL (micro)"] = total.summary()
+    return {"datasets": rows, "errors": samples}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    cols = [
+        ("mentions", "mentions", "{}"),
+        ("in_kb", "in-KB", "{}"),
+        ("recall", "recall@k", "{:.1%}"),
+        ("cands", "cands", "{:.1f}"),
+        ("acc_prior", "prior", "{:.1%}"),
+        ("acc_similarity", "similarity", "{:.1%}"),
+        ("acc_experts", "experts", "{:.1%}"),
+        ("acc_fused", "fused", "{:.1%}"),
+        ("acc_cand_fused", "fused\\|cand", "{:.1%}"),
+        ("nil_p_fused", "NIL P", "{:.1%}"),
+        ("nil_r_fused", "NIL R", "{:.1%}"),
+        ("e2e_f1", "e2e F1", "{:.1%}"),
+        ("mentions_per_s", "mentions/s", "{:.0f}"),
+    ]
+    lines = ["| dataset | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, row in report["datasets"].items():
+        cells = []
+        for key, _, fmt in cols:
+            val = row.get(key)
+            cells.append("-" if val is None else fmt.format(val))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
