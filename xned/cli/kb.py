@@ -53,6 +53,9 @@ def build_cli(
         None, "--titles", help="title<TAB>qid TSV mapping Wikipedia link targets to QIDs."
     ),
     wiki_lang: str | None = typer.Option(None, "--wiki-lang", help="Language of a Wikipedia dump without <dbname>."),
+    vector_cache: Path | None = typer.Option(
+        None, "--vector-cache", help="Directory caching entity embeddings across rebuilds (keyed by encoder + text)."
+    ),
 ) -> None:
     """Build the KB (entity store + per-language alias tables with priors) into a bundle."""
     from rich.console import Console
@@ -77,6 +80,7 @@ def build_cli(
         threads=threads,
         progress=progress,
         reader_args={"workers": workers, "titles_tsv": titles, "lang": wiki_lang},
+        vector_cache=vector_cache,
     )
     dt = time.perf_counter() - t0
     n_alias = sum(meta["languages"].values())

@@ -33,7 +33,7 @@ def _root(
 
 
 def _register() -> None:
-    from xned.cli import bench, evaluate, export, info, kb, link
+    from xned.cli import bench, evaluate, experts, export, info, kb, link
 
     link.register(app)
     info.register(app)
@@ -41,6 +41,7 @@ def _register() -> None:
     bench.register(app)
     export.register(app)
     evaluate.register(app)
+    experts.register(app)
 
 
 _register()

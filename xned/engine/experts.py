@@ -58,8 +58,10 @@ class Experts:
         return len(self.model_offsets) - 1
 
     def model_for(self, lang: str | None, key: str) -> int:
-        langs = [lang] if lang else list(self.meta.get("languages", []))
-        for name in [*langs, "*"]:
+        """The model of an alias key: the mention language's alias first, then ``mul``
+        (names of unstated language); with no language, any language's."""
+        langs = [lang, "mul"] if lang else list(self.meta.get("languages", []))
+        for name in langs:
             kid = self.keys.get(f"{name}{SEP}{key}", -1)
             if kid >= 0:
                 return int(self.key_model[kid])

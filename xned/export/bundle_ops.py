@@ -25,18 +25,77 @@ def entity_text(row: EntityRow) -> str:
     return f"{label}: {extra}" if extra else label
 
 
-def make_embedder(encoder_dir: Path, *, threads: int | None = None, batch: int = 256, progress=None):
+class VectorCache:
+    """Entity embeddings keyed by sha1(encoder identity + passage text), so a rebuild of a
+    KB with the same encoder only embeds new or changed entities. Two ``.npy`` files per
+    encoder (``keys`` fixed 20-byte digests, ``vectors`` float16), read without pickle and
+    rewritten atomically."""
+
+    def __init__(self, root: Path, encoder_dir: Path):
+        import hashlib
+
+        model = encoder_dir / "model.onnx"
+        ident = (encoder_dir / "config.json").read_bytes() + str(model.stat().st_size if model.exists() else 0).encode()
+        self.salt = hashlib.sha1(ident).digest()
+        self.dir = Path(root) / self.salt.hex()[:16]
+        self.table: dict[bytes, np.ndarray] = {}
+        keys, vecs = self.dir / "keys.npy", self.dir / "vectors.npy"
+        if keys.is_file() and vecs.is_file():
+            k = np.load(keys, allow_pickle=False)
+            v = np.load(vecs, allow_pickle=False)
+            if len(k) == len(v):
+                self.table = {bytes(x): v[i] for i, x in enumerate(k)}
+        self.added = 0
+
+    def key(self, text: str) -> bytes:
+        import hashlib
+
+        return hashlib.sha1(self.salt + text.encode("utf-8")).digest()
+
+    def save(self) -> None:
+        if not self.added:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        items = sorted(self.table.items())
+        keys = np.array([k for k, _ in items], dtype="S20")
+        vecs = np.stack([v for _, v in items]).astype(np.float16)
+        for name, arr in (("keys.npy", keys), ("vectors.npy", vecs)):
+            tmp = self.dir / (name + ".incomplete")
+            with open(tmp, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+            tmp.replace(self.dir / name)
+
+
+def make_embedder(
+    encoder_dir: Path, *, threads: int | None = None, batch: int = 256, progress=None, cache: Path | None = None
+):
     from xned.engine.encoder import Encoder
 
     enc = Encoder(encoder_dir, threads=threads, batch_size=64)
+    vc = VectorCache(cache, encoder_dir) if cache is not None else None
 
     def embed(rows: list[EntityRow]) -> np.ndarray:
-        out = []
-        for i in range(0, len(rows), batch):
-            out.append(enc.embed_texts([entity_text(r) for r in rows[i : i + batch]], "passage"))
+        texts = [entity_text(r) for r in rows]
+        if vc is not None:
+            keys = [vc.key(t) for t in texts]
+            todo = [i for i, k in enumerate(keys) if k not in vc.table]
+        else:
+            todo = list(range(len(texts)))
+        fresh: list[np.ndarray] = []
+        for i in range(0, len(todo), batch):
+            fresh.append(enc.embed_texts([texts[j] for j in todo[i : i + batch]], "passage"))
             if progress is not None:
-                progress(min(i + batch, len(rows)), len(rows))
-        return np.concatenate(out) if out else np.zeros((0, enc.dim), np.float32)
+                progress(min(i + batch, len(todo)), len(todo))
+        new = np.concatenate(fresh) if fresh else np.zeros((0, enc.dim), np.float32)
+        if vc is None:
+            return new
+        for j, v in zip(todo, new, strict=True):
+            vc.table[keys[j]] = v.astype(np.float16)
+        vc.added += len(todo)
+        vc.save()
+        if not rows:
+            return np.zeros((0, enc.dim), np.float32)
+        return np.stack([vc.table[k] for k in keys]).astype(np.float32)
 
     return embed
 
@@ -78,6 +137,7 @@ def build_kb_into_bundle(
     threads: int | None = None,
     progress=None,
     reader_args: dict[str, Any] | None = None,
+    vector_cache: Path | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
     bundle = Path(bundle)
     sources = [Path(s) for s in sources]
@@ -102,7 +162,7 @@ def build_kb_into_bundle(
     bundle.mkdir(parents=True, exist_ok=True)
     embed = None
     if vectors and (bundle / "encoder" / "config.json").is_file():
-        embed = make_embedder(bundle / "encoder", threads=threads, progress=progress)
+        embed = make_embedder(bundle / "encoder", threads=threads, progress=progress, cache=vector_cache)
     meta, report = build_kb(
         sources,
         bundle / "kb",

@@ -1,0 +1,215 @@
+"""The evaluation protocol, one command: KB -> experts -> calibration -> eval on every dev set.
+
+    python scripts/eval_protocol.py ../shared/data --work build/eval [--source-lang en] [--seed 0]
+
+DATA must hold ``kb/`` (Wikidata-keyed TSV extracts, ``dataset_entities.tsv``,
+``enwiki_title_qid.tsv``), ``train/`` and ``eval/`` in the canonical JSONL format.
+
+1. Title map (English Wikipedia title -> QID) from ``kb/enwiki_title_qid.tsv``, the titles in
+   ``dataset_entities.tsv``, and every English label that names exactly one KB entity.
+2. Source-language anchors: mention -> entity counts from ``train/*.<source>.jsonl`` (title-only
+   gold resolved through the map), written as an alias-count TSV for the KB priors.
+3. KB: ``xned kb build`` over every extract in ``kb/`` (incl. ``people_orgs_places2/``), the
+   data-set supplement and the anchors, with entity vectors from the default bundle's encoder.
+4. Experts: ``xned experts train`` on the same source-language training files only.
+5. Calibration: the fusion weights fit on the source-language training files only.
+6. ``xned eval`` on every file in ``eval/``; markdown + JSON in WORK.
+
+Nothing from ``eval/`` is used before step 6. Steps whose output exists are skipped (``--force``
+redoes them). The KB and everything built here stay under WORK: several sources are NC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def kb_sources(data: Path, supplement: str, work: Path | None = None) -> list[Path]:
+    """The KB extracts, plus the data-set supplement: ``all`` (every QID of train/ and eval/,
+    as the issue's reference pipeline; it guarantees eval gold entities exist), ``train``
+    (only QIDs that occur in train/, the honest variant) or ``none``."""
+    kb = data / "kb"
+    files = [kb / "merged_kb.tsv", kb / "people_orgs_places2" / "merged_people_orgs.tsv"]
+    files += sorted((kb / "people_orgs_places2").glob("wof_admin_*.tsv"))
+    ds = kb / "dataset_entities.tsv"
+    if supplement == "all":
+        files.append(ds)
+    elif supplement == "train" and ds.is_file():
+        assert work is not None
+        wanted: set[str] = set()
+        for path in sorted((data / "train").glob("*.jsonl")):
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    for m in json.loads(line).get("mentions") or []:
+                        if m.get("qid"):
+                            wanted.add(m["qid"])
+        out = work / "dataset_entities.train.tsv"
+        with open(ds, encoding="utf-8") as f, open(out, "w", encoding="utf-8") as g:
+            g.writelines(line for line in f if line.split("\t", 1)[0] in wanted)
+        files.append(out)
+    return [f for f in files if f.is_file()]
+
+
+def build_titles(data: Path, out: Path) -> int:
+    """title -> QID: the data's own title maps first, then English labels. A label shared by
+    several entities maps to the one with the most language labels (a proxy for the number
+    of Wikipedias, i.e. for which entity owns the plain title) when it has at least twice
+    as many as the runner-up; otherwise it stays unmapped."""
+    titles: dict[str, str] = {}
+    by_label: dict[str, dict[str, int]] = collections.defaultdict(dict)
+    for src in kb_sources(data, "all"):
+        with open(src, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("#"):
+                    continue
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) > 2 and parts[2]:
+                    n_labels = parts[5].count("|") + 1 if len(parts) > 5 and parts[5] else 0
+                    prev = by_label[parts[2]].get(parts[0], 0)
+                    by_label[parts[2]][parts[0]] = max(prev, n_labels)
+    for label, qids in by_label.items():
+        ranked = sorted(qids.items(), key=lambda kv: -kv[1])
+        if len(ranked) == 1 or ranked[0][1] >= 2 * max(ranked[1][1], 1):
+            titles[label] = ranked[0][0]
+    ds = data / "kb" / "dataset_entities.tsv"
+    if ds.is_file():
+        with open(ds, encoding="utf-8") as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) > 2 and parts[2] and not line.startswith("#"):
+                    titles[parts[2]] = parts[0]
+    with open(data / "kb" / "enwiki_title_qid.tsv", encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 2 and parts[1].startswith("Q"):
+                titles[parts[0]] = parts[1]
+    out.write_text("".join(f"{t}\t{q}\n" for t, q in sorted(titles.items())), encoding="utf-8")
+    return len(titles)
+
+
+def train_files(data: Path, source_langs: list[str]) -> list[Path]:
+    return sorted(p for p in (data / "train").glob("*.jsonl") if p.name.split(".")[-2] in source_langs)
+
+
+def build_anchors(files: list[Path], titles_tsv: Path, out: Path, holdout: float, seed: int) -> int:
+    from xned.evaluate import load_titles, read_jsonl
+    from xned.export.experts_train import in_holdout
+
+    titles = load_titles(titles_tsv)
+    counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    for path in files:
+        for doc in read_jsonl(path, titles):
+            if in_holdout(doc.id, holdout, seed):
+                continue
+            for g in doc.gold:
+                if g.qid:
+                    counts[(doc.lang or "en", g.text, g.qid)] += 1
+    lines = [f"{lang}\t{alias}\t{qid}\t{n}\n" for (lang, alias, qid), n in sorted(counts.items())]
+    out.write_text("".join(lines), encoding="utf-8")
+    return len(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--work", type=Path, default=ROOT / "build" / "eval")
+    ap.add_argument("--encoder", type=Path, default=ROOT / "xned" / "assets" / "default" / "encoder")
+    ap.add_argument("--source-lang", default="en", help="comma-separated source languages of the experts")
+    ap.add_argument("--supplement", choices=("all", "train", "none"), default="all")
+    ap.add_argument("--holdout", type=float, default=0.2, help="train documents held out for calibration")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--force", action="store_true")
+    ap.add_argument("--skip-experts", action="store_true")
+    ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--limit", type=int, default=None, help="documents per eval file (smoke runs)")
+    ap.add_argument("--tag", default="", help="suffix for the report files")
+    args = ap.parse_args()
+    data, work = args.data.resolve(), args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    src_langs = [x.strip() for x in args.source_lang.split(",") if x.strip()]
+    log = lambda m: print(f"[protocol {time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True)  # noqa: E731
+    timings: dict[str, float] = {}
+
+    titles = work / "titles.tsv"
+    if args.force or not titles.exists():
+        log(f"title map: {build_titles(data, titles)} titles")
+    # The KB depends on the supplement and the holdout split (held-out documents never feed
+    # the anchor counts, so the calibration sees priors as the eval sets will).
+    kb_tag = f"{args.supplement}-h{args.holdout:g}-s{args.seed}"
+    kb_bundle = work / f"kb-{kb_tag}"
+    anchors = work / f"anchors-{kb_tag}.counts.tsv"
+    if args.force or not (kb_bundle / "kb" / "meta.json").exists():
+        n = build_anchors(train_files(data, ["en"]), titles, anchors, args.holdout, args.seed)
+        log(f"anchors from English train files (held-out docs excluded): {n} (alias, entity) pairs")
+        from xned.export.bundle_ops import build_kb_into_bundle
+
+        t = time.perf_counter()
+        shutil.rmtree(kb_bundle, ignore_errors=True)
+        meta, report = build_kb_into_bundle(
+            [*kb_sources(data, args.supplement, work), anchors],
+            kb_bundle,
+            encoder=args.encoder,
+            threads=args.threads,
+            vector_cache=work / "vector-cache",
+        )
+        timings["kb_build_s"] = round(time.perf_counter() - t, 1)
+        log(f"KB: {meta['entities']} entities in {timings['kb_build_s']} s; warnings {dict(report.counts)}")
+    tag = args.tag or f"{kb_tag}-{'+'.join(src_langs)}"
+    bundle = work / f"bundle-{tag}"
+    shutil.rmtree(bundle, ignore_errors=True)
+    shutil.copytree(kb_bundle, bundle, copy_function=os.link)  # hard links: the KB is read-only here
+    if not args.skip_experts:
+        from xned.export.experts_train import train_experts
+
+        t = time.perf_counter()
+        info = train_experts(
+            bundle,
+            train_files(data, src_langs),
+            titles=titles,
+            source_langs=src_langs,
+            seed=args.seed,
+            holdout=args.holdout,
+            threads=args.threads,
+            log=log,
+        )
+        timings["experts_s"] = round(time.perf_counter() - t, 1)
+        log(f"experts: {json.dumps(info)}")
+    from xned.engine.linker import Linker
+    from xned.evaluate import evaluate, markdown
+
+    linker = Linker.load(bundle, threads=args.threads)
+    t = time.perf_counter()
+    report = evaluate(
+        linker,
+        sorted((data / "eval").glob("*.jsonl")),
+        titles=titles,
+        end_to_end=not args.skip_e2e,
+        limit=args.limit,
+    )
+    timings["eval_s"] = round(time.perf_counter() - t, 1)
+    report["timings"] = timings
+    report["config"] = {
+        "supplement": args.supplement,
+        "source_langs": src_langs,
+        "seed": args.seed,
+        "holdout": args.holdout,
+    }
+    (work / f"report-{tag}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (work / f"report-{tag}.md").write_text(markdown(report) + "\n", encoding="utf-8")
+    print(markdown(report))
+    log(f"done: {timings}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""``xned experts``: train word experts and calibrate the score fusion of a bundle."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from xned.errors import InputError
+
+experts_app = typer.Typer(help="Train per-mention-string word experts and calibrate scoring.", no_args_is_help=True)
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _langs(value: str) -> list[str]:
+    out = [x.strip() for x in value.split(",") if x.strip()]
+    for code in out:
+        if not (2 <= len(code) <= 3 and code.isascii() and code.isalpha() and code.islower()):
+            raise InputError(f"Invalid language code {code!r}; use ISO 639-1 codes like en or en,es.")
+    if not out:
+        raise InputError("Give at least one source language, e.g. --source-lang en.")
+    return out
+
+
+@experts_app.command("train")
+def train_cli(
+    files: list[Path] = typer.Argument(
+        ..., help="Annotated source-language data: canonical JSONL, or Wikipedia XML dumps (anchors as labels)."
+    ),
+    bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle with a KB and an encoder; experts/ is written."),
+    source_lang: str = typer.Option(
+        "en", "--source-lang", help="Source language(s) of the training contexts, e.g. en or en,es."
+    ),
+    titles: Path | None = typer.Option(None, "--titles", help="title<TAB>QID map for title-only gold / dump anchors."),
+    holdout: float = typer.Option(
+        0.2, "--holdout", min=0.0, max=0.9, help="Fraction of documents held out to calibrate the fusion (0 = none)."
+    ),
+    max_per_entity: int = typer.Option(64, "--max-per-entity", min=1, help="Training contexts kept per entity."),
+    max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Read at most this many documents."),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+) -> None:
+    """Train one classifier per ambiguous alias on source-language contexts; calibrate on held-out docs."""
+    from xned.export.experts_train import train_experts
+
+    summary = train_experts(
+        bundle,
+        files,
+        titles=titles,
+        source_langs=_langs(source_lang),
+        seed=seed,
+        holdout=holdout,
+        max_per_entity=max_per_entity,
+        max_docs=max_docs,
+        threads=threads,
+        log=_log,
+    )
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@experts_app.command("calibrate")
+def calibrate_cli(
+    files: list[Path] = typer.Argument(..., help="Annotated JSONL not used to train the experts."),
+    bundle: Path = typer.Option(..., "--bundle", "-b"),
+    titles: Path | None = typer.Option(None, "--titles", help="title<TAB>QID map for title-only gold."),
+    lang: str | None = typer.Option(None, "--lang", help="Only documents in these languages (comma-separated)."),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+) -> None:
+    """Fit the fusion weights, confidence and NIL threshold (scoring.json) on annotated documents."""
+    from xned.export.calibrate import calibrate
+
+    result = calibrate(bundle, files, titles=titles, langs=_langs(lang) if lang else None, threads=threads, log=_log)
+    typer.echo(json.dumps(result, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(experts_app, name="experts")

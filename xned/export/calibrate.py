@@ -1,0 +1,198 @@
+"""Fit the fusion of ``xned/engine/scoring.py`` on annotated documents.
+
+Three small fits on the features of every candidate of every gold-span mention:
+
+1. **Ranking weights** ``w``: a conditional logit (softmax over each mention's candidates,
+   the gold one as the target) over the mentions whose gold entity is a candidate, by
+   Newton's method with a small ridge. This is what decides which candidate wins.
+2. **Confidence**: ``sigmoid(a * (w . f_top) + c)`` fit to "the top candidate is the gold
+   entity" over every mention (NIL gold counts as wrong), so ``score`` is a probability.
+   The stored weights are ``a * w`` and the bias ``c``: ranking is unchanged.
+3. **NIL threshold**: the confidence that maximizes accuracy over all mentions, where a
+   NIL-gold mention is right when the linker answers NIL.
+
+The documents must not be the ones the experts were trained on (their expert features
+would be too good); ``xned experts train`` uses held-out documents for this.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xned.engine.scoring import FEATURES, Scorer
+from xned.errors import InputError
+
+RIDGE = 1e-2
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def gather(linker: Any, docs: Sequence[Any], *, batch: int = 16) -> list[tuple[np.ndarray, int]]:
+    """Per mention: (feature matrix ``[n_cands, F]``, gold row or -1 for a gold entity
+    that is no candidate, -2 for NIL gold). Unresolved gold is skipped."""
+    from xned.engine.linker import Analysis
+    from xned.export.experts_train import UNRESOLVED
+
+    sc = Scorer()
+    out: list[tuple[np.ndarray, int]] = []
+    for i in range(0, len(docs), batch):
+        chunk = docs[i : i + batch]
+        inputs = [
+            {"id": d.id, "lang": d.lang, "text": d.text, "mentions": [(s, e) for s, e, _ in d.spans]} for d in chunk
+        ]
+        for d, res in zip(chunk, linker.analyze(inputs, given_spans=True), strict=True):
+            if not isinstance(res, Analysis):
+                continue
+            for (_, _, qid), f in zip(d.spans, res.mentions, strict=True):
+                if qid == UNRESOLVED:
+                    continue
+                feats = sc.features(f.priors, f.sims, f.expert)
+                if qid is None:
+                    out.append((feats, -2))
+                    continue
+                gold = linker.kb.index(qid)
+                rows = np.nonzero(np.asarray(f.ents) == gold)[0] if gold >= 0 else np.zeros(0, np.int64)
+                out.append((feats, int(rows[0]) if len(rows) else -1))
+    return out
+
+
+def fit_ranking(groups: list[tuple[np.ndarray, int]], *, iters: int = 50) -> np.ndarray:
+    """Conditional-logit weights over groups with a gold candidate and >= 2 candidates."""
+    usable = [(f, g) for f, g in groups if g >= 0 and len(f) >= 2]
+    k = len(FEATURES)
+    w = np.zeros(k)
+    if not usable:
+        return w
+    for _ in range(iters):
+        grad = -RIDGE * w
+        hess = -RIDGE * np.eye(k)
+        for f, g in usable:
+            f64 = f.astype(np.float64)
+            z = f64 @ w
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            mean = p @ f64
+            grad += f64[g] - mean
+            hess -= (f64.T * p) @ f64 - np.outer(mean, mean)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return w
+
+
+def fit_confidence(s: np.ndarray, y: np.ndarray, *, iters: int = 50) -> tuple[float, float]:
+    """1-D logistic regression ``sigmoid(a s + c)`` (Newton)."""
+    theta = np.zeros(2)
+    x = np.stack([s, np.ones_like(s)], axis=1)
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-(x @ theta)))
+        grad = x.T @ (y - p) - RIDGE * theta
+        hess = -(x.T * (p * (1 - p))) @ x - RIDGE * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(theta[0]), float(theta[1])
+
+
+def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
+    if not groups:
+        raise InputError("No usable mentions to calibrate on (no gold spans with candidates or NIL gold).")
+    w = fit_ranking(groups)
+    tops, ys, golds = [], [], []
+    for f, g in groups:
+        if not len(f):
+            continue
+        z = f.astype(np.float64) @ w
+        top = int(np.argmax(z))
+        tops.append(z[top])
+        ys.append(1.0 if g == top else 0.0)
+        golds.append(g)
+    s, y = np.asarray(tops), np.asarray(ys)
+    a, c = fit_confidence(s, y) if len(s) and 0 < y.sum() < len(y) else (1.0, 0.0)
+    if a <= 0:  # the ranking score says nothing about correctness here: keep it monotone
+        a = 1e-3
+    conf = 1.0 / (1.0 + np.exp(-(a * s + c)))
+    # Threshold: maximize accuracy over every mention (no-candidate mentions are NIL anyway).
+    no_cand_nil = sum(1 for f, g in groups if not len(f) and g == -2)
+    nil_gold = np.asarray([g == -2 for g in golds])
+    best_t, best_acc = 0.0, -1.0
+    for t in np.linspace(0.0, 0.95, 96):
+        linked = conf >= t
+        right = int((linked & (y > 0)).sum() + (~linked & nil_gold).sum()) + no_cand_nil
+        acc = right / len(groups)
+        if acc > best_acc + 1e-12:
+            best_t, best_acc = float(t), acc
+    weights = {k: round(float(a * w[i]), 6) for i, k in enumerate(FEATURES)}
+    in_cands = [g >= 0 for _, g in groups]
+    top1 = [bool(yv) for yv, g in zip(ys, golds, strict=True) if g >= 0]
+    return {
+        "weights": weights,
+        "bias": round(c, 6),
+        "threshold": round(best_t, 4),
+        "fit": {
+            "mentions": len(groups),
+            "nil_gold": int(sum(1 for _, g in groups if g == -2)),
+            "gold_in_candidates": int(sum(in_cands)),
+            "ranking_accuracy_in_candidates": round(float(np.mean(top1)), 4) if top1 else None,
+            "accuracy_with_nil": round(best_acc, 4),
+            "confidence_slope": round(a, 6),
+        },
+    }
+
+
+def write_scoring(path: Path, result: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".incomplete")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def calibrate_on(
+    linker: Any, docs: Sequence[Any], out: Path, *, seed: int = 0, log: Callable[[str], None] = _noop
+) -> dict[str, Any]:
+    """Fit on ``docs`` (``TrainDoc``) with ``linker`` as it is (its experts included) and
+    write ``out`` (``scoring.json``)."""
+    t0 = time.perf_counter()
+    groups = gather(linker, docs)
+    result = fit(groups)
+    result["fit"]["seconds"] = round(time.perf_counter() - t0, 1)
+    result["fit"]["seed"] = seed
+    write_scoring(Path(out), result)
+    log(f"calibration: {json.dumps(result)}")
+    return result
+
+
+def calibrate(
+    bundle: Path,
+    files: list[Path],
+    *,
+    titles: Path | None = None,
+    langs: list[str] | None = None,
+    threads: int | None = None,
+    log: Callable[[str], None] = _noop,
+) -> dict[str, Any]:
+    """``xned experts calibrate``: fit the bundle's fusion on annotated files (which must
+    not be the experts' training documents) and write ``scoring.json``."""
+    from xned.engine.linker import Linker
+    from xned.evaluate import load_titles
+    from xned.export.bundle_ops import update_manifest
+    from xned.export.experts_train import read_training
+
+    bundle = Path(bundle)
+    linker = Linker.load(bundle, threads=threads)
+    docs = list(read_training(files, titles=load_titles(titles), source_langs=set(langs) if langs else None))
+    if not docs:
+        raise InputError(f"No documents to calibrate on in {', '.join(str(f) for f in files)}.")
+    result = calibrate_on(linker, docs, bundle / "scoring.json", log=log)
+    update_manifest(bundle, provenance={"scoring": {"files": [Path(f).name for f in files], **result["fit"]}})
+    return result
