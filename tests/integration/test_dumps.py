@@ -95,14 +95,17 @@ def test_truncated_bz2_is_an_error_and_writes_nothing(tmp_path):
     assert not (tmp_path / "kb").exists() and not (tmp_path / "kb.incomplete").exists()
 
 
-def test_real_wikidata_samples():
+def test_real_wikidata_samples(tmp_path):
     d = shared_data("dumps", "wikidata_json_samples_opentapioca")
     b = KBBuilder()
     assert read_source(d / "sample_wikidata_items.json.bz2", b) == 100
     assert read_source(d / "short_stream.json.bz2", b, workers=2) > 600
-    assert b.entities["Q31"].label == "Belgium"
-    assert "Q31" in b.names["de"]["belgien"]
-    assert "Q31" in b.names["ja"].get("ベルギー", {})
+    b.write(tmp_path / "kb", {})
+    kb = KB(tmp_path / "kb")
+    be = kb.index("Q31")
+    assert kb.record(be)[0] == "Belgium"
+    assert be in kb.lookup("de", "belgien", fuzzy=False)[0].tolist()
+    assert be in kb.lookup("ja", "ベルギー", fuzzy=False)[0].tolist()
 
 
 def test_real_enwiki_sample(tmp_path):
@@ -112,4 +115,5 @@ def test_real_enwiki_sample(tmp_path):
     dump = d / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
     pages = read_source(dump, b, titles_tsv=titles)
     assert pages > 150
-    assert sum(len(v) for v in b.counts["en"].values()) > 50
+    n_counts = sum(1 for line in b.alias_records.merged() if line.split("\t")[3] == "C")
+    assert n_counts > 50

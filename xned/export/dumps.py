@@ -139,13 +139,55 @@ def _chunks(path: Path) -> Iterator[tuple[int, list[bytes]]]:
         yield start, buf
 
 
-def read_wikidata(path: Path, b, *, workers: int = 1, titles: dict[str, dict[str, str]] | None = None, **_: Any) -> int:
+class TitleMap:
+    """Wikipedia title -> QID per language, from Wikidata sitelinks, kept on disk: records
+    go to a ``Spill`` while the dump is read; a language's map is a marisa trie of
+    ``title<US>qid`` keys built on first use (compact and memory-mapped-sized, so the
+    sitelinks of all of Wikidata fit in bounded memory)."""
+
+    def __init__(self, run_records: int = 1_000_000):
+        from xned.export.spill import Spill
+
+        self.records = Spill("titles", run_records=run_records)
+        self._tries: dict[str, Any] = {}
+
+    def add(self, lang: str, title: str, qid: str) -> None:
+        title = re.sub(r"[\x00-\x1f\x7f]", " ", title).strip()
+        if title:
+            self.records.add(f"{lang}\t{title}\t{qid}")
+
+    def for_lang(self, lang: str) -> Any:
+        if lang not in self._tries:
+            import marisa_trie
+
+            pre = f"{lang}\t"
+            keys = (
+                wiki_title(t) + "\x1f" + q
+                for line in self.records.merged()
+                if line.startswith(pre)
+                for _, t, q in [line.split("\t")]
+            )
+            self._tries[lang] = marisa_trie.Trie(keys)
+        return self._tries[lang]
+
+    def get(self, lang: str, title: str) -> str | None:
+        hits = self.for_lang(lang).keys(title + "\x1f")
+        return min(hits).rsplit("\x1f", 1)[1] if hits else None
+
+    def close(self) -> None:
+        self.records.close()
+
+
+def read_wikidata(path: Path, b, *, workers: int = 1, **_: Any) -> int:
     """Add every item of a Wikidata JSON dump to the builder ``b``. Returns items read.
 
-    ``titles`` (if given) is filled with ``{lang: {wikipedia title: qid}}`` from sitelinks.
+    The items' Wikipedia sitelinks go to ``b.wiki_titles`` (a ``TitleMap``) to resolve the
+    links of Wikipedia dumps read later in the same build.
     """
     n = 0
-    title_map = titles if titles is not None else b.__dict__.setdefault("wiki_titles", {})
+    if b.wiki_titles is None:
+        b.wiki_titles = TitleMap(getattr(b, "run_records", 1_000_000))
+    title_map = b.wiki_titles
 
     def consume(start: int, recs: list[tuple], bad: list[int]) -> None:
         nonlocal n
@@ -161,7 +203,7 @@ def read_wikidata(path: Path, b, *, workers: int = 1, titles: dict[str, dict[str
             for code, name, is_alias in names:
                 b.add_name(code, name, qid, alias=is_alias, where=where)
             for lang, title in site_titles.items():
-                title_map.setdefault(lang.replace("_", "-"), {})[title] = qid
+                title_map.add(lang.replace("_", "-"), title, qid)
 
     if workers <= 1:
         for start, lines in _chunks(path):
@@ -241,21 +283,27 @@ def read_wikipedia(path: Path, b, *, titles_tsv: Path | None = None, lang: str |
         f.close()
     if dump_lang is None:
         raise KBBuildError(f"{path}: cannot tell the dump's language (no <dbname>); pass --wiki-lang.")
-    title_qid: dict[str, str] = dict(b.__dict__.get("wiki_titles", {}).get(dump_lang, {}))
+    extra: dict[str, str] = {}
     if titles_tsv is not None:
         for line in Path(titles_tsv).read_text(encoding="utf-8").splitlines():
             parts = line.split("\t")
             if len(parts) == 2 and not line.startswith("#"):
-                title_qid.setdefault(wiki_title(parts[0]), parts[1].strip())
+                extra.setdefault(wiki_title(parts[0]), parts[1].strip())
+    sitelinks = b.wiki_titles
+
+    def lookup(t: str) -> str | None:
+        if sitelinks is not None and (q := sitelinks.get(dump_lang, t)) is not None:
+            return q
+        return extra.get(t)
 
     def resolve(t: str) -> str | None:
         for _ in range(3):  # follow short redirect chains
-            if t in title_qid:
-                return title_qid[t]
+            if (q := lookup(t)) is not None:
+                return q
             if t not in redirects:
                 return None
             t = redirects[t]
-        return title_qid.get(t)
+        return lookup(t)
 
     unresolved = 0
     for (anchor, target), c in sorted(anchors.items()):
@@ -263,11 +311,10 @@ def read_wikipedia(path: Path, b, *, titles_tsv: Path | None = None, lang: str |
         if qid is None:
             unresolved += 1
             continue
-        if qid not in b.entities:
-            b.add_entity(qid, label=target if dump_lang == "en" else "", where=f"{path.name}:{target}")
+        b.add_entity(qid, label=target if dump_lang == "en" else "", where=f"{path.name}:{target}", weak=True)
         b.add_count(dump_lang, anchor, qid, float(c), where=f"{path.name}:{target}")
     for t in pages:
-        qid = title_qid.get(t)
+        qid = lookup(t)
         if qid is not None:
             b.add_name(dump_lang, re.sub(r"\s*\([^)]*\)$", "", t), qid, where=path.name)
     for src, dst in sorted(redirects.items()):

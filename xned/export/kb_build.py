@@ -28,9 +28,11 @@ where a Wikipedia dump gives both; NaN otherwise.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -41,7 +43,8 @@ import numpy as np
 
 from xned.engine.normalize import normalize, undot
 from xned.errors import KBBuildError
-from xned.export.kb_writer import AliasTableData, EntityRow, write_kb
+from xned.export.kb_writer import EntityIndex, EntityRow, TableStream, write_kb
+from xned.export.spill import RUN_RECORDS, Spill, grouped
 
 QID_RE = re.compile(r"^Q[1-9][0-9]*$")
 LANG_RE = re.compile(r"^[a-z]{2,3}$")
@@ -74,19 +77,12 @@ class BuildReport:
             self.warnings.append(msg)
 
 
-@dataclass
-class _Entity:
-    type: str = ""
-    label: str = ""
-    description: str = ""
-    pops: dict[str, float] = field(default_factory=dict)
-    origin: str = ""
-
-
 class KBBuilder:
-    """Accumulates entities, names and counts; ``write`` computes priors and writes.
+    """Accumulates entities, names and counts on disk; ``write`` computes priors and writes.
 
-    Memory: one small record per entity plus one dict entry per (language, key, entity).
+    Memory is bounded: every entity, name, count and occurrence is a text record in a
+    ``Spill`` (sorted runs of ``run_records`` lines merged at the end), so the resident set
+    is one run buffer plus a few bytes per entity (QID number, popularity) at write time.
     """
 
     def __init__(
@@ -96,18 +92,25 @@ class KBBuilder:
         top_k: int = 30,
         strict: bool = False,
         report: BuildReport | None = None,
+        run_records: int = RUN_RECORDS,
     ):
         self.langs = langs
         self.top_k = top_k
         self.strict = strict
         self.report = report or BuildReport()
-        self.entities: dict[str, _Entity] = {}
-        # (lang, key) -> {qid: kind weight}
-        self.names: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-        # (lang, key) -> {qid: count}
-        self.counts: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-        self.occurrences: dict[str, dict[str, float]] = defaultdict(dict)  # lang -> key -> text count
-        self.link_counts: dict[str, dict[str, float]] = defaultdict(dict)
+        self.run_records = run_records
+        # qnum, seq, flag, type, label, description, popularity, where
+        self.entity_records = Spill("entities", run_records=run_records)
+        # lang, key, qnum, kind (N name weight | C count | O occurrences), value(s)
+        self.alias_records = Spill("aliases", run_records=run_records)
+        self.wiki_titles: Any = None  # Wikipedia title -> QID maps from Wikidata sitelinks (dumps.py)
+        self._seq = 0
+
+    def close(self) -> None:
+        self.entity_records.close()
+        self.alias_records.close()
+        if self.wiki_titles is not None:
+            self.wiki_titles.close()
 
     # -- validation helpers -----------------------------------------------------------------
     def fail_or_warn(self, kind: str, msg: str) -> None:
@@ -128,31 +131,24 @@ class KBBuilder:
         description: str = "",
         popularity: dict[str, float] | None = None,
         where: str = "",
+        weak: bool = False,
     ) -> bool:
+        """Record an entity. Several records of one QID merge in reading order: the first
+        non-empty type, label and description win (a different later one is reported as a
+        conflict unless ``weak``), popularity keeps the maximum per source."""
         if not QID_RE.match(qid):
             self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r} (expected Q followed by digits)")
             return False
-        label = _CTRL.sub(" ", label).strip()
-        description = _CTRL.sub(" ", description).strip()
-        ent = self.entities.get(qid)
-        if ent is None:
-            self.entities[qid] = _Entity(type, label, description, dict(popularity or {}), where)
-            return True
-        for name, new, old in (
-            ("label", label, ent.label),
-            ("description", description, ent.description),
-        ):
-            if new and old and new != old:
-                self.report.warn(
-                    "conflict",
-                    f"{where}: duplicate QID {qid} with a different English {name} {new!r} "
-                    f"(kept {old!r} from {ent.origin})",
-                )
-        ent.type = ent.type or type
-        ent.label = ent.label or label
-        ent.description = ent.description or description
-        for k, v in (popularity or {}).items():
-            ent.pops[k] = max(v, ent.pops.get(k, v))
+        if len(qid) > 11:
+            self.fail_or_warn("bad_qid", f"{where}: QID {qid!r} is out of range")
+            return False
+        pops = ";".join(f"{k}={float(v)!r}" for k, v in sorted((popularity or {}).items()) if math.isfinite(v))
+        fields = (_CTRL.sub(" ", x).strip() for x in (type, label, description, where))
+        typ, lab, desc, wh = fields
+        self._seq += 1
+        self.entity_records.add(
+            f"{int(qid[1:]):010d}\t{self._seq:012d}\t{'w' if weak else '-'}\t{typ}\t{lab}\t{desc}\t{pops}\t{wh}"
+        )
         return True
 
     def add_name(self, lang_code: str, name: str, qid: str, *, alias: bool = False, where: str = "") -> None:
@@ -169,14 +165,15 @@ class KBBuilder:
         if len(key) > MAX_ALIAS_CHARS:
             self.report.warn("long_alias", f"{where}: alias of {len(key)} characters for {qid} skipped")
             return
-        weight = 0.5 if alias else 1.0
-        keys = [key]
+        if not QID_RE.match(qid) or len(qid) > 11:
+            self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r} for name {name!r}")
+            return
+        weight = "0.5" if alias else "1.0"
+        qn = int(qid[1:])
+        self.alias_records.add(f"{lang}\t{key}\t{qn:010d}\tN\t{weight}")
         if (spaced := undot(key)) is not None:  # "パリス・ヒルトン" also as "パリス ヒルトン", "パリスヒルトン"
-            keys += [spaced, spaced.replace(" ", "")]
-        for k in keys:
-            slot = self.names[lang][k]
-            if slot.get(qid, 0.0) < weight:
-                slot[qid] = weight
+            self.alias_records.add(f"{lang}\t{spaced}\t{qn:010d}\tN\t{weight}")
+            self.alias_records.add(f"{lang}\t{spaced.replace(' ', '')}\t{qn:010d}\tN\t{weight}")
 
     def add_count(self, lang_code: str, name: str, qid: str, count: float, *, where: str = "") -> None:
         lang = lang_key(lang_code)
@@ -191,73 +188,120 @@ class KBBuilder:
             return
         if not self._want(lang):
             return
-        key = normalize(name)
+        key = normalize(_CTRL.sub(" ", name))
         if not key:
             self.report.warn("empty_alias", f"{where}: empty anchor text for {qid}")
             return
-        slot = self.counts[lang][key]
-        slot[qid] = slot.get(qid, 0.0) + count
+        if len(key) > MAX_ALIAS_CHARS:
+            self.report.warn("long_alias", f"{where}: anchor of {len(key)} characters for {qid} skipped")
+            return
+        if not QID_RE.match(qid) or len(qid) > 11:
+            self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r}")
+            return
+        self.alias_records.add(f"{lang}\t{key}\t{int(qid[1:]):010d}\tC\t{float(count)!r}")
 
     def add_occurrences(self, lang: str, key: str, n: float, linked: float) -> None:
-        self.occurrences[lang][key] = self.occurrences[lang].get(key, 0.0) + n
-        self.link_counts[lang][key] = self.link_counts[lang].get(key, 0.0) + linked
+        """``key`` appeared ``n`` times in text, ``linked`` of them as a link."""
+        self.alias_records.add(f"{lang}\t{key}\t{0:010d}\tO\t{float(n)!r}\t{float(linked)!r}")
 
-    # -- priors -----------------------------------------------------------------------------
-    def _popularity(self) -> dict[str, float]:
-        """Per-source rank normalization: each source's values become percentiles in (0, 1]."""
-        by_source: dict[str, list[tuple[float, str]]] = defaultdict(list)
-        for qid, ent in self.entities.items():
-            for src, val in ent.pops.items():
-                by_source[src].append((val, qid))
-        pop: dict[str, float] = {}
-        for _src, vals in sorted(by_source.items()):
-            arr = np.array([v for v, _ in vals], np.float64)
+    # -- merging ----------------------------------------------------------------------------
+    def _merged_entities(self, *, warn: bool = False) -> Iterator[tuple[int, str, str, str, dict[str, float]]]:
+        for (qn,), rows in grouped(self.entity_records.merged(), 1):
+            typ = label = desc = ""
+            origin = {"label": "", "description": ""}
+            pops: dict[str, float] = {}
+            for _seq, flag, t, lab, d, pf, where in rows:
+                typ = typ or t
+                for name, new in (("label", lab), ("description", d)):
+                    old = label if name == "label" else desc
+                    if warn and new and old and new != old and flag != "w":
+                        self.report.warn(
+                            "conflict",
+                            f"{where}: duplicate QID Q{int(qn)} with a different English {name} {new!r} "
+                            f"(kept {old!r} from {origin[name]})",
+                        )
+                    if new and not old:
+                        origin[name] = where
+                        if name == "label":
+                            label = new
+                        else:
+                            desc = new
+                for item in pf.split(";") if pf else ():
+                    k, _, v = item.partition("=")
+                    pops[k] = max(float(v), pops.get(k, float(v)))
+            yield int(qn), typ, label, desc, pops
+
+    def _popularity(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted QID numbers, popularity) with per-source rank normalization: each
+        source's values become percentiles in (0, 1]; an entity keeps its best."""
+        qnums = array("q")
+        by_source: dict[str, tuple[array, array]] = {}
+        for pos, (qn, _t, _l, _d, pops) in enumerate(self._merged_entities()):
+            qnums.append(qn)
+            for src, val in pops.items():
+                slot = by_source.setdefault(src, (array("q"), array("d")))
+                slot[0].append(pos)
+                slot[1].append(val)
+        n = len(qnums)
+        pop = np.zeros(n, np.float64)
+        for _src, (pos_a, val_a) in sorted(by_source.items()):
+            arr = np.frombuffer(val_a, np.float64)
             order = arr.argsort(kind="stable")
             ranks = np.empty(len(arr), np.float64)
-            sorted_vals = arr[order]
-            # average rank for ties
-            _, first, counts = np.unique(sorted_vals, return_index=True, return_counts=True)
-            avg = first + (counts - 1) / 2.0 + 1.0
-            ranks[order] = np.repeat(avg, counts)
-            pct = ranks / len(arr)
-            for (_, qid), p in zip(vals, pct, strict=True):
-                pop[qid] = max(pop.get(qid, 0.0), float(p))
-        return pop
+            _, first, counts = np.unique(arr[order], return_index=True, return_counts=True)
+            ranks[order] = np.repeat(first + (counts - 1) / 2.0 + 1.0, counts)
+            where = np.frombuffer(pos_a, np.int64)
+            np.maximum.at(pop, where, ranks / len(arr))
+        return (np.frombuffer(qnums, np.int64) if n else np.zeros(0, np.int64)), pop
 
-    def tables(self, pop: dict[str, float]) -> dict[str, AliasTableData]:
-        total: dict[str, float] = defaultdict(float)
-        for lang_counts in self.counts.values():
-            for slot in lang_counts.values():
-                for qid, c in slot.items():
-                    total[qid] += c
-        out: dict[str, AliasTableData] = {}
-        for lang in sorted(set(self.names) | set(self.counts)):
-            names = self.names.get(lang, {})
-            counts = self.counts.get(lang, {})
-            table = AliasTableData()
-            for key in sorted(set(names) | set(counts)):
-                kinds = dict(names.get(key, {}))
-                native = {q: c for q, c in counts.get(key, {}).items() if q in self.entities}
-                for q in native:
-                    kinds.setdefault(q, 0.5)
-                kinds = {q: w for q, w in kinds.items() if q in self.entities}
-                if not kinds:
-                    continue
-                q_raw = {
-                    q: w * (1.0 + math.log1p(total.get(q, 0.0))) * (0.25 + pop.get(q, 0.0)) for q, w in kinds.items()
-                }
-                z = sum(q_raw.values())
-                n_native = sum(native.values())
-                pri = {q: (native.get(q, 0.0) + BETA * v / z) / (n_native + BETA) for q, v in q_raw.items()}
-                ranked = sorted(pri.items(), key=lambda kv: (-kv[1], int(kv[0][1:])))[: self.top_k]
-                table.cands[key] = [(q, float(np.float32(p))) for q, p in ranked]
-                occ = self.occurrences.get(lang, {}).get(key)
-                if occ:
-                    linked = self.link_counts[lang].get(key, 0.0)
-                    table.link_prob[key] = min(1.0, linked / occ)
-            if table.cands:
-                out[lang] = table
-        return out
+    def _rows(self, pop: np.ndarray) -> Iterator[EntityRow]:
+        for pos, (qn, typ, label, desc, _pops) in enumerate(self._merged_entities(warn=True)):
+            yield EntityRow(f"Q{qn}", typ, label, desc, float(pop[pos]))
+
+    def _tables(self, index: EntityIndex, pop: np.ndarray) -> TableStream:
+        """Per language, the keyed candidates with priors (see the module docstring)."""
+        total = np.zeros(len(index), np.float64)  # T(e): counts over every language
+        for line in self.alias_records.merged():
+            f = line.split("\t")
+            if f[3] == "C":
+                pos = int(index.positions(np.array([int(f[2])]))[0])
+                if pos >= 0:
+                    total[pos] += float(f[4])
+        groups = grouped(self.alias_records.merged(), 2)
+        for lang, items in itertools.groupby(groups, key=lambda g: g[0][0]):
+            yield lang, self._keyed(items, index, pop, total)
+
+    def _keyed(self, items, index: EntityIndex, pop: np.ndarray, total: np.ndarray):
+        for (_lang, key), rows in items:
+            kinds: dict[int, float] = {}
+            native: dict[int, float] = {}
+            occ = linked = 0.0
+            for r in rows:
+                qn = int(r[0])
+                if r[1] == "N":
+                    kinds[qn] = max(kinds.get(qn, 0.0), float(r[2]))
+                elif r[1] == "C":
+                    native[qn] = native.get(qn, 0.0) + float(r[2])
+                else:
+                    occ += float(r[2])
+                    linked += float(r[3])
+            for qn in native:
+                kinds.setdefault(qn, 0.5)
+            qns = np.array(sorted(kinds), np.int64)
+            pos = index.positions(qns) if len(qns) else np.zeros(0, np.int64)
+            keep = [(int(q), int(p)) for q, p in zip(qns.tolist(), pos.tolist(), strict=True) if p >= 0]
+            if not keep:
+                continue
+            q_raw = {q: kinds[q] * (1.0 + math.log1p(float(total[p]))) * (0.25 + float(pop[p])) for q, p in keep}
+            z = sum(q_raw.values())
+            n_native = sum(c for q, c in native.items() if q in q_raw)
+            pri = {q: (native.get(q, 0.0) + BETA * v / z) / (n_native + BETA) for q, v in q_raw.items()}
+            ranked = sorted(pri.items(), key=lambda kv: (-kv[1], kv[0]))[: self.top_k]
+            where = dict(keep)
+            ents = index.key_of_pos[[where[q] for q, _ in ranked]]
+            pris = np.array([p for _, p in ranked], np.float32)
+            lp = min(1.0, linked / occ) if occ > 0 else float("nan")
+            yield key, ents, pris, lp
 
     def write(
         self,
@@ -265,21 +309,29 @@ class KBBuilder:
         meta: dict[str, Any],
         embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
     ) -> dict[str, Any]:
-        if not self.entities:
+        if not len(self.entity_records):
             raise KBBuildError("No entities were read from the sources; nothing to build.")
-        pop = self._popularity()
-        rows = [
-            EntityRow(q, e.type, e.label, e.description, pop.get(q, 0.0))
-            for q, e in sorted(self.entities.items(), key=lambda kv: int(kv[0][1:]))
-        ]
-        tables = self.tables(pop)
+        qnums, pop = self._popularity()
         meta = {
             **meta,
             "priors": "q(e|m) ∝ kind·(1+log1p(T(e)))·(0.25+pop(e)); "
             "p = (c + β·q)/(Σc + β), β=1; top_k=" + str(self.top_k),
-            "warnings": dict(sorted(self.report.counts.items())),
         }
-        return write_kb(dest, rows, tables, meta, embed)
+
+        def tables(index: EntityIndex) -> TableStream:
+            return self._tables(index, index.popularity.astype(np.float64))
+
+        try:
+            out = write_kb(dest, self._rows(pop), tables, meta, embed)
+        finally:
+            self.close()
+        # Conflicts are found while merging, so the warning counts are final only now.
+        out["warnings"] = dict(sorted(self.report.counts.items()))
+        meta_path = Path(dest) / "meta.json"
+        tmp = meta_path.with_name("meta.json.incomplete")
+        tmp.write_text(json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(meta_path)
+        return out
 
 
 # -- readers ----------------------------------------------------------------------------------
@@ -443,6 +495,7 @@ def build_kb(
     embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
     reader_args: dict[str, Any] | None = None,
     bundle: Path | None = None,
+    run_records: int = RUN_RECORDS,
 ) -> tuple[dict[str, Any], BuildReport]:
     """Read every source and write the KB directory ``dest`` (e.g. ``bundle/kb``).
 
@@ -451,7 +504,7 @@ def build_kb(
     from xned.export.kb_incremental import source_record
 
     sources = [Path(s) for s in sources]
-    b = KBBuilder(langs=langs, top_k=top_k, strict=strict)
+    b = KBBuilder(langs=langs, top_k=top_k, strict=strict, run_records=run_records)
     for src in sources:
         n = read_source(src, b, **(reader_args or {}))
         b.report.sources.append({"path": src.name, "records": n})

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import marisa_trie
@@ -15,6 +16,7 @@ import numpy as np
 
 from xned.engine.kb import SEP
 from xned.engine.normalize import fold
+from xned.export.spill import Spill, grouped
 
 
 @dataclass
@@ -27,11 +29,26 @@ class EntityRow:
 
 
 @dataclass
-class AliasTableData:
-    """key -> list of (qid, prior) already sorted best first; link_prob per key (NaN unknown)."""
+class EntityIndex:
+    """Where each written entity went: ``qnums`` (sorted QID numbers), ``key_of_pos`` (the
+    entity index, i.e. the QID trie key id, of each sorted position) and the sorted-order
+    popularity used by the priors."""
 
-    cands: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
-    link_prob: dict[str, float] = field(default_factory=dict)
+    qnums: np.ndarray
+    key_of_pos: np.ndarray
+    popularity: np.ndarray
+    types: list[str]
+    vector_dim: int
+
+    def __len__(self) -> int:
+        return len(self.qnums)
+
+    def positions(self, qnums: np.ndarray) -> np.ndarray:
+        """Sorted positions of QID numbers (-1 where absent)."""
+        if not len(self.qnums):
+            return np.full(len(qnums), -1, np.int64)
+        pos = np.minimum(np.searchsorted(self.qnums, qnums), len(self.qnums) - 1)
+        return np.where(self.qnums[pos] == qnums, pos, -1)
 
 
 def _save(path: Path, arr: np.ndarray) -> None:
@@ -39,93 +56,191 @@ def _save(path: Path, arr: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
 
 
-def _save_trie(path: Path, keys: list[str]) -> marisa_trie.Trie:
-    trie = marisa_trie.Trie(keys)
-    trie.save(str(path))
-    return trie
+def _permute_records(blob: np.ndarray, offsets: np.ndarray, order: np.ndarray, out: Path) -> np.ndarray:
+    """Write variable-length records ``order[0], order[1], ...`` of ``blob`` to ``out``;
+    returns the new offsets."""
+    sizes = np.diff(offsets)[order]
+    new_off = np.zeros(len(order) + 1, np.int64)
+    np.cumsum(sizes, out=new_off[1:])
+    with open(out, "wb") as f:
+        step = 65536
+        for i in range(0, len(order), step):
+            idx = order[i : i + step]
+            parts = [blob[offsets[j] : offsets[j + 1]] for j in idx.tolist()]
+            if parts:
+                f.write(np.concatenate(parts).tobytes())
+    return new_off
 
 
 def write_entities(
-    root: Path, rows: list[EntityRow], vectors: np.ndarray | None = None
-) -> tuple[marisa_trie.Trie, list[str]]:
-    """Returns the QID trie (index = key id) and the type vocabulary."""
+    root: Path,
+    rows: Iterable[EntityRow],
+    embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
+    *,
+    batch: int = 8192,
+) -> EntityIndex:
+    """Stream ``rows`` (sorted by QID number, unique) into the entity store. Memory: a few
+    bytes per entity plus one batch of rows; text and vectors go through temporary files
+    and are then reordered by QID trie key id (the entity index)."""
     root.mkdir(parents=True, exist_ok=True)
-    trie = _save_trie(root / "qids.marisa", [r.qid for r in rows])
-    order = np.argsort(np.array([trie[r.qid] for r in rows], dtype=np.int64), kind="stable")
-    by_id = [rows[i] for i in order]  # row at position k has key id k
-    types = sorted({r.type for r in rows})
-    type_ix = {t: i for i, t in enumerate(types)}
-    blob = bytearray()
-    offsets = np.zeros(len(by_id) + 1, np.int64)
-    for k, r in enumerate(by_id):
-        blob += f"{r.label}{SEP}{r.description}".encode()
-        offsets[k + 1] = len(blob)
-    (root / "text.bin").write_bytes(bytes(blob))
-    _save(root / "text_offsets.npy", offsets)
-    _save(root / "type.npy", np.array([type_ix[r.type] for r in by_id], np.int32))
-    _save(root / "popularity.npy", np.array([r.popularity for r in by_id], np.float32))
-    if vectors is not None:
-        v = np.asarray(vectors, np.float32)[order]
-        scale = np.maximum(np.abs(v).max(axis=1), 1e-12) / 127.0
-        q = np.clip(np.rint(v / scale[:, None]), -127, 127).astype(np.int8)
-        _save(root / "vectors.npy", q)
-        _save(root / "vector_scales.npy", scale.astype(np.float32))
-    return trie, types
+    qnums = array("q")
+    type_ids = array("i")
+    pops = array("f")
+    offsets = array("q", [0])
+    type_ix: dict[str, int] = {}
+    dim = 0
+    text_tmp = root / "text.sorted.tmp"
+    vec_tmp = root / "vectors.sorted.tmp"
+    pending: list[EntityRow] = []
+    with open(text_tmp, "wb") as tf, open(vec_tmp, "wb") as vf:
+        size = 0
+
+        def flush() -> None:
+            nonlocal dim
+            if embed is not None and pending:
+                v = np.ascontiguousarray(embed(pending), np.float32)
+                dim = int(v.shape[1])
+                vf.write(v.tobytes())
+            pending.clear()
+
+        for r in rows:
+            qnums.append(int(r.qid[1:]))
+            type_ids.append(type_ix.setdefault(r.type, len(type_ix)))
+            pops.append(r.popularity)
+            rec = f"{r.label}{SEP}{r.description}".encode()
+            tf.write(rec)
+            size += len(rec)
+            offsets.append(size)
+            pending.append(r)
+            if len(pending) >= batch:
+                flush()
+        flush()
+    n = len(qnums)
+    q = np.frombuffer(qnums, np.int64) if n else np.zeros(0, np.int64)
+    trie = marisa_trie.Trie(f"Q{x}" for x in q.tolist())
+    trie.save(str(root / "qids.marisa"))
+    key_of_pos = np.fromiter((trie[f"Q{x}"] for x in q.tolist()), np.int64, count=n)
+    pos_of_key = np.empty(n, np.int64)
+    pos_of_key[key_of_pos] = np.arange(n)
+    blob = np.memmap(text_tmp, np.uint8, mode="r") if os.path.getsize(text_tmp) else np.zeros(0, np.uint8)
+    new_off = _permute_records(blob, np.frombuffer(offsets, np.int64), pos_of_key, root / "text.bin")
+    del blob
+    text_tmp.unlink()
+    _save(root / "text_offsets.npy", new_off)
+    types = sorted(type_ix)
+    remap = np.zeros(max(len(type_ix), 1), np.int32)
+    for name, i in type_ix.items():
+        remap[i] = types.index(name)
+    tids = np.frombuffer(type_ids, np.int32) if n else np.zeros(0, np.int32)
+    _save(root / "type.npy", remap[tids][pos_of_key] if n else np.zeros(0, np.int32))
+    pop_sorted = np.frombuffer(pops, np.float32).copy() if n else np.zeros(0, np.float32)
+    _save(root / "popularity.npy", pop_sorted[pos_of_key])
+    if embed is not None and dim:
+        v = np.memmap(vec_tmp, np.float32, mode="r", shape=(n, dim))
+        q8 = np.empty((n, dim), np.int8)
+        scales = np.empty(n, np.float32)
+        for i in range(0, n, 65536):
+            idx = pos_of_key[i : i + 65536]
+            block = np.asarray(v[idx], np.float32)
+            sc = np.maximum(np.abs(block).max(axis=1), 1e-12) / 127.0
+            q8[i : i + len(idx)] = np.clip(np.rint(block / sc[:, None]), -127, 127).astype(np.int8)
+            scales[i : i + len(idx)] = sc
+        del v
+        _save(root / "vectors.npy", q8)
+        _save(root / "vector_scales.npy", scales)
+    vec_tmp.unlink()
+    return EntityIndex(q, key_of_pos.astype(np.int32), pop_sorted, types, dim)
 
 
-def write_alias_table(root: Path, table: AliasTableData, qid_index: Mapping[str, int]) -> int:
+def write_alias_table(
+    root: Path,
+    keyed: Iterable[tuple[str, np.ndarray, np.ndarray, float]],
+    *,
+    run_records: int = 1_000_000,
+) -> int:
+    """Stream ``(key, entity indices, priors, link probability)`` in sorted key order into
+    one language's table; the arrays are then reordered by the key trie's ids."""
     root.mkdir(parents=True, exist_ok=True)
-    keys = sorted(table.cands)
-    trie = _save_trie(root / "keys.marisa", keys)
+    keys_tmp = root / "keys.sorted.tmp"
+    cands = array("i")
+    pris = array("f")
+    sizes = array("q")
+    lps = array("f")
+    folds = Spill("fold", run_records=run_records)
+    n_sorted = 0
+    with open(keys_tmp, "w", encoding="utf-8", newline="\n") as kf:
+        for key, ents, pri, lp in keyed:
+            kf.write(key + "\n")
+            cands.extend(np.asarray(ents, np.int32).tolist())
+            pris.extend(np.asarray(pri, np.float32).tolist())
+            sizes.append(len(ents))
+            lps.append(lp)
+            fk = fold(key)
+            if fk is not None:
+                folds.add(f"{fk}\t{n_sorted:012d}")
+            n_sorted += 1
+
+    def read_keys() -> Iterator[str]:
+        with open(keys_tmp, encoding="utf-8", newline="\n") as kf:
+            for line in kf:
+                yield line[:-1]
+
+    trie = marisa_trie.Trie(read_keys())
+    trie.save(str(root / "keys.marisa"))
     n = len(trie)
-    by_id: list[str] = [""] * n
-    for k in keys:
-        by_id[trie[k]] = k
+    key_of_pos = np.fromiter((trie[k] for k in read_keys()), np.int64, count=n_sorted)
+    keys_tmp.unlink()
+    pos_of_key = np.empty(n, np.int64)
+    pos_of_key[key_of_pos] = np.arange(n)
+    sz = np.frombuffer(sizes, np.int64) if n else np.zeros(0, np.int64)
+    off_sorted = np.zeros(n + 1, np.int64)
+    np.cumsum(sz, out=off_sorted[1:])
+    new_sizes = sz[pos_of_key]
     offsets = np.zeros(n + 1, np.int64)
-    ents: list[int] = []
-    pris: list[float] = []
-    lp = np.full(n, np.nan, np.float32)
-    for kid, k in enumerate(by_id):
-        for qid, p in table.cands[k]:
-            ents.append(qid_index[qid])
-            pris.append(p)
-        offsets[kid + 1] = len(ents)
-        if k in table.link_prob:
-            lp[kid] = table.link_prob[k]
+    np.cumsum(new_sizes, out=offsets[1:])
+    # gather index: for each key id in order, the range of its candidates in sorted order
+    starts = np.repeat(off_sorted[:-1][pos_of_key], new_sizes)
+    within = np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], new_sizes)
+    gather = starts + within
+    c = np.frombuffer(cands, np.int32) if len(cands) else np.zeros(0, np.int32)
+    p = np.frombuffer(pris, np.float32) if len(pris) else np.zeros(0, np.float32)
     _save(root / "offsets.npy", offsets)
-    _save(root / "cands.npy", np.array(ents, np.int32))
-    _save(root / "priors.npy", np.array(pris, np.float32))
-    _save(root / "link_prob.npy", lp)
-    folds: dict[str, list[int]] = {}
-    for kid, k in enumerate(by_id):
-        fk = fold(k)
-        if fk is not None:
-            folds.setdefault(fk, []).append(kid)
-    ftrie = _save_trie(root / "fold.marisa", sorted(folds))
-    fids = [""] * len(ftrie)
-    for fk in folds:
-        fids[ftrie[fk]] = fk
+    _save(root / "cands.npy", c[gather])
+    _save(root / "priors.npy", p[gather])
+    lp_arr = np.frombuffer(lps, np.float32) if n else np.zeros(0, np.float32)
+    _save(root / "link_prob.npy", lp_arr[pos_of_key])
+    # accent-folded keys -> key ids
+    fold_keys = (fk for (fk,), _ in grouped(folds.merged(), 1))
+    ftrie = marisa_trie.Trie(fold_keys)
+    ftrie.save(str(root / "fold.marisa"))
+    per_fid: list[np.ndarray] = [np.zeros(0, np.int64)] * len(ftrie)
+    for (fk,), rest in grouped(folds.merged(), 1):
+        per_fid[ftrie[fk]] = np.sort(key_of_pos[[int(r[0]) for r in rest]])
+    folds.close()
     foff = np.zeros(len(ftrie) + 1, np.int64)
-    targets: list[int] = []
-    for i, fk in enumerate(fids):
-        targets.extend(sorted(folds[fk]))
-        foff[i + 1] = len(targets)
+    np.cumsum([len(x) for x in per_fid], out=foff[1:])
+    targets = np.concatenate(per_fid).astype(np.int32) if per_fid else np.zeros(0, np.int32)
     _save(root / "fold_offsets.npy", foff)
-    _save(root / "fold_targets.npy", np.array(targets, np.int32))
+    _save(root / "fold_targets.npy", targets)
     return n
+
+
+TableStream = Iterable[tuple[str, Iterable[tuple[str, np.ndarray, np.ndarray, float]]]]
 
 
 def write_kb(
     dest: Path,
-    entities: list[EntityRow],
-    tables: Mapping[str, AliasTableData],
+    entities: Iterable[EntityRow],
+    tables: Callable[[EntityIndex], TableStream],
     meta: dict,
     embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
 ) -> dict:
     """Write a complete KB directory at ``dest`` atomically (``dest.incomplete`` then
-    rename). Returns the metadata written to ``meta.json``. A ``build`` entry of ``meta``
-    (source paths and modification times, for ``xned kb compact``) goes to ``build.json``
-    so every other file depends only on the content of the sources."""
+    rename). ``entities`` are streamed sorted by QID number; ``tables(index)`` then yields,
+    per language in order, that table's keyed candidates (entity indices from ``index``).
+    Returns the metadata written to ``meta.json``. A ``build`` entry of ``meta`` (source
+    paths and modification times, for ``xned kb compact``) goes to ``build.json`` so every
+    other file depends only on the content of the sources."""
     meta = dict(meta)
     build = meta.pop("build", None)
     tmp = dest.with_name(dest.name + ".incomplete")
@@ -133,18 +248,20 @@ def write_kb(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
-        vectors = embed(entities) if embed is not None and entities else None
-        trie, types = write_entities(tmp / "entities", entities, vectors)
-        qid_index = {q: trie[q] for q in trie}
+        index = write_entities(tmp / "entities", entities, embed)
         counts = {}
-        for lang in sorted(tables):
-            counts[lang] = write_alias_table(tmp / "aliases" / lang, tables[lang], qid_index)
+        for lang, keyed in tables(index):
+            n = write_alias_table(tmp / "aliases" / lang, keyed)
+            if n:
+                counts[lang] = n
+            else:
+                shutil.rmtree(tmp / "aliases" / lang)
         meta = {
             **meta,
-            "entities": len(trie),
-            "types": types,
+            "entities": len(index),
+            "types": index.types,
             "languages": counts,
-            "vector_dim": 0 if vectors is None else int(vectors.shape[1]),
+            "vector_dim": index.vector_dim,
         }
         (tmp / "meta.json").write_text(
             json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"

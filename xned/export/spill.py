@@ -1,0 +1,80 @@
+"""External sorting for builds larger than memory: text records are buffered, sorted and
+written to run files of at most ``run_records`` lines; ``merged()`` streams every record
+in sorted order (``heapq.merge`` over the runs). A build's memory is then bounded by the
+run size, whatever the size of the dump.
+
+Records are single lines without control characters; fields are tab-separated and every
+field but the last has a fixed width or is followed by a tab, so plain string order is the
+order of the field tuples (a tab sorts before every printable character).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+RUN_RECORDS = 1_000_000
+
+
+class Spill:
+    def __init__(self, name: str, *, run_records: int = RUN_RECORDS, tmp_dir: Path | None = None):
+        self.name = name
+        self.run_records = max(1, run_records)
+        self._tmp_root = tmp_dir
+        self._dir: Path | None = None
+        self.buf: list[str] = []
+        self.runs: list[Path] = []
+        self.total = 0
+
+    def __len__(self) -> int:
+        return self.total
+
+    def add(self, line: str) -> None:
+        self.buf.append(line)
+        self.total += 1
+        if len(self.buf) >= self.run_records:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.buf:
+            return
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix=f"xned-{self.name}-", dir=self._tmp_root))
+        self.buf.sort()
+        path = self._dir / f"run{len(self.runs):05d}"
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            for line in self.buf:
+                f.write(line)
+                f.write("\n")
+        self.runs.append(path)
+        self.buf = []
+
+    def merged(self) -> Iterator[str]:
+        """Every record in sorted order (without the newline). Can be called again."""
+        if not self.runs:
+            yield from sorted(self.buf)
+            return
+        self._flush()
+        with ExitStack() as stack:
+            files = [stack.enter_context(open(p, encoding="utf-8", newline="\n")) for p in self.runs]
+            for line in heapq.merge(*files):
+                yield line[:-1]
+
+    def close(self) -> None:
+        self.buf = []
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+        self.runs = []
+
+
+def grouped(lines: Iterator[str], n_fields: int) -> Iterator[tuple[tuple[str, ...], list[list[str]]]]:
+    """Group sorted records by their first ``n_fields`` fields: (key fields, [rest fields])."""
+    split = (line.split("\t") for line in lines)
+    for key, rows in itertools.groupby(split, key=lambda r: tuple(r[:n_fields])):
+        yield key, [r[n_fields:] for r in rows]
