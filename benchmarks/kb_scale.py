@@ -146,7 +146,7 @@ def main() -> None:
         row["alias_keys_per_s"] = s["alias_keys"] / b["seconds"]
         rows.append(row)
         print(json.dumps(row), flush=True)
-    head = "items | build s | entities/s | alias keys/s | peak RSS MB | KB MB | B/entity | B/key | lookup µs | scan ms/KB"
+    head = "items | build s | entities/s | keys/s | peak RSS MB | KB MB | B/entity | B/key | lookup µs | scan ms/KB"
     print(f"\n| {head} |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
