@@ -36,6 +36,8 @@ def _is_latin_letter(ch: str) -> bool:
 
 def fold(key: str) -> str | None:
     """Accent-insensitive variant of a normalized key, or None (non-Latin or unchanged)."""
+    if key.isascii():  # nothing to strip (the extra folds are all non-ASCII letters)
+        return None
     if not any(ch.isalpha() for ch in key):
         return None
     for ch in key:

@@ -271,7 +271,39 @@ class KBBuilder:
         for lang, items in itertools.groupby(groups, key=lambda g: g[0][0]):
             yield lang, self._keyed(items, index, pop, total)
 
-    def _keyed(self, items, index: EntityIndex, pop: np.ndarray, total: np.ndarray):
+    def _keyed(self, items, index: EntityIndex, pop: np.ndarray, total: np.ndarray, batch: int = 4096):
+        """Candidates and priors of each key, computed ``batch`` keys at a time (one
+        vectorized QID lookup per batch)."""
+        pending: list[tuple[str, dict[int, float], dict[int, float], float, float]] = []
+
+        def emit():
+            qns = np.fromiter((q for _, kinds, _, _, _ in pending for q in kinds), np.int64)
+            pos = index.positions(qns) if len(qns) else np.zeros(0, np.int64)
+            ok = pos >= 0
+            safe = np.maximum(pos, 0)
+            ent_l = np.where(ok, index.key_of_pos[safe] if len(pos) else pos, -1).tolist()
+            tot_l = np.log1p(total[safe]).tolist() if len(pos) else []
+            pop_l = pop[safe].tolist() if len(pos) else []
+            at = 0
+            for key, kinds, native, occ, linked in pending:
+                q_raw: dict[int, float] = {}
+                ent_of: dict[int, int] = {}
+                for q, w in kinds.items():
+                    e = ent_l[at]
+                    if e >= 0:
+                        q_raw[q] = w * (1.0 + tot_l[at]) * (0.25 + pop_l[at])
+                        ent_of[q] = e
+                    at += 1
+                if not q_raw:
+                    continue
+                z = sum(q_raw.values())
+                n_native = sum(c for q, c in native.items() if q in q_raw)
+                pri = {q: (native.get(q, 0.0) + BETA * v / z) / (n_native + BETA) for q, v in q_raw.items()}
+                ranked = sorted(pri.items(), key=lambda kv: (-kv[1], kv[0]))[: self.top_k]
+                lp = min(1.0, linked / occ) if occ > 0 else float("nan")
+                yield key, [ent_of[q] for q, _ in ranked], [p for _, p in ranked], lp
+            pending.clear()
+
         for (_lang, key), rows in items:
             kinds: dict[int, float] = {}
             native: dict[int, float] = {}
@@ -287,21 +319,11 @@ class KBBuilder:
                     linked += float(r[3])
             for qn in native:
                 kinds.setdefault(qn, 0.5)
-            qns = np.array(sorted(kinds), np.int64)
-            pos = index.positions(qns) if len(qns) else np.zeros(0, np.int64)
-            keep = [(int(q), int(p)) for q, p in zip(qns.tolist(), pos.tolist(), strict=True) if p >= 0]
-            if not keep:
-                continue
-            q_raw = {q: kinds[q] * (1.0 + math.log1p(float(total[p]))) * (0.25 + float(pop[p])) for q, p in keep}
-            z = sum(q_raw.values())
-            n_native = sum(c for q, c in native.items() if q in q_raw)
-            pri = {q: (native.get(q, 0.0) + BETA * v / z) / (n_native + BETA) for q, v in q_raw.items()}
-            ranked = sorted(pri.items(), key=lambda kv: (-kv[1], kv[0]))[: self.top_k]
-            where = dict(keep)
-            ents = index.key_of_pos[[where[q] for q, _ in ranked]]
-            pris = np.array([p for _, p in ranked], np.float32)
-            lp = min(1.0, linked / occ) if occ > 0 else float("nan")
-            yield key, ents, pris, lp
+            if kinds or occ:
+                pending.append((key, dict(sorted(kinds.items())), native, occ, linked))
+            if len(pending) >= batch:
+                yield from emit()
+        yield from emit()
 
     def write(
         self,

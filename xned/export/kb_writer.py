@@ -154,7 +154,7 @@ def write_entities(
 
 def write_alias_table(
     root: Path,
-    keyed: Iterable[tuple[str, np.ndarray, np.ndarray, float]],
+    keyed: Iterable[tuple[str, list[int], list[float], float]],
     *,
     run_records: int = 1_000_000,
 ) -> int:
@@ -171,8 +171,8 @@ def write_alias_table(
     with open(keys_tmp, "w", encoding="utf-8", newline="\n") as kf:
         for key, ents, pri, lp in keyed:
             kf.write(key + "\n")
-            cands.extend(np.asarray(ents, np.int32).tolist())
-            pris.extend(np.asarray(pri, np.float32).tolist())
+            cands.extend(ents)
+            pris.extend(pri)
             sizes.append(len(ents))
             lps.append(lp)
             fk = fold(key)
@@ -225,7 +225,7 @@ def write_alias_table(
     return n
 
 
-TableStream = Iterable[tuple[str, Iterable[tuple[str, np.ndarray, np.ndarray, float]]]]
+TableStream = Iterable[tuple[str, Iterable[tuple[str, list[int], list[float], float]]]]
 
 
 def write_kb(
