@@ -66,6 +66,20 @@ def test_wikidata_and_wikipedia_dump_build(tmp_path):
     assert kb.record(kb.index("Q64"))[1] == "description of Berlin"
 
 
+def test_dump_build_with_tiny_runs_is_identical(tmp_path):
+    """Sitelinks, anchors, redirects and titles spilled in runs of 2 records merge to the
+    same KB as one in-memory run."""
+    dump = tmp_path / "wd.json.bz2"
+    write_dump(dump, ITEMS)
+    xml = tmp_path / "enwiki-pages-articles.xml"
+    xml.write_text(XML, encoding="utf-8")
+    build_kb([dump, xml], tmp_path / "one")
+    build_kb([dump, xml], tmp_path / "many", run_records=2)
+    for p in (tmp_path / "one").rglob("*"):
+        if p.is_file():
+            assert p.read_bytes() == (tmp_path / "many" / p.relative_to(tmp_path / "one")).read_bytes(), p
+
+
 def test_parallel_decoding_gives_identical_kb(tmp_path):
     dump = tmp_path / "wd.json"
     write_dump(dump, ITEMS * 3)

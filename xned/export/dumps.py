@@ -20,6 +20,7 @@ import bz2
 import contextlib
 import gzip
 import io
+import itertools
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -223,6 +224,7 @@ def read_wikidata(path: Path, b, *, workers: int = 1, **_: Any) -> int:
 
 
 # -- Wikipedia ---------------------------------------------------------------------------------
+_CTRL = re.compile(r"[\x00-\x1f\x7f]")
 LINK_RE = re.compile(r"\[\[([^\[\]|#<>{}]+)(?:#[^\[\]|]*)?(?:\|([^\[\]]*))?\]\]")
 
 
@@ -237,10 +239,26 @@ def _tag(elem: ET.Element) -> str:
 
 
 def read_wikipedia(path: Path, b, *, titles_tsv: Path | None = None, lang: str | None = None, **_: Any) -> int:
-    """Titles, redirects and anchor counts of a Wikipedia dump. Returns pages read."""
-    anchors: dict[tuple[str, str], int] = defaultdict(int)
-    redirects: dict[str, str] = {}
-    pages: list[str] = []
+    """Titles, redirects and anchor counts of a Wikipedia dump. Returns pages read.
+
+    Bounded memory: anchor counts are aggregated per ``run_records`` distinct pairs and
+    spilled to sorted runs; titles and redirects go to runs too, and redirects are looked up
+    in a marisa trie built from them once the dump is read."""
+    import marisa_trie
+
+    from xned.export.spill import Spill, grouped
+
+    run = getattr(b, "run_records", 1_000_000)
+    anchors = Spill("anchors", run_records=run)  # target, anchor, count
+    redirect_recs = Spill("redirects", run_records=run)  # source, target
+    pages = Spill("pages", run_records=run)
+    local: dict[tuple[str, str], int] = defaultdict(int)
+
+    def flush_local() -> None:
+        for (target, anchor), c in local.items():
+            anchors.add(f"{target}\t{anchor}\t{c}")
+        local.clear()
+
     dump_lang = lang
     n = 0
     f = open_maybe_compressed(path)
@@ -263,18 +281,22 @@ def read_wikipedia(path: Path, b, *, titles_tsv: Path | None = None, lang: str |
                 if ns == "0" and title:
                     n += 1
                     if redirect:
-                        redirects[wiki_title(title)] = wiki_title(redirect)
+                        redirect_recs.add(f"{wiki_title(title)}\t{wiki_title(redirect)}")
                     else:
-                        pages.append(wiki_title(title))
+                        pages.add(wiki_title(title))
                         for m in LINK_RE.finditer(text or ""):
                             target = wiki_title(m.group(1))
-                            if ":" in target:
+                            if ":" in target or not target:
                                 continue  # File:, Category:, interwiki
                             anchor = (m.group(2) if m.group(2) is not None else m.group(1)).strip()
+                            anchor = _CTRL.sub(" ", anchor).strip()
                             if anchor:
-                                anchors[(anchor, target)] += 1
+                                local[(target, anchor)] += 1
+                        if len(local) >= run:
+                            flush_local()
                 title = ns = redirect = text = None
                 elem.clear()
+        flush_local()
     except ET.ParseError as exc:
         raise KBBuildError(f"{path}: XML error ({exc}); is this a complete pages-articles dump?") from None
     except EOFError as exc:
@@ -290,6 +312,7 @@ def read_wikipedia(path: Path, b, *, titles_tsv: Path | None = None, lang: str |
             if len(parts) == 2 and not line.startswith("#"):
                 extra.setdefault(wiki_title(parts[0]), parts[1].strip())
     sitelinks = b.wiki_titles
+    redirects = marisa_trie.Trie(line.replace("\t", "\x1f", 1) for line in redirect_recs.merged())
 
     def lookup(t: str) -> str | None:
         if sitelinks is not None and (q := sitelinks.get(dump_lang, t)) is not None:
@@ -300,31 +323,39 @@ def read_wikipedia(path: Path, b, *, titles_tsv: Path | None = None, lang: str |
         for _ in range(3):  # follow short redirect chains
             if (q := lookup(t)) is not None:
                 return q
-            if t not in redirects:
+            hits = redirects.keys(t + "\x1f")
+            if not hits:
                 return None
-            t = redirects[t]
+            t = min(hits).split("\x1f", 1)[1]
         return lookup(t)
 
     unresolved = 0
-    for (anchor, target), c in sorted(anchors.items()):
-        qid = resolve(target)
-        if qid is None:
-            unresolved += 1
-            continue
-        b.add_entity(qid, label=target if dump_lang == "en" else "", where=f"{path.name}:{target}", weak=True)
-        b.add_count(dump_lang, anchor, qid, float(c), where=f"{path.name}:{target}")
-    for t in pages:
-        qid = lookup(t)
-        if qid is not None:
-            b.add_name(dump_lang, re.sub(r"\s*\([^)]*\)$", "", t), qid, where=path.name)
-    for src, dst in sorted(redirects.items()):
-        qid = resolve(dst)
-        if qid is not None:
-            b.add_name(dump_lang, src, qid, alias=True, where=path.name)
+    try:
+        for (target,), rows in grouped(anchors.merged(), 1):
+            qid = resolve(target)
+            if qid is None:
+                unresolved += 1
+                continue
+            where = f"{path.name}:{target}"
+            b.add_entity(qid, label=target if dump_lang == "en" else "", where=where, weak=True)
+            for anchor, group in itertools.groupby(rows, key=lambda r: r[0]):
+                b.add_count(dump_lang, anchor, qid, float(sum(int(r[1]) for r in group)), where=where)
+        for t in pages.merged():
+            qid = lookup(t)
+            if qid is not None:
+                b.add_name(dump_lang, re.sub(r"\s*\([^)]*\)$", "", t), qid, where=path.name)
+        for line in redirect_recs.merged():
+            src, dst = line.split("\t", 1)
+            qid = resolve(dst)
+            if qid is not None:
+                b.add_name(dump_lang, src, qid, alias=True, where=path.name)
+    finally:
+        for sp in (anchors, redirect_recs, pages):
+            sp.close()
     if unresolved:
         b.report.warn(
             "unresolved_links",
-            f"{path.name}: {unresolved:,} distinct anchor targets have no QID "
+            f"{path.name}: {unresolved:,} distinct link targets have no QID "
             f"(give Wikidata sitelinks or --titles title<TAB>qid)",
         )
         b.report.counts["unresolved_links"] += unresolved - 1
