@@ -196,6 +196,7 @@ def main() -> None:
         titles=titles,
         end_to_end=not args.skip_e2e,
         limit=args.limit,
+        log=log,
     )
     timings["eval_s"] = round(time.perf_counter() - t, 1)
     report["timings"] = timings

@@ -77,6 +77,7 @@ class MentionFeatures:
 class Analysis:
     doc: Document
     mentions: list[MentionFeatures]
+    detected: list[MentionFeatures] | None = None  # with ``analyze(..., also_detect=True)``
 
 
 def _error_result(raw: Any, lang: str | None, exc: Exception) -> DocResult:
@@ -276,63 +277,99 @@ class Linker:
         return doc, ments
 
     def analyze(
-        self, docs: Sequence[Document | str | dict[str, Any]], lang: str | None = None, given_spans: bool = True
+        self,
+        docs: Sequence[Document | str | dict[str, Any]],
+        lang: str | None = None,
+        given_spans: bool = True,
+        *,
+        also_detect: bool = False,
     ) -> list[Analysis | DocResult]:
         """Mentions with their candidate features (no decision), for evaluation and
-        calibration: one ``Analysis`` per document, or a ``DocResult`` carrying the error."""
-        return self._analyze(list(docs), lang, given_spans)
+        calibration: one ``Analysis`` per document, or a ``DocResult`` carrying the error.
+        With ``also_detect`` the detected mentions are analysed too (``Analysis.detected``),
+        sharing one encoder pass with the given ones."""
+        return self._analyze(list(docs), lang, given_spans, also_detect)
+
+    def _candidates(self, doc: Document, ments: list[Mention]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Candidate generation, with document-level propagation of longer mentions."""
+        keys = [normalize(m.text) for m in ments]
+        per = [self.kb.lookup(doc.lang, k, top_k=self.top_k) for k in keys]
+        return propagate(keys, per, self.top_k)
 
     def _analyze(
-        self, raw_docs: list[Document | str | dict[str, Any]], lang: str | None, given: bool
+        self, raw_docs: list[Document | str | dict[str, Any]], lang: str | None, given: bool, also_detect: bool = False
     ) -> list[Analysis | DocResult]:
-        prepared: list[tuple[Document, list[Mention]] | DocResult] = []
+        prepared: list[tuple[Document, list[list[Mention]]] | DocResult] = []
         for raw in raw_docs:
             try:
-                prepared.append(self._prepare(raw, lang, given))
+                doc, ments = self._prepare(raw, lang, given)
+                sets = [ments]
+                if also_detect:
+                    sets.append(
+                        [
+                            Mention(sp.start, sp.end, doc.text[sp.start : sp.end])
+                            for sp in self._detector(doc.lang).detect(doc.text)
+                        ]
+                    )
+                prepared.append((doc, sets))
             except XnedError as exc:
                 prepared.append(_error_result(raw, lang, exc))
-        # Candidate generation (with document-level propagation of longer mentions).
-        cands: list[list[tuple[np.ndarray, np.ndarray]]] = []
-        need_enc: list[int] = []
-        for i, item in enumerate(prepared):
+        cands: list[list[list[tuple[np.ndarray, np.ndarray]]]] = []
+        spans: list[list[tuple[int, int]]] = []  # per document, the spans to encode
+        for item in prepared:
             if isinstance(item, DocResult):
                 cands.append([])
+                spans.append([])
                 continue
-            doc, ments = item
-            keys = [normalize(m.text) for m in ments]
-            per = [self.kb.lookup(doc.lang, k, top_k=self.top_k) for k in keys]
-            per = propagate(keys, per, self.top_k)
-            cands.append(per)
-            if any(len(e) for e, _ in per) and (self.kb.has_vectors or self.experts is not None):
-                need_enc.append(i)
-        # Context encoding: one pass over all windows of the chunk.
-        vectors: dict[int, np.ndarray] = {}
-        if need_enc and self.scorer.variant != "prior":
-            texts = [prepared[i][0].text for i in need_enc]  # type: ignore[index]
-            spans = [[(m.start, m.end) for m in prepared[i][1]] for i in need_enc]  # type: ignore[index]
-            for i, arr in zip(need_enc, self.encoder.embed_mentions(texts, spans), strict=True):
-                vectors[i] = arr
+            doc, sets = item
+            per_set = [self._candidates(doc, ments) for ments in sets]
+            cands.append(per_set)
+            wanted = {
+                (m.start, m.end)
+                for ments, per in zip(sets, per_set, strict=True)
+                for m, (ents, _) in zip(ments, per, strict=True)
+                if len(ents)
+            }
+            spans.append(sorted(wanted))
+        # Context encoding: one pass over all windows of the chunk, only for mentions
+        # that have candidates.
+        vectors: dict[tuple[int, int, int], np.ndarray] = {}
+        need = [i for i, sp in enumerate(spans) if sp]
+        use_vectors = self.scorer.variant != "prior" and (self.kb.has_vectors or self.experts is not None)
+        if need and use_vectors:
+            texts = [prepared[i][0].text for i in need]  # type: ignore[index]
+            for i, arr in zip(need, self.encoder.embed_mentions(texts, [spans[i] for i in need]), strict=True):
+                for (s, e), v in zip(spans[i], arr, strict=True):
+                    vectors[(i, s, e)] = v
         out: list[Analysis | DocResult] = []
         for i, item in enumerate(prepared):
             if isinstance(item, DocResult):
                 out.append(item)
                 continue
-            doc, ments = item
-            feats = []
-            for j, (m, (ents, pri)) in enumerate(zip(ments, cands[i], strict=True)):
-                vec = vectors[i][j] if i in vectors else None
-                sims = expert_p = None
-                if len(ents) and vec is not None:
-                    if self.kb.has_vectors:
-                        ev = self.kb.vectors(ents)
-                        sims = None if ev is None else ev @ vec
-                    if self.experts is not None:
-                        model = self.experts.model_for(doc.lang, normalize(m.text))
-                        if model >= 0:
-                            expert_p = self.experts.predict(model, vec, ents)
-                feats.append(MentionFeatures(m, ents, pri, sims, expert_p, vec))
-            out.append(Analysis(doc, feats))
+            doc, sets = item
+            feats = [
+                [
+                    self._features(doc, m, ents, pri, vectors.get((i, m.start, m.end)))
+                    for m, (ents, pri) in zip(ments, per, strict=True)
+                ]
+                for ments, per in zip(sets, cands[i], strict=True)
+            ]
+            out.append(Analysis(doc, feats[0], feats[1] if also_detect else None))
         return out
+
+    def _features(
+        self, doc: Document, m: Mention, ents: np.ndarray, pri: np.ndarray, vec: np.ndarray | None
+    ) -> MentionFeatures:
+        sims = expert_p = None
+        if len(ents) and vec is not None:
+            if self.kb.has_vectors:
+                ev = self.kb.vectors(ents)
+                sims = None if ev is None else ev @ vec
+            if self.experts is not None:
+                model = self.experts.model_for(doc.lang, normalize(m.text))
+                if model >= 0:
+                    expert_p = self.experts.predict(model, vec, ents)
+        return MentionFeatures(m, ents, pri, sims, expert_p, vec)
 
     def _process(
         self,
