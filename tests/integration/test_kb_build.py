@@ -33,7 +33,8 @@ def test_build_and_lookup(tmp_path):
     ents, pri = kb.lookup("en", "paris")
     assert [kb.qid(e) for e in ents] == ["Q90", "Q830149"]
     assert pri[0] > pri[1] and pri.sum() <= 1.0 + 1e-6
-    assert [kb.qid(e) for e in kb.lookup("es", "paris")[0]] == ["Q90"]  # folded "parís"
+    es_ents, es_pri = kb.lookup("es", "paris")  # folded "parís", then English "paris" at a discount
+    assert [kb.qid(e) for e in es_ents] == ["Q90", "Q830149"] and es_pri[0] > 2 * es_pri[1]
     assert kb.record(kb.index("Q64")) == ("Berlin", "capital of Germany")
     assert meta["entities"] == 4
     assert report.counts["bad_lang"] == 1
@@ -151,3 +152,28 @@ def test_fixture_script_regenerates_identical_bundle(tmp_path, bundle_path):
     new = (out / "manifest.json").read_text()
     old = (bundle_path / "manifest.json").read_text()
     assert new == old
+
+
+LOOKUP_TSV = """Q90\tcity\tParis\tcapital of France\tpop:2000000\tja:パリ
+Q2835080\tcity\tParys\ttown in South Africa\tpop:40000\tfr:Paris
+Q40\tcountry\tAustria\tcountry in Central Europe\tpop:9000000\tde:Österreich
+Q1490\tcity\tTokyo\tcapital of Japan\tpop:14000000\tja:東京
+Q1138285\torganization\tUnited Auto Workers\tlabor union\tpop:1\t
+"""
+
+
+def test_lookup_fallbacks(tmp_path):
+    build_kb([write(tmp_path, "e.tsv", LOOKUP_TSV)], tmp_path / "kb")
+    kb = KB(tmp_path / "kb")
+
+    def qids(lang, text):
+        return [kb.qid(e) for e in kb.lookup(lang, normalize(text))[0]]
+
+    # own-language exact match first, other languages' exact matches after it
+    assert qids("fr", "Paris") == ["Q2835080", "Q90"]
+    assert qids("de", "Oesterreich") == ["Q40"]  # umlaut digraphs (German only)
+    assert qids("fr", "Oesterreich") == []
+    assert qids("de", "Öster¬\nreich") == ["Q40"]  # OCR line-break hyphenation
+    assert qids("en", "the United Auto Workers union") == ["Q1138285"]  # longest contained alias
+    assert qids("ja", "東京の知事") == ["Q1490"]  # contained, per character in CJK
+    assert qids("en", "Parisian") == []  # contained aliases end on a token boundary

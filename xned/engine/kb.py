@@ -38,11 +38,18 @@ import numpy as np
 
 from xned.engine.bundle import REBUILD_HINT
 from xned.engine.morph import split_inflected, suffixes
-from xned.engine.normalize import fold, undot
+from xned.engine.normalize import fold, umlauts, undot
 from xned.errors import BundleError, InputError
 
 MUL = "mul"
 SEP = "\x1f"
+OTHER_LANG_WEIGHT = 0.5  # weight of exact matches from other languages' tables
+MIN_CONTAINED = 3  # shortest alias (characters) taken from inside a longer mention; 2 for CJK
+
+
+def _is_cjk(ch: str) -> bool:
+    o = ord(ch)
+    return 0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x2FFFF
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -326,50 +333,106 @@ class KB:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates (global entity indices, priors), best prior first, for a normalized key.
 
-        Rule, first step that finds anything wins: (1) the exact key in the mention's
-        language and in ``mul`` (base and overlay); (2) the accent-folded key there;
-        (2b) middle dots as spaces, then removed; (2c) for suffixing languages, the longest
-        alias that is the key minus a case ending (``xned.engine.morph``);
-        (3) the exact key in every other language's table; (4) the folded key there.
+        Rule, first step that finds anything wins:
+
+        1. the exact key in the mention's language and in ``mul`` (base and overlay);
+           else the accent-folded key there; (1b) middle dots as spaces, then removed;
+           (1c) for German, umlauts written as digraphs ("Oesterreich"); (1d) for
+           suffixing languages, the longest alias that is the key minus a case ending
+           (``xned.engine.morph``). Whatever these find is joined by the exact key's
+           candidates from every other language's table at a discount
+           (``OTHER_LANG_WEIGHT``): names are often written the same across languages
+           ("Paris", "Liverpool") and a table may lack the label, but an entity named so
+           in the mention's own language keeps the higher prior;
+        2. the exact key in every other language's table (names written as in another
+           language, e.g. "Washington" in Japanese text);
+        3. the folded key in every other language's table;
+        4. the longest alias contained in the mention on token boundaries (per character
+           for CJK), at least ``MIN_CONTAINED`` characters (2 for CJK): "United Auto
+           Workers union" -> "united auto workers", "日本の麻生太郎首相" -> "麻生太郎".
+
         With ``lang=None`` every table is used from step 1. A key found in several
         tables gets, per entity, the mean of its priors over those tables (so priors
         still sum to <= 1); overlay entities supersede base entities with the same QID.
         """
         tables = self.tables_for(lang)
-        found = self._collect(tables, key, exact=True)
+        own_ids = {id(t) for t, _ in tables}
+        others = [(t, o) for t, o in self.tables_for(None) if id(t) not in own_ids] if lang is not None else []
+        found = self._own(tables, lang, key, fuzzy)
+        other_exact = self._collect(others, key, exact=True) if others and (fuzzy or not found) else []
+        if found and other_exact:
+            return self._merge([(found, 1.0), (other_exact, OTHER_LANG_WEIGHT)], top_k)
+        found = found or other_exact
+        if not found and fuzzy and others:
+            found = self._collect(others, key, exact=False)
         if not found and fuzzy:
-            found = self._collect(tables, key, exact=False)
-        if not found and fuzzy and (spaced := undot(key)) is not None:
+            found = self._contained(tables + others, key)
+        if not found:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        return self._merge([(found, 1.0)], top_k)
+
+    def _own(
+        self, tables: list[tuple[AliasTable, int]], lang: str | None, key: str, fuzzy: bool
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Steps 1-2 of ``lookup`` in the mention language's tables."""
+        found = self._collect(tables, key, exact=True)
+        if found or not fuzzy:
+            return found
+        found = self._collect(tables, key, exact=False)
+        if not found and (spaced := undot(key)) is not None:
             # "パリス・ヒルトン" -> "パリス ヒルトン" / "パリスヒルトン"
             found = self._collect(tables, spaced, exact=True) or self._collect(
                 tables, spaced.replace(" ", ""), exact=True
             )
-        if not found and fuzzy and (ends := suffixes(lang)):
+        if not found and lang == "de" and (um := umlauts(key)) is not None:
+            found = self._collect(tables, um, exact=True)
+        if not found and (ends := suffixes(lang)):
             # "Frantziara" -> "Frantzia", "Berlins" -> "Berlin" (listed languages only)
             for table, offset in tables:
                 stem = split_inflected(key, table.keys.prefixes(key), ends)
                 if stem is not None and (hit := table.exact(stem)) is not None and len(hit[0]):
                     found.append((hit[0].astype(np.int64) + offset, hit[1]))
-        if not found and lang is not None:
-            # Cross-lingual fallback: names are often written as in another language
-            # ("Washington" in Japanese text); used only when the mention's own tables miss.
-            own = {id(t) for t, _ in tables}
-            others = [(t, o) for t, o in self.tables_for(None) if id(t) not in own]
-            found = self._collect(others, key, exact=True)
-            if not found and fuzzy:
-                found = self._collect(others, key, exact=False)
-        if not found:
-            return np.zeros(0, np.int32), np.zeros(0, np.float32)
-        n = len(found)
+        return found
+
+    def _merge(
+        self, groups: list[tuple[list[tuple[np.ndarray, np.ndarray]], float]], top_k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per group, each entity's mean prior over the group's tables, times the group's
+        weight; summed over groups and divided by the total weight (sum stays <= 1)."""
         acc: dict[int, float] = {}
-        for ents, pri in found:
-            for e, p in zip(ents.tolist(), pri.tolist(), strict=True):
-                e = self._superseded.get(e, e)
-                acc[e] = acc.get(e, 0.0) + p / n
+        total_w = sum(w for _, w in groups)
+        for found, w in groups:
+            n = len(found)
+            for ents, pri in found:
+                for e, p in zip(ents.tolist(), pri.tolist(), strict=True):
+                    e = self._superseded.get(e, e)
+                    acc[e] = acc.get(e, 0.0) + p * w / (n * total_w)
         items = sorted(acc.items(), key=lambda kv: (-kv[1], self.qid(kv[0])))[:top_k]
         ents_arr = np.array([e for e, _ in items], dtype=np.int32)
         pri_arr = np.array([p for _, p in items], dtype=np.float32)
         return ents_arr, pri_arr
+
+    def _contained(self, tables: list[tuple[AliasTable, int]], key: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Candidates of the longest alias found inside ``key`` on token boundaries."""
+        starts = [0] + [i + 1 for i, ch in enumerate(key) if ch == " "]
+        starts += [i for i, ch in enumerate(key) if _is_cjk(ch) and i not in starts]
+        best_len = 0
+        found: list[tuple[np.ndarray, np.ndarray]] = []
+        for table, offset in tables:
+            for s in starts:
+                for k in table.keys.prefixes(key[s:]):
+                    end = s + len(k)
+                    shortest = 2 if _is_cjk(k[0]) else MIN_CONTAINED
+                    if len(k) < max(shortest, best_len) or k == key:
+                        continue
+                    if end < len(key) and key[end] != " " and not _is_cjk(key[end - 1]) and not _is_cjk(key[end]):
+                        continue  # must end on a token boundary
+                    if len(k) > best_len:
+                        best_len, found = len(k), []
+                    hit = table.exact(k)
+                    if hit is not None and len(hit[0]):
+                        found.append((hit[0].astype(np.int64) + offset, hit[1]))
+        return found
 
     @staticmethod
     def _collect(tables: list[tuple[AliasTable, int]], key: str, *, exact: bool) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -4,6 +4,9 @@
 ligatures), then Unicode casefold, then whitespace runs collapsed to one space.
 Scripts are never transliterated: Cyrillic, CJK, Arabic keys stay in their script.
 
+Line-break hyphenation marks of OCR'd text (``¬`` and the whitespace after it, soft
+hyphens) are removed first, so "Frank¬\nreich" is "frankreich".
+
 ``fold``: an accent-insensitive fallback key for Latin-script strings only (combining
 marks removed after canonical decomposition, plus a few letters that do not decompose,
 e.g. ``ø``, ``ł``, ``đ``). Returns None for any other script or when nothing changes, so
@@ -17,6 +20,8 @@ import unicodedata
 from functools import lru_cache
 
 _WS = re.compile(r"\s+")
+# Line-break hyphenation of OCR'd text ("Frank¬\nreich") and soft hyphens join the word.
+_HYPHENATION = re.compile(r"¬\s*|\u00ad")
 _EXTRA_FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i", "ŀ": "l", "ŧ": "t"})
 # Middle dots and similar name separators (Japanese katakana names, Catalan):
 # "ジョン・スミス" should match "ジョンスミス" and "John Smith" style keys.
@@ -25,7 +30,7 @@ _DOTS = str.maketrans({"・": " ", "·": " ", "･": " ", "‧": " "})
 
 def normalize(text: str) -> str:
     """The lookup key of an alias or a mention surface."""
-    text = unicodedata.normalize("NFKC", text).casefold()
+    text = unicodedata.normalize("NFKC", _HYPHENATION.sub("", text)).casefold()
     return _WS.sub(" ", text).strip()
 
 
@@ -46,6 +51,18 @@ def fold(key: str) -> str | None:
     decomposed = unicodedata.normalize("NFD", key)
     stripped = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
     out = unicodedata.normalize("NFC", stripped).translate(_EXTRA_FOLD)
+    return out if out != key else None
+
+
+_UMLAUT_DIGRAPHS = (("ae", "ä"), ("oe", "ö"), ("ue", "ü"))
+
+
+def umlauts(key: str) -> str | None:
+    """German spelling with umlauts written as digraphs ("oesterreich" -> "österreich"), or
+    None when the key has no such digraph."""
+    out = key
+    for a, b in _UMLAUT_DIGRAPHS:
+        out = out.replace(a, b)
     return out if out != key else None
 
 
