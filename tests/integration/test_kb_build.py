@@ -159,6 +159,7 @@ Q2835080\tcity\tParys\ttown in South Africa\tpop:40000\tfr:Paris
 Q40\tcountry\tAustria\tcountry in Central Europe\tpop:9000000\tde:Österreich
 Q1490\tcity\tTokyo\tcapital of Japan\tpop:14000000\tja:東京
 Q1138285\torganization\tUnited Auto Workers\tlabor union\tpop:1\t
+Q22686\thuman\tDonald Trump\tpresident of the United States\tpop:1\tja:ドナルド・トランプ
 """
 
 
@@ -177,3 +178,6 @@ def test_lookup_fallbacks(tmp_path):
     assert qids("en", "the United Auto Workers union") == ["Q1138285"]  # longest contained alias
     assert qids("ja", "東京の知事") == ["Q1490"]  # contained, per character in CJK
     assert qids("en", "Parisian") == []  # contained aliases end on a token boundary
+    ents, pri = kb.lookup("ja", "トランプ")  # one part of a middle-dot name, as a weak alias
+    assert [kb.qid(e) for e in ents] == ["Q22686"]
+    assert qids("ja", "ドナルドトランプ") == ["Q22686"]

@@ -19,7 +19,8 @@ Priors. For alias key ``m`` in language ``L`` and candidate ``e``::
 
 ``c_L`` are native counts (anchors) where a source gives them; ``T(e)`` the entity's
 counts summed over every language (transfer through the shared entity); ``kind`` is 1 for
-a label and 0.5 for an alias; ``pop(e)`` the entity's popularity rank-normalized within
+a label, 0.5 for an alias and 0.1 for one part of a middle-dot name ("トランプ" of
+"ドナルド・トランプ"); ``pop(e)`` the entity's popularity rank-normalized within
 its source (so brand counts and populations become comparable), in [0, 1]; β = 1. With no
 counts at all the prior is ``q``. Only the top ``k`` candidates are kept, so priors of a
 key sum to at most 1. Link probability per key = anchor occurrences / text occurrences,
@@ -53,6 +54,7 @@ _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_LINE = 4 * 1024 * 1024  # longest line read from a TSV/JSONL source
 MAX_ALIAS_CHARS = 200
 BETA = 1.0
+PART_WEIGHT = 0.1  # ``kind`` of one part of a middle-dot name
 
 
 def lang_key(code: str) -> str | None:
@@ -174,6 +176,13 @@ class KBBuilder:
         if (spaced := undot(key)) is not None:  # "パリス・ヒルトン" also as "パリス ヒルトン", "パリスヒルトン"
             self.alias_records.add(f"{lang}\t{spaced}\t{qn:010d}\tN\t{weight}")
             self.alias_records.add(f"{lang}\t{spaced.replace(' ', '')}\t{qn:010d}\tN\t{weight}")
+            # Each part of a dotted name ("ドナルド・トランプ": "トランプ") is a weak alias:
+            # Japanese and Chinese text often names a foreign person or firm by one part.
+            parts = spaced.split(" ")
+            if len(parts) > 1:
+                for part in set(parts):
+                    if len(part) >= 2:
+                        self.alias_records.add(f"{lang}\t{part}\t{qn:010d}\tN\t{PART_WEIGHT}")
 
     def add_count(self, lang_code: str, name: str, qid: str, count: float, *, where: str = "") -> None:
         lang = lang_key(lang_code)
