@@ -1,6 +1,7 @@
 import bz2
 import json
 
+import numpy as np
 import pytest
 
 from tests.conftest import shared_data
@@ -131,3 +132,17 @@ def test_real_enwiki_sample(tmp_path):
     assert pages > 150
     n_counts = sum(1 for line in b.alias_records.merged() if line.split("\t")[3] == "C")
     assert n_counts > 50
+
+
+def test_link_probability_from_wikipedia_text(tmp_path):
+    dump = tmp_path / "wd.json"
+    write_dump(dump, ITEMS)
+    xml = tmp_path / "enwiki-pages-articles.xml"
+    xml.write_text(XML.replace("Also [[", "Paris is big. Paris again. Also [["), encoding="utf-8")
+    build_kb([dump, xml], tmp_path / "kb", reader_args={"link_prob": True})
+    kb = KB(tmp_path / "kb")
+    assert kb.link_probability("en", "german capital") == 1.0
+    # "Paris" is a link 3 times and appears 5 times in the article text
+    assert kb.link_probability("en", "paris") == pytest.approx(3 / 5)
+    build_kb([dump, xml], tmp_path / "kb2")
+    assert np.isnan(KB(tmp_path / "kb2").link_probability("en", "paris"))

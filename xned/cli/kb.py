@@ -53,6 +53,9 @@ def build_cli(
         None, "--titles", help="title<TAB>qid TSV mapping Wikipedia link targets to QIDs."
     ),
     wiki_lang: str | None = typer.Option(None, "--wiki-lang", help="Language of a Wikipedia dump without <dbname>."),
+    link_prob: bool = typer.Option(
+        False, "--link-prob", help="Second pass over Wikipedia dumps: P(link | string) per anchor, for detection."
+    ),
     vector_cache: Path | None = typer.Option(
         None, "--vector-cache", help="Directory caching entity embeddings across rebuilds (keyed by encoder + text)."
     ),
@@ -79,7 +82,7 @@ def build_cli(
         vectors=not no_vectors,
         threads=threads,
         progress=progress,
-        reader_args={"workers": workers, "titles_tsv": titles, "lang": wiki_lang},
+        reader_args={"workers": workers, "titles_tsv": titles, "lang": wiki_lang, "link_prob": link_prob},
         vector_cache=vector_cache,
     )
     dt = time.perf_counter() - t0

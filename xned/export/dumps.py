@@ -238,12 +238,24 @@ def _tag(elem: ET.Element) -> str:
     return elem.tag.rsplit("}", 1)[-1]
 
 
-def read_wikipedia(path: Path, b, *, titles_tsv: Path | None = None, lang: str | None = None, **_: Any) -> int:
+def read_wikipedia(
+    path: Path,
+    b,
+    *,
+    titles_tsv: Path | None = None,
+    lang: str | None = None,
+    link_prob: bool = False,
+    **_: Any,
+) -> int:
     """Titles, redirects and anchor counts of a Wikipedia dump. Returns pages read.
 
     Bounded memory: anchor counts are aggregated per ``run_records`` distinct pairs and
     spilled to sorted runs; titles and redirects go to runs too, and redirects are looked up
-    in a marisa trie built from them once the dump is read."""
+    in a marisa trie built from them once the dump is read.
+
+    With ``link_prob`` a second pass over the dump counts how often each anchor text occurs
+    in the articles' plain text (on token boundaries, normalized as alias keys), linked or
+    not: P(link | string) = anchor count / occurrences, used by mention detection."""
     import marisa_trie
 
     from xned.export.spill import Spill, grouped
@@ -331,6 +343,8 @@ def read_wikipedia(path: Path, b, *, titles_tsv: Path | None = None, lang: str |
 
     unresolved = 0
     try:
+        if link_prob:
+            _link_probability(path, b, dump_lang, anchors)
         for (target,), rows in grouped(anchors.merged(), 1):
             qid = resolve(target)
             if qid is None:
@@ -360,3 +374,63 @@ def read_wikipedia(path: Path, b, *, titles_tsv: Path | None = None, lang: str |
         )
         b.report.counts["unresolved_links"] += unresolved - 1
     return n
+
+
+def _link_probability(path: Path, b, lang: str, anchors) -> None:
+    """Second pass: occurrences of every anchor key in plain article text."""
+    import marisa_trie
+    import numpy as np
+
+    from xned.engine.mentions import TOKEN_RE
+    from xned.engine.normalize import normalize
+    from xned.export.spill import Spill, grouped
+    from xned.export.wiki_contexts import plain_text_with_links
+
+    keyed = Spill("anchor-keys", run_records=getattr(b, "run_records", 1_000_000))
+    for (_target,), rows in grouped(anchors.merged(), 1):
+        for anchor, count in rows:
+            k = normalize(anchor)
+            if k:
+                keyed.add(f"{k}\t{count}")
+    trie = marisa_trie.Trie(k for (k,), _ in grouped(keyed.merged(), 1))
+    linked = np.zeros(len(trie), np.float64)
+    for (k,), rows in grouped(keyed.merged(), 1):
+        linked[trie[k]] = sum(float(r[0]) for r in rows)
+    keyed.close()
+    seen = np.zeros(len(trie), np.float64)
+    f = open_maybe_compressed(path)
+    try:
+        ns = text = None
+        for _event, elem in ET.iterparse(f, events=("end",)):
+            tag = _tag(elem)
+            if tag == "ns":
+                ns = elem.text
+            elif tag == "text":
+                text = elem.text or ""
+            elif tag == "page":
+                if ns == "0" and text and not text.lstrip().upper().startswith("#REDIRECT"):
+                    plain, _ = plain_text_with_links(text, max_chars=10**9)
+                    toks = [m.span() for m in TOKEN_RE.finditer(plain)]
+                    parts, starts, ends = [], [], set()
+                    pos, prev = 0, None
+                    for s, e in toks:
+                        if prev is not None and s > prev:
+                            parts.append(" ")
+                            pos += 1
+                        piece = normalize(plain[s:e])
+                        starts.append(pos)
+                        parts.append(piece)
+                        pos += len(piece)
+                        ends.add(pos)
+                        prev = e
+                    joined = "".join(parts)
+                    for p in starts:
+                        for k in trie.prefixes(joined[p : p + 80]):
+                            if p + len(k) in ends:
+                                seen[trie[k]] += 1
+                ns = text = None
+                elem.clear()
+    finally:
+        f.close()
+    for kid in np.nonzero(seen)[0].tolist():
+        b.add_occurrences(lang, trie.restore_key(kid), float(max(seen[kid], linked[kid])), float(linked[kid]))
