@@ -140,6 +140,17 @@ def _notice(sources: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _portable_build_record(path: Path, source: Path) -> None:
+    """Record the KB source by name, size and sha256 (no machine path, no mtime), so the
+    shipped bundle is the same wherever it is built; ``xned kb compact --source
+    default_entities.jsonl=PATH`` finds it again."""
+    build = json.loads(path.read_text(encoding="utf-8"))
+    build["sources"] = [{"path": source.name, "size": source.stat().st_size, "sha256": _sha256(source)}]
+    tmp = path.with_name(path.name + ".incomplete")
+    tmp.write_text(json.dumps(build, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
 def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, log: Any = print) -> dict[str, Any]:
     from xned.engine.bundle import read_manifest
     from xned.export.base_encoder import build_base_encoder
@@ -183,6 +194,7 @@ def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, lo
     )
     log("building the KB with entity vectors")
     meta, report = build_kb_into_bundle([jsonl], stage, threads=threads)
+    _portable_build_record(stage / "kb" / "build.json", jsonl)
     (stage / "NOTICE").write_text(_notice(sources), encoding="utf-8")
     seconds = round(time.perf_counter() - t0, 1)
     peak_mb = round(

@@ -53,7 +53,13 @@ def resolve_source(rec: dict[str, Any], bundle: Path, moved: dict[str, Path] | N
             f"KB source {path} (recorded at build time) is missing; restore it or pass --source {path.name}=NEW_PATH."
         )
     st = path.stat()
-    if st.st_size != rec.get("size") or st.st_mtime_ns != rec.get("mtime_ns"):
+    if "sha256" in rec:  # portable record (the default bundle): content, not modification time
+        from xned.engine.bundle import sha256_file
+
+        changed = st.st_size != rec.get("size") or sha256_file(path) != rec["sha256"]
+    else:
+        changed = st.st_size != rec.get("size") or st.st_mtime_ns != rec.get("mtime_ns")
+    if changed:
         raise KBBuildError(
             f"KB source {path} changed since the KB was built (size or modification time differ); "
             f"restore the original or pass --source {path.name}=NEW_PATH to use another file knowingly."
