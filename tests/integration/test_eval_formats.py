@@ -1,0 +1,66 @@
+"""Evaluation input formats: canonical JSONL and NIF Turtle read to the same gold."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import shared_data
+from xned.errors import InputError
+from xned.evaluate import evaluate, read_dataset
+
+NIF = """@prefix itsrdf: <http://www.w3.org/2005/11/its/rdf#> .
+@prefix nif: <http://persistence.uni-leipzig.org/nlp2rdf/ontologies/nif-core#> .
+@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+
+<http://example.org/doc/1#char=0,29> a nif:Context ;
+    nif:beginIndex "0"^^xsd:nonNegativeInteger ;
+    nif:endIndex "29"^^xsd:nonNegativeInteger ;
+    nif:isString "Paris Hilton stayed in Tokyo." .
+
+<http://example.org/doc/1#char=0,12> a nif:Phrase ;
+    nif:beginIndex "0"^^xsd:nonNegativeInteger ;
+    nif:endIndex "12"^^xsd:nonNegativeInteger ;
+    nif:referenceContext <http://example.org/doc/1#char=0,29> ;
+    itsrdf:taIdentRef <http://www.wikidata.org/entity/Q47899> .
+
+<http://example.org/doc/1#char=23,28> a nif:Phrase ;
+    nif:beginIndex "23"^^xsd:nonNegativeInteger ;
+    nif:endIndex "28"^^xsd:nonNegativeInteger ;
+    nif:referenceContext <http://example.org/doc/1#char=0,29> ;
+    itsrdf:taIdentRef <https://en.wikipedia.org/wiki/Tokyo> .
+"""
+
+
+def test_nif_reads_qids_and_titles(tmp_path, linker):
+    pytest.importorskip("rdflib")
+    path = tmp_path / "tiny.ttl"
+    path.write_text(NIF, encoding="utf-8")
+    titles = tmp_path / "titles.tsv"
+    titles.write_text("Tokyo\tQ1490\n", encoding="utf-8")
+    from xned.evaluate import load_titles
+
+    docs = read_dataset(path, load_titles(titles))
+    assert len(docs) == 1
+    gold = [(g.text, g.qid) for g in docs[0].gold]
+    assert gold == [("Paris Hilton", "Q47899"), ("Tokyo", "Q1490")]
+    report = evaluate(linker, [path], titles=titles)
+    row = report["datasets"]["tiny"]
+    assert row["mentions"] == 2 and row["recall"] == 1.0 and row["acc_fused"] == 1.0
+
+
+def test_unknown_format_is_an_error(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("a,b\n", encoding="utf-8")
+    with pytest.raises(InputError, match="unknown evaluation format"):
+        read_dataset(p, {})
+
+
+def test_real_nif_sample_reads():
+    pytest.importorskip("rdflib")
+    path = shared_data("dumps", "wikidata_json_samples_opentapioca", "eval", "istex_test.ttl")
+    docs = read_dataset(path, {})
+    assert len(docs) > 50
+    assert sum(len(d.gold) for d in docs) > 100
+    for d in docs:
+        for g in d.gold:
+            assert d.text[g.start : g.end] == g.text
