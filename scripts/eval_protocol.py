@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--skip-experts", action="store_true")
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument("--limit", type=int, default=None, help="documents per eval file (smoke runs)")
+    ap.add_argument("--eval-glob", default="*.jsonl", help="which files of eval/ to evaluate")
     ap.add_argument("--tag", default="", help="suffix for the report files")
     args = ap.parse_args()
     data, work = args.data.resolve(), args.work.resolve()
@@ -192,7 +193,7 @@ def main() -> None:
     t = time.perf_counter()
     report = evaluate(
         linker,
-        sorted((data / "eval").glob("*.jsonl")),
+        sorted((data / "eval").glob(args.eval_glob)),
         titles=titles,
         end_to_end=not args.skip_e2e,
         limit=args.limit,

@@ -186,11 +186,11 @@ def read_nif(path: Path, titles: dict[str, str], lang: str | None = None) -> Ite
         s, e = g.value(ph, nif.beginIndex), g.value(ph, nif.endIndex)
         if s is None or e is None:
             continue
-        ref = g.value(ph, its.taIdentRef)
+        ref_node = g.value(ph, its.taIdentRef)
         qid = title = None
         unresolved = False
-        if ref is not None:
-            ref = str(ref)
+        if ref_node is not None:
+            ref = str(ref_node)
             if "wikidata.org/entity/" in ref:
                 qid = ref.rsplit("/", 1)[1]
             elif "wikipedia.org/wiki/" in ref:
@@ -198,7 +198,7 @@ def read_nif(path: Path, titles: dict[str, str], lang: str | None = None) -> Ite
                 qid = titles.get(_title_key(title))
                 unresolved = qid is None
         phrases.setdefault(ctx, []).append(
-            Gold(int(s), int(e), "", qid if qid and qid[:1] == "Q" else None, title, unresolved)
+            Gold(int(str(s)), int(str(e)), "", qid if qid and qid[:1] == "Q" else None, title, unresolved)
         )
     for ctx in sorted(g.subjects(nif.isString, None), key=str):
         text = str(g.value(ctx, nif.isString))
@@ -282,7 +282,7 @@ def evaluate_docs(
                     link = linker.decide(f, sc, with_cands=False)
                     top = None
                     if len(f.ents):
-                        z, _ = sc.score(sc.features(f.priors, f.sims, f.expert))
+                        z, _ = sc.score(sc.features(f.priors, f.sims, f.expert, f.hub))
                         top = qids[rank(z, f.priors, qids)[0]]
                     if not g.nil and top == g.qid:
                         st.correct[v] += 1

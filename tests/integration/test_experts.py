@@ -67,6 +67,8 @@ def test_train_writes_experts_that_the_linker_uses(bundle_copy, tmp_path):
     meta = json.loads((bundle_copy / "experts" / "meta.json").read_text())
     assert meta["source_langs"] == ["en"] and meta["dim"] == 32
     assert np.load(bundle_copy / "experts" / "weights.npy", allow_pickle=False).dtype == np.int8
+    hub = np.load(bundle_copy / "experts" / "hubness.npy", allow_pickle=False)
+    assert hub.shape == (38,) and np.all(hub > -1) and np.all(hub <= 1) and hub.std() > 0
 
     linker = Linker.load(bundle_copy, variant="experts", verify=True)
     assert linker.experts is not None
@@ -75,6 +77,8 @@ def test_train_writes_experts_that_the_linker_uses(bundle_copy, tmp_path):
     planet = linker.link("Mercury is a planet near the Sun.", "en", mentions=[(0, 7)], candidates=True)[0]
     metal = linker.link("The metal element Mercury is liquid.", "en", mentions=[(18, 25)], candidates=True)[0]
     assert planet.qid == "Q308" and metal.qid == "Q925"
+    feats = linker.analyze([{"text": "Mercury is a planet.", "lang": "en", "mentions": [(0, 7)]}])[0].mentions[0]
+    assert feats.hub is not None and len(feats.hub) == len(feats.ents)
     probs = {c.qid: c.expert for c in planet.candidates}
     assert probs["Q308"] > 0.5 and abs(sum(p for p in probs.values() if p is not None) - 1.0) < 1e-3
 

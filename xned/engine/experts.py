@@ -12,6 +12,8 @@ Layout under ``experts/`` (arrays memory-mapped, ``allow_pickle=False``)::
     scales.npy           float32 [R] per-row dequantization scale
     bias.npy             float32 [R] per-row bias (carries the expert's source-language prior)
     projection.npy       float16 [D, r] optional shared low-rank projection
+    hubness.npy          float16 [N] per KB entity: mean of its 10 highest cosines to the
+                         source-language training contexts (optional; see scoring.py)
 
 An expert scores ``softmax(W x + b)`` over its classes for the mention-in-context
 embedding ``x`` (projected first when a projection exists).
@@ -51,6 +53,8 @@ class Experts:
         self.bias = _load_npy(self.root / "bias.npy")
         proj = self.root / "projection.npy"
         self.projection = _load_npy(proj).astype(np.float32) if proj.exists() else None
+        hub = self.root / "hubness.npy"
+        self.hubness = _load_npy(hub) if hub.exists() else None
         if len(self.key_model) != len(self.keys) or len(self.classes) != len(self.weights):
             raise BundleError(f"Experts in {self.root} are inconsistent; {REBUILD_HINT}.")
 
@@ -66,6 +70,16 @@ class Experts:
             if kid >= 0:
                 return int(self.key_model[kid])
         return -1
+
+    def hubness_of(self, ents: np.ndarray) -> np.ndarray | None:
+        """Hubness of candidate entities (0 for entities added after training)."""
+        if self.hubness is None:
+            return None
+        idx = np.asarray(ents, np.int64)
+        ok = idx < len(self.hubness)
+        out = np.zeros(len(idx), np.float32)
+        out[ok] = self.hubness[idx[ok]]
+        return out
 
     def predict(self, model: int, x: np.ndarray, cands: np.ndarray) -> np.ndarray:
         """Expert probability for each candidate, the softmax taken over the expert's classes

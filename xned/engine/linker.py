@@ -71,6 +71,7 @@ class MentionFeatures:
     sims: np.ndarray | None
     expert: np.ndarray | None
     vector: np.ndarray | None
+    hub: np.ndarray | None = None
 
 
 @dataclass
@@ -369,7 +370,8 @@ class Linker:
                 model = self.experts.model_for(doc.lang, normalize(m.text))
                 if model >= 0:
                     expert_p = self.experts.predict(model, vec, ents)
-        return MentionFeatures(m, ents, pri, sims, expert_p, vec)
+        hub = self.experts.hubness_of(ents) if self.experts is not None and len(ents) else None
+        return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub)
 
     def _process(
         self,
@@ -392,7 +394,7 @@ class Linker:
         m, ents, pri, sims = f.mention, f.ents, f.priors, f.sims
         if len(ents) == 0:
             return Link(m.start, m.end, m.text, None)
-        feats = scorer.features(pri, sims, f.expert)
+        feats = scorer.features(pri, sims, f.expert, f.hub)
         z, conf = scorer.score(feats)
         qids = [self.kb.qid(int(e)) for e in ents]
         order = rank(z, pri, qids)

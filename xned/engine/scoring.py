@@ -7,6 +7,10 @@ Every candidate ``c`` of a mention gets features
     sim_gap     sim - max sim over the candidates   <= 0; 0 for the most similar
     expert      log(max(p_expert, 1e-4))            0 where no expert covers the mention
     has_expert  1 if an expert covers this mention and this candidate, else 0
+    hub         the candidate's hubness: mean of its 10 highest cosines to source-language
+                mention contexts (``experts/hubness.npy``; 0 without experts). Entities
+                with short or generic texts are near every context; a negative weight
+                turns ``sim`` into a CSLS-style local similarity
 
 and a linear score ``z = bias + sum_f w_f * feature_f``. Candidates are ranked by ``z``;
 ties break on prior, then QID. The confidence of a link is ``sigmoid(z)`` of the chosen
@@ -30,10 +34,10 @@ import numpy as np
 
 from xned.errors import BundleError, InputError
 
-FEATURES = ("log_prior", "sim", "sim_gap", "expert", "has_expert")
+FEATURES = ("log_prior", "sim", "sim_gap", "expert", "has_expert", "hub")
 VARIANTS = ("fused", "prior", "similarity", "experts")
 
-DEFAULT_WEIGHTS = {"log_prior": 1.0, "sim": 2.0, "sim_gap": 8.0, "expert": 1.0, "has_expert": 0.5}
+DEFAULT_WEIGHTS = {"log_prior": 1.0, "sim": 2.0, "sim_gap": 8.0, "expert": 1.0, "has_expert": 0.5, "hub": 0.0}
 DEFAULT_BIAS = 0.5
 DEFAULT_THRESHOLD = 0.3
 
@@ -60,7 +64,13 @@ class Scorer:
                 f"Scoring file {path} is invalid ({exc}); rebuild it with xned experts calibrate."
             ) from None
 
-    def features(self, priors: np.ndarray, sims: np.ndarray | None, experts: np.ndarray | None) -> np.ndarray:
+    def features(
+        self,
+        priors: np.ndarray,
+        sims: np.ndarray | None,
+        experts: np.ndarray | None,
+        hub: np.ndarray | None = None,
+    ) -> np.ndarray:
         n = len(priors)
         f = np.zeros((n, len(FEATURES)), np.float32)
         f[:, 0] = np.log(np.maximum(priors, 1e-4))
@@ -71,6 +81,8 @@ class Scorer:
             known = ~np.isnan(experts)
             f[known, 3] = np.log(np.maximum(experts[known], 1e-4))
             f[known, 4] = 1.0
+        if hub is not None and n:
+            f[:, 5] = hub
         return f
 
     def score(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -317,6 +317,31 @@ class TrainedExperts:
     bias: list[np.ndarray]  # per model, [k] float32 (incl. the log frequency prior)
     keys: list[tuple[str, int]]
     stats: dict[str, Any]
+    hubness: np.ndarray | None = None
+
+
+HUB_PROBES = 4000
+HUB_K = 10
+
+
+def hubness(kb: Any, x: np.ndarray, *, seed: int = 0, chunk: int = 8192) -> np.ndarray | None:
+    """Per KB entity, the mean of its ``HUB_K`` highest cosines to (up to ``HUB_PROBES``)
+    source-language mention contexts: how close the entity's text is to contexts in
+    general. Short or generic entity texts are "hubs" near everything; subtracting this
+    (with a weight fit in calibration) is the CSLS correction of cross-lingual retrieval."""
+    if not kb.has_vectors or not len(x):
+        return None
+    rng = np.random.default_rng(seed)
+    probes = x[rng.choice(len(x), min(len(x), HUB_PROBES), replace=False)].astype(np.float32)
+    n = len(kb.base.entities)
+    out = np.zeros(n, np.float16)
+    k = min(HUB_K, len(probes))
+    for a in range(0, n, chunk):
+        idx = np.arange(a, min(n, a + chunk))
+        sims = kb.base.entities.vectors_of(idx) @ probes.T
+        top = np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:]
+        out[a : a + len(idx)] = top.mean(axis=1)
+    return out
 
 
 def train_models(
@@ -369,6 +394,7 @@ def train_models(
         biases.append(b)
         if (mi + 1) % 2000 == 0:
             log(f"experts: {mi + 1}/{len(models)} models ({time.perf_counter() - t0:.0f} s)")
+    hub = hubness(kb, x)
     stats = {
         "models": len(models),
         "aliases": len(keys),
@@ -377,7 +403,7 @@ def train_models(
         "training_vectors": int(len(ents)),
         "train_seconds": round(time.perf_counter() - t0, 1),
     }
-    return TrainedExperts(classes, weights, biases, keys, stats)
+    return TrainedExperts(classes, weights, biases, keys, stats, hub)
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -411,12 +437,14 @@ def write_experts(out: Path, te: TrainedExperts, meta: dict[str, Any]) -> dict[s
     _save_npy(tmp / "weights.npy", q.astype(np.int8))
     _save_npy(tmp / "scales.npy", scales)
     _save_npy(tmp / "bias.npy", np.concatenate(te.bias).astype(np.float32) if te.bias else np.zeros(0, np.float32))
+    if te.hubness is not None:
+        _save_npy(tmp / "hubness.npy", te.hubness.astype(np.float16))
     langs = sorted({k.split(SEP, 1)[0] for k, _ in keys})
     full = {**meta, "dim": int(w.shape[1]) if w.ndim == 2 and len(w) else 0, "rank": 0, "experts": len(sizes)}
     full["languages"] = langs
     full["stats"] = te.stats
     nbytes = sum(p.stat().st_size for p in tmp.iterdir())
-    full["stats"]["bytes"] = nbytes
+    full["stats"]["bytes"] = nbytes - ((tmp / "hubness.npy").stat().st_size if te.hubness is not None else 0)
     full["stats"]["bytes_per_expert"] = round(nbytes / max(len(sizes), 1), 1)
     (tmp / "meta.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if out.exists():
