@@ -146,3 +146,24 @@ def test_link_probability_from_wikipedia_text(tmp_path):
     assert kb.link_probability("en", "paris") == pytest.approx(3 / 5)
     build_kb([dump, xml], tmp_path / "kb2")
     assert np.isnan(KB(tmp_path / "kb2").link_probability("en", "paris"))
+
+
+def test_wikipedia_articles_as_training_contexts(tmp_path):
+    from xned.export.experts_train import UNRESOLVED, read_training
+
+    xml = tmp_path / "enwiki-pages-articles.xml"
+    xml.write_text(
+        XML.replace("The [[Berlin|", "{{Infobox|x=[[Rome]]}}'''Paris''' and the [[Berlin|"), encoding="utf-8"
+    )
+    docs = list(read_training([xml], titles={"Berlin": "Q64", "Paris": "Q90"}, source_langs={"en"}))
+    assert len(docs) == 1 and docs[0].lang == "en"
+    d = docs[0]
+    got = [(d.text[s:e], q) for s, e, q in d.spans]
+    # templates and file links are gone; the redirect "City of light" comes after the page
+    assert got == [
+        ("German capital", "Q64"),
+        ("Paris", "Q90"),
+        ("Paris", UNRESOLVED),
+        ("Paris", UNRESOLVED),
+    ]
+    assert "Rome" not in d.text and "thumb" not in d.text

@@ -37,7 +37,7 @@ def tokenize(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in TOKEN_RE.finditer(text)]
 
 
-def _joined(text: str, toks: list[tuple[int, int]], keyfn) -> tuple[str, list[int], dict[int, int]]:
+def joined_keys(text: str, toks: list[tuple[int, int]], keyfn) -> tuple[str, list[int], dict[int, int]]:
     """Normalized string of the whole text, start position of each token in it, and a map
     from end positions to token indices."""
     parts: list[str] = []
@@ -107,7 +107,7 @@ class Detector:
         return sorted(out + extra, key=lambda sp: sp.start)
 
     def _scan(self, text: str, toks: list[tuple[int, int]], keyfn, tries: list) -> list[Span]:
-        joined, starts, ends = _joined(text, toks, keyfn)
+        joined, starts, ends = joined_keys(text, toks, keyfn)
         spans: list[Span] = []
         i = 0
         n = len(toks)

@@ -27,6 +27,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,51 @@ def _tag(elem: ET.Element) -> str:
     return elem.tag.rsplit("}", 1)[-1]
 
 
+@dataclass
+class Page:
+    title: str
+    ns: str | None
+    redirect: str | None
+    text: str
+
+
+def iter_pages(path: Path, on_dbname: Any = None) -> Iterator[Page]:
+    """Pages of a MediaWiki XML dump, streamed (``iterparse``, each page cleared after
+    use). ``on_dbname(name)`` is called with the ``<dbname>`` (e.g. ``enwiki``)."""
+    f = open_maybe_compressed(Path(path))
+    try:
+        title = ns = redirect = text = None
+        for _event, elem in ET.iterparse(f, events=("end",)):
+            tag = _tag(elem)
+            if tag == "dbname" and elem.text and on_dbname is not None:
+                on_dbname(elem.text)
+            elif tag == "title":
+                title = elem.text or ""
+            elif tag == "ns":
+                ns = elem.text
+            elif tag == "redirect":
+                redirect = elem.get("title")
+            elif tag == "text":
+                text = elem.text or ""
+            elif tag == "page":
+                if title:
+                    yield Page(title, ns, redirect, text or "")
+                title = ns = redirect = text = None
+                elem.clear()
+    except ET.ParseError as exc:
+        raise KBBuildError(f"{path}: XML error ({exc}); is this a complete pages-articles dump?") from None
+    except EOFError as exc:
+        raise KBBuildError(f"{path} is truncated ({exc}); download the dump again. Nothing was written.") from None
+    finally:
+        f.close()
+
+
+def dump_language(dbname: str) -> str | None:
+    """``enwiki`` -> ``en``, ``zh_yuewiki`` -> ``zh-yue``."""
+    m = re.match(r"^([a-z_-]+?)wiki", dbname)
+    return m.group(1).replace("_", "-") if m else None
+
+
 def read_wikipedia(
     path: Path,
     b,
@@ -272,49 +318,32 @@ def read_wikipedia(
         local.clear()
 
     dump_lang = lang
+
+    def on_dbname(name: str) -> None:
+        nonlocal dump_lang
+        if dump_lang is None:
+            dump_lang = dump_language(name)
+
     n = 0
-    f = open_maybe_compressed(path)
-    try:
-        title = ns = redirect = text = None
-        for _event, elem in ET.iterparse(f, events=("end",)):
-            tag = _tag(elem)
-            if tag == "dbname" and dump_lang is None and elem.text:
-                m = re.match(r"^([a-z_-]+?)wiki", elem.text)
-                dump_lang = m.group(1).replace("_", "-") if m else None
-            elif tag == "title":
-                title = elem.text or ""
-            elif tag == "ns":
-                ns = elem.text
-            elif tag == "redirect":
-                redirect = elem.get("title")
-            elif tag == "text":
-                text = elem.text or ""
-            elif tag == "page":
-                if ns == "0" and title:
-                    n += 1
-                    if redirect:
-                        redirect_recs.add(f"{wiki_title(title)}\t{wiki_title(redirect)}")
-                    else:
-                        pages.add(wiki_title(title))
-                        for m in LINK_RE.finditer(text or ""):
-                            target = wiki_title(m.group(1))
-                            if ":" in target or not target:
-                                continue  # File:, Category:, interwiki
-                            anchor = (m.group(2) if m.group(2) is not None else m.group(1)).strip()
-                            anchor = _CTRL.sub(" ", anchor).strip()
-                            if anchor:
-                                local[(target, anchor)] += 1
-                        if len(local) >= run:
-                            flush_local()
-                title = ns = redirect = text = None
-                elem.clear()
-        flush_local()
-    except ET.ParseError as exc:
-        raise KBBuildError(f"{path}: XML error ({exc}); is this a complete pages-articles dump?") from None
-    except EOFError as exc:
-        raise KBBuildError(f"{path} is truncated ({exc}); download the dump again. Nothing was written.") from None
-    finally:
-        f.close()
+    for page in iter_pages(path, on_dbname):
+        if page.ns != "0":
+            continue
+        n += 1
+        if page.redirect:
+            redirect_recs.add(f"{wiki_title(page.title)}\t{wiki_title(page.redirect)}")
+            continue
+        pages.add(wiki_title(page.title))
+        for m in LINK_RE.finditer(page.text):
+            target = wiki_title(m.group(1))
+            if ":" in target or not target:
+                continue  # File:, Category:, interwiki
+            anchor = (m.group(2) if m.group(2) is not None else m.group(1)).strip()
+            anchor = _CTRL.sub(" ", anchor).strip()
+            if anchor:
+                local[(target, anchor)] += 1
+        if len(local) >= run:
+            flush_local()
+    flush_local()
     if dump_lang is None:
         raise KBBuildError(f"{path}: cannot tell the dump's language (no <dbname>); pass --wiki-lang.")
     extra: dict[str, str] = {}
@@ -381,7 +410,7 @@ def _link_probability(path: Path, b, lang: str, anchors) -> None:
     import marisa_trie
     import numpy as np
 
-    from xned.engine.mentions import TOKEN_RE
+    from xned.engine.mentions import TOKEN_RE, joined_keys
     from xned.engine.normalize import normalize
     from xned.export.spill import Spill, grouped
     from xned.export.wiki_contexts import plain_text_with_links
@@ -398,39 +427,15 @@ def _link_probability(path: Path, b, lang: str, anchors) -> None:
         linked[trie[k]] = sum(float(r[0]) for r in rows)
     keyed.close()
     seen = np.zeros(len(trie), np.float64)
-    f = open_maybe_compressed(path)
-    try:
-        ns = text = None
-        for _event, elem in ET.iterparse(f, events=("end",)):
-            tag = _tag(elem)
-            if tag == "ns":
-                ns = elem.text
-            elif tag == "text":
-                text = elem.text or ""
-            elif tag == "page":
-                if ns == "0" and text and not text.lstrip().upper().startswith("#REDIRECT"):
-                    plain, _ = plain_text_with_links(text, max_chars=10**9)
-                    toks = [m.span() for m in TOKEN_RE.finditer(plain)]
-                    parts, starts, ends = [], [], set()
-                    pos, prev = 0, None
-                    for s, e in toks:
-                        if prev is not None and s > prev:
-                            parts.append(" ")
-                            pos += 1
-                        piece = normalize(plain[s:e])
-                        starts.append(pos)
-                        parts.append(piece)
-                        pos += len(piece)
-                        ends.add(pos)
-                        prev = e
-                    joined = "".join(parts)
-                    for p in starts:
-                        for k in trie.prefixes(joined[p : p + 80]):
-                            if p + len(k) in ends:
-                                seen[trie[k]] += 1
-                ns = text = None
-                elem.clear()
-    finally:
-        f.close()
+    for page in iter_pages(path):
+        if page.ns != "0" or page.redirect or not page.text:
+            continue
+        plain, _ = plain_text_with_links(page.text, max_chars=10**9)
+        toks = [m.span() for m in TOKEN_RE.finditer(plain)]
+        joined, starts, ends = joined_keys(plain, toks, normalize)
+        for p in starts:
+            for k in trie.prefixes(joined[p : p + 80]):
+                if p + len(k) in ends:
+                    seen[trie[k]] += 1
     for kid in np.nonzero(seen)[0].tolist():
         b.add_occurrences(lang, trie.restore_key(kid), float(max(seen[kid], linked[kid])), float(linked[kid]))

@@ -13,12 +13,10 @@ most of its links), so memory is bounded per page whatever the dump size.
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
-from xned.errors import KBBuildError
-from xned.export.dumps import open_maybe_compressed, wiki_title
+from xned.export.dumps import dump_language, iter_pages, wiki_title
 
 MAX_CHARS = 20_000
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
@@ -110,10 +108,6 @@ def plain_text_with_links(wikitext: str, max_chars: int = MAX_CHARS) -> tuple[st
     return text, [(s, e, tt) for s, e, tt in links if e <= len(text)]
 
 
-def _tag(elem: ET.Element) -> str:
-    return elem.tag.rsplit("}", 1)[-1]
-
-
 def read_wikipedia_contexts(path: Path, titles: dict[str, str], *, max_chars: int = MAX_CHARS) -> Iterator:
     """``TrainDoc`` per article (namespace 0, not a redirect) of a Wikipedia XML dump.
 
@@ -122,41 +116,23 @@ def read_wikipedia_contexts(path: Path, titles: dict[str, str], *, max_chars: in
     kept as unresolved mentions (neither NIL nor training labels)."""
     from xned.export.experts_train import UNRESOLVED, TrainDoc
 
-    redirects: dict[str, str] = {}
+    redirect_qid: dict[str, str] = {}  # only redirects to mapped titles: bounded by the map
     lang = "en"
-    f = open_maybe_compressed(Path(path))
-    try:
-        title = ns = redirect = text = None
-        for _event, elem in ET.iterparse(f, events=("end",)):
-            tag = _tag(elem)
-            if tag == "dbname" and elem.text:
-                m = re.match(r"^([a-z_-]+?)wiki", elem.text)
-                lang = m.group(1).replace("_", "-") if m else lang
-            elif tag == "title":
-                title = elem.text or ""
-            elif tag == "ns":
-                ns = elem.text
-            elif tag == "redirect":
-                redirect = elem.get("title")
-            elif tag == "text":
-                text = elem.text or ""
-            elif tag == "page":
-                if ns == "0" and title:
-                    if redirect:
-                        redirects[wiki_title(title)] = wiki_title(redirect)
-                    elif text:
-                        plain, links = plain_text_with_links(text, max_chars)
-                        spans: list[tuple[int, int, str | None]] = []
-                        for s, e, target in links:
-                            t = redirects.get(target, target)
-                            spans.append((s, e, titles.get(t) or titles.get(target) or UNRESOLVED))
-                        if plain.strip() and spans:
-                            yield TrainDoc(f"{Path(path).name}/{wiki_title(title)}", lang, plain, spans)
-                title = ns = redirect = text = None
-                elem.clear()
-    except ET.ParseError as exc:
-        raise KBBuildError(f"{path}: XML error ({exc}); is this a complete pages-articles dump?") from None
-    except EOFError as exc:
-        raise KBBuildError(f"{path} is truncated ({exc}); download the dump again.") from None
-    finally:
-        f.close()
+
+    def on_dbname(name: str) -> None:
+        nonlocal lang
+        lang = dump_language(name) or lang
+
+    for page in iter_pages(Path(path), on_dbname):
+        if page.ns != "0":
+            continue
+        if page.redirect:
+            if (q := titles.get(wiki_title(page.redirect))) is not None:
+                redirect_qid[wiki_title(page.title)] = q
+            continue
+        plain, links = plain_text_with_links(page.text, max_chars)
+        spans: list[tuple[int, int, str | None]] = []
+        for s, e, target in links:
+            spans.append((s, e, titles.get(target) or redirect_qid.get(target) or UNRESOLVED))
+        if plain.strip() and spans:
+            yield TrainDoc(f"{Path(path).name}/{wiki_title(page.title)}", lang, plain, spans)
