@@ -90,3 +90,27 @@ def test_compact_detects_changed_source(tmp_path, bundle_path, sources):
     assert (b / "kb" / "overlay").exists()  # nothing lost
     compact(b, moved={"base.tsv": sources / "base.tsv"})
     assert Linker.load(b).kb.index("Q5") >= 0
+
+
+def test_vector_cache_embeds_each_text_once(tmp_path, bundle_path, sources, monkeypatch):
+    from xned.engine.encoder import Encoder
+
+    calls = []
+    real = Encoder.embed_texts
+
+    def counting(self, texts, kind="passage"):
+        calls.append(len(texts))
+        return real(self, texts, kind)
+
+    monkeypatch.setattr(Encoder, "embed_texts", counting)
+    cache = tmp_path / "cache"
+    a = _bundle(tmp_path, bundle_path, "a")
+    build_kb_into_bundle([sources / "base.tsv"], a, vector_cache=cache)
+    assert sum(calls) == 3 and list(cache.rglob("keys.npy"))
+    b = _bundle(tmp_path, bundle_path, "b")
+    build_kb_into_bundle([sources / "base.tsv", sources / "added.tsv"], b, vector_cache=cache)
+    assert sum(calls) == 3 + 1  # only the new entity (Berlin keeps its first description)
+    c = _bundle(tmp_path, bundle_path, "c")
+    build_kb_into_bundle([sources / "base.tsv"], c, vector_cache=cache)
+    assert sum(calls) == 4
+    assert (a / "kb" / "entities" / "vectors.npy").read_bytes() == (c / "kb" / "entities" / "vectors.npy").read_bytes()

@@ -25,6 +25,9 @@ def entity_text(row: EntityRow) -> str:
     return f"{label}: {extra}" if extra else label
 
 
+SAVE_EVERY = 100_000  # new vectors between cache rewrites
+
+
 class VectorCache:
     """Entity embeddings keyed by sha1(encoder identity + passage text), so a rebuild of a
     KB with the same encoder only embeds new or changed entities. Two ``.npy`` files per
@@ -55,6 +58,7 @@ class VectorCache:
     def save(self) -> None:
         if not self.added:
             return
+        self.added = 0
         self.dir.mkdir(parents=True, exist_ok=True)
         items = sorted(self.table.items())
         keys = np.array([k for k, _ in items], dtype="S20")
@@ -92,11 +96,13 @@ def make_embedder(
         for j, v in zip(todo, new, strict=True):
             vc.table[keys[j]] = v.astype(np.float16)
         vc.added += len(todo)
-        vc.save()
+        if vc.added >= SAVE_EVERY:  # rewriting the cache costs O(cache); not after every batch
+            vc.save()
         if not rows:
             return np.zeros((0, enc.dim), np.float32)
         return np.stack([vc.table[k] for k in keys]).astype(np.float32)
 
+    embed.flush = vc.save if vc is not None else (lambda: None)  # type: ignore[attr-defined]
     return embed
 
 
@@ -163,16 +169,20 @@ def build_kb_into_bundle(
     embed = None
     if vectors and (bundle / "encoder" / "config.json").is_file():
         embed = make_embedder(bundle / "encoder", threads=threads, progress=progress, cache=vector_cache)
-    meta, report = build_kb(
-        sources,
-        bundle / "kb",
-        langs=langs,
-        top_k=top_k,
-        strict=strict,
-        embed=embed,
-        reader_args=reader_args,
-        bundle=bundle,
-    )
+    try:
+        meta, report = build_kb(
+            sources,
+            bundle / "kb",
+            langs=langs,
+            top_k=top_k,
+            strict=strict,
+            embed=embed,
+            reader_args=reader_args,
+            bundle=bundle,
+        )
+    finally:
+        if embed is not None:
+            embed.flush()  # type: ignore[attr-defined]
     added = bundle / "kb_sources"
     if added.is_dir():  # a full build replaces the KB together with earlier `kb add` overlays
         n = len(list(added.iterdir()))
