@@ -181,3 +181,29 @@ def test_lookup_fallbacks(tmp_path):
     ents, pri = kb.lookup("ja", "トランプ")  # one part of a middle-dot name, as a weak alias
     assert [kb.qid(e) for e in ents] == ["Q22686"]
     assert qids("ja", "ドナルドトランプ") == ["Q22686"]
+
+
+def test_key_index_gives_the_same_candidates_as_asking_every_table(tmp_path):
+    import shutil
+
+    build_kb([write(tmp_path, "e.tsv", LOOKUP_TSV + TSV.replace("Q1\tbad\t\t\t\t\n", ""))], tmp_path / "kb")
+    probes = [
+        ("fr", "paris"),
+        ("es", "paris"),
+        ("ja", "paris"),
+        ("de", "oesterreich"),
+        ("en", "the united auto workers union"),
+        ("ja", "東京の知事"),
+        ("es", "berlin"),
+        ("fr", "berlín"),
+        ("ja", "トランプ"),
+        ("en", "nothing here"),
+    ]
+    with_index = [KB(tmp_path / "kb").lookup(lang, key) for lang, key in probes]
+    assert KB(tmp_path / "kb").base.index is not None
+    shutil.rmtree(tmp_path / "kb" / "key_index")
+    kb = KB(tmp_path / "kb")
+    assert kb.base.index is None
+    for (ents, pri), (lang, key) in zip(with_index, probes, strict=True):
+        ents2, pri2 = kb.lookup(lang, key)
+        assert ents.tolist() == ents2.tolist() and pri.tolist() == pri2.tolist(), (lang, key)

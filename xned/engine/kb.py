@@ -28,6 +28,7 @@ language.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -191,6 +192,39 @@ class EntityStore:
         return self.vectors[idxs].astype(np.float32) * self.vector_scales[idxs, None]
 
 
+class KeyIndex:
+    """Which languages' tables hold a key, or a key that folds to it (``kb/key_index/``,
+    written with the tables). Without it every table is asked."""
+
+    def __init__(self, root: Path):
+        try:
+            self.names: list[str] = json.loads((root / "languages.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BundleError(f"{root}/languages.json is unreadable ({exc}); {REBUILD_HINT}.") from None
+        self.keys = _load_trie(root / "keys.marisa")
+        self.offsets = _load_npy(root / "offsets.npy")
+        self.langs_arr = _load_npy(root / "langs.npy")
+        self.fold = _load_trie(root / "fold.marisa")
+        self.fold_offsets = _load_npy(root / "fold_offsets.npy")
+        self.fold_langs_arr = _load_npy(root / "fold_langs.npy")
+
+    def _get(self, trie: marisa_trie.Trie, offs: np.ndarray, arr: np.ndarray, key: str) -> list[str]:
+        kid = trie.get(key, -1)
+        if kid < 0:
+            return []
+        return [self.names[int(i)] for i in arr[int(offs[kid]) : int(offs[kid + 1])]]
+
+    def langs(self, key: str) -> list[str]:
+        return self._get(self.keys, self.offsets, self.langs_arr, key)
+
+    def folded_langs(self, key: str) -> list[str]:
+        """Tables where ``AliasTable.folded(key)`` can find something."""
+        fk = fold(key)
+        out = set(self.langs(fk)) if fk is not None else set()
+        out.update(self._get(self.fold, self.fold_offsets, self.fold_langs_arr, fk or key))
+        return sorted(out)
+
+
 @dataclass
 class _Part:
     """A base or overlay KB: entities + alias tables, with a global index offset."""
@@ -200,6 +234,7 @@ class _Part:
     entities: EntityStore
     meta: dict[str, Any]
     tables: dict[str, AliasTable]
+    index: KeyIndex | None = None
 
 
 class KB:
@@ -237,7 +272,8 @@ class KB:
         entities = EntityStore(root / "entities")
         langs = meta.get("languages", {})
         tables = {lang: AliasTable(root / "aliases" / lang, lang) for lang in sorted(langs)}
-        return _Part(root, offset, entities, meta, tables)
+        index = KeyIndex(root / "key_index") if (root / "key_index" / "languages.json").exists() else None
+        return _Part(root, offset, entities, meta, tables, index)
 
     # -- entities ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -357,16 +393,17 @@ class KB:
         """
         tables = self.tables_for(lang)
         own_ids = {id(t) for t, _ in tables}
-        others = [(t, o) for t, o in self.tables_for(None) if id(t) not in own_ids] if lang is not None else []
         found = self._own(tables, lang, key, fuzzy)
-        other_exact = self._collect(others, key, exact=True) if others and (fuzzy or not found) else []
+        other_exact = []
+        if lang is not None and (fuzzy or not found):
+            other_exact = self._collect(self._others(own_ids, key, folded=False), key, exact=True)
         if found and other_exact:
             return self._merge([(found, 1.0), (other_exact, OTHER_LANG_WEIGHT)], top_k)
         found = found or other_exact
-        if not found and fuzzy and others:
-            found = self._collect(others, key, exact=False)
+        if not found and fuzzy and lang is not None:
+            found = self._collect(self._others(own_ids, key, folded=True), key, exact=False)
         if not found and fuzzy:
-            found = self._contained(tables + others, key)
+            found = self._contained(key)
         if not found:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
         return self._merge([(found, 1.0)], top_k)
@@ -412,26 +449,44 @@ class KB:
         pri_arr = np.array([p for _, p in items], dtype=np.float32)
         return ents_arr, pri_arr
 
-    def _contained(self, tables: list[tuple[AliasTable, int]], key: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Candidates of the longest alias found inside ``key`` on token boundaries."""
+    def _others(self, own_ids: set[int], key: str, *, folded: bool) -> list[tuple[AliasTable, int]]:
+        """Tables of other languages that can hold ``key`` (its folded form with
+        ``folded``): from the key index where the part has one, else all of them."""
+        out: list[tuple[AliasTable, int]] = []
+        for part in [self.base] + ([self.overlay] if self.overlay else []):
+            if part.index is None:
+                names: Iterable[str] = part.tables
+            else:
+                names = part.index.folded_langs(key) if folded else part.index.langs(key)
+            out.extend(
+                (part.tables[n], part.offset) for n in names if n in part.tables and id(part.tables[n]) not in own_ids
+            )
+        return out
+
+    def _contained(self, key: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Candidates of the longest alias (of any language) found inside ``key`` on token
+        boundaries."""
         starts = [0] + [i + 1 for i, ch in enumerate(key) if ch == " "]
         starts += [i for i, ch in enumerate(key) if _is_cjk(ch) and i not in starts]
         best_len = 0
+        best: set[str] = set()
+        for part in [self.base] + ([self.overlay] if self.overlay else []):
+            tries = [part.index.keys] if part.index is not None else [t.keys for t in part.tables.values()]
+            for trie in tries:
+                for s in starts:
+                    for k in trie.prefixes(key[s:]):
+                        end = s + len(k)
+                        shortest = 2 if _is_cjk(k[0]) else MIN_CONTAINED
+                        if len(k) < max(shortest, best_len) or k == key:
+                            continue
+                        if end < len(key) and key[end] != " " and not _is_cjk(key[end - 1]) and not _is_cjk(key[end]):
+                            continue  # must end on a token boundary
+                        if len(k) > best_len:
+                            best_len, best = len(k), set()
+                        best.add(k)
         found: list[tuple[np.ndarray, np.ndarray]] = []
-        for table, offset in tables:
-            for s in starts:
-                for k in table.keys.prefixes(key[s:]):
-                    end = s + len(k)
-                    shortest = 2 if _is_cjk(k[0]) else MIN_CONTAINED
-                    if len(k) < max(shortest, best_len) or k == key:
-                        continue
-                    if end < len(key) and key[end] != " " and not _is_cjk(key[end - 1]) and not _is_cjk(key[end]):
-                        continue  # must end on a token boundary
-                    if len(k) > best_len:
-                        best_len, found = len(k), []
-                    hit = table.exact(k)
-                    if hit is not None and len(hit[0]):
-                        found.append((hit[0].astype(np.int64) + offset, hit[1]))
+        for k in sorted(best):
+            found.extend(self._collect(self._others(set(), k, folded=False), k, exact=True))
         return found
 
     @staticmethod

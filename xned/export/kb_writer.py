@@ -157,6 +157,7 @@ def write_alias_table(
     keyed: Iterable[tuple[str, list[int], list[float], float]],
     *,
     run_records: int = 1_000_000,
+    on_key: Callable[[str, str | None], None] | None = None,
 ) -> int:
     """Stream ``(key, entity indices, priors, link probability)`` in sorted key order into
     one language's table; the arrays are then reordered by the key trie's ids."""
@@ -178,6 +179,8 @@ def write_alias_table(
             fk = fold(key)
             if fk is not None:
                 folds.add(f"{fk}\t{n_sorted:012d}")
+            if on_key is not None:
+                on_key(key, fk)
             n_sorted += 1
 
     def read_keys() -> Iterator[str]:
@@ -193,15 +196,7 @@ def write_alias_table(
     pos_of_key = np.empty(n, np.int64)
     pos_of_key[key_of_pos] = np.arange(n)
     sz = np.frombuffer(sizes, np.int64) if n else np.zeros(0, np.int64)
-    off_sorted = np.zeros(n + 1, np.int64)
-    np.cumsum(sz, out=off_sorted[1:])
-    new_sizes = sz[pos_of_key]
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(new_sizes, out=offsets[1:])
-    # gather index: for each key id in order, the range of its candidates in sorted order
-    starts = np.repeat(off_sorted[:-1][pos_of_key], new_sizes)
-    within = np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], new_sizes)
-    gather = starts + within
+    offsets, gather = _by_key_id(key_of_pos, sz)
     c = np.frombuffer(cands, np.int32) if len(cands) else np.zeros(0, np.int32)
     p = np.frombuffer(pris, np.float32) if len(pris) else np.zeros(0, np.float32)
     _save(root / "offsets.npy", offsets)
@@ -213,16 +208,67 @@ def write_alias_table(
     fold_keys = (fk for (fk,), _ in grouped(folds.merged(), 1))
     ftrie = marisa_trie.Trie(fold_keys)
     ftrie.save(str(root / "fold.marisa"))
-    per_fid: list[np.ndarray] = [np.zeros(0, np.int64)] * len(ftrie)
+    flat = array("q")
+    fsizes = array("q")
+    fids = array("q")
     for (fk,), rest in grouped(folds.merged(), 1):
-        per_fid[ftrie[fk]] = np.sort(key_of_pos[[int(r[0]) for r in rest]])
+        flat.extend(np.sort(key_of_pos[[int(r[0]) for r in rest]]).tolist())
+        fsizes.append(len(rest))
+        fids.append(ftrie[fk])
     folds.close()
-    foff = np.zeros(len(ftrie) + 1, np.int64)
-    np.cumsum([len(x) for x in per_fid], out=foff[1:])
-    targets = np.concatenate(per_fid).astype(np.int32) if per_fid else np.zeros(0, np.int32)
+    nf = len(fsizes)
+    foff, fgather = _by_key_id(
+        np.frombuffer(fids, np.int64) if nf else np.zeros(0, np.int64),
+        np.frombuffer(fsizes, np.int64) if nf else np.zeros(0, np.int64),
+    )
+    targets = (np.frombuffer(flat, np.int64)[fgather] if len(flat) else np.zeros(0, np.int64)).astype(np.int32)
     _save(root / "fold_offsets.npy", foff)
     _save(root / "fold_targets.npy", targets)
     return n
+
+
+def _by_key_id(key_of_pos: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows written in sorted-key order, reordered by trie key id: the new offsets and,
+    for each output element, its position in the sorted-order flat array."""
+    n = len(key_of_pos)
+    pos_of_key = np.empty(n, np.int64)
+    pos_of_key[key_of_pos] = np.arange(n)
+    off_sorted = np.zeros(n + 1, np.int64)
+    np.cumsum(sizes, out=off_sorted[1:])
+    new_sizes = sizes[pos_of_key]
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(new_sizes, out=offsets[1:])
+    starts = np.repeat(off_sorted[:-1][pos_of_key], new_sizes)
+    within = np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], new_sizes)
+    return offsets, starts + within
+
+
+def write_key_index(root: Path, langs: list[str], key_langs: Spill, fold_langs: Spill) -> None:
+    """Which languages' tables hold each key (and each accent-folded key), so a lookup in
+    "every other language" touches only the tables that can answer. ``keys.marisa`` /
+    ``fold.marisa`` with ``offsets.npy`` / ``fold_offsets.npy`` (int64 ranges) into
+    ``langs.npy`` / ``fold_langs.npy`` (int16 positions in ``languages.json``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    pos = {lang: i for i, lang in enumerate(langs)}
+    (root / "languages.json").write_text(json.dumps(langs) + "\n", encoding="utf-8")
+    for trie_name, prefix, spill in (("keys.marisa", "", key_langs), ("fold.marisa", "fold_", fold_langs)):
+        trie = marisa_trie.Trie(k for (k,), _ in grouped(spill.merged(), 1))
+        trie.save(str(root / trie_name))
+        flat = array("h")
+        sizes = array("q")
+        key_ids = array("q")
+        for (k,), rows in grouped(spill.merged(), 1):
+            ids = sorted({pos[r[0]] for r in rows if r[0] in pos})
+            flat.extend(ids)
+            sizes.append(len(ids))
+            key_ids.append(trie[k])
+        n = len(sizes)
+        kp = np.frombuffer(key_ids, np.int64) if n else np.zeros(0, np.int64)
+        sz = np.frombuffer(sizes, np.int64) if n else np.zeros(0, np.int64)
+        offsets, gather = _by_key_id(kp, sz)
+        fl = np.frombuffer(flat, np.int16) if len(flat) else np.zeros(0, np.int16)
+        _save(root / f"{prefix}offsets.npy", offsets)
+        _save(root / f"{prefix}langs.npy", fl[gather])
 
 
 TableStream = Iterable[tuple[str, Iterable[tuple[str, list[int], list[float], float]]]]
@@ -250,12 +296,25 @@ def write_kb(
     try:
         index = write_entities(tmp / "entities", entities, embed)
         counts = {}
+        key_langs = Spill("key-langs")
+        fold_langs = Spill("fold-langs")
         for lang, keyed in tables(index):
-            n = write_alias_table(tmp / "aliases" / lang, keyed)
+
+            def on_key(key: str, fk: str | None, lang: str = lang) -> None:
+                key_langs.add(f"{key}\t{lang}")
+                if fk is not None:
+                    fold_langs.add(f"{fk}\t{lang}")
+
+            n = write_alias_table(tmp / "aliases" / lang, keyed, on_key=on_key)
             if n:
                 counts[lang] = n
             else:
                 shutil.rmtree(tmp / "aliases" / lang)
+        try:
+            write_key_index(tmp / "key_index", sorted(counts), key_langs, fold_langs)
+        finally:
+            key_langs.close()
+            fold_langs.close()
         meta = {
             **meta,
             "entities": len(index),
