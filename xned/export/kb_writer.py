@@ -117,11 +117,17 @@ def write_entities(
         flush()
     n = len(qnums)
     q = np.frombuffer(qnums, np.int64) if n else np.zeros(0, np.int64)
-    trie = marisa_trie.Trie(f"Q{x}" for x in q.tolist())
+
+    def qids() -> Iterator[str]:  # chunked, so no list of N Python ints
+        for a in range(0, n, 1 << 16):
+            for x in q[a : a + (1 << 16)].tolist():
+                yield f"Q{x}"
+
+    trie = marisa_trie.Trie(qids())
     trie.save(str(root / "qids.marisa"))
-    key_of_pos = np.fromiter((trie[f"Q{x}"] for x in q.tolist()), np.int64, count=n)
-    pos_of_key = np.empty(n, np.int64)
-    pos_of_key[key_of_pos] = np.arange(n)
+    key_of_pos = np.fromiter((trie[k] for k in qids()), np.int32, count=n)
+    pos_of_key = np.empty(n, np.int32)
+    pos_of_key[key_of_pos] = np.arange(n, dtype=np.int32)
     blob = np.memmap(text_tmp, np.uint8, mode="r") if os.path.getsize(text_tmp) else np.zeros(0, np.uint8)
     new_off = _permute_records(blob, np.frombuffer(offsets, np.int64), pos_of_key, root / "text.bin")
     del blob
@@ -149,7 +155,7 @@ def write_entities(
         _save(root / "vectors.npy", q8)
         _save(root / "vector_scales.npy", scales)
     vec_tmp.unlink()
-    return EntityIndex(q, key_of_pos.astype(np.int32), pop_sorted, types, dim)
+    return EntityIndex(q, key_of_pos, pop_sorted, types, dim)
 
 
 def write_alias_table(
@@ -165,7 +171,7 @@ def write_alias_table(
     keys_tmp = root / "keys.sorted.tmp"
     cands = array("i")
     pris = array("f")
-    sizes = array("q")
+    sizes = array("i")
     lps = array("f")
     folds = Spill("fold", run_records=run_records)
     n_sorted = 0
@@ -191,17 +197,16 @@ def write_alias_table(
     trie = marisa_trie.Trie(read_keys())
     trie.save(str(root / "keys.marisa"))
     n = len(trie)
-    key_of_pos = np.fromiter((trie[k] for k in read_keys()), np.int64, count=n_sorted)
+    key_of_pos = np.fromiter((trie[k] for k in read_keys()), np.int32, count=n_sorted)
     keys_tmp.unlink()
-    pos_of_key = np.empty(n, np.int64)
-    pos_of_key[key_of_pos] = np.arange(n)
-    sz = np.frombuffer(sizes, np.int64) if n else np.zeros(0, np.int64)
-    offsets, gather = _by_key_id(key_of_pos, sz)
+    sz = np.frombuffer(sizes, np.int32) if n else np.zeros(0, np.int32)
+    pos_of_key, off_sorted, offsets = _key_order(key_of_pos, sz)
     c = np.frombuffer(cands, np.int32) if len(cands) else np.zeros(0, np.int32)
     p = np.frombuffer(pris, np.float32) if len(pris) else np.zeros(0, np.float32)
     _save(root / "offsets.npy", offsets)
-    _save(root / "cands.npy", c[gather])
-    _save(root / "priors.npy", p[gather])
+    _write_reordered(root / "cands.npy", c, pos_of_key, off_sorted)
+    _write_reordered(root / "priors.npy", p, pos_of_key, off_sorted)
+    del c, p, cands, pris, off_sorted
     lp_arr = np.frombuffer(lps, np.float32) if n else np.zeros(0, np.float32)
     _save(root / "link_prob.npy", lp_arr[pos_of_key])
     # accent-folded keys -> key ids
@@ -217,30 +222,50 @@ def write_alias_table(
         fids.append(ftrie[fk])
     folds.close()
     nf = len(fsizes)
-    foff, fgather = _by_key_id(
+    fpos, fsorted, foff = _key_order(
         np.frombuffer(fids, np.int64) if nf else np.zeros(0, np.int64),
         np.frombuffer(fsizes, np.int64) if nf else np.zeros(0, np.int64),
     )
-    targets = (np.frombuffer(flat, np.int64)[fgather] if len(flat) else np.zeros(0, np.int64)).astype(np.int32)
+    flat_t = (np.frombuffer(flat, np.int64) if len(flat) else np.zeros(0, np.int64)).astype(np.int32)
     _save(root / "fold_offsets.npy", foff)
-    _save(root / "fold_targets.npy", targets)
+    _write_reordered(root / "fold_targets.npy", flat_t, fpos, fsorted)
     return n
 
 
-def _by_key_id(key_of_pos: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows written in sorted-key order, reordered by trie key id: the new offsets and,
-    for each output element, its position in the sorted-order flat array."""
+REORDER_CHUNK = 1 << 20  # keys per chunk when reordering rows by key id
+
+
+def _key_order(key_of_pos: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows written in sorted-key order, to be reordered by trie key id: (sorted position
+    of each key id, sorted-order row starts, new offsets by key id)."""
     n = len(key_of_pos)
-    pos_of_key = np.empty(n, np.int64)
-    pos_of_key[key_of_pos] = np.arange(n)
+    pos_of_key = np.empty(n, np.int32 if n < 2**31 else np.int64)
+    pos_of_key[key_of_pos] = np.arange(n, dtype=pos_of_key.dtype)
     off_sorted = np.zeros(n + 1, np.int64)
     np.cumsum(sizes, out=off_sorted[1:])
-    new_sizes = sizes[pos_of_key]
     offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(new_sizes, out=offsets[1:])
-    starts = np.repeat(off_sorted[:-1][pos_of_key], new_sizes)
-    within = np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], new_sizes)
-    return offsets, starts + within
+    np.cumsum(sizes[pos_of_key], out=offsets[1:])
+    return pos_of_key, off_sorted, offsets
+
+
+def _write_reordered(path: Path, flat: np.ndarray, pos_of_key: np.ndarray, off_sorted: np.ndarray) -> None:
+    """``flat`` (rows in sorted-key order) written as an ``.npy`` with rows in key-id
+    order, a chunk of keys at a time (no full-size index arrays in memory)."""
+    total = int(off_sorted[-1])
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(flat.dtype), "fortran_order": False, "shape": (total,)}
+        )
+        for a in range(0, len(pos_of_key), REORDER_CHUNK):
+            pk = pos_of_key[a : a + REORDER_CHUNK]
+            starts, ends = off_sorted[pk], off_sorted[pk + 1]
+            sizes = ends - starts
+            if not sizes.sum():
+                continue
+            out_off = np.zeros(len(pk) + 1, np.int64)
+            np.cumsum(sizes, out=out_off[1:])
+            idx = np.repeat(starts - out_off[:-1], sizes) + np.arange(int(out_off[-1]))
+            f.write(np.ascontiguousarray(flat[idx]).tobytes())
 
 
 def write_key_index(root: Path, langs: list[str], key_langs: Spill, fold_langs: Spill) -> None:
@@ -265,10 +290,10 @@ def write_key_index(root: Path, langs: list[str], key_langs: Spill, fold_langs: 
         n = len(sizes)
         kp = np.frombuffer(key_ids, np.int64) if n else np.zeros(0, np.int64)
         sz = np.frombuffer(sizes, np.int64) if n else np.zeros(0, np.int64)
-        offsets, gather = _by_key_id(kp, sz)
+        pos_of_key, off_sorted, offsets = _key_order(kp, sz)
         fl = np.frombuffer(flat, np.int16) if len(flat) else np.zeros(0, np.int16)
         _save(root / f"{prefix}offsets.npy", offsets)
-        _save(root / f"{prefix}langs.npy", fl[gather])
+        _write_reordered(root / f"{prefix}langs.npy", fl, pos_of_key, off_sorted)
 
 
 TableStream = Iterable[tuple[str, Iterable[tuple[str, list[int], list[float], float]]]]
