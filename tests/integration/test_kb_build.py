@@ -207,3 +207,20 @@ def test_key_index_gives_the_same_candidates_as_asking_every_table(tmp_path):
     for (ents, pri), (lang, key) in zip(with_index, probes, strict=True):
         ents2, pri2 = kb.lookup(lang, key)
         assert ents.tolist() == ents2.tolist() and pri.tolist() == pri2.tolist(), (lang, key)
+
+
+def test_spill_cascades_many_runs(monkeypatch):
+    import random
+
+    from xned.export import spill
+
+    monkeypatch.setattr(spill, "MAX_FANIN", 3)
+    sp = spill.Spill("t", run_records=2)
+    lines = [f"k{random.Random(i).randrange(1000):04d}\t{i}" for i in range(41)]
+    for line in lines:
+        sp.add(line)
+    assert len(sp.runs) == 20
+    assert list(sp.merged()) == sorted(lines)
+    assert len(sp.runs) <= 3
+    assert list(sp.merged()) == sorted(lines)  # merged again from the cascaded runs
+    sp.close()

@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 RUN_RECORDS = 1_000_000
+MAX_FANIN = 128  # runs merged at once; more are first merged in groups (fewer open files)
 
 
 class Spill:
@@ -30,6 +31,7 @@ class Spill:
         self.buf: list[str] = []
         self.runs: list[Path] = []
         self.total = 0
+        self._merges = 0
 
     def __len__(self) -> int:
         return self.total
@@ -60,10 +62,31 @@ class Spill:
             yield from sorted(self.buf)
             return
         self._flush()
+        while len(self.runs) > MAX_FANIN:
+            self._cascade()
         with ExitStack() as stack:
             files = [stack.enter_context(open(p, encoding="utf-8", newline="\n")) for p in self.runs]
             for line in heapq.merge(*files):
                 yield line[:-1]
+
+    def _cascade(self) -> None:
+        """Merge the runs in groups of ``MAX_FANIN`` into longer runs (one pass)."""
+        assert self._dir is not None
+        merged: list[Path] = []
+        for g in range(0, len(self.runs), MAX_FANIN):
+            group = self.runs[g : g + MAX_FANIN]
+            if len(group) == 1:
+                merged.append(group[0])
+                continue
+            self._merges += 1
+            out = self._dir / f"merge{self._merges:07d}"
+            with ExitStack() as stack, open(out, "w", encoding="utf-8", newline="\n") as f:
+                files = [stack.enter_context(open(p, encoding="utf-8", newline="\n")) for p in group]
+                f.writelines(heapq.merge(*files))
+            for p in group:
+                p.unlink()
+            merged.append(out)
+        self.runs = merged
 
     def close(self) -> None:
         self.buf = []
