@@ -1,22 +1,28 @@
-"""The evaluation protocol, one command: KB -> experts -> calibration -> eval on every dev set.
+"""The evaluation protocol, one command: KB -> experts + calibration -> eval on every dev set.
 
     python scripts/eval_protocol.py ../shared/data --work build/eval [--source-lang en] [--seed 0]
+        [--supplement all|train|none] [--holdout 0.2] [--encoder DIR] [--eval-glob "*.jsonl"]
 
 DATA must hold ``kb/`` (Wikidata-keyed TSV extracts, ``dataset_entities.tsv``,
 ``enwiki_title_qid.tsv``), ``train/`` and ``eval/`` in the canonical JSONL format.
 
 1. Title map (English Wikipedia title -> QID) from ``kb/enwiki_title_qid.tsv``, the titles in
-   ``dataset_entities.tsv``, and every English label that names exactly one KB entity.
-2. Source-language anchors: mention -> entity counts from ``train/*.<source>.jsonl`` (title-only
-   gold resolved through the map), written as an alias-count TSV for the KB priors.
+   ``dataset_entities.tsv``, and English labels (a label shared by several entities maps to
+   the one with at least twice the language labels of the next).
+2. English anchors: mention -> entity counts from ``train/*.en.jsonl`` (title-only gold
+   resolved through the map), without the documents held out for calibration, written as
+   an alias-count TSV for the KB priors.
 3. KB: ``xned kb build`` over every extract in ``kb/`` (incl. ``people_orgs_places2/``), the
-   data-set supplement and the anchors, with entity vectors from the default bundle's encoder.
-4. Experts: ``xned experts train`` on the same source-language training files only.
-5. Calibration: the fusion weights fit on the source-language training files only.
-6. ``xned eval`` on every file in ``eval/``; markdown + JSON in WORK.
+   data-set supplement (``--supplement``: all rows, as the issue's reference pipeline; only
+   QIDs seen in ``train/``; or none) and the anchors, with entity vectors from ``--encoder``.
+4. Experts (``xned experts train``) on the ``--source-lang`` training files only; the fusion
+   is calibrated on the held-out fraction of those documents with experts trained without
+   them.
+5. ``xned eval`` on the files of ``eval/``; markdown + JSON in WORK.
 
-Nothing from ``eval/`` is used before step 6. Steps whose output exists are skipped (``--force``
-redoes them). The KB and everything built here stay under WORK: several sources are NC.
+Nothing from ``eval/`` is used before step 5. The KB of a (supplement, holdout, seed) is
+reused by later runs (``--force`` rebuilds it). Everything built here stays under WORK:
+several sources are NC.
 """
 
 from __future__ import annotations
