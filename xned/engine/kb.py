@@ -207,6 +207,8 @@ class KeyIndex:
         self.fold = _load_trie(root / "fold.marisa")
         self.fold_offsets = _load_npy(root / "fold_offsets.npy")
         self.fold_langs_arr = _load_npy(root / "fold_langs.npy")
+        if len(self.offsets) != len(self.keys) + 1 or len(self.fold_offsets) != len(self.fold) + 1:
+            raise BundleError(f"Key index {root} is inconsistent; {REBUILD_HINT}.")
 
     def _get(self, trie: marisa_trie.Trie, offs: np.ndarray, arr: np.ndarray, key: str) -> list[str]:
         kid = trie.get(key, -1)
