@@ -74,6 +74,14 @@ def test_train_writes_experts_that_the_linker_uses(bundle_copy, tmp_path):
     assert linker.experts is not None
     assert linker.experts.model_for("en", "mercury") >= 0
     assert linker.experts.model_for("en", "tokyo") < 0  # one candidate: no expert
+    # the source language's expert serves the same string in another language
+    model = linker.experts.model_for("en", "mercury")
+    assert linker.experts.model_for("ja", "mercury") == model
+    # a candidate set reached without the alias key finds the expert of its entities
+    pair = np.array([linker.kb.index("Q925"), linker.kb.index("Q308")], np.int32)
+    assert linker.experts.model_for("ja", "水星", pair) == model
+    assert linker.experts.model_for("ja", "水星", pair[:1]) < 0  # one candidate: none
+    assert linker.experts.model_for("ja", "水星") < 0
     planet = linker.link("Mercury is a planet near the Sun.", "en", mentions=[(0, 7)], candidates=True)[0]
     metal = linker.link("The metal element Mercury is liquid.", "en", mentions=[(18, 25)], candidates=True)[0]
     assert planet.qid == "Q308" and metal.qid == "Q925"

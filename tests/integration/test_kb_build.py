@@ -160,6 +160,9 @@ Q40\tcountry\tAustria\tcountry in Central Europe\tpop:9000000\tde:Österreich
 Q1490\tcity\tTokyo\tcapital of Japan\tpop:14000000\tja:東京
 Q1138285\torganization\tUnited Auto Workers\tlabor union\tpop:1\t
 Q22686\thuman\tDonald Trump\tpresident of the United States\tpop:1\tja:ドナルド・トランプ
+Q60\tcity\tNew York City\tcity in the United States\tpop:8000000\ten~:New York
+Q985\tstate\tBaden-Württemberg\tstate of Germany\tpop:11000000\t
+Q131128\tcity\tBraunau am Inn\ttown in Austria\tpop:17000\ten~:Braunau
 """
 
 
@@ -175,6 +178,10 @@ def test_lookup_fallbacks(tmp_path):
     assert qids("de", "Oesterreich") == ["Q40"]  # umlaut digraphs (German only)
     assert qids("fr", "Oesterreich") == []
     assert qids("de", "Öster¬\nreich") == ["Q40"]  # OCR line-break hyphenation
+    # a plain hyphen at a line end: joined, kept or spaced, whichever is an alias
+    assert qids("en", "Brau-\nnau") == ["Q131128"]
+    assert qids("de", "Baden-\nWürttemberg") == ["Q985"]
+    assert qids("en", "New-\nYork") == ["Q60"]
     assert qids("en", "the United Auto Workers union") == ["Q1138285"]  # longest contained alias
     assert qids("ja", "東京の知事") == ["Q1490"]  # contained, per character in CJK
     assert qids("en", "Parisian") == []  # contained aliases end on a token boundary

@@ -3,7 +3,7 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xned.engine.normalize import fold, normalize
+from xned.engine.normalize import dehyphenate, fold, normalize
 
 
 def test_nfkc_casefold_and_width():
@@ -11,6 +11,13 @@ def test_nfkc_casefold_and_width():
     assert normalize("ﾄｳｷｮｳ") == "トウキョウ"  # half-width katakana -> full-width
     assert normalize("Straße") == "strasse"
     assert normalize("ΣΊΣΥΦΟΣ") == normalize("σίσυφοσ")
+
+
+def test_dehyphenate_line_end_hyphens_only():
+    assert dehyphenate(normalize("Brau-\nnau")) == ["braunau", "brau-nau", "brau nau"]
+    assert dehyphenate(normalize("Baden-Württemberg")) == []  # an ordinary hyphen
+    assert dehyphenate(normalize("Paris - London")) == []  # a dash between words
+    assert dehyphenate("new york") == []
 
 
 def test_never_transliterates():

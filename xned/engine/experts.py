@@ -22,6 +22,7 @@ embedding ``x`` (projected first when a projection exists).
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 
 import marisa_trie
@@ -61,15 +62,44 @@ class Experts:
     def __len__(self) -> int:
         return len(self.model_offsets) - 1
 
-    def model_for(self, lang: str | None, key: str) -> int:
-        """The model of an alias key: the mention language's alias first, then ``mul``
-        (names of unstated language); with no language, any language's."""
-        langs = [lang, "mul"] if lang else list(self.meta.get("languages", []))
+    def model_for(self, lang: str | None, key: str, cands: np.ndarray | None = None) -> int:
+        """The model for a mention, first match wins:
+
+        1. its alias key in the mention's language, then ``mul`` (names of unstated
+           language), then the source languages (a word expert applies to the same string
+           in any language: "Apple" in Japanese text); with no language, any language's;
+        2. with ``cands``, the model whose classes cover most of the candidates (at least
+           two; ties to the lower model id): candidate sets reached through fallbacks
+           (other-language names, document propagation, inflections) have no alias key,
+           but an expert trained on those entities still separates them.
+        """
+        if lang:
+            langs = [lang, "mul", *(x for x in self.meta.get("source_langs", []) if x not in (lang, "mul"))]
+        else:
+            langs = list(self.meta.get("languages", []))
         for name in langs:
             kid = self.keys.get(f"{name}{SEP}{key}", -1)
             if kid >= 0:
                 return int(self.key_model[kid])
-        return -1
+        if cands is None or len(cands) < 2:
+            return -1
+        sorted_classes, model_of_row = self._by_entity
+        lo = np.searchsorted(sorted_classes, cands, side="left")
+        hi = np.searchsorted(sorted_classes, cands, side="right")
+        hits = [model_of_row[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True) if b > a]
+        if len(hits) < 2:
+            return -1
+        models, counts = np.unique(np.concatenate(hits), return_counts=True)
+        best = int(np.argmax(counts))  # first maximum: the lowest model id
+        return int(models[best]) if counts[best] >= 2 else -1
+
+    @cached_property
+    def _by_entity(self) -> tuple[np.ndarray, np.ndarray]:
+        """(class entities sorted, the model of each), built on first use."""
+        order = np.argsort(self.classes, kind="stable")
+        sizes = np.diff(self.model_offsets)
+        model_of_row = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+        return np.asarray(self.classes)[order], model_of_row[order]
 
     def hubness_of(self, ents: np.ndarray) -> np.ndarray | None:
         """Hubness of candidate entities (0 for entities added after training)."""

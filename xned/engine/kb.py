@@ -39,7 +39,7 @@ import numpy as np
 
 from xned.engine.bundle import REBUILD_HINT
 from xned.engine.morph import split_inflected, suffixes
-from xned.engine.normalize import fold, umlauts, undot
+from xned.engine.normalize import dehyphenate, fold, umlauts, undot
 from xned.errors import BundleError, InputError
 
 MUL = "mul"
@@ -373,6 +373,10 @@ class KB:
 
         Rule, first step that finds anything wins:
 
+        0. a key broken at a line end with a plain hyphen ("brau- nau") is first tried
+           joined, hyphenated and spaced (steps 1 and 2); the first variant found stands
+           for the key from then on;
+
         1. the exact key in the mention's language and in ``mul`` (base and overlay);
            else the accent-folded key there; (1b) middle dots as spaces, then removed;
            (1c) for German, umlauts written as digraphs ("Oesterreich"); (1d) for
@@ -395,6 +399,13 @@ class KB:
         """
         tables = self.tables_for(lang)
         own_ids = {id(t) for t, _ in tables}
+        for variant in dehyphenate(key) if fuzzy else ():
+            # (0) line-end hyphenation, "brau- nau": joined, hyphenated, spaced
+            if self._own(tables, lang, variant, fuzzy) or self._collect(
+                self._others(own_ids, variant, folded=False), variant, exact=True
+            ):
+                key = variant
+                break
         found = self._own(tables, lang, key, fuzzy)
         other_exact = []
         if lang is not None and (fuzzy or not found):

@@ -367,7 +367,7 @@ class Linker:
                 ev = self.kb.vectors(ents)
                 sims = None if ev is None else ev @ vec
             if self.experts is not None:
-                model = self.experts.model_for(doc.lang, normalize(m.text))
+                model = self.experts.model_for(doc.lang, normalize(m.text), ents)
                 if model >= 0:
                     expert_p = self.experts.predict(model, vec, ents)
         hub = self.experts.hubness_of(ents) if self.experts is not None and len(ents) else None

@@ -11,6 +11,10 @@ hyphens) are removed first, so "Frank¬\nreich" is "frankreich".
 marks removed after canonical decomposition, plus a few letters that do not decompose,
 e.g. ``ø``, ``ł``, ``đ``). Returns None for any other script or when nothing changes, so
 fallback lookups happen only where they can help.
+
+``dehyphenate``: variants of a key broken at a line end with a plain hyphen ("Brau-\nnau"
+normalizes to "brau- nau"): joined, hyphenated, spaced. The plain hyphen is ambiguous
+("Baden-\nWürttemberg" keeps it), so these are lookup fallbacks, not normalization.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from functools import lru_cache
 _WS = re.compile(r"\s+")
 # Line-break hyphenation of OCR'd text ("Frank¬\nreich") and soft hyphens join the word.
 _HYPHENATION = re.compile(r"¬\s*|\u00ad")
+# A hyphen ending a word, then whitespace: what "-\n" becomes after normalization.
+_BROKEN = re.compile(r"(?<=\w)- (?=\w)")
 _EXTRA_FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i", "ŀ": "l", "ŧ": "t"})
 # Middle dots and similar name separators (Japanese katakana names, Catalan):
 # "ジョン・スミス" should match "ジョンスミス" and "John Smith" style keys.
@@ -72,3 +78,11 @@ def undot(key: str) -> str | None:
     if out == key:
         return None
     return _WS.sub(" ", out).strip()
+
+
+def dehyphenate(key: str) -> list[str]:
+    """Variants of a normalized key with line-end hyphenation ("brau- nau"): joined
+    ("braunau"), hyphenated ("baden-württemberg"), spaced ("new york"); empty if none."""
+    if "- " not in key or not _BROKEN.search(key):
+        return []
+    return [_BROKEN.sub(joint, key) for joint in ("", "-", " ")]
