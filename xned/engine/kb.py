@@ -399,17 +399,16 @@ class KB:
         """
         tables = self.tables_for(lang)
         own_ids = {id(t) for t, _ in tables}
-        for variant in dehyphenate(key) if fuzzy else ():
-            # (0) line-end hyphenation, "brau- nau": joined, hyphenated, spaced
-            if self._own(tables, lang, variant, fuzzy) or self._collect(
-                self._others(own_ids, variant, folded=False), variant, exact=True
-            ):
-                key = variant
+        # (0) line-end hyphenation variants ("brau- nau": joined, hyphenated, spaced) first;
+        # the key itself last, and it stays the key for the later steps
+        for k in [*(dehyphenate(key) if fuzzy else ()), key]:
+            found = self._own(tables, lang, k, fuzzy)
+            other_exact = []
+            if lang is not None and (fuzzy or not found):
+                other_exact = self._collect(self._others(own_ids, k, folded=False), k, exact=True)
+            if found or other_exact:
+                key = k
                 break
-        found = self._own(tables, lang, key, fuzzy)
-        other_exact = []
-        if lang is not None and (fuzzy or not found):
-            other_exact = self._collect(self._others(own_ids, key, folded=False), key, exact=True)
         if found and other_exact:
             return self._merge([(found, 1.0), (other_exact, OTHER_LANG_WEIGHT)], top_k)
         found = found or other_exact
