@@ -213,22 +213,16 @@ def write_alias_table(
     fold_keys = (fk for (fk,), _ in grouped(folds.merged(), 1))
     ftrie = marisa_trie.Trie(fold_keys)
     ftrie.save(str(root / "fold.marisa"))
-    flat = array("q")
-    fsizes = array("q")
-    fids = array("q")
-    for (fk,), rest in grouped(folds.merged(), 1):
-        flat.extend(np.sort(key_of_pos[[int(r[0]) for r in rest]]).tolist())
-        fsizes.append(len(rest))
-        fids.append(ftrie[fk])
-    folds.close()
-    nf = len(fsizes)
-    fpos, fsorted, foff = _key_order(
-        np.frombuffer(fids, np.int64) if nf else np.zeros(0, np.int64),
-        np.frombuffer(fsizes, np.int64) if nf else np.zeros(0, np.int64),
+    _write_ragged(
+        root / "fold_offsets.npy",
+        root / "fold_targets.npy",
+        (
+            (ftrie[fk], np.sort(key_of_pos[[int(r[0]) for r in rest]]).tolist())
+            for (fk,), rest in grouped(folds.merged(), 1)
+        ),
+        np.int32,
     )
-    flat_t = (np.frombuffer(flat, np.int64) if len(flat) else np.zeros(0, np.int64)).astype(np.int32)
-    _save(root / "fold_offsets.npy", foff)
-    _write_reordered(root / "fold_targets.npy", flat_t, fpos, fsorted)
+    folds.close()
     return n
 
 
@@ -268,6 +262,27 @@ def _write_reordered(path: Path, flat: np.ndarray, pos_of_key: np.ndarray, off_s
             f.write(np.ascontiguousarray(flat[idx]).tobytes())
 
 
+def _write_ragged(
+    offsets_path: Path, values_path: Path, rows: Iterable[tuple[int, list[int]]], dtype: type[np.integer]
+) -> None:
+    """Ragged rows ``(trie key id, values)``, one per key of the trie, in any key order:
+    written as int64 offsets by key id and the values in key-id order."""
+    flat = array(np.dtype(dtype).char)
+    sizes = array("q")
+    key_ids = array("q")
+    for kid, values in rows:
+        flat.extend(values)
+        sizes.append(len(values))
+        key_ids.append(kid)
+    n = len(sizes)
+    kp = np.frombuffer(key_ids, np.int64) if n else np.zeros(0, np.int64)
+    sz = np.frombuffer(sizes, np.int64) if n else np.zeros(0, np.int64)
+    pos_of_key, off_sorted, offsets = _key_order(kp, sz)
+    fl = np.frombuffer(flat, dtype) if len(flat) else np.zeros(0, dtype)
+    _save(offsets_path, offsets)
+    _write_reordered(values_path, fl, pos_of_key, off_sorted)
+
+
 def write_key_index(root: Path, langs: list[str], key_langs: Spill, fold_langs: Spill) -> None:
     """Which languages' tables hold each key (and each accent-folded key), so a lookup in
     "every other language" touches only the tables that can answer. ``keys.marisa`` /
@@ -279,21 +294,12 @@ def write_key_index(root: Path, langs: list[str], key_langs: Spill, fold_langs: 
     for trie_name, prefix, spill in (("keys.marisa", "", key_langs), ("fold.marisa", "fold_", fold_langs)):
         trie = marisa_trie.Trie(k for (k,), _ in grouped(spill.merged(), 1))
         trie.save(str(root / trie_name))
-        flat = array("h")
-        sizes = array("q")
-        key_ids = array("q")
-        for (k,), rows in grouped(spill.merged(), 1):
-            ids = sorted({pos[r[0]] for r in rows if r[0] in pos})
-            flat.extend(ids)
-            sizes.append(len(ids))
-            key_ids.append(trie[k])
-        n = len(sizes)
-        kp = np.frombuffer(key_ids, np.int64) if n else np.zeros(0, np.int64)
-        sz = np.frombuffer(sizes, np.int64) if n else np.zeros(0, np.int64)
-        pos_of_key, off_sorted, offsets = _key_order(kp, sz)
-        fl = np.frombuffer(flat, np.int16) if len(flat) else np.zeros(0, np.int16)
-        _save(root / f"{prefix}offsets.npy", offsets)
-        _write_reordered(root / f"{prefix}langs.npy", fl, pos_of_key, off_sorted)
+        _write_ragged(
+            root / f"{prefix}offsets.npy",
+            root / f"{prefix}langs.npy",
+            ((trie[k], sorted({pos[r[0]] for r in rows if r[0] in pos})) for (k,), rows in grouped(spill.merged(), 1)),
+            np.int16,
+        )
 
 
 TableStream = Iterable[tuple[str, Iterable[tuple[str, list[int], list[float], float]]]]
@@ -323,19 +329,19 @@ def write_kb(
         counts = {}
         key_langs = Spill("key-langs")
         fold_langs = Spill("fold-langs")
-        for lang, keyed in tables(index):
+        try:  # the spills' temporary runs go on success and on error alike
+            for lang, keyed in tables(index):
 
-            def on_key(key: str, fk: str | None, lang: str = lang) -> None:
-                key_langs.add(f"{key}\t{lang}")
-                if fk is not None:
-                    fold_langs.add(f"{fk}\t{lang}")
+                def on_key(key: str, fk: str | None, lang: str = lang) -> None:
+                    key_langs.add(f"{key}\t{lang}")
+                    if fk is not None:
+                        fold_langs.add(f"{fk}\t{lang}")
 
-            n = write_alias_table(tmp / "aliases" / lang, keyed, on_key=on_key)
-            if n:
-                counts[lang] = n
-            else:
-                shutil.rmtree(tmp / "aliases" / lang)
-        try:
+                n = write_alias_table(tmp / "aliases" / lang, keyed, on_key=on_key)
+                if n:
+                    counts[lang] = n
+                else:
+                    shutil.rmtree(tmp / "aliases" / lang)
             write_key_index(tmp / "key_index", sorted(counts), key_langs, fold_langs)
         finally:
             key_langs.close()
