@@ -64,6 +64,8 @@ def test_train_writes_experts_that_the_linker_uses(bundle_copy, tmp_path):
     st = summary["experts"]
     assert st["covered_entities"] == 3
     assert st["models"] >= 1 and st["classes"] >= 3
+    # per-expert size counts the experts' files only, not the per-entity hubness array
+    assert st["bytes_per_expert"] == round(st["bytes"] / st["models"], 1)
     meta = json.loads((bundle_copy / "experts" / "meta.json").read_text())
     assert meta["source_langs"] == ["en"] and meta["dim"] == 32
     assert np.load(bundle_copy / "experts" / "weights.npy", allow_pickle=False).dtype == np.int8

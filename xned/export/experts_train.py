@@ -443,8 +443,9 @@ def write_experts(out: Path, te: TrainedExperts, meta: dict[str, Any]) -> dict[s
     full = {**meta, "dim": int(w.shape[1]) if w.ndim == 2 and len(w) else 0, "rank": 0, "experts": len(sizes)}
     full["languages"] = langs
     full["stats"] = te.stats
-    nbytes = sum(p.stat().st_size for p in tmp.iterdir())
-    full["stats"]["bytes"] = nbytes - ((tmp / "hubness.npy").stat().st_size if te.hubness is not None else 0)
+    # the experts' own files; hubness.npy is per KB entity, not per expert
+    nbytes = sum(p.stat().st_size for p in tmp.iterdir() if p.name != "hubness.npy")
+    full["stats"]["bytes"] = nbytes
     full["stats"]["bytes_per_expert"] = round(nbytes / max(len(sizes), 1), 1)
     (tmp / "meta.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if out.exists():
