@@ -56,12 +56,14 @@ def resolve_source(rec: dict[str, Any], bundle: Path, moved: dict[str, Path] | N
     if "sha256" in rec:  # portable record (the default bundle): content, not modification time
         from xned.engine.bundle import sha256_file
 
+        what = "size or content"
         changed = st.st_size != rec.get("size") or sha256_file(path) != rec["sha256"]
     else:
+        what = "size or modification time"
         changed = st.st_size != rec.get("size") or st.st_mtime_ns != rec.get("mtime_ns")
     if changed:
         raise KBBuildError(
-            f"KB source {path} changed since the KB was built (size or modification time differ); "
+            f"KB source {path} changed since the KB was built ({what} differ); "
             f"restore the original or pass --source {path.name}=NEW_PATH to use another file knowingly."
         )
     return path
