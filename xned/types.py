@@ -64,3 +64,4 @@ class DocResult:
     text: str
     links: tuple[Link, ...] = ()
     error: str | None = None
+    line: int | None = None  # input line of a document read from a file, where known

@@ -84,7 +84,7 @@ def test_batch_keeps_order_and_records_errors(linker):
     assert "Empty text" in out[1].error
     assert [lk.qid for lk in out[2].links] == ["Q64", "Q2807"]
     assert "No alias table for language 'xx'" in out[3].error and "has: de, en, es" in out[3].error
-    assert "Invalid language code 'english'" in out[4].error
+    assert "Invalid language tag 'english'" in out[4].error
 
 
 def test_span_out_of_range(linker):
@@ -164,9 +164,9 @@ def test_priors_sum_to_at_most_one(linker):
 
 
 def test_provider_fallback_warns(bundle_path):
-    lk = Linker.load(bundle_path, providers=["CUDAExecutionProvider"])
     with pytest.warns(RuntimeWarning, match="CUDAExecutionProvider not available"):
-        assert lk.link("Tokyo", "en")[0].qid == "Q1490"
+        lk = Linker.load(bundle_path, providers=["CUDAExecutionProvider"])
+    assert lk.link("Tokyo", "en")[0].qid == "Q1490"
 
 
 def test_bundle_without_vectors_still_links(bundle_copy):
@@ -182,3 +182,54 @@ def test_bundle_without_vectors_still_links(bundle_copy):
 def test_copy_is_independent(bundle_copy, bundle_path):
     shutil.rmtree(bundle_copy / "experts", ignore_errors=True)
     assert (bundle_path / "manifest.json").exists()
+
+
+def test_single_candidates_skip_the_encoder_only_when_the_context_cannot_change_the_decision(bundle_path):
+    from xned.engine.scoring import Scorer
+
+    lk = Linker.load(bundle_path, threads=1)
+    calls = []
+    real = lk.encoder.embed_mentions
+    lk.encoder.embed_mentions = lambda texts, spans: calls.append(sum(map(len, spans))) or real(texts, spans)
+    text = "Tokyo is big."
+    assert [lk.qid for lk in lk.link(text, "en", mentions=[(0, 5)])] == ["Q1490"]
+    assert calls == []  # one candidate, strong prior: linked without encoding
+    # A scorer where the context decides: the same mention is encoded, and a context that
+    # contradicts the only candidate can make it NIL.
+    lk.scorer = Scorer(weights={**Scorer().weights, "sim": 40.0}, bias=-30.0, threshold=0.5)
+    lk.link(text, "en", mentions=[(0, 5)])
+    assert calls == [1]
+    decided = lk.link(text, "en", mentions=[(0, 5)])[0]
+    full = Linker.load(bundle_path, threads=1)
+    full.scorer = lk.scorer
+    assert decided == full.link(text, "en", mentions=[(0, 5)])[0]
+
+
+def test_stream_passes_pre_errored_records_through_in_order(linker):
+    from xned.types import DocResult
+
+    bad = DocResult("x", None, "", error="unreadable line", line=3)
+    out = list(linker.link_stream([{"id": "a", "text": "Tokyo", "lang": "en"}, bad, "Berlin"], lang="en"))
+    assert [r.id for r in out] == ["a", "x", None]
+    assert out[1] is bad and out[0].links[0].qid == "Q1490" and out[2].links[0].qid == "Q64"
+
+
+def test_any_exception_in_one_document_stays_with_it(linker, monkeypatch):
+    real = linker._candidates
+
+    def boom(doc, ments):
+        if "Berlin" in doc.text:
+            raise KeyError(-36)
+        return real(doc, ments)
+
+    monkeypatch.setattr(linker, "_candidates", boom)
+    out = list(linker.link_batch(["Tokyo", "Berlin", "Paris Hilton"], lang="en"))
+    assert out[0].links and out[2].links
+    assert out[1].error == "unexpected KeyError: -36"
+
+
+def test_language_tags_are_normalized(linker):
+    for tag in ("EN", "en-US", "en_GB", "En-Latn-US"):
+        assert linker.link("Tokyo", tag)[0].qid == "Q1490"
+    with pytest.raises(InputError, match="Invalid language tag"):
+        linker.link("Tokyo", "english")

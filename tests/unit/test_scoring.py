@@ -36,3 +36,17 @@ def test_ties_break_on_prior_then_qid():
 def test_unknown_variant():
     with pytest.raises(InputError, match="Unknown scoring variant 'best'"):
         Scorer.load(None, "best")
+
+
+def test_single_candidate_decided_without_context_only_when_similarity_cannot_change_it():
+    s = Scorer(weights={**Scorer().weights, "sim": 10.0, "log_prior": 1.0}, bias=-5.0, threshold=0.5)
+    strong = s.features(np.array([1.0]), None, None)  # z in [-5, 5] over sim in [0, 1]: undecided
+    assert s.without_context(strong) is None
+    s.bias = 1.0  # z in [1, 11]: linked whatever the context
+    z, conf = s.without_context(strong)
+    assert conf[0] >= s.threshold
+    s.bias = -12.0  # z in [-12, -2]: NIL whatever the context
+    z, conf = s.without_context(strong)
+    assert conf[0] < s.threshold
+    two = s.features(np.array([0.5, 0.5]), None, None)
+    assert s.without_context(two) is None  # with two candidates the context decides the rank

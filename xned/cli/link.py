@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import itertools
 import sys
 from enum import Enum
 from pathlib import Path
@@ -11,9 +11,9 @@ from typing import IO, Any
 import typer
 
 from xned import config
-from xned.cli.io import BadLine, doc_record, output_stream, read_documents
+from xned.cli.output import CheckpointedOutput, Writer, check_output
+from xned.cli.progress import Progress
 from xned.errors import InputError
-from xned.types import DocResult
 
 
 class Format(str, Enum):
@@ -40,56 +40,11 @@ def load_linker(bundle: Path | None, **kw: Any):
     return Linker.load(bundle, **kw)
 
 
-def _tsv_escape(s: str | None) -> str:
-    return "" if s is None else s.replace("\t", " ").replace("\n", " ").replace("\r", " ")
-
-
-def _write_pretty(out: IO[str], res: DocResult, to_terminal: bool) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(
-        file=out,
-        force_terminal=to_terminal,
-        width=None if to_terminal else 120,
-        highlight=False,
-        soft_wrap=True,
-    )
-    head = f"[{res.id}] " if res.id else ""
-    if res.error:
-        console.print(Text(f"{head}error: {res.error}", style="red"))
-        return
-    text = Text(res.text)
-    for lk in res.links:
-        text.stylize("bold green" if lk.qid else "dim underline", lk.start, lk.end)
-    if head:
-        console.print(Text(head, style="bold"), end="")
-    console.print(text)
-    if not res.links:
-        console.print(Text("  (no entities found)", style="dim"))
-        return
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("mention", "span", "qid", "label", "score", "description"):
-        table.add_column(col, overflow="fold")
-    for lk in res.links:
-        table.add_row(
-            lk.text,
-            f"{lk.start}-{lk.end}",
-            lk.qid or "NIL",
-            lk.label or "",
-            f"{lk.score:.2f}",
-            (lk.description or "")[:60],
-        )
-    console.print(table)
-    console.print()
-
-
 def link_cli(
     text: str | None = typer.Argument(None, help="Text to link, or '-' to read stdin."),
     input: Path | None = typer.Option(None, "--input", "-i", help="Read documents from FILE ('-' = stdin)."),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write results to FILE (atomically) instead of stdout."
+        None, "--output", "-o", help="Write results to FILE (crash-safe: see --resume) instead of stdout."
     ),
     fmt: Format = typer.Option(Format.pretty, "--format", "-f", help="Output format."),
     input_format: InputFormat = typer.Option(
@@ -101,7 +56,7 @@ def link_cli(
         None,
         "--lang",
         "-l",
-        help="ISO 639-1 language of documents that do not carry one (default: use every alias table).",
+        help="Language of documents that do not carry one (es, pt-BR, zh-Hant ...; default: every alias table).",
     ),
     bundle: Path | None = BUNDLE_OPT,
     top_k: int = typer.Option(30, "--top-k", min=1, help="Candidates per mention."),
@@ -121,7 +76,8 @@ def link_cli(
         False, "--candidates", help="Include every candidate with its scores (json/jsonl)."
     ),
     variant: str = typer.Option("fused", "--variant", help="Scoring: fused, prior, similarity, experts."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="ONNX Runtime intra-op threads."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="ONNX Runtime intra-op threads per process."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes (one ONNX thread each)."),
     providers: list[str] | None = typer.Option(
         None,
         "--provider",
@@ -131,110 +87,114 @@ def link_cli(
         config.MAX_DOC_CHARS, "--max-chars", min=1, help="Refuse documents longer than this."
     ),
     verify: bool = typer.Option(False, "--verify", help="Check every bundle file's sha256 before linking."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted -o run where it stopped."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace a symlink/FIFO/device at -o, or discard an interrupted run's output."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
 ) -> None:
     """Link entity mentions to Wikidata. Results go to stdout (or -o); progress to stderr."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from xned.langs import normalize_lang
+    from xned.records import ReadProgress, read_documents
+    from xned.runner import LinkOptions, link_stream
 
     sources = [s for s in (text is not None, input is not None) if s]
     if len(sources) != 1:
         raise InputError("Give either a TEXT argument or --input FILE (use '-' for stdin), not both or neither.")
     if text is not None and text != "-" and not text.strip():
         raise InputError("Empty text: nothing to link. Pass a non-empty TEXT, --input FILE or '-' for stdin.")
-    linker = load_linker(
-        bundle,
-        providers=providers,
-        threads=threads,
-        verify=verify,
-        variant=variant,
+    if resume and output is None:
+        raise InputError("--resume continues an output file: give -o FILE.")
+    lang = normalize_lang(lang)
+    opts = LinkOptions(
+        bundle=None if bundle is None else str(bundle),
+        lang=lang,
+        given_spans=given_spans,
+        candidates=candidates,
         top_k=top_k,
         threshold=threshold,
+        variant=variant,
         max_chars=max_chars,
+        providers=tuple(providers) if providers else None,
+        threads=threads,
+        verify=verify,
     )
+    if workers <= 1:
+        linker = opts.load()
+    else:  # fail early on a bad bundle; the workers load their own
+        from xned.engine.bundle import check_files, read_manifest
+
+        linker = None
+        check_files(read_manifest(bundle if bundle is not None else config.default_bundle_path()), verify=verify)
 
     stream: IO[bytes] | None = None
     total = None
+    in_path: Path | None = None
+    read = ReadProgress()
     if text is not None and text != "-":
         docs: Any = iter([{"id": None, "text": text, "lang": lang}])
-        name = "argument"
     else:
-        src = "-" if text == "-" else str(input)
-        if src == "-":
+        if text == "-" or str(input) == "-":
             stream, name = sys.stdin.buffer, "stdin"
         else:
-            path = Path(src)
-            if not path.is_file():
-                raise InputError(f"Input file {path} not found.")
-            stream, name = open(path, "rb"), path.name  # noqa: SIM115 - closed below
-            total = path.stat().st_size
-        docs = read_documents(stream, input_format.value, name)
+            in_path = Path(str(input))
+            if not in_path.exists():
+                raise InputError(f"Input file {in_path} not found.")
+            if in_path.is_dir():
+                raise InputError(f"Input {in_path} is a directory; give a file (one document per line).")
+            stream, name = open(in_path, "rb"), in_path.name  # noqa: SIM115 - closed below
+            total = in_path.stat().st_size if in_path.is_file() else None
+        docs = read_documents(stream, input_format.value, name, read)
 
-    errors = 0
-    count = 0
-    from rich.console import Console
-
-    err_console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed} docs"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=stream is None or not err_console.is_terminal,
-    )
-    to_terminal = output is None and sys.stdout.isatty()
+    writer = Writer(fmt.value, candidates, to_terminal=output is None and sys.stdout.isatty())
+    sink: CheckpointedOutput | None = None
+    skip = 0
+    if output is not None:
+        check_output(output, [in_path] if in_path else [], force)
+        signature = {**opts.as_dict(), "format": fmt.value, "input": str(in_path or "stdin"), "input_size": total}
+        signature.pop("threads")
+        sink = CheckpointedOutput(output, signature)
+        skip = sink.open(resume, force)
+    errors = count = mentions = 0
+    progress = Progress(quiet or stream is None, total, read)
     try:
-        with output_stream(output) as out, progress:
-            task = progress.add_task("linking", total=None if total is None else None)
-            bad: dict[int, BadLine] = {}
-            ordered: list[Any] = []
-
-            def feed():
-                for i, d in enumerate(docs):
-                    if isinstance(d, BadLine):
-                        bad[i] = d
-                        ordered.append(d)
-                        yield {"id": d.id, "text": "", "lang": lang}  # placeholder, replaced below
-                    else:
-                        ordered.append(d)
-                        yield d
-
-            if fmt == Format.tsv:
-                out.write("doc_id\tstart\tend\tmention\tqid\tlabel\tscore\n")
-            if fmt == Format.json:
-                out.write("[")
-            for i, res in enumerate(
-                linker.link_batch(feed(), lang=lang, given_spans=given_spans, candidates=candidates)
-            ):
-                if i in bad:
-                    res = DocResult(bad[i].id, lang, "", error=bad[i].error)
-                count += 1
-                if res.error:
-                    errors += 1
-                    if fmt != Format.pretty:
-                        typer.echo(f"warning: document {res.id or count}: {res.error}", err=True)
-                progress.update(task, advance=1)
-                if fmt == Format.jsonl:
-                    out.write(json.dumps(doc_record(res, candidates), ensure_ascii=False) + "\n")
-                elif fmt == Format.json:
-                    out.write(
-                        ("," if i else "")
-                        + "\n"
-                        + json.dumps(doc_record(res, candidates), ensure_ascii=False, indent=2)
-                    )
-                elif fmt == Format.tsv:
-                    if res.error:
-                        out.write(f"{_tsv_escape(res.id)}\t\t\t\tERROR\t{_tsv_escape(res.error)}\t\n")
-                    for lk in res.links:
-                        out.write(
-                            f"{_tsv_escape(res.id)}\t{lk.start}\t{lk.end}\t{_tsv_escape(lk.text)}\t"
-                            f"{lk.qid or 'NIL'}\t{_tsv_escape(lk.label)}\t{lk.score:.4f}\n"
-                        )
-                else:
-                    _write_pretty(out, res, to_terminal)
-            if fmt == Format.json:
-                out.write("\n]\n")
+        if skip:
+            docs = itertools.islice(docs, skip, None)
+            progress.note(f"resuming after {skip} documents already in {output}")
+        out_text = writer.header() if skip == 0 else ""
+        if sink is None:
+            sys.stdout.write(out_text)
+        elif out_text:
+            sink.write(out_text, skip)
+        for res in link_stream(docs, opts, workers=workers, linker=linker):
+            index = skip + count
+            count += 1
+            mentions += len(res.links)
+            if res.error:
+                errors += 1
+                if fmt != Format.pretty:
+                    where = "" if res.id and res.error.startswith(f"{res.id}:") else f"document {res.id or index + 1}: "
+                    progress.note(f"warning: {where}{res.error}")
+            rendered = writer.record(res, index)
+            if sink is None:
+                sys.stdout.write(rendered)
+            else:
+                sink.write(rendered, index + 1)
+            progress.update(count, mentions)
+        tail = writer.footer(skip + count)
+        if sink is None:
+            sys.stdout.write(tail)
+            sys.stdout.flush()
+        else:
+            sink.write(tail, skip + count)
+            sink.finish()
+            sink = None
+    except BaseException:
+        if sink is not None:
+            sink.suspend()
+        raise
     finally:
+        progress.close()
         if stream is not None and stream is not sys.stdin.buffer:
             stream.close()
     if text is not None and text != "-" and errors:

@@ -17,10 +17,11 @@ back to their mentions.
 
 from __future__ import annotations
 
+import bisect
 import json
+import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "mention_weight": 0.5,
     "query_prefix": "",
     "passage_prefix": "",
+    "chunk_tokens": 128,
+    "context_tokens": 32,
+    "batch_tokens": 4096,
 }
 
 
@@ -66,13 +70,6 @@ def choose_providers(requested: Sequence[str] | None) -> list[str]:
     return chosen
 
 
-@dataclass
-class Window:
-    doc: int
-    tok_start: int
-    tok_end: int
-
-
 class Encoder:
     """Lazily creates its tokenizer and ``InferenceSession`` on first use."""
 
@@ -82,7 +79,7 @@ class Encoder:
         *,
         providers: Sequence[str] | None = None,
         threads: int | None = None,
-        batch_size: int = 32,
+        batch_size: int | None = None,
     ):
         self.root = Path(root)
         cfg_path = self.root / "config.json"
@@ -100,14 +97,55 @@ class Encoder:
         self.mention_weight = float(self.config["mention_weight"])
         self.providers = providers
         self.threads = threads
-        self.batch_size = batch_size
+        #: chunk length (tokens) for mention contexts and the token budget of one batch
+        self.chunk_tokens = int(self.config["chunk_tokens"])
+        self.context_tokens = int(self.config["context_tokens"])
+        self.batch_tokens = int(self.config["batch_tokens"])
+        self.batch_rows = batch_size  # fixed rows per batch instead of the token budget
         self._session: Any = None
         self._tokenizer: Any = None
         self._inputs: set[str] = set()
+        self._chosen: list[str] | None = None
+        self._loader: threading.Thread | None = None
+        self._load_error: BaseException | None = None
+
+    def prefetch(self) -> None:
+        """Check the execution providers now (a missing one warns here), then load the
+        tokenizer and the ONNX session in a background thread while the caller goes on
+        (both release the GIL for most of their work); first use waits for it."""
+        if self.providers:
+            self._chosen = choose_providers(self.providers)
+        if self._loader is None and self._session is None:
+
+            def load() -> None:
+                try:
+                    _ = self._load_tokenizer(), self._load_session()
+                except BaseException as exc:  # re-raised on first use
+                    self._load_error = exc
+
+            self._loader = threading.Thread(target=load, name="xned-encoder-load", daemon=False)
+            self._loader.start()
+
+    def _wait(self) -> None:
+        loader, self._loader = self._loader, None
+        if loader is not None:
+            loader.join()
+        if self._load_error is not None:
+            exc, self._load_error = self._load_error, None
+            raise exc
 
     # -- lazy resources ---------------------------------------------------------------------
     @property
     def tokenizer(self) -> Any:
+        self._wait()
+        return self._load_tokenizer()
+
+    @property
+    def session(self) -> Any:
+        self._wait()
+        return self._load_session()
+
+    def _load_tokenizer(self) -> Any:
         if self._tokenizer is None:
             from tokenizers import Tokenizer
 
@@ -137,8 +175,7 @@ class Encoder:
             }
         return self._tokenizer
 
-    @property
-    def session(self) -> Any:
+    def _load_session(self) -> Any:
         if self._session is None:
             import onnxruntime as ort
 
@@ -148,13 +185,14 @@ class Encoder:
             opts = ort.SessionOptions()
             if self.threads:
                 opts.intra_op_num_threads = int(self.threads)
-                opts.inter_op_num_threads = 1
-                # Several single-threaded sessions share the cores: do not spin-wait.
-                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.inter_op_num_threads = 1
+            # Spin-waiting threads burn the cores other processes (and workers) need.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             try:
                 self._session = ort.InferenceSession(
-                    str(path), sess_options=opts, providers=choose_providers(self.providers)
+                    str(path), sess_options=opts, providers=self._chosen or choose_providers(self.providers)
                 )
             except Exception as exc:
                 raise BundleError(f"Encoder model {path} cannot be loaded ({exc}); {REBUILD_HINT}.") from None
@@ -172,8 +210,18 @@ class Encoder:
         session = self.session
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         out: list[np.ndarray] = [np.zeros(0)] * len(seqs)
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b : b + self.batch_size]
+        b = 0
+        while b < len(order):
+            # Length-sorted: the next rows are at least as long; take as many as the token
+            # budget allows at the width of the longest of them.
+            rows = 1
+            if self.batch_rows:
+                rows = self.batch_rows
+            else:
+                while b + rows < len(order) and (rows + 1) * len(seqs[order[b + rows]]) <= self.batch_tokens:
+                    rows += 1
+            idx = order[b : b + rows]
+            b += rows
             width = max(len(seqs[i]) for i in idx)
             ids = np.full((len(idx), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
@@ -208,43 +256,37 @@ class Encoder:
 
     def embed_mentions(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[np.ndarray]:
         """For each document, an L2-normalized ``[n_mentions, H]`` array of mention-in-context
-        embeddings. ``spans[d]`` are character spans into ``texts[d]``."""
+        embeddings. ``spans[d]`` are character spans into ``texts[d]``.
+
+        Each token goes through the encoder at most once: a document is cut into consecutive,
+        non-overlapping chunks of at most ``chunk_tokens`` tokens (a chunk never ends inside a
+        mention), only the chunks that hold a mention are run, and every mention is pooled
+        from the chunk that holds it."""
         tok = self.tokenizer
         room = self.max_length - len(self._cls) - len(self._sep) - len(self._prefix["query"])
-        step = max(1, room // 4)
+        size = max(8, min(room, self.chunk_tokens))
         encs = tok.encode_batch(list(texts), add_special_tokens=False)
-        windows: dict[tuple[int, int, int], int] = {}
-        assign: list[list[tuple[int, int, int]]] = []  # per doc: (window id, tok_a, tok_b)
+        assign: list[list[tuple[int, int, int]]] = []  # per doc: (chunk id, tok_a, tok_b) in the chunk
         seqs: list[list[int]] = []
-        for d, (enc, doc_spans) in enumerate(zip(encs, spans, strict=True)):
-            n = len(enc.ids)
-            offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
-            starts, ends = offs[:, 0], offs[:, 1]
+        for enc, doc_spans in zip(encs, spans, strict=True):
+            ids = enc.ids
+            tok_spans = token_spans(enc.offsets, doc_spans)
+            chunks = context_chunks(len(ids), tok_spans, size, self.context_tokens)
+            starts = [c0 for c0, _ in chunks]
+            first: dict[int, int] = {}
             per: list[tuple[int, int, int]] = []
-            for s, e in doc_spans:
-                a = int(np.searchsorted(ends, s, side="right"))
-                b = int(np.searchsorted(starts, e, side="left"))
-                if b <= a:  # span inside one token or between tokens
-                    a = min(a, max(n - 1, 0))
-                    b = min(a + 1, n)
-                if n <= room:
-                    w0, w1 = 0, n
-                else:
-                    centre = (a + b) // 2
-                    w0 = min(max(0, round((centre - room // 2) / step) * step), max(0, n - room))
-                    w1 = min(n, w0 + room)
-                    if a < w0 or b > w1:  # mention longer than the grid allows
-                        w0, w1 = max(0, a - 1), min(n, max(0, a - 1) + room)
-                    b = min(b, w1)
-                key = (d, w0, w1)
-                if key not in windows:
-                    windows[key] = len(seqs)
-                    seqs.append(self._wrap(list(enc.ids[w0:w1]), "query"))
-                per.append((windows[key], a - w0, b - w0))
+            for a, b in tok_spans:
+                c = bisect.bisect_right(starts, a) - 1
+                c0, c1 = chunks[c]
+                if c not in first:
+                    first[c] = len(seqs)
+                    seqs.append(self._wrap(list(ids[c0:c1]), "query"))
+                per.append((first[c], a - c0, max(a + 1, min(b, c1)) - c0))
             assign.append(per)
         hidden = self._run(seqs) if seqs else []
         lead = len(self._cls) + len(self._prefix["query"])
         results: list[np.ndarray] = []
+        dim = hidden[0].shape[-1] if hidden else 0
         for per in assign:
             vecs = []
             for wid, a, b in per:
@@ -260,7 +302,70 @@ class Encoder:
                         w = self.mention_weight
                         v = w * _normalize_rows(men) + (1 - w) * _normalize_rows(ctx)
                 vecs.append(v)
-            dim = hidden[0].shape[-1] if hidden else 0
             arr = np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, dim), np.float32)
             results.append(_normalize_rows(arr))
         return results
+
+
+def token_spans(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Token range ``[a, b)`` of each character span (at least one token where the text has any)."""
+    n = len(offsets)
+    offs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    starts, ends = offs[:, 0], offs[:, 1]
+    out = []
+    for s, e in spans:
+        a = int(np.searchsorted(ends, s, side="right"))
+        b = int(np.searchsorted(starts, e, side="left"))
+        if b <= a:  # span inside one token or between tokens
+            a = min(a, max(n - 1, 0))
+            b = min(a + 1, n)
+        out.append((a, b))
+    return out
+
+
+def context_chunks(n: int, tok_spans: Sequence[tuple[int, int]], size: int, context: int) -> list[tuple[int, int]]:
+    """Disjoint token ranges to encode for the mentions ``tok_spans`` of a document of ``n``
+    tokens: each mention with ``context`` tokens either side, overlapping ranges merged (so
+    nearby mentions share one pass and no token is encoded twice), merged ranges longer than
+    ``size`` cut by ``chunk_bounds``. Sorted by start; every mention starts in one of them."""
+    if not tok_spans:
+        return []
+    merged: list[tuple[int, int, list[tuple[int, int]]]] = []  # (lo, hi, the spans inside)
+    for a, b in sorted(tok_spans):
+        lo, hi = max(0, a - context), min(n, max(b, a + 1) + context)
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi), merged[-1][2])
+        else:
+            merged.append((lo, hi, []))
+        merged[-1][2].append((a, b))
+    out: list[tuple[int, int]] = []
+    for lo, hi, inside in merged:
+        bounds = chunk_bounds(hi - lo, [(a - lo, b - lo) for a, b in inside], size)
+        out.extend((lo + int(x), lo + int(y)) for x, y in zip(bounds[:-1], bounds[1:], strict=True))
+    return out
+
+
+def chunk_bounds(n: int, tok_spans: Sequence[tuple[int, int]], size: int) -> np.ndarray:
+    """Boundaries ``[0, ..., n]`` of consecutive chunks of at most ``size`` tokens. A boundary
+    that would cut a mention moves back to the mention's start (a mention longer than a chunk
+    is cut); when the rest of the document fits in two chunks it is split in the middle, so
+    the last chunk is not a short tail with little context."""
+    if n <= size:
+        return np.array([0, max(n, 0)], np.int64)
+    ordered = sorted(tok_spans)
+    firsts = [a for a, _ in ordered]
+    bounds = [0]
+    pos = 0
+    while n - pos > size:
+        cut = pos + size if n - pos >= 2 * size else pos + (n - pos + 1) // 2
+        moved = True
+        while moved:
+            moved = False
+            for a, b in ordered[bisect.bisect_right(firsts, pos) : bisect.bisect_left(firsts, cut)]:
+                if b > cut:
+                    cut, moved = a, True
+                    break
+        bounds.append(cut)
+        pos = cut
+    bounds.append(n)
+    return np.asarray(bounds, np.int64)

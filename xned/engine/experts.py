@@ -111,6 +111,13 @@ class Experts:
         out[ok] = self.hubness[idx[ok]]
         return out
 
+    def known(self, model: int, cands: np.ndarray) -> np.ndarray:
+        """``predict`` for one candidate, which needs no context: 1 where the expert knows
+        it (a softmax over one class), NaN where it does not."""
+        a, b = int(self.model_offsets[model]), int(self.model_offsets[model + 1])
+        classes = set(self.classes[a:b].tolist())
+        return np.array([1.0 if int(c) in classes else np.nan for c in cands], np.float32)
+
     def predict(self, model: int, x: np.ndarray, cands: np.ndarray) -> np.ndarray:
         """Expert probability for each candidate, the softmax taken over the expert's classes
         that are among ``cands`` (NaN for candidates the expert does not know)."""

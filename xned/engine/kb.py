@@ -41,6 +41,7 @@ from xned.engine.bundle import REBUILD_HINT
 from xned.engine.morph import split_inflected, suffixes
 from xned.engine.normalize import dehyphenate, fold, umlauts, undot
 from xned.errors import BundleError, InputError
+from xned.langs import normalize_lang
 
 MUL = "mul"
 SEP = "\x1f"
@@ -345,13 +346,11 @@ class KB:
 
     # -- aliases ----------------------------------------------------------------------------
     def check_lang(self, lang: str | None) -> None:
+        """``lang`` must already be normalized (``xned.langs.normalize_lang``)."""
         if lang is None or lang in self.languages:
             return
-        if not (2 <= len(lang) <= 3 and lang.isascii() and lang.isalpha() and lang.islower()):
-            raise InputError(
-                f"Invalid language code {lang!r}: use an ISO 639-1 code such as 'es' "
-                f"(bundle has: {', '.join(self.languages)})."
-            )
+        if normalize_lang(lang) != lang:
+            raise InputError(f"Invalid language code {lang!r}: use an ISO 639 code such as 'es'.")
 
     def tables_for(self, lang: str | None) -> list[tuple[AliasTable, int]]:
         """Tables to consult for ``lang`` (with their part's index offset)."""

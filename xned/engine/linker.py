@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,53 +11,18 @@ import numpy as np
 
 from xned import config
 from xned.engine.bundle import Manifest, check_files, read_manifest
+from xned.engine.documents import MentionLike, as_document, as_mention, error_result
 from xned.engine.encoder import Encoder
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
 from xned.engine.mentions import Detector
 from xned.engine.morph import suffixes
 from xned.engine.normalize import normalize
+from xned.engine.propagation import propagate
 from xned.engine.scoring import Scorer, rank
-from xned.errors import BundleError, InputError, XnedError
+from xned.errors import BundleError, InputError
+from xned.langs import normalize_lang, suggest
 from xned.types import Candidate, DocResult, Document, Link, Mention
-
-MentionLike = Mention | tuple[int, int] | dict[str, Any]
-
-
-def _as_mention(m: MentionLike, text: str) -> Mention:
-    s: Any
-    e: Any
-    if isinstance(m, Mention):
-        s, e = m.start, m.end
-    elif isinstance(m, dict):
-        s, e = m.get("start"), m.get("end")
-    else:
-        s, e = m
-    if not isinstance(s, int) or not isinstance(e, int) or isinstance(s, bool) or isinstance(e, bool):
-        raise InputError(f"Mention span ({s!r}, {e!r}) must be two integers (character offsets).")
-    if not 0 <= s < e <= len(text):
-        raise InputError(
-            f"Mention span [{s}, {e}) is out of range for a text of {len(text)} characters; "
-            f"spans are character offsets with 0 <= start < end <= len(text)."
-        )
-    return Mention(s, e, text[s:e])
-
-
-def as_document(doc: Document | str | dict[str, Any], lang: str | None = None) -> Document:
-    """Accepts a ``Document``, a plain string, or a canonical-JSONL dict."""
-    if isinstance(doc, Document):
-        return doc
-    if isinstance(doc, str):
-        return Document(text=doc, lang=lang)
-    if isinstance(doc, dict):
-        ments = doc.get("mentions")
-        return Document(
-            text=doc.get("text"),  # type: ignore[arg-type]  # validated in _prepare
-            lang=doc.get("lang") or lang,
-            id=None if doc.get("id") is None else str(doc.get("id")),
-            mentions=None if ments is None else tuple(ments),  # type: ignore[arg-type]
-        )
-    raise InputError(f"Cannot link a {type(doc).__name__}: pass a string, a dict or a Document.")
 
 
 @dataclass
@@ -79,57 +43,6 @@ class Analysis:
     doc: Document
     mentions: list[MentionFeatures]
     detected: list[MentionFeatures] | None = None  # with ``analyze(..., also_detect=True)``
-
-
-def _error_result(raw: Any, lang: str | None, exc: Exception) -> DocResult:
-    doc_id = raw.get("id") if isinstance(raw, dict) else getattr(raw, "id", None)
-    doc_lang = raw.get("lang") if isinstance(raw, dict) else getattr(raw, "lang", lang)
-    text = raw if isinstance(raw, str) else (raw.get("text") if isinstance(raw, dict) else getattr(raw, "text", ""))
-    return DocResult(
-        None if doc_id is None else str(doc_id), doc_lang, text if isinstance(text, str) else "", error=str(exc)
-    )
-
-
-def _tokens(key: str) -> list[str]:
-    return [t for t in re.split(r"[\s.,'’\-]+", key) if t]
-
-
-def propagate(
-    keys: list[str], per: list[tuple[np.ndarray, np.ndarray]], top_k: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Document-level propagation: a mention whose words are a contiguous part of a longer
-    mention of the same document ("Obama" after "Barack Obama", "Annan" after "Kofi Annan"),
-    or its acronym ("UN" after "United Nations"), inherits that mention's candidates: the
-    priors become half the longer mention's plus half its own (all of the longer mention's
-    when it has none). The longest such mention is used, earlier ones first."""
-    toks = [_tokens(k) for k in keys]
-    out = list(per)
-    for i, ti in enumerate(toks):
-        if not ti:
-            continue
-        best = -1
-        for j, tj in enumerate(toks):
-            if j == i or len(tj) <= len(ti) or not len(per[j][0]):
-                continue
-            n = len(ti)
-            part = any(tj[a : a + n] == ti for a in range(len(tj) - n + 1))
-            acro = n == 1 and len(ti[0]) >= 2 and len(tj) >= 2 and ti[0] == "".join(t[0] for t in tj)
-            if not (part or acro):
-                continue
-            if best < 0 or len(tj) > len(toks[best]) or (len(tj) == len(toks[best]) and j < i <= best):
-                best = j
-        if best < 0:
-            continue
-        ents_b, pri_b = per[best]
-        ents_i, pri_i = per[i]
-        acc: dict[int, float] = {}
-        for e, p in zip(ents_b.tolist(), pri_b.tolist(), strict=True):
-            acc[e] = acc.get(e, 0.0) + 0.5 * p + (0.5 if not len(ents_i) else 0.0) * p
-        for e, p in zip(ents_i.tolist(), pri_i.tolist(), strict=True):
-            acc[e] = acc.get(e, 0.0) + 0.5 * p
-        items = sorted(acc.items(), key=lambda kv: -kv[1])[:top_k]
-        out[i] = (np.array([e for e, _ in items], np.int32), np.array([p for _, p in items], np.float32))
-    return out
 
 
 class Linker:
@@ -180,6 +93,7 @@ class Linker:
         check_files(manifest, verify=verify)
         kb = KB(root / "kb")
         encoder = Encoder(root / "encoder", providers=providers, threads=threads)
+        encoder.prefetch()  # tokenizer and ONNX session load while the KB opens
         experts = Experts(root / "experts") if (root / "experts" / "meta.json").exists() else None
         scorer = Scorer.load(root / "scoring.json", variant)
         if threshold is not None:
@@ -205,18 +119,20 @@ class Linker:
             raise InputError(result.error)
         return list(result.links)
 
-    def link_batch(
+    def link_stream(
         self,
-        docs: Iterable[Document | str | dict[str, Any]],
+        docs: Iterable[Document | str | dict[str, Any] | DocResult],
         *,
         lang: str | None = None,
         given_spans: bool = True,
         candidates: bool = False,
         chunk_size: int = 64,
     ) -> Iterator[DocResult]:
-        """Yield one ``DocResult`` per input document, in input order. A document that
-        cannot be linked gets ``error`` set; the batch goes on."""
-        chunk: list[Document | str | dict[str, Any]] = []
+        """Yield one ``DocResult`` per input, in input order, holding at most ``chunk_size``
+        documents at a time (memory does not grow with the input). A document that cannot be
+        linked gets ``error`` set and the stream goes on; a ``DocResult`` in the input (a
+        line the caller could not read) passes through as it is."""
+        chunk: list[Document | str | dict[str, Any] | DocResult] = []
         for doc in docs:
             chunk.append(doc)
             if len(chunk) >= chunk_size:
@@ -225,8 +141,11 @@ class Linker:
         if chunk:
             yield from self._process(chunk, lang, given_spans, candidates)
 
+    link_batch = link_stream  # the batch API is the stream over a list
+
     def lookup(self, surface: str, lang: str | None = None, top_k: int | None = None) -> list[tuple[str, str, float]]:
         """(qid, label, prior) candidates of a surface string, for debugging."""
+        lang = normalize_lang(lang)
         self.kb.check_lang(lang)
         self._check_table(lang)
         ents, pri = self.kb.lookup(lang, normalize(surface), top_k=top_k or self.top_k)
@@ -236,9 +155,9 @@ class Linker:
     def _check_table(self, lang: str | None) -> None:
         if lang is not None and lang not in self.kb.languages:
             raise InputError(
-                f"No alias table for language {lang!r} in bundle {self.root} (has: "
-                f"{', '.join(self.kb.languages)}). Link without --lang to use every table, or "
-                f"build one with: xned kb build ... --langs {lang}"
+                f"No alias table for language {lang!r} in bundle {self.root} "
+                f"({suggest(lang, self.kb.languages)}). Link without --lang to use every table, "
+                f"or build one with: xned kb build ... --langs {lang}"
             )
 
     def _detector(self, lang: str | None) -> Detector:
@@ -258,6 +177,13 @@ class Linker:
         doc = as_document(raw, lang)
         if not isinstance(doc.text, str):
             raise InputError(f"Document text must be a string (got {type(doc.text).__name__}).")
+        try:
+            doc.text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(
+                f"Document text holds a lone surrogate ({doc.text[exc.start]!r} at character {exc.start}); "
+                f"it is not valid Unicode text: fix the encoding of the input."
+            ) from None
         if not doc.text.strip():
             raise InputError("Empty text: nothing to link. Pass a non-empty document.")
         if len(doc.text) > self.max_chars:
@@ -269,7 +195,7 @@ class Linker:
         self.kb.check_lang(doc.lang)
         self._check_table(doc.lang)
         if doc.mentions is not None and given:
-            ments = [_as_mention(m, doc.text) for m in doc.mentions]
+            ments = [as_mention(m, doc.text) for m in doc.mentions]
         else:
             ments = [
                 Mention(sp.start, sp.end, doc.text[sp.start : sp.end])
@@ -279,17 +205,19 @@ class Linker:
 
     def analyze(
         self,
-        docs: Sequence[Document | str | dict[str, Any]],
+        docs: Sequence[Document | str | dict[str, Any] | DocResult],
         lang: str | None = None,
         given_spans: bool = True,
         *,
         also_detect: bool = False,
+        skip_decided: bool = False,
     ) -> list[Analysis | DocResult]:
         """Mentions with their candidate features (no decision), for evaluation and
         calibration: one ``Analysis`` per document, or a ``DocResult`` carrying the error.
         With ``also_detect`` the detected mentions are analysed too (``Analysis.detected``),
-        sharing one encoder pass with the given ones."""
-        return self._analyze(list(docs), lang, given_spans, also_detect)
+        sharing one encoder pass with the given ones. With ``skip_decided`` mentions whose
+        decision cannot depend on the context (``Scorer.without_context``) are not encoded."""
+        return self._analyze(list(docs), lang, given_spans, also_detect, skip_decided)
 
     def _candidates(self, doc: Document, ments: list[Mention]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Candidate generation, with document-level propagation of longer mentions."""
@@ -297,96 +225,139 @@ class Linker:
         per = [self.kb.lookup(doc.lang, k, top_k=self.top_k) for k in keys]
         return propagate(keys, per, self.top_k)
 
-    def _analyze(
-        self, raw_docs: list[Document | str | dict[str, Any]], lang: str | None, given: bool, also_detect: bool = False
-    ) -> list[Analysis | DocResult]:
-        prepared: list[tuple[Document, list[list[Mention]]] | DocResult] = []
+    def _detect(self, doc: Document) -> list[Mention]:
+        return [
+            Mention(sp.start, sp.end, doc.text[sp.start : sp.end]) for sp in self._detector(doc.lang).detect(doc.text)
+        ]
+
+    def _prepare_all(
+        self, raw_docs: list[Any], lang: str | None, given: bool, also_detect: bool
+    ) -> list[tuple[Document, list[list[Mention]], list[list[tuple[np.ndarray, np.ndarray]]]] | DocResult]:
+        """Per document: its mention sets and their candidates, or its error record."""
+        out: list[Any] = []
         for raw in raw_docs:
+            if isinstance(raw, DocResult):
+                out.append(raw)
+                continue
             try:
                 doc, ments = self._prepare(raw, lang, given)
-                sets = [ments]
-                if also_detect:
-                    sets.append(
-                        [
-                            Mention(sp.start, sp.end, doc.text[sp.start : sp.end])
-                            for sp in self._detector(doc.lang).detect(doc.text)
-                        ]
-                    )
-                prepared.append((doc, sets))
-            except XnedError as exc:
-                prepared.append(_error_result(raw, lang, exc))
-        cands: list[list[list[tuple[np.ndarray, np.ndarray]]]] = []
-        spans: list[list[tuple[int, int]]] = []  # per document, the spans to encode
-        for item in prepared:
-            if isinstance(item, DocResult):
-                cands.append([])
-                spans.append([])
+                sets = [ments, self._detect(doc)] if also_detect else [ments]
+                out.append((doc, sets, [self._candidates(doc, m) for m in sets]))
+            except Exception as exc:  # one bad document never stops the others
+                out.append(error_result(raw, lang, exc))
+        return out
+
+    def _needs_context(self, doc: Document, m: Mention, ents: np.ndarray, pri: np.ndarray) -> bool:
+        if not len(ents):
+            return False
+        if len(ents) > 1:
+            return True
+        f = self._features(doc, m, ents, pri, None)
+        return self.scorer.without_context(self.scorer.features(f.priors, None, f.expert, f.hub)) is None
+
+    def _analyze(
+        self,
+        raw_docs: list[Any],
+        lang: str | None,
+        given: bool,
+        also_detect: bool = False,
+        skip_decided: bool = False,
+    ) -> list[Analysis | DocResult]:
+        prepared = self._prepare_all(raw_docs, lang, given, also_detect)
+        use_vectors = self.scorer.variant != "prior" and (self.kb.has_vectors or self.experts is not None)
+        spans: dict[int, list[tuple[int, int]]] = {}  # document -> the spans to encode
+        for i, item in enumerate(prepared):
+            if isinstance(item, DocResult) or not use_vectors:
                 continue
-            doc, sets = item
-            per_set = [self._candidates(doc, ments) for ments in sets]
-            cands.append(per_set)
+            doc, sets, cands = item
             wanted = {
                 (m.start, m.end)
-                for ments, per in zip(sets, per_set, strict=True)
-                for m, (ents, _) in zip(ments, per, strict=True)
-                if len(ents)
+                for ments, per in zip(sets, cands, strict=True)
+                for m, (ents, pri) in zip(ments, per, strict=True)
+                if len(ents) and (not skip_decided or self._needs_context(doc, m, ents, pri))
             }
-            spans.append(sorted(wanted))
-        # Context encoding: one pass over all windows of the chunk, only for mentions
-        # that have candidates.
-        vectors: dict[tuple[int, int, int], np.ndarray] = {}
-        need = [i for i, sp in enumerate(spans) if sp]
-        use_vectors = self.scorer.variant != "prior" and (self.kb.has_vectors or self.experts is not None)
-        if need and use_vectors:
-            texts = [prepared[i][0].text for i in need]  # type: ignore[index]
-            for i, arr in zip(need, self.encoder.embed_mentions(texts, [spans[i] for i in need]), strict=True):
-                for (s, e), v in zip(spans[i], arr, strict=True):
-                    vectors[(i, s, e)] = v
+            if wanted:
+                spans[i] = sorted(wanted)
+        vectors = self._encode(prepared, spans)
         out: list[Analysis | DocResult] = []
         for i, item in enumerate(prepared):
             if isinstance(item, DocResult):
                 out.append(item)
                 continue
-            doc, sets = item
+            doc, sets, cands = item
+            vecs = vectors.get(i)
+            if isinstance(vecs, BaseException):
+                out.append(error_result(doc, lang, vecs))
+                continue
             feats = [
                 [
-                    self._features(doc, m, ents, pri, vectors.get((i, m.start, m.end)))
+                    self._features(doc, m, ents, pri, None if vecs is None else vecs.get((m.start, m.end)))
                     for m, (ents, pri) in zip(ments, per, strict=True)
                 ]
-                for ments, per in zip(sets, cands[i], strict=True)
+                for ments, per in zip(sets, cands, strict=True)
             ]
             out.append(Analysis(doc, feats[0], feats[1] if also_detect else None))
+        return out
+
+    def _encode(self, prepared: list[Any], spans: dict[int, list[tuple[int, int]]]) -> dict[int, Any]:
+        """Mention vectors per document (one encoder pass over the chunk); if the pass fails,
+        each document is encoded alone so the failure stays with the document that caused it."""
+        need = sorted(spans)
+        if not need:
+            return {}
+        texts = [prepared[i][0].text for i in need]
+
+        def run(idx: list[int], txt: list[str]) -> dict[int, Any]:
+            arrs = self.encoder.embed_mentions(txt, [spans[i] for i in idx])
+            return {i: dict(zip(spans[i], arr, strict=True)) for i, arr in zip(idx, arrs, strict=True)}
+
+        try:
+            return run(need, texts)
+        except Exception:
+            if len(need) == 1:
+                raise
+        out: dict[int, Any] = {}
+        for i, t in zip(need, texts, strict=True):
+            try:
+                out.update(run([i], [t]))
+            except Exception as exc:
+                out[i] = exc
         return out
 
     def _features(
         self, doc: Document, m: Mention, ents: np.ndarray, pri: np.ndarray, vec: np.ndarray | None
     ) -> MentionFeatures:
         sims = expert_p = None
-        if len(ents) and vec is not None:
-            if self.kb.has_vectors:
-                ev = self.kb.vectors(ents)
-                sims = None if ev is None else ev @ vec
-            if self.experts is not None:
-                model = self.experts.model_for(doc.lang, normalize(m.text), ents)
-                if model >= 0:
-                    expert_p = self.experts.predict(model, vec, ents)
+        if len(ents) and self.experts is not None and (vec is not None or len(ents) == 1):
+            model = self.experts.model_for(doc.lang, normalize(m.text), ents)
+            if model >= 0:
+                # one candidate: the softmax over the expert's classes among them is 1 or unknown
+                expert_p = (
+                    self.experts.predict(model, vec, ents) if vec is not None else self.experts.known(model, ents)
+                )
+        if len(ents) and vec is not None and self.kb.has_vectors:
+            ev = self.kb.vectors(ents)
+            sims = None if ev is None else ev @ vec
         hub = self.experts.hubness_of(ents) if self.experts is not None and len(ents) else None
         return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub)
 
     def _process(
         self,
-        raw_docs: list[Document | str | dict[str, Any]],
+        raw_docs: list[Any],
         lang: str | None,
         given: bool,
         with_cands: bool,
     ) -> list[DocResult]:
         out: list[DocResult] = []
-        for item in self._analyze(raw_docs, lang, given):
+        for item in self._analyze(raw_docs, lang, given, skip_decided=True):
             if isinstance(item, DocResult):
                 out.append(item)
                 continue
-            links = tuple(self.decide(f, self.scorer, with_cands) for f in item.mentions)
-            out.append(DocResult(item.doc.id, item.doc.lang, item.doc.text, links))
+            try:
+                links = tuple(self.decide(f, self.scorer, with_cands) for f in item.mentions)
+                out.append(DocResult(item.doc.id, item.doc.lang, item.doc.text, links))
+            except Exception as exc:
+                out.append(error_result(item.doc, lang, exc))
         return out
 
     def decide(self, f: MentionFeatures, scorer: Scorer, with_cands: bool = False) -> Link:
@@ -394,8 +365,8 @@ class Linker:
         m, ents, pri, sims = f.mention, f.ents, f.priors, f.sims
         if len(ents) == 0:
             return Link(m.start, m.end, m.text, None)
-        feats = scorer.features(pri, sims, f.expert, f.hub)
-        z, conf = scorer.score(feats)
+        decided = scorer.without_context(scorer.features(pri, None, f.expert, f.hub)) if len(ents) == 1 else None
+        z, conf = decided if decided is not None else scorer.score(scorer.features(pri, sims, f.expert, f.hub))
         qids = [self.kb.qid(int(e)) for e in ents]
         order = rank(z, pri, qids)
         best = order[0]

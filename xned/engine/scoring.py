@@ -40,6 +40,10 @@ VARIANTS = ("fused", "prior", "similarity", "experts")
 DEFAULT_WEIGHTS = {"log_prior": 1.0, "sim": 2.0, "sim_gap": 8.0, "expert": 1.0, "has_expert": 0.5, "hub": 0.0}
 DEFAULT_BIAS = 0.5
 DEFAULT_THRESHOLD = 0.3
+#: Range of the cosine between a mention in context and an entity text, and its typical
+#: value, for bundles whose scoring.json does not record them (E5-style encoders).
+DEFAULT_SIM_RANGE = (0.0, 1.0)
+DEFAULT_SIM_TYPICAL = 0.8
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Scorer:
     bias: float = DEFAULT_BIAS
     threshold: float = DEFAULT_THRESHOLD
     variant: str = "fused"
+    sim_range: tuple[float, float] = DEFAULT_SIM_RANGE
+    sim_typical: float = DEFAULT_SIM_TYPICAL
 
     @classmethod
     def load(cls, path: Path | None, variant: str = "fused") -> Scorer:
@@ -58,7 +64,11 @@ class Scorer:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             weights = {k: float(data["weights"].get(k, 0.0)) for k in FEATURES}
-            return cls(weights, float(data["bias"]), float(data["threshold"]), variant)
+            lo, hi = (float(x) for x in data.get("sim_range", DEFAULT_SIM_RANGE))
+            typical = float(data.get("sim_typical", DEFAULT_SIM_TYPICAL))
+            if not lo <= typical <= hi:
+                raise ValueError(f"sim_typical {typical} outside sim_range [{lo}, {hi}]")
+            return cls(weights, float(data["bias"]), float(data["threshold"]), variant, (lo, hi), typical)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BundleError(
                 f"Scoring file {path} is invalid ({exc}); rebuild it with xned experts calibrate."
@@ -103,6 +113,24 @@ class Scorer:
         w = np.array([self.weights[k] for k in FEATURES], np.float32)
         z = feats @ w + self.bias
         return z, 1.0 / (1.0 + np.exp(-z))
+
+    def without_context(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """For a mention with one candidate (whose rank cannot change), the (score, confidence)
+        when the NIL decision is the same for every similarity in ``sim_range``, else None
+        (the context must be encoded). The confidence reported is the one at the typical
+        similarity; ``feats`` are the features without similarity."""
+        if len(feats) != 1:
+            return None
+        f = feats.copy()
+        f[:, 2] = 0.0  # the gap to the best candidate is 0 for the only one
+        sides = []
+        for sim in self.sim_range:
+            f[:, 1] = sim
+            sides.append(bool(self.score(f)[1][0] >= self.threshold))
+        if sides[0] != sides[1]:
+            return None
+        f[:, 1] = self.sim_typical
+        return self.score(f)
 
 
 def rank(z: np.ndarray, priors: np.ndarray, qids: list[str]) -> list[int]:

@@ -1,0 +1,174 @@
+"""Batch linking: bounded memory, worker pool order, exactly-once resume after SIGKILL,
+output-path safety and input decoding."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xned.records import read_documents
+from xned.runner import LinkOptions, link_stream
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _docs(n: int):
+    for i in range(n):
+        yield {"id": str(i), "lang": "en", "text": f"Doc {i}: Tokyo and Berlin, then Paris Hilton in Paris."}
+
+
+_RSS_CHILD = """
+import resource, sys
+from xned import Linker
+linker = Linker.load(sys.argv[1], threads=1, variant="prior")
+def docs(n):
+    for i in range(n):
+        text = f"Doc {i} Tokyo"
+        yield {"id": str(i), "lang": "en", "text": text, "mentions": [(len(text) - 5, len(text))]}
+count = sum(1 for r in linker.link_stream(docs(int(sys.argv[2]))) if r.links[0].qid == "Q1490")
+assert count == int(sys.argv[2])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _peak_rss_kb(bundle_path, n: int) -> int:
+    p = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(bundle_path), str(n)], capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return int(p.stdout)
+
+
+def test_stream_memory_does_not_grow_with_the_input(bundle_path):
+    small = _peak_rss_kb(bundle_path, 5_000)
+    large = _peak_rss_kb(bundle_path, 50_000)
+    assert large - small < 8_000, (small, large)  # kB: 10x the documents, same memory
+
+
+def test_workers_give_the_single_process_result_in_order(bundle_path):
+    docs = list(_docs(150)) + [{"id": "bad", "text": "", "lang": "en"}]
+    opts = LinkOptions(bundle=str(bundle_path))
+    one = list(link_stream(iter(docs), opts, workers=1, batch_size=16))
+    two = list(link_stream(iter(docs), opts, workers=2, batch_size=16))
+    assert [r.id for r in two] == [d["id"] for d in docs]
+    assert one == two
+    assert two[-1].error and "Empty text" in two[-1].error
+
+
+def _xned(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "xned.cli.main", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        **kw,
+    )
+
+
+def test_resume_after_sigkill_gives_every_document_exactly_once(tmp_path, bundle_path):
+    src = tmp_path / "in.jsonl"
+    with open(src, "w", encoding="utf-8") as f:
+        for d in _docs(3000):
+            f.write(json.dumps(d) + "\n")
+        f.write("not json\n")
+    base = ["link", "-i", str(src), "-f", "jsonl", "-b", str(bundle_path), "-q"]
+    ref = tmp_path / "ref.jsonl"
+    p = _xned(*base, "-o", str(ref))
+    p.communicate(timeout=300)
+    assert p.returncode == 1  # the malformed line is an error record, the rest went through
+    out = tmp_path / "out.jsonl"
+    partial = tmp_path / "out.jsonl.partial"
+    kills = 0
+    for delay in (1.5, 2.5, 3.5):
+        p = _xned(*base, "-o", str(out), *(["--resume"] if kills else []))
+        time.sleep(delay)
+        if p.poll() is not None:
+            break
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        kills += 1
+        assert partial.exists() and not out.exists()
+    assert kills >= 1
+    p = _xned(*base, "-o", str(out))  # without --resume: refuses to clobber the interrupted run
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 1 and b"--resume" in err
+    p = _xned(*base, "-o", str(out), "--resume")
+    p.communicate(timeout=300)
+    assert p.returncode == 1
+    assert out.read_bytes() == ref.read_bytes()
+    assert not partial.exists() and not (tmp_path / "out.jsonl.partial.json").exists()
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3001
+
+
+def test_resume_refuses_other_options(tmp_path, bundle_path, capsys):
+    from xned.cli.main import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("Tokyo\n" * 3, encoding="utf-8")
+    out = tmp_path / "out.tsv"
+    (tmp_path / "out.tsv.partial").write_text("", encoding="utf-8")
+    meta = {"records": 0, "bytes": 0, "signature": {"format": "jsonl"}}
+    (tmp_path / "out.tsv.partial.json").write_text(json.dumps(meta), encoding="utf-8")
+    assert main(["link", "-i", str(src), "-o", str(out), "-f", "tsv", "-b", str(bundle_path), "--resume"]) == 1
+    assert "other options" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["input", "directory", "symlink", "fifo", "device"])
+def test_output_path_that_would_destroy_something_is_refused(tmp_path, bundle_path, capsys, kind):
+    from xned.cli.main import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("Tokyo\n", encoding="utf-8")
+    target = tmp_path / "out"
+    if kind == "input":
+        target = src
+    elif kind == "directory":
+        target.mkdir()
+    elif kind == "symlink":
+        (tmp_path / "elsewhere").write_text("keep me", encoding="utf-8")
+        target.symlink_to(tmp_path / "elsewhere")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target = Path("/dev/null")
+    before = src.read_text(encoding="utf-8")
+    code = main(["link", "-i", str(src), "-o", str(target), "-f", "jsonl", "-b", str(bundle_path)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and str(target) in err
+    assert src.read_text(encoding="utf-8") == before
+    if kind == "symlink":
+        assert target.is_symlink() and (tmp_path / "elsewhere").read_text(encoding="utf-8") == "keep me"
+        assert main(["link", "-i", str(src), "-o", str(target), "-f", "jsonl", "-b", str(bundle_path), "--force"]) == 0
+        assert not target.is_symlink() and json.loads(target.read_text(encoding="utf-8"))["mentions"]
+
+
+def test_byte_order_marks_and_utf16():
+    utf8 = "\ufeff" + json.dumps({"id": "a", "text": "Tokyo", "lang": "en"}) + "\n"
+    (rec,) = read_documents(io.BytesIO(utf8.encode("utf-8")), "auto", "x")
+    assert rec["id"] == "a" and rec["text"] == "Tokyo"
+    for enc in ("utf-16", "utf-32"):
+        data = "Tokio y Berlín\nMadrid\n".encode(enc)  # with its byte-order mark
+        recs = list(read_documents(io.BytesIO(data), "auto", "x"))
+        assert [r["text"] for r in recs] == ["Tokio y Berlín", "Madrid"]
+
+
+def test_error_records_keep_the_users_id_and_line():
+    data = b'{"id": "u-1", "text": 5}\n\n{"id": "u-2", "text": "ok"}\n\xff\xfe bad\n'
+    recs = list(read_documents(io.BytesIO(data), "jsonl", "in.jsonl"))
+    assert recs[0].id == "u-1" and recs[0].line == 1 and "text" in recs[0].error
+    assert recs[1]["id"] == "u-2" and recs[1]["line"] == 3
+    assert recs[2].id == "in.jsonl:4" and "UTF-8" in recs[2].error
+
+
+def test_process_substitution_input(bundle_path):
+    cmd = f'"{sys.executable}" -m xned.cli.main link -i <(printf "Tokyo\\n") -f jsonl -b "{bundle_path}"'
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["mentions"][0]["qid"] == "Q1490"
