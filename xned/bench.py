@@ -1,9 +1,27 @@
-"""Benchmark helpers behind ``xned bench`` (library function returning data)."""
+"""``xned bench``: throughput, latency, start-up and memory of linking, measured in one run.
+
+Every figure comes from the same corpus in the same run, so ratios hold on a noisy machine:
+
+- **cold start**: wall time and peak RSS of ``xned link TEXT`` (the first document) in a
+  fresh process, to its first output (median of ``repeat``);
+- **throughput, 1 and N workers**: ``xned link -i CORPUS -o FILE --workers W`` in a fresh
+  process, whole process (start-up included), mentions/s and docs/s (median of ``repeat``),
+  with the peak RSS and PSS of every process of the run (the parent and each worker),
+  sampled from ``/proc`` every 50 ms;
+- **warm latency**: p50/p95 of one ``Linker.link`` per document in a loaded process;
+- **prior-only floor**: the same corpus in a loaded process with ``variant="prior"`` (no
+  encoder): the upper bound the pipeline can reach around the encoder.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,68 +36,174 @@ SAMPLE_DOCS = [
 ]
 
 
-def _load_docs(path: Path | None, limit: int) -> list[dict[str, Any]]:
-    if path is None:
+def load_corpus(paths: list[Path], limit: int) -> list[dict[str, Any]]:
+    """Documents from canonical JSONL or text files (or the built-in sentences)."""
+    if not paths:
         return [{"id": str(i), "lang": lang, "text": text} for i, (lang, text) in enumerate(SAMPLE_DOCS)]
-    docs = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            line = line.strip()
-            if not line:
-                continue
-            docs.append(json.loads(line) if line.startswith("{") else {"id": str(i), "text": line})
-            if len(docs) >= limit:
-                break
+    docs: list[dict[str, Any]] = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                line = line.strip()
+                if not line:
+                    continue
+                docs.append(json.loads(line) if line.startswith("{") else {"id": f"{path.name}:{i}", "text": line})
+                if len(docs) >= limit:
+                    return docs
     return docs
+
+
+class _MemorySampler:
+    """Peak RSS and PSS (kB) of a process and its descendants, from /proc."""
+
+    def __init__(self, pid: int, every: float = 0.05):
+        self.pid = pid
+        self.every = every
+        self.peaks: dict[int, dict[str, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> _MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _tree(self) -> list[int]:
+        out, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            try:
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children") as f:
+                        todo.extend(int(c) for c in f.read().split())
+            except OSError:
+                continue
+        return out
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for pid in self._tree():
+                try:
+                    with open(f"/proc/{pid}/smaps_rollup") as f:
+                        fields = dict(line.split(":", 1) for line in f if ":" in line and not line[0].isdigit())
+                except OSError:
+                    continue
+                rss = int(fields.get("Rss", "0 kB").split()[0])
+                pss = int(fields.get("Pss", "0 kB").split()[0])
+                peak = self.peaks.setdefault(pid, {"rss_kb": 0, "pss_kb": 0})
+                peak["rss_kb"] = max(peak["rss_kb"], rss)
+                peak["pss_kb"] = max(peak["pss_kb"], pss)
+            self._stop.wait(self.every)
+
+
+def _xned(args: list[str]) -> tuple[float, dict[int, dict[str, int]], str]:
+    """Run ``xned ARGS`` in a fresh process: wall seconds, per-process memory peaks, stdout."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xned.cli.main", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    with _MemorySampler(proc.pid) as mem:
+        out, err = proc.communicate()
+    wall = time.perf_counter() - t
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"xned {' '.join(args[:3])} ... failed: {err.decode(errors='replace')[-500:]}")
+    return wall, dict(mem.peaks), out.decode("utf-8", "replace")
+
+
+def _mb(kb: int) -> float:
+    return round(kb / 1024, 1)
 
 
 def run_bench(
     bundle: Path | None,
-    input: Path | None,
+    inputs: list[Path],
     *,
-    repeat: int = 5,
+    repeat: int = 3,
     limit: int = 500,
-    threads: int | None = None,
+    workers: int = 2,
     given_spans: bool = False,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     from xned.engine.linker import Linker
 
-    t0 = time.perf_counter()
+    docs = load_corpus(inputs, limit)
+    if not docs:
+        raise ValueError("the benchmark corpus is empty")
+    mentions_given = sum(len(d.get("mentions") or []) for d in docs)
+    common = ["--bundle", str(bundle)] if bundle is not None else []
+    result: dict[str, Any] = {"documents": len(docs), "given_spans": given_spans, "repeat": repeat}
+    if given_spans:
+        result["mentions_given"] = mentions_given
+    result["loadavg_before"] = os.getloadavg()[0]
+
+    # cold start of the README's main command shape: one text argument, first output
+    first = docs[0]
+    cold = [
+        _xned(
+            ["link", first["text"], "-f", "jsonl", *(["--lang", first["lang"]] if first.get("lang") else []), *common]
+        )
+        for _ in range(repeat)
+    ]
+    result["cold_start_s"] = round(statistics.median(c[0] for c in cold), 3)
+    result["cold_start_peak_rss_mb"] = _mb(
+        int(statistics.median(max(p["rss_kb"] for p in c[1].values()) for c in cold))
+    )
+
+    with tempfile.TemporaryDirectory(prefix="xned-bench-") as tmp:
+        corpus = Path(tmp) / "corpus.jsonl"
+        corpus.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+        out = Path(tmp) / "out.jsonl"
+        runs: dict[int, list[tuple[float, dict[int, dict[str, int]], int]]] = {1: [], workers: []}
+        for _ in range(repeat):  # interleaved, so load from other processes hits both alike
+            for w in sorted(runs):
+                args = ["link", "-i", str(corpus), "-o", str(out), "-f", "jsonl", "-q", "--force", "--workers", str(w)]
+                args += ["--given-spans"] if given_spans else []
+                args += ["--threads", str(threads)] if threads and w == 1 else []
+                wall, peaks, _ = _xned(args + common)
+                with open(out, encoding="utf-8") as f:
+                    n_mentions = sum(len(json.loads(line)["mentions"]) for line in f)
+                runs[w].append((wall, peaks, n_mentions))
+        for w, rs in runs.items():
+            wall = statistics.median(r[0] for r in rs)
+            key = f"workers_{w}"
+            result[f"{key}_mentions_per_s"] = round(rs[0][2] / wall, 1)
+            result[f"{key}_docs_per_s"] = round(len(docs) / wall, 1)
+            result[f"{key}_wall_s"] = round(wall, 2)
+            procs = sorted(rs[0][1].values(), key=lambda p: -p["rss_kb"])
+            result[f"{key}_peak_rss_mb_per_process"] = [_mb(p["rss_kb"]) for p in procs]
+            result[f"{key}_peak_pss_mb_per_process"] = [_mb(p["pss_kb"]) for p in procs]
+        result["mentions_linked"] = runs[1][0][2]
+        result["workers_speedup"] = round(
+            result[f"workers_{workers}_mentions_per_s"] / result["workers_1_mentions_per_s"], 2
+        )
+
+    # warm process: per-document latency and the prior-only floor
     linker = Linker.load(bundle, threads=threads)
-    docs = _load_docs(input, limit)
-    first = next(linker.link_batch(docs[:1], given_spans=given_spans))
-    cold = time.perf_counter() - t0
-    del first
-    pass_times, mentions, lat = [], 0, []
+    list(linker.link_batch(docs[:1], given_spans=given_spans))
+    lat = []
     for _ in range(repeat):
-        t = time.perf_counter()
-        mentions = 0
         for d in docs:
-            ts = time.perf_counter()
-            res = next(linker.link_batch([d], given_spans=given_spans))
-            lat.append(time.perf_counter() - ts)
-            mentions += len(res.links)
-        pass_times.append(time.perf_counter() - t)
-    batch_times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        for _res in linker.link_batch(docs, given_spans=given_spans, chunk_size=64):
-            pass
-        batch_times.append(time.perf_counter() - t)
-    med = statistics.median(pass_times)
-    bmed = statistics.median(batch_times)
+            t = time.perf_counter()
+            next(linker.link_batch([d], given_spans=given_spans))
+            lat.append(time.perf_counter() - t)
     lat.sort()
-    return {
-        "bundle": str(linker.root),
-        "documents": len(docs),
-        "mentions_per_pass": mentions,
-        "cold_start_to_first_result_s": round(cold, 3),
-        "docs_per_s_single": round(len(docs) / med, 1),
-        "mentions_per_s_single": round(mentions / med, 1),
-        "docs_per_s_batched": round(len(docs) / bmed, 1),
-        "mentions_per_s_batched": round(mentions / bmed, 1),
-        "batched_vs_single_speedup": round(med / bmed, 2),
-        "latency_p50_ms": round(1000 * lat[len(lat) // 2], 2),
-        "latency_p95_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.95))], 2),
-        "repeat": repeat,
-    }
+    result["latency_p50_ms"] = round(1000 * lat[len(lat) // 2], 2)
+    result["latency_p95_ms"] = round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.95))], 2)
+    times = {}
+    for variant in ("fused", "prior"):
+        lk = linker if variant == "fused" else Linker.load(bundle, threads=threads, variant="prior")
+        ts = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            n = sum(len(r.links) for r in lk.link_batch(docs, given_spans=given_spans))
+            ts.append(time.perf_counter() - t)
+        times[variant] = (statistics.median(ts), n)
+    result["warm_mentions_per_s"] = round(times["fused"][1] / times["fused"][0], 1)
+    result["prior_only_floor_mentions_per_s"] = round(times["prior"][1] / times["prior"][0], 1)
+    result["loadavg_after"] = os.getloadavg()[0]
+    result["bundle"] = str(linker.root)
+    return result

@@ -233,3 +233,19 @@ def test_language_tags_are_normalized(linker):
         assert linker.link("Tokyo", tag)[0].qid == "Q1490"
     with pytest.raises(InputError, match="Invalid language tag"):
         linker.link("Tokyo", "english")
+
+
+def test_detection_without_language_uses_the_union_trie_and_finds_the_same_spans(linker):
+    from xned.engine.mentions import Detector
+
+    keys, folds = linker.kb.detection_tries(None)
+    assert len(keys) == 1  # the key index, not one trie per table
+    tables = [t for t, _ in linker.kb.tables_for(None)]
+    per_table = Detector(
+        [t.keys for t in tables],
+        lambda k: linker.kb.link_probability(None, k),
+        fold_tries=[t.fold_keys for t in tables],
+    )
+    for text in ("Paris Hilton flew from Zürich to Tokyo and Berlín.", "東京とベルリン", "Tokio y Berlin y Paris"):
+        assert linker._detector(None).detect(text) == per_table.detect(text)
+    assert [lk.qid for lk in linker.link("Tokyo and Berlin")] == ["Q1490", "Q64"]

@@ -509,10 +509,28 @@ class KB:
                 found.append((hit[0].astype(np.int64) + offset, hit[1]))
         return found
 
+    def detection_tries(self, lang: str | None) -> tuple[list[marisa_trie.Trie], list[marisa_trie.Trie]]:
+        """(key tries, folded-key tries) that mention detection scans for ``lang``. Without a
+        language, a part with a key index is scanned through its one union trie instead of
+        every table's (the same keys, one lookup per position)."""
+        keys: list[marisa_trie.Trie] = []
+        folds: list[marisa_trie.Trie] = []
+        for part in [self.base] + ([self.overlay] if self.overlay else []):
+            if lang is None and part.index is not None:
+                keys.append(part.index.keys)
+                folds.append(part.index.fold)
+                continue
+            for name in [lang, MUL] if lang is not None else list(part.tables):
+                if name in part.tables:
+                    keys.append(part.tables[name].keys)
+                    folds.append(part.tables[name].fold_keys)
+        return keys, folds
+
     def link_probability(self, lang: str | None, key: str) -> float:
         """Highest known link probability of the key over the tables used for ``lang``."""
         best = float("nan")
-        for table, _ in self.tables_for(lang):
+        tables = self.tables_for(lang) if lang is not None else self._others(set(), key, folded=False)
+        for table, _ in tables:
             p = table.link_probability(key)
             if p == p and not (best == best and best >= p):
                 best = p

@@ -162,11 +162,11 @@ class Linker:
 
     def _detector(self, lang: str | None) -> Detector:
         if lang not in self._detectors:
-            tables = [t for t, _ in self.kb.tables_for(lang)]
+            keys, folds = self.kb.detection_tries(lang)
             self._detectors[lang] = Detector(
-                [t.keys for t in tables],
+                keys,
                 lambda k: self.kb.link_probability(lang, k),
-                fold_tries=[t.fold_keys for t in tables],
+                fold_tries=folds,
                 endings=suffixes(lang),
             )
         return self._detectors[lang]
