@@ -249,3 +249,31 @@ def test_detection_without_language_uses_the_union_trie_and_finds_the_same_spans
     for text in ("Paris Hilton flew from Zürich to Tokyo and Berlín.", "東京とベルリン", "Tokio y Berlin y Paris"):
         assert linker._detector(None).detect(text) == per_table.detect(text)
     assert [lk.qid for lk in linker.link("Tokyo and Berlin")] == ["Q1490", "Q64"]
+
+
+def test_manifest_paths_must_stay_inside_the_bundle(bundle_copy, tmp_path):
+    from xned.engine.bundle import read_manifest, write_manifest
+
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret", encoding="utf-8")
+    data = json.loads((bundle_copy / "manifest.json").read_text(encoding="utf-8"))
+    data["files"]["../secret.txt"] = {"size": 6, "sha256": "0" * 64}
+    (bundle_copy / "manifest.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(BundleError, match="outside the bundle"):
+        Linker.load(bundle_copy)
+    del data["files"]["../secret.txt"]
+    (bundle_copy / "manifest.json").write_text(json.dumps(data), encoding="utf-8")
+    (bundle_copy / "kb" / "link.txt").symlink_to(outside)
+    write_manifest(bundle_copy, {k: v for k, v in read_manifest(bundle_copy).data.items() if k != "files"})
+    with pytest.raises(BundleError, match="leads outside the bundle"):
+        Linker.load(bundle_copy)
+
+
+def test_same_size_corruption_of_candidates_is_an_error_naming_the_file(bundle_copy):
+    path = bundle_copy / "kb" / "aliases" / "en" / "cands.npy"
+    arr = np.load(path)
+    arr[:] = 10_000_000  # same size, indices out of range
+    np.save(path, arr)
+    lk = Linker.load(bundle_copy)
+    res = next(lk.link_batch(["Tokyo"], lang="en"))
+    assert res.error is not None and "cands.npy" in res.error and "corrupted" in res.error

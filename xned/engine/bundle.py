@@ -94,7 +94,7 @@ def check_files(manifest: Manifest, *, verify: bool = False, prefix: str = "") -
     for rel, meta in manifest.files.items():
         if not rel.startswith(prefix):
             continue
-        path = manifest.root / rel
+        path = confined(manifest.root, rel)
         if not path.is_file():
             raise BundleError(f"Bundle file {path} is missing; {REBUILD_HINT}.")
         size = path.stat().st_size
@@ -107,6 +107,22 @@ def check_files(manifest: Manifest, *, verify: bool = False, prefix: str = "") -
             raise BundleError(
                 f"Bundle file {path} does not match its sha256 in the manifest: it is corrupted; {REBUILD_HINT}."
             )
+
+
+def confined(root: Path, rel: str) -> Path:
+    """``root / rel`` for a manifest path that stays inside the bundle: relative, no ``..``,
+    and no symlink leading out of it; otherwise ``BundleError`` (the bundle is untrusted)."""
+    p = Path(rel)
+    if not rel or p.is_absolute() or ".." in p.parts or "\\" in rel:
+        raise BundleError(f"Manifest of {root} lists {rel!r}, a path outside the bundle; the bundle is not valid.")
+    path = Path(root) / p
+    try:
+        inside = path.resolve().is_relative_to(Path(root).resolve())
+    except OSError:
+        inside = False
+    if not inside:
+        raise BundleError(f"Bundle file {path} leads outside the bundle (a symlink?); the bundle is not valid.")
+    return path
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -79,9 +79,10 @@ def _load_trie(path: Path) -> marisa_trie.Trie:
 class AliasTable:
     """One language's alias -> candidates table."""
 
-    def __init__(self, root: Path, lang: str):
+    def __init__(self, root: Path, lang: str, n_entities: int | None = None):
         self.root = root
         self.lang = lang
+        self.n_entities = n_entities
         self.keys = _load_trie(root / "keys.marisa")
         self.offsets = _load_npy(root / "offsets.npy")
         self.cands = _load_npy(root / "cands.npy")
@@ -96,6 +97,12 @@ class AliasTable:
                 f"{len(self.offsets)} offsets, {len(self.cands)} candidates, "
                 f"{len(self.priors)} priors); {REBUILD_HINT}."
             )
+        if len(self.offsets) and (int(self.offsets[0]) != 0 or int(self.offsets[-1]) != len(self.cands)):
+            raise BundleError(f"Alias table {root}: offsets.npy does not span cands.npy; {REBUILD_HINT}.")
+        if len(self.fold_offsets) != len(self.fold_keys) + 1 or (
+            len(self.fold_offsets) and int(self.fold_offsets[-1]) != len(self.fold_targets)
+        ):
+            raise BundleError(f"Alias table {root}: the folded-key arrays are inconsistent; {REBUILD_HINT}.")
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -105,7 +112,15 @@ class AliasTable:
 
     def by_id(self, kid: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = int(self.offsets[kid]), int(self.offsets[kid + 1])
-        return self.cands[a:b], self.priors[a:b]
+        if not 0 <= a <= b <= len(self.cands):
+            raise BundleError(f"Alias table {self.root}: offsets.npy is corrupted (row {kid}); {REBUILD_HINT}.")
+        ents, pri = self.cands[a:b], self.priors[a:b]
+        if len(ents) and self.n_entities is not None and (int(ents.min()) < 0 or int(ents.max()) >= self.n_entities):
+            raise BundleError(
+                f"Alias table {self.root}: cands.npy holds an entity index outside 0..{self.n_entities - 1} "
+                f"(the file is corrupted); {REBUILD_HINT}."
+            )
+        return ents, pri
 
     def exact(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         kid = self.keys.get(key, -1)
@@ -274,7 +289,7 @@ class KB:
             raise BundleError(f"{meta_path} is corrupted ({exc}); {REBUILD_HINT}.") from None
         entities = EntityStore(root / "entities")
         langs = meta.get("languages", {})
-        tables = {lang: AliasTable(root / "aliases" / lang, lang) for lang in sorted(langs)}
+        tables = {lang: AliasTable(root / "aliases" / lang, lang, len(entities)) for lang in sorted(langs)}
         index = KeyIndex(root / "key_index") if (root / "key_index" / "languages.json").exists() else None
         return _Part(root, offset, entities, meta, tables, index)
 
