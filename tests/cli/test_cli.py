@@ -183,9 +183,28 @@ def test_bench_runs(run):
     code, out, _ = run("bench", "--repeat", "1", "--json")
     assert code == 0
     data = json.loads(out)
-    assert data["documents"] == 6 and data["mentions_per_pass"] > 0
+    assert data["documents"] == 6 and data["mentions_linked"] > 0
+    assert data["workers_1_mentions_per_s"] > 0 and data["workers_2_mentions_per_s"] > 0
+    assert len(data["workers_2_peak_rss_mb_per_process"]) >= 3  # the parent and two workers
+    assert data["prior_only_floor_mentions_per_s"] > 0 and data["cold_start_s"] > 0
 
 
 def test_version(run):
     code, out, _ = run("--version", bundle=False)
     assert code == 0 and out.startswith("xned ")
+
+
+def test_bundle_built_without_an_encoder_serves_lookups(run, tmp_path):
+    src = tmp_path / "e.tsv"
+    src.write_text("Q1\tthing\tFoo Bar\ta test entity\tx:1\tes:Fu Bar\n", encoding="utf-8")
+    out = tmp_path / "b"
+    code, _, err = run("kb", "build", str(src), "--bundle", str(out), bundle=False)
+    assert code == 0, err
+    code, stdout, err = run("kb", "lookup", "Fu Bar", "--lang", "es", "--bundle", str(out), bundle=False)
+    assert code == 0, err
+    assert "Q1" in stdout
+    code, stdout, err = run("kb", "info", "--bundle", str(out), bundle=False)
+    assert code == 0, err
+    code, stdout, err = run("link", "Fu Bar", "--lang", "es", "-f", "jsonl", "--bundle", str(out), bundle=False)
+    assert code == 0, err
+    assert json.loads(stdout)["mentions"][0]["qid"] == "Q1"

@@ -1,4 +1,5 @@
 import hashlib
+import os
 import subprocess
 import sys
 
@@ -231,3 +232,42 @@ def test_spill_cascades_many_runs(monkeypatch):
     assert len(sp.runs) <= 3
     assert list(sp.merged()) == sorted(lines)  # merged again from the cascaded runs
     sp.close()
+
+
+def test_failed_or_mostly_skipped_builds_leave_the_bundle_as_it_was(tmp_path, bundle_path):
+    import shutil
+
+    from xned.errors import KBBuildError
+    from xned.export.bundle_ops import build_kb_into_bundle
+
+    bundle = tmp_path / "b"
+    shutil.copytree(bundle_path, bundle)
+    before = {p.relative_to(bundle): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    bad = tmp_path / "bad.tsv"
+    good = "Q1\tthing\tOne\tfirst\t1\ten:One\n"
+    bad.write_text(good + "".join(f"not a qid {i}\tx\n" for i in range(9)), encoding="utf-8")
+    with pytest.raises(KBBuildError, match="max-skipped"):
+        build_kb_into_bundle([bad], bundle, vectors=False)
+    truncated = tmp_path / "dump.json.bz2"
+    truncated.write_bytes(b"BZh91AY&SY" + b"\x00" * 20)
+    with pytest.raises(Exception):  # noqa: B017 - any failure must leave the bundle intact
+        build_kb_into_bundle([truncated], bundle, encoder=bundle / "encoder", vectors=False)
+    after = {p.relative_to(bundle): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.lock", "b", "bad.tsv", "dump.json.bz2"]
+    # a failed build into a new folder leaves nothing behind
+    with pytest.raises(KBBuildError):
+        build_kb_into_bundle([bad], tmp_path / "new", encoder=bundle / "encoder", vectors=False)
+    assert not (tmp_path / "new").exists() and not (tmp_path / ".new.staging").exists()
+
+
+def test_a_second_writer_is_told_who_holds_the_bundle(tmp_path):
+    from xned.errors import KBBuildError
+    from xned.export.bundle_ops import bundle_transaction
+
+    with bundle_transaction(tmp_path / "b") as stage:
+        (stage / "x").write_text("1", encoding="utf-8")
+        second = bundle_transaction(tmp_path / "b")
+        with pytest.raises(KBBuildError, match=f"being built by PID {os.getpid()}"):
+            second.__enter__()
+    assert (tmp_path / "b" / "x").read_text(encoding="utf-8") == "1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,7 @@ class Linker:
         root: Path,
         manifest: Manifest,
         kb: KB,
-        encoder: Encoder,
+        encoder: Encoder | None,
         experts: Experts | None,
         scorer: Scorer,
         *,
@@ -92,8 +93,17 @@ class Linker:
         manifest = read_manifest(root)
         check_files(manifest, verify=verify)
         kb = KB(root / "kb")
-        encoder = Encoder(root / "encoder", providers=providers, threads=threads)
-        encoder.prefetch()  # tokenizer and ONNX session load while the KB opens
+        encoder: Encoder | None = None
+        if (root / "encoder" / "config.json").is_file() or (root / "encoder").exists():
+            encoder = Encoder(root / "encoder", providers=providers, threads=threads)
+            encoder.prefetch()  # tokenizer and ONNX session load while the KB opens
+        elif variant != "prior":
+            warnings.warn(
+                f"Bundle {root} has no encoder: mentions are linked by prior only (lookups work as usual). "
+                f"Add one with: xned kb build ... --encoder DIR",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         experts = Experts(root / "experts") if (root / "experts" / "meta.json").exists() else None
         scorer = Scorer.load(root / "scoring.json", variant)
         if threshold is not None:
@@ -264,7 +274,11 @@ class Linker:
         skip_decided: bool = False,
     ) -> list[Analysis | DocResult]:
         prepared = self._prepare_all(raw_docs, lang, given, also_detect)
-        use_vectors = self.scorer.variant != "prior" and (self.kb.has_vectors or self.experts is not None)
+        use_vectors = (
+            self.encoder is not None
+            and self.scorer.variant != "prior"
+            and (self.kb.has_vectors or self.experts is not None)
+        )
         spans: dict[int, list[tuple[int, int]]] = {}  # document -> the spans to encode
         for i, item in enumerate(prepared):
             if isinstance(item, DocResult) or not use_vectors:
@@ -308,6 +322,7 @@ class Linker:
         texts = [prepared[i][0].text for i in need]
 
         def run(idx: list[int], txt: list[str]) -> dict[int, Any]:
+            assert self.encoder is not None
             arrs = self.encoder.embed_mentions(txt, [spans[i] for i in idx])
             return {i: dict(zip(spans[i], arr, strict=True)) for i, arr in zip(idx, arrs, strict=True)}
 
@@ -420,7 +435,9 @@ class Linker:
             "entities": len(self.kb),
             "aliases": {t.lang: len(t) for t, _ in self.kb.tables_for(None)},
             "overlay": self.kb.overlay is not None,
-            "encoder": {k: v for k, v in self.encoder.config.items() if k not in ("model", "tokenizer")},
+            "encoder": None
+            if self.encoder is None
+            else {k: v for k, v in self.encoder.config.items() if k not in ("model", "tokenizer")},
             "experts": 0 if self.experts is None else len(self.experts),
             "scoring": {
                 "weights": self.scorer.weights,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +15,10 @@ import numpy as np
 
 from xned import __version__
 from xned.engine.bundle import MANIFEST, read_manifest, write_manifest
-from xned.errors import BundleError, InputError
+from xned.errors import BundleError, InputError, KBBuildError
 from xned.export.kb_build import BuildReport, build_kb
 from xned.export.kb_writer import EntityRow
+from xned.fsutil import fsync_dir
 
 
 def entity_text(row: EntityRow) -> str:
@@ -131,6 +135,51 @@ def update_manifest(root: Path, **sections: Any) -> None:
     write_manifest(root, data)
 
 
+@contextmanager
+def bundle_transaction(bundle: Path) -> Iterator[Path]:
+    """Change a bundle as one transaction: yields a staging directory beside it holding a
+    hard-linked copy of the bundle (writers must replace files, never edit them in place);
+    on success the staging directory is swapped in for the bundle, on any failure it is
+    removed and the bundle is as it was. An advisory lock stops a second writer."""
+    bundle = Path(bundle).absolute()
+    parent = bundle.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    lock_path = parent / f".{bundle.name}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise KBBuildError(f"Bundle {bundle} is being built by PID {holder}; wait for that build to finish.") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        old = parent / f".{bundle.name}.old"
+        if not bundle.exists() and old.is_dir():  # a swap interrupted between its two renames
+            old.rename(bundle)
+        shutil.rmtree(old, ignore_errors=True)
+        stage = parent / f".{bundle.name}.staging"
+        shutil.rmtree(stage, ignore_errors=True)  # left by a build that died
+        if bundle.is_dir():
+            shutil.copytree(bundle, stage, copy_function=os.link, symlinks=True)
+        else:
+            stage.mkdir()
+        try:
+            yield stage
+            if bundle.exists():
+                bundle.rename(old)
+            stage.rename(bundle)
+            fsync_dir(parent)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def build_kb_into_bundle(
     sources: Iterable[Path],
     bundle: Path,
@@ -144,8 +193,11 @@ def build_kb_into_bundle(
     progress=None,
     reader_args: dict[str, Any] | None = None,
     vector_cache: Path | None = None,
+    max_skipped: float = 0.1,
 ) -> tuple[dict[str, Any], BuildReport]:
-    bundle = Path(bundle)
+    """Build the KB of ``bundle`` from ``sources`` (and copy ``encoder`` into it), as one
+    transaction: a build that fails, or that skips more than ``max_skipped`` of its input
+    records, leaves the bundle as it was."""
     sources = [Path(s) for s in sources]
     if not sources:
         raise InputError("No KB sources given: pass entity TSV/JSONL files or dumps.")
@@ -156,7 +208,39 @@ def build_kb_into_bundle(
                 f"{encoder} is not a bundle encoder directory (no config.json); "
                 f"create one with: xned export encoder ..."
             )
-        if encoder.resolve() != (bundle / "encoder").resolve():
+    with bundle_transaction(Path(bundle)) as stage:
+        meta, report = _build_staged(
+            sources, stage, Path(bundle), encoder, langs, top_k, strict, vectors, threads, progress, reader_args,
+            vector_cache,
+        )  # fmt: skip
+        total = max(sum(int(src.get("records", 0)) for src in report.sources), report.skipped)
+        if report.skipped and report.skipped > max_skipped * total:
+            first = report.warnings[0] if report.warnings else "?"
+            raise KBBuildError(
+                f"The build skipped {report.skipped:,} of {total:,} input records ({report.skipped / total:.0%}; "
+                f"first: {first}): more than --max-skipped {max_skipped:.0%}, so the bundle was left as it was. "
+                f"Fix the input, or raise --max-skipped."
+            )
+    return meta, report
+
+
+def _build_staged(
+    sources: list[Path],
+    bundle: Path,
+    target: Path,
+    encoder: Path | None,
+    langs: set[str] | None,
+    top_k: int,
+    strict: bool,
+    vectors: bool,
+    threads: int | None,
+    progress: Any,
+    reader_args: dict[str, Any] | None,
+    vector_cache: Path | None,
+) -> tuple[dict[str, Any], BuildReport]:
+    """The build inside the staging directory ``bundle`` of the bundle ``target``."""
+    if encoder is not None:
+        if encoder.resolve() != (target / "encoder").resolve():
             dest = bundle / "encoder"
             tmp = bundle / "encoder.incomplete"
             shutil.rmtree(tmp, ignore_errors=True)

@@ -72,6 +72,7 @@ class BuildReport:
     warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     max_warnings: int = 20
+    skipped: int = 0  # input records skipped as malformed (non-strict builds)
 
     def warn(self, kind: str, msg: str) -> None:
         self.counts[kind] += 1
@@ -118,6 +119,7 @@ class KBBuilder:
     def fail_or_warn(self, kind: str, msg: str) -> None:
         if self.strict:
             raise KBBuildError(msg + " (run without --strict to skip and count such lines)")
+        self.report.skipped += 1
         self.report.warn(kind, msg)
 
     def _want(self, lang: str) -> bool:

@@ -118,6 +118,8 @@ def torch_way(
 ) -> dict[str, Any]:
     """Mentions/s of the PyTorch way on ``docs`` (median of ``repeat``, model loaded)."""
     linker = Linker.load(bundle)
+    if linker.encoder is None:
+        raise ValueError(f"bundle {linker.root} has no encoder to compare with")
     linker.encoder = TorchEncoder(linker.encoder, Path(hf_dir), threads)
     linker._needs_context = lambda *a: True  # type: ignore[method-assign]  # every mention with candidates
     times, n = [], 0
