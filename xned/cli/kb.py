@@ -46,6 +46,13 @@ def build_cli(
     strict: bool = typer.Option(
         False, "--strict", help="Fail on the first malformed line instead of skipping and counting."
     ),
+    max_skipped: float = typer.Option(
+        0.1,
+        "--max-skipped",
+        min=0.0,
+        max=1.0,
+        help="Fail (bundle unchanged) if more than this share of records is skipped.",
+    ),
     no_vectors: bool = typer.Option(False, "--no-vectors", help="Do not compute entity embeddings."),
     threads: int | None = typer.Option(None, "--threads", min=1),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes decoding Wikidata dump lines."),
@@ -84,6 +91,7 @@ def build_cli(
         progress=progress,
         reader_args={"workers": workers, "titles_tsv": titles, "lang": wiki_lang, "link_prob": link_prob},
         vector_cache=vector_cache,
+        max_skipped=max_skipped,
     )
     dt = time.perf_counter() - t0
     n_alias = sum(meta["languages"].values())

@@ -239,16 +239,10 @@ def _build_staged(
     vector_cache: Path | None,
 ) -> tuple[dict[str, Any], BuildReport]:
     """The build inside the staging directory ``bundle`` of the bundle ``target``."""
-    if encoder is not None:
-        if encoder.resolve() != (target / "encoder").resolve():
-            dest = bundle / "encoder"
-            tmp = bundle / "encoder.incomplete"
-            shutil.rmtree(tmp, ignore_errors=True)
-            bundle.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(encoder, tmp)
-            if dest.exists():
-                shutil.rmtree(dest)
-            tmp.rename(dest)
+    if encoder is not None and encoder.resolve() != (target / "encoder").resolve():
+        dest = bundle / "encoder"
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(encoder, dest)
     bundle.mkdir(parents=True, exist_ok=True)
     embed = None
     if vectors and (bundle / "encoder" / "config.json").is_file():
