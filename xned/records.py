@@ -66,8 +66,14 @@ def _lines(stream: IO[bytes], progress: ReadProgress) -> Iterator[bytes]:
 
 
 def _chain(head: bytes, stream: IO[bytes], progress: ReadProgress) -> Iterator[bytes]:
+    """Lines of ``head`` (bytes already read) followed by the rest of ``stream``; a line over
+    ``MAX_LINE_BYTES`` is cut there and the rest of it skipped without being held."""
     pending = head
     while True:
+        if b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line + b"\n"
+            continue
         line = stream.readline(MAX_LINE_BYTES + 1)
         progress.bytes += len(line)
         if pending:
@@ -75,7 +81,7 @@ def _chain(head: bytes, stream: IO[bytes], progress: ReadProgress) -> Iterator[b
         if not line:
             return
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while True:  # skip the rest of an over-long line without holding it
+            while True:
                 rest = stream.readline(1 << 20)
                 progress.bytes += len(rest)
                 if not rest or rest.endswith(b"\n"):
