@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,25 @@ def test_single_candidate_decided_without_context_only_when_similarity_cannot_ch
     assert conf[0] < s.threshold
     two = s.features(np.array([0.5, 0.5]), None, None)
     assert s.without_context(two) is None  # with two candidates the context decides the rank
+
+
+def test_calibration_records_the_similarity_range_and_a_known_answer(tmp_path):
+    from xned.export.calibrate import fit
+
+    rng = np.random.default_rng(0)
+    groups = []
+    for i in range(300):  # the gold candidate is the more similar one, priors are noise
+        sims = rng.uniform(0.6, 0.9, 2)
+        gold = int(np.argmax(sims))
+        f = Scorer().features(rng.uniform(0.2, 0.8, 2), sims, None)
+        groups.append((f, gold if i % 10 else -2))
+    single = Scorer().features(np.array([0.9]), np.array([0.75]), None)
+    groups += [(single, 0)] * 20
+    out = fit(groups)
+    assert out["weights"]["sim"] + out["weights"]["sim_gap"] > 10 * abs(out["weights"]["log_prior"])
+    lo, hi = out["sim_range"]
+    assert 0.6 <= lo < 0.62 and 0.88 < hi <= 0.9
+    assert out["sim_typical"] == pytest.approx(0.75)
+    (tmp_path / "scoring.json").write_text(json.dumps(out), encoding="utf-8")
+    loaded = Scorer.load(tmp_path / "scoring.json")
+    assert loaded.sim_range == (lo, hi) and loaded.sim_typical == out["sim_typical"]

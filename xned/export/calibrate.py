@@ -134,12 +134,15 @@ def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
         if acc > best_acc + 1e-12:
             best_t, best_acc = float(t), acc
     weights = {k: round(float(a * w[i]), 6) for i, k in enumerate(FEATURES)}
+    sim_range, sim_typical = similarity_range(groups)
     in_cands = [g >= 0 for _, g in groups]
     top1 = [bool(yv) for yv, g in zip(ys, golds, strict=True) if g >= 0]
     return {
         "weights": weights,
         "bias": round(c, 6),
         "threshold": round(best_t, 4),
+        "sim_range": sim_range,
+        "sim_typical": sim_typical,
         "fit": {
             "mentions": len(groups),
             "nil_gold": int(sum(1 for _, g in groups if g == -2)),
@@ -149,6 +152,20 @@ def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
             "confidence_slope": round(a, 6),
         },
     }
+
+
+def similarity_range(groups: list[tuple[np.ndarray, int]]) -> tuple[list[float], float]:
+    """The 0.5th-99.5th percentile range of candidate cosines and the median cosine of
+    mentions with one candidate: a single candidate is linked without encoding its context
+    when no cosine in that range could change its NIL decision (``Scorer.without_context``)."""
+    sims = np.concatenate([f[:, 1] for f, _ in groups if len(f)]) if groups else np.zeros(0)
+    sims = sims[sims != 0.0]  # 0 = no vector
+    if not len(sims):
+        return [0.0, 1.0], 0.8
+    lo, hi = (round(float(x), 4) for x in np.percentile(sims, [0.5, 99.5]))
+    single = [float(f[0, 1]) for f, _ in groups if len(f) == 1 and f[0, 1] != 0.0]
+    typical = float(np.median(single)) if single else float(np.median(sims))
+    return [lo, hi], round(min(max(typical, lo), hi), 4)
 
 
 def write_scoring(path: Path, result: dict[str, Any]) -> None:
