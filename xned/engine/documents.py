@@ -52,6 +52,26 @@ def as_document(doc: Document | str | dict[str, Any], lang: str | None = None) -
     raise InputError(f"Cannot link a {type(doc).__name__}: pass a string, a dict or a Document.")
 
 
+def check_text(text: object, max_chars: int) -> None:
+    """``InputError`` unless ``text`` is a non-empty string of valid Unicode within the limit."""
+    if not isinstance(text, str):
+        raise InputError(f"Document text must be a string (got {type(text).__name__}).")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"Document text holds a lone surrogate ({text[exc.start]!r} at character {exc.start}); "
+            f"it is not valid Unicode text: fix the encoding of the input."
+        ) from None
+    if not text.strip():
+        raise InputError("Empty text: nothing to link. Pass a non-empty document.")
+    if len(text) > max_chars:
+        raise InputError(
+            f"Document of {len(text):,} characters is over the limit of {max_chars:,}; split it into "
+            f"smaller documents (or raise the limit with --max-chars / XNED_MAX_DOC_CHARS)."
+        )
+
+
 def error_result(raw: Any, lang: str | None, exc: BaseException, line: int | None = None) -> DocResult:
     """The record of a document that failed: its own id, language and text where they are
     usable, and the error message (library errors as they are, anything else named)."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from xned import config
 from xned.engine.bundle import Manifest, check_files, read_manifest
-from xned.engine.documents import MentionLike, as_document, as_mention, error_result
+from xned.engine.documents import MentionLike, as_document, as_mention, check_text, error_result
 from xned.engine.encoder import Encoder
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
@@ -185,33 +185,12 @@ class Linker:
         self, raw: Document | str | dict[str, Any], lang: str | None, given: bool
     ) -> tuple[Document, list[Mention]]:
         doc = as_document(raw, lang)
-        if not isinstance(doc.text, str):
-            raise InputError(f"Document text must be a string (got {type(doc.text).__name__}).")
-        try:
-            doc.text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InputError(
-                f"Document text holds a lone surrogate ({doc.text[exc.start]!r} at character {exc.start}); "
-                f"it is not valid Unicode text: fix the encoding of the input."
-            ) from None
-        if not doc.text.strip():
-            raise InputError("Empty text: nothing to link. Pass a non-empty document.")
-        if len(doc.text) > self.max_chars:
-            raise InputError(
-                f"Document of {len(doc.text):,} characters is over the limit of "
-                f"{self.max_chars:,}; split it into smaller documents (or raise the limit "
-                f"with --max-chars / XNED_MAX_DOC_CHARS)."
-            )
+        check_text(doc.text, self.max_chars)
         self.kb.check_lang(doc.lang)
         self._check_table(doc.lang)
         if doc.mentions is not None and given:
-            ments = [as_mention(m, doc.text) for m in doc.mentions]
-        else:
-            ments = [
-                Mention(sp.start, sp.end, doc.text[sp.start : sp.end])
-                for sp in self._detector(doc.lang).detect(doc.text)
-            ]
-        return doc, ments
+            return doc, [as_mention(m, doc.text) for m in doc.mentions]
+        return doc, self._detect(doc)
 
     def analyze(
         self,
