@@ -205,11 +205,13 @@ class Encoder:
         return int(out[-1]) if isinstance(out[-1], int) else int(self.config.get("dim", 0))
 
     # -- running ----------------------------------------------------------------------------
-    def _run(self, seqs: list[list[int]]) -> list[np.ndarray]:
-        """Hidden states ``[len(seq), H]`` for each id sequence (length-sorted batches)."""
+    def _run(self, seqs: list[list[int]], reduce: Any = None) -> list[Any]:
+        """For each id sequence, ``reduce(i, hidden)`` of its hidden states ``[len(seq), H]``
+        (the states themselves without ``reduce``), in length-sorted batches. Reducing per
+        batch keeps memory to one batch of states, whatever the number of sequences."""
         session = self.session
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-        out: list[np.ndarray] = [np.zeros(0)] * len(seqs)
+        out: list[Any] = [None] * len(seqs)
         b = 0
         while b < len(order):
             # Length-sorted: the next rows are at least as long; take as many as the token
@@ -234,7 +236,8 @@ class Encoder:
             feed = {k: v for k, v in feed.items() if k in self._inputs}
             hidden = session.run(None, feed)[0]
             for r, i in enumerate(idx):
-                out[i] = hidden[r, : len(seqs[i])]
+                h = hidden[r, : len(seqs[i])]
+                out[i] = h if reduce is None else reduce(i, h)
         return out
 
     def _wrap(self, body: list[int], kind: str) -> list[int]:
@@ -247,21 +250,18 @@ class Encoder:
         seqs = [self._wrap(e.ids[:room], kind) for e in tok.encode_batch(list(texts), add_special_tokens=False)]
         if not seqs:
             return np.zeros((0, self.dim), np.float32)
-        hidden = self._run(seqs)
-        if self.pooling == "cls":
-            pooled = np.stack([h[0] for h in hidden])
-        else:
-            pooled = np.stack([h.mean(axis=0) for h in hidden])
+        cls = self.pooling == "cls"
+        pooled = np.stack(self._run(seqs, lambda _, h: h[0].copy() if cls else h.mean(axis=0)))
         return _normalize_rows(pooled.astype(np.float32))
 
     def embed_mentions(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[np.ndarray]:
         """For each document, an L2-normalized ``[n_mentions, H]`` array of mention-in-context
         embeddings. ``spans[d]`` are character spans into ``texts[d]``.
 
-        Each token goes through the encoder at most once: a document is cut into consecutive,
-        non-overlapping chunks of at most ``chunk_tokens`` tokens (a chunk never ends inside a
-        mention), only the chunks that hold a mention are run, and every mention is pooled
-        from the chunk that holds it."""
+        Each token goes through the encoder at most once: every mention gets
+        ``context_tokens`` of context either side, overlapping ranges are merged and cut into
+        chunks of at most ``chunk_tokens`` (``context_chunks``), and every mention is pooled
+        from the chunk that holds it, batch by batch (memory holds one batch of states)."""
         tok = self.tokenizer
         room = self.max_length - len(self._cls) - len(self._sep) - len(self._prefix["query"])
         size = max(8, min(room, self.chunk_tokens))
@@ -283,25 +283,31 @@ class Encoder:
                     seqs.append(self._wrap(list(ids[c0:c1]), "query"))
                 per.append((first[c], a - c0, max(a + 1, min(b, c1)) - c0))
             assign.append(per)
-        hidden = self._run(seqs) if seqs else []
         lead = len(self._cls) + len(self._prefix["query"])
-        results: list[np.ndarray] = []
-        dim = hidden[0].shape[-1] if hidden else 0
+        inside: list[list[tuple[int, int]]] = [[] for _ in seqs]  # per chunk: its mentions' token ranges
         for per in assign:
-            vecs = []
             for wid, a, b in per:
-                h = hidden[wid]
-                if self.pooling == "cls":
-                    v = h[0]
+                inside[wid].append((a, b))
+
+        def pool(i: int, h: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+            if self.pooling == "cls":
+                return dict.fromkeys(inside[i], h[0].copy())
+            ctx = h.mean(axis=0)
+            out = {}
+            for a, b in inside[i]:
+                if self.pooling == "mean" or b <= a:
+                    out[(a, b)] = ctx
                 else:
-                    ctx = h.mean(axis=0)
-                    if self.pooling == "mean" or b <= a:
-                        v = ctx
-                    else:
-                        men = h[lead + a : lead + b].mean(axis=0)
-                        w = self.mention_weight
-                        v = w * _normalize_rows(men) + (1 - w) * _normalize_rows(ctx)
-                vecs.append(v)
+                    men = h[lead + a : lead + b].mean(axis=0)
+                    w = self.mention_weight
+                    out[(a, b)] = w * _normalize_rows(men) + (1 - w) * _normalize_rows(ctx)
+            return out
+
+        pooled = self._run(seqs, pool) if seqs else []
+        dim = next((len(v) for d in pooled for v in d.values()), 0)
+        results: list[np.ndarray] = []
+        for per in assign:
+            vecs = [pooled[wid][(a, b)] for wid, a, b in per]
             arr = np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, dim), np.float32)
             results.append(_normalize_rows(arr))
         return results

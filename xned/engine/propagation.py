@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 
 import numpy as np
 
 
-def _tokens(key: str) -> list[str]:
-    return [t for t in re.split(r"[\s.,'’\-]+", key) if t]
+def _tokens(key: str) -> tuple[str, ...]:
+    return tuple(t for t in re.split(r"[\s.,'’\-]+", key) if t)
 
 
 def propagate(
@@ -18,32 +19,63 @@ def propagate(
     mention of the same document ("Obama" after "Barack Obama", "Annan" after "Kofi Annan"),
     or its acronym ("UN" after "United Nations"), inherits that mention's candidates: the
     priors become half the longer mention's plus half its own (all of the longer mention's
-    when it has none). The longest such mention is used, earlier ones first."""
+    when it has none). The longest such mention with candidates is used, the first in the
+    document among equals.
+
+    Work is per distinct key, with the longer keys found through an index of their words,
+    so a long document with thousands of mentions costs little more than its distinct names.
+    """
     toks = [_tokens(k) for k in keys]
-    out = list(per)
-    for i, ti in enumerate(toks):
-        if not ti:
-            continue
-        best = -1
-        for j, tj in enumerate(toks):
-            if j == i or len(tj) <= len(ti) or not len(per[j][0]):
+    first: dict[tuple[str, ...], int] = {}  # distinct token tuple -> its first mention with candidates
+    for i, t in enumerate(toks):
+        if t and t not in first and len(per[i][0]):
+            first[t] = i
+    donors = list(first)
+    by_word: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    by_acronym: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    for t in donors:
+        for w in set(t):
+            by_word[w].append(t)
+        if len(t) >= 2:
+            by_acronym["".join(w[0] for w in t)].append(t)
+    chosen: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+    for t in dict.fromkeys(x for x in toks if x):
+        n = len(t)
+        pool = list(by_word.get(t[0], ()))
+        if n == 1 and len(t[0]) >= 2:
+            pool += by_acronym.get(t[0], [])
+        best: tuple[str, ...] | None = None
+        for v in pool:
+            if len(v) <= n:
                 continue
-            n = len(ti)
-            part = any(tj[a : a + n] == ti for a in range(len(tj) - n + 1))
-            acro = n == 1 and len(ti[0]) >= 2 and len(tj) >= 2 and ti[0] == "".join(t[0] for t in tj)
+            part = any(v[a : a + n] == t for a in range(len(v) - n + 1))
+            acro = n == 1 and len(t[0]) >= 2 and len(v) >= 2 and t[0] == "".join(w[0] for w in v)
             if not (part or acro):
                 continue
-            if best < 0 or len(tj) > len(toks[best]) or (len(tj) == len(toks[best]) and j < i <= best):
-                best = j
-        if best < 0:
+            if best is None or len(v) > len(best) or (len(v) == len(best) and first[v] < first[best]):
+                best = v
+        chosen[t] = best
+    out = list(per)
+    merged: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for i, t in enumerate(toks):
+        donor = chosen.get(t) if t else None
+        if donor is None:
             continue
-        ents_b, pri_b = per[best]
-        ents_i, pri_i = per[i]
-        acc: dict[int, float] = {}
-        for e, p in zip(ents_b.tolist(), pri_b.tolist(), strict=True):
-            acc[e] = acc.get(e, 0.0) + 0.5 * p + (0.5 if not len(ents_i) else 0.0) * p
-        for e, p in zip(ents_i.tolist(), pri_i.tolist(), strict=True):
-            acc[e] = acc.get(e, 0.0) + 0.5 * p
-        items = sorted(acc.items(), key=lambda kv: -kv[1])[:top_k]
-        out[i] = (np.array([e for e, _ in items], np.int32), np.array([p for _, p in items], np.float32))
+        if keys[i] not in merged:
+            merged[keys[i]] = _merge(per[first[donor]], per[i], top_k)
+        out[i] = merged[keys[i]]
     return out
+
+
+def _merge(
+    longer: tuple[np.ndarray, np.ndarray], own: tuple[np.ndarray, np.ndarray], top_k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    ents_b, pri_b = longer
+    ents_i, pri_i = own
+    acc: dict[int, float] = {}
+    for e, p in zip(ents_b.tolist(), pri_b.tolist(), strict=True):
+        acc[e] = acc.get(e, 0.0) + 0.5 * p + (0.5 if not len(ents_i) else 0.0) * p
+    for e, p in zip(ents_i.tolist(), pri_i.tolist(), strict=True):
+        acc[e] = acc.get(e, 0.0) + 0.5 * p
+    items = sorted(acc.items(), key=lambda kv: -kv[1])[:top_k]
+    return np.array([e for e, _ in items], np.int32), np.array([p for _, p in items], np.float32)
