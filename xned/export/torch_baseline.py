@@ -46,10 +46,10 @@ class TorchEncoder(Encoder):
         self._tokenizer = tok
         self._loader = None
 
-    def _run(self, seqs: list[list[int]]) -> list[np.ndarray]:
+    def _run(self, seqs: list[list[int]], reduce: Any = None) -> list[Any]:
         torch = self._torch
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-        out: list[np.ndarray] = [np.zeros(0)] * len(seqs)
+        out: list[Any] = [None] * len(seqs)
         with torch.inference_mode():
             for b in range(0, len(order), BATCH):
                 idx = order[b : b + BATCH]
@@ -61,7 +61,8 @@ class TorchEncoder(Encoder):
                     mask[r, : len(seqs[i])] = 1
                 hidden = self._model(input_ids=ids, attention_mask=mask).last_hidden_state.numpy()
                 for r, i in enumerate(idx):
-                    out[i] = hidden[r, : len(seqs[i])]
+                    h = hidden[r, : len(seqs[i])]
+                    out[i] = h if reduce is None else reduce(i, h)
         return out
 
     def embed_mentions(self, texts: Any, spans: Any) -> list[np.ndarray]:
