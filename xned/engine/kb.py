@@ -28,7 +28,7 @@ language.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -243,6 +243,35 @@ class KeyIndex:
         return sorted(out)
 
 
+class LazyTables(Mapping[str, AliasTable]):
+    """The alias tables of a KB part, each opened (memory-mapped and checked) on first use:
+    a process linking Spanish text opens the Spanish tables, not all 300."""
+
+    def __init__(self, root: Path, langs: Iterable[str], n_entities: int):
+        self._root = root
+        self._names = sorted(langs)
+        self._known = set(self._names)
+        self._n = n_entities
+        self._open: dict[str, AliasTable] = {}
+
+    def __getitem__(self, lang: str) -> AliasTable:
+        table = self._open.get(lang)
+        if table is None:
+            if lang not in self._known:
+                raise KeyError(lang)
+            table = self._open[lang] = AliasTable(self._root / lang, lang, self._n)
+        return table
+
+    def __contains__(self, lang: object) -> bool:
+        return lang in self._known
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 @dataclass
 class _Part:
     """A base or overlay KB: entities + alias tables, with a global index offset."""
@@ -251,7 +280,7 @@ class _Part:
     offset: int
     entities: EntityStore
     meta: dict[str, Any]
-    tables: dict[str, AliasTable]
+    tables: Mapping[str, AliasTable]
     index: KeyIndex | None = None
 
 
@@ -289,7 +318,7 @@ class KB:
             raise BundleError(f"{meta_path} is corrupted ({exc}); {REBUILD_HINT}.") from None
         entities = EntityStore(root / "entities")
         langs = meta.get("languages", {})
-        tables = {lang: AliasTable(root / "aliases" / lang, lang, len(entities)) for lang in sorted(langs)}
+        tables = LazyTables(root / "aliases", langs, len(entities))
         index = KeyIndex(root / "key_index") if (root / "key_index" / "languages.json").exists() else None
         return _Part(root, offset, entities, meta, tables, index)
 
