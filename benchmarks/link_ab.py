@@ -1,0 +1,78 @@
+"""A/B of two xned checkouts on the same corpus: ``xned link`` as a whole process (start-up
+included), runs interleaved so machine load hits both alike; medians and the ratio.
+
+    git worktree add /tmp/xned-before <commit>
+    python benchmarks/link_ab.py --a /tmp/xned-before --b . -i corpus.jsonl [--repeat 3] \
+        [--bundle DIR] -- --given-spans --threads 2
+
+Prints mentions/s and wall seconds of each side, and b/a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run(checkout: Path, args: list[str]) -> float:
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    t = time.perf_counter()
+    p = subprocess.run(
+        [sys.executable, "-m", "xned.cli.main", "link", *args], env=env, cwd=checkout, capture_output=True
+    )
+    wall = time.perf_counter() - t
+    if p.returncode not in (0, 1):
+        raise SystemExit(f"{checkout}: {p.stderr.decode(errors='replace')[-800:]}")
+    return wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--a", type=Path, required=True)
+    ap.add_argument("--b", type=Path, required=True)
+    ap.add_argument("-i", "--input", type=Path, action="append", required=True)
+    ap.add_argument("--bundle", type=Path)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("rest", nargs=argparse.REMAINDER)
+    ns = ap.parse_args()
+    extra = [x for x in ns.rest if x != "--"]
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.jsonl"
+        with open(corpus, "w", encoding="utf-8") as out:
+            for path in ns.input:
+                out.write(Path(path).read_text(encoding="utf-8"))
+        results: dict[str, list[float]] = {"a": [], "b": []}
+        mentions = {}
+        for _ in range(ns.repeat):
+            for side in ("a", "b"):
+                dest = Path(tmp) / f"{side}.jsonl"
+                dest.unlink(missing_ok=True)
+                args = ["-i", str(corpus.resolve()), "-f", "jsonl", "-o", str(dest), *extra]
+                if ns.bundle:
+                    args += ["--bundle", str(ns.bundle.resolve())]
+                results[side].append(run(getattr(ns, side).resolve(), args))
+                with open(dest, encoding="utf-8") as f:
+                    mentions[side] = sum(len(json.loads(line)["mentions"]) for line in f)
+    report = {"loadavg": os.getloadavg()[0]}
+    for side in ("a", "b"):
+        wall = statistics.median(results[side])
+        report[side] = {
+            "checkout": str(getattr(ns, side)),
+            "mentions": mentions[side],
+            "wall_s": round(wall, 2),
+            "mentions_per_s": round(mentions[side] / wall, 1),
+            "walls": [round(r, 2) for r in results[side]],
+        }
+    report["b_over_a"] = round(report["b"]["mentions_per_s"] / report["a"]["mentions_per_s"], 2)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
