@@ -71,39 +71,49 @@ def _xned(*args: str, **kw) -> subprocess.Popen:
     )
 
 
+def _checkpointed(meta: Path) -> int:
+    try:
+        return int(json.loads(meta.read_text(encoding="utf-8"))["records"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 def test_resume_after_sigkill_gives_every_document_exactly_once(tmp_path, bundle_path):
     src = tmp_path / "in.jsonl"
+    n_docs = 4000
     with open(src, "w", encoding="utf-8") as f:
-        for d in _docs(3000):
+        for d in _docs(n_docs):
             f.write(json.dumps(d) + "\n")
         f.write("not json\n")
     base = ["link", "-i", str(src), "-f", "jsonl", "-b", str(bundle_path), "-q"]
     ref = tmp_path / "ref.jsonl"
     p = _xned(*base, "-o", str(ref))
-    p.communicate(timeout=300)
+    p.communicate(timeout=600)
     assert p.returncode == 1  # the malformed line is an error record, the rest went through
     out = tmp_path / "out.jsonl"
-    partial = tmp_path / "out.jsonl.partial"
+    partial, meta = tmp_path / "out.jsonl.partial", tmp_path / "out.jsonl.partial.json"
     kills = 0
-    for delay in (1.5, 2.5, 3.5):
+    for target in (1, n_docs // 3, 2 * n_docs // 3):  # kill -9 once past each checkpoint
         p = _xned(*base, "-o", str(out), *(["--resume"] if kills else []))
-        time.sleep(delay)
+        deadline = time.monotonic() + 300
+        while p.poll() is None and _checkpointed(meta) < target and time.monotonic() < deadline:
+            time.sleep(0.05)
         if p.poll() is not None:
             break
         p.send_signal(signal.SIGKILL)
         p.wait()
         kills += 1
         assert partial.exists() and not out.exists()
-    assert kills >= 1
+    assert kills >= 2
     p = _xned(*base, "-o", str(out))  # without --resume: refuses to clobber the interrupted run
     _, err = p.communicate(timeout=60)
     assert p.returncode == 1 and b"--resume" in err
     p = _xned(*base, "-o", str(out), "--resume")
-    p.communicate(timeout=300)
+    p.communicate(timeout=600)
     assert p.returncode == 1
     assert out.read_bytes() == ref.read_bytes()
-    assert not partial.exists() and not (tmp_path / "out.jsonl.partial.json").exists()
-    assert len(out.read_text(encoding="utf-8").splitlines()) == 3001
+    assert not partial.exists() and not meta.exists()
+    assert len(out.read_text(encoding="utf-8").split("\n")) == n_docs + 2  # + the error record + final newline
 
 
 def test_resume_refuses_other_options(tmp_path, bundle_path, capsys):
