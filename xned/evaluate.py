@@ -75,6 +75,10 @@ class Stats:
     e2e_gold: int = 0
     e2e_hit: int = 0
     seconds: float = 0.0
+    # reliability of the fused confidence of linked (non-NIL) decisions, in 10 bins
+    cal_n: list[int] = field(default_factory=lambda: [0] * 10)
+    cal_conf: list[float] = field(default_factory=lambda: [0.0] * 10)
+    cal_right: list[int] = field(default_factory=lambda: [0] * 10)
 
     def add(self, o: Stats) -> None:
         for k in ("mentions", "in_kb", "nil", "unresolved", "in_cands", "cand_total"):
@@ -84,6 +88,29 @@ class Stats:
         for d in ("correct", "nil_pred", "nil_hit"):
             for v in VARIANTS:
                 getattr(self, d)[v] += getattr(o, d)[v]
+        for k in range(10):
+            self.cal_n[k] += o.cal_n[k]
+            self.cal_conf[k] += o.cal_conf[k]
+            self.cal_right[k] += o.cal_right[k]
+
+    def reliability(self) -> tuple[float | None, list[dict[str, Any]]]:
+        """Expected calibration error of the fused confidence over linked decisions, and the
+        table behind it (per confidence bin: decisions, mean confidence, share right)."""
+        total = sum(self.cal_n)
+        rows = [
+            {
+                "bin": f"{k / 10:.1f}-{(k + 1) / 10:.1f}",
+                "links": n,
+                "confidence": round(c / n, 4),
+                "right": round(r / n, 4),
+            }
+            for k, (n, c, r) in enumerate(zip(self.cal_n, self.cal_conf, self.cal_right, strict=True))
+            if n
+        ]
+        if not total:
+            return None, rows
+        ece = sum(row["links"] / total * abs(row["confidence"] - row["right"]) for row in rows)
+        return round(ece, 4), rows
 
     def summary(self) -> dict[str, Any]:
         def r(a: float, b: float) -> float | None:
@@ -103,6 +130,7 @@ class Stats:
             out[f"acc_cand_{v}"] = r(self.correct[v], self.in_cands)
             out[f"nil_p_{v}"] = r(self.nil_hit[v], self.nil_pred[v])
             out[f"nil_r_{v}"] = r(self.nil_hit[v], self.nil)
+        out["ece_fused"], out["reliability_fused"] = self.reliability()
         if self.e2e_gold or self.e2e_pred:
             p, rec = r(self.e2e_hit, self.e2e_pred), r(self.e2e_hit, self.e2e_gold)
             out.update(e2e_p=p, e2e_r=rec, e2e_f1=round(2 * p * rec / (p + rec), 4) if p and rec else 0.0)
@@ -289,6 +317,11 @@ def evaluate_docs(
                     if link.qid is None:
                         st.nil_pred[v] += 1
                         st.nil_hit[v] += int(g.nil)
+                    elif v == "fused":
+                        k = min(int(link.score * 10), 9)
+                        st.cal_n[k] += 1
+                        st.cal_conf[k] += link.score
+                        st.cal_right[k] += int(not g.nil and link.qid == g.qid)
                     if v == "fused" and len(samples) < errors and not g.nil and top != g.qid:
                         samples.append(
                             {
@@ -353,6 +386,7 @@ def markdown(report: dict[str, Any]) -> str:
         ("nil_p_fused", "NIL P", "{:.1%}"),
         ("nil_r_fused", "NIL R", "{:.1%}"),
         ("e2e_f1", "e2e F1", "{:.1%}"),
+        ("ece_fused", "ECE", "{:.3f}"),
         ("mentions_per_s", "mentions/s", "{:.0f}"),
     ]
     lines = ["| dataset | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]

@@ -74,3 +74,19 @@ def test_calibration_records_the_similarity_range_and_a_known_answer(tmp_path):
     (tmp_path / "scoring.json").write_text(json.dumps(out), encoding="utf-8")
     loaded = Scorer.load(tmp_path / "scoring.json")
     assert loaded.sim_range == (lo, hi) and loaded.sim_typical == out["sim_typical"]
+
+
+def test_reliability_table_and_expected_calibration_error():
+    from xned.evaluate import Stats
+
+    st = Stats()
+    for conf, right in [(0.95, 1), (0.95, 0), (0.92, 1), (0.35, 0)]:
+        k = min(int(conf * 10), 9)
+        st.cal_n[k] += 1
+        st.cal_conf[k] += conf
+        st.cal_right[k] += right
+    ece, rows = st.reliability()
+    assert [r["bin"] for r in rows] == ["0.3-0.4", "0.9-1.0"]
+    assert rows[1]["links"] == 3 and rows[1]["right"] == pytest.approx(2 / 3, abs=1e-4)
+    # 3/4 * |0.94 - 0.6667| + 1/4 * |0.35 - 0|
+    assert ece == pytest.approx(0.75 * (0.94 - 2 / 3) + 0.25 * 0.35, abs=1e-3)
