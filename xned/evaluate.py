@@ -88,16 +88,16 @@ class Stats:
         for d in ("correct", "nil_pred", "nil_hit"):
             for v in VARIANTS:
                 getattr(self, d)[v] += getattr(o, d)[v]
-        for k in range(10):
-            self.cal_n[k] += o.cal_n[k]
-            self.cal_conf[k] += o.cal_conf[k]
-            self.cal_right[k] += o.cal_right[k]
+        for b in range(10):
+            self.cal_n[b] += o.cal_n[b]
+            self.cal_conf[b] += o.cal_conf[b]
+            self.cal_right[b] += o.cal_right[b]
 
     def reliability(self) -> tuple[float | None, list[dict[str, Any]]]:
         """Expected calibration error of the fused confidence over linked decisions, and the
         table behind it (per confidence bin: decisions, mean confidence, share right)."""
         total = sum(self.cal_n)
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "bin": f"{k / 10:.1f}-{(k + 1) / 10:.1f}",
                 "links": n,
