@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -91,10 +92,11 @@ def read_manifest(root: Path) -> Manifest:
 def check_files(manifest: Manifest, *, verify: bool = False, prefix: str = "") -> None:
     """Every listed file under ``prefix`` exists with the recorded size (and hash if
     ``verify``)."""
+    seen: dict[str, bool] = {}
     for rel, meta in manifest.files.items():
         if not rel.startswith(prefix):
             continue
-        path = confined(manifest.root, rel)
+        path = confined(manifest.root, rel, seen)
         if not path.is_file():
             raise BundleError(f"Bundle file {path} is missing; {REBUILD_HINT}.")
         size = path.stat().st_size
@@ -109,20 +111,30 @@ def check_files(manifest: Manifest, *, verify: bool = False, prefix: str = "") -
             )
 
 
-def confined(root: Path, rel: str) -> Path:
+def confined(root: Path, rel: str, _checked: dict[str, bool] | None = None) -> Path:
     """``root / rel`` for a manifest path that stays inside the bundle: relative, no ``..``,
-    and no symlink leading out of it; otherwise ``BundleError`` (the bundle is untrusted)."""
+    and no symlink on the way (file or directory) leading out of it; otherwise
+    ``BundleError`` (the bundle is untrusted). ``_checked`` caches directories already seen,
+    so checking every file of a bundle costs one ``lstat`` per file and per directory."""
     p = Path(rel)
     if not rel or p.is_absolute() or ".." in p.parts or "\\" in rel:
         raise BundleError(f"Manifest of {root} lists {rel!r}, a path outside the bundle; the bundle is not valid.")
-    path = Path(root) / p
-    try:
-        inside = path.resolve().is_relative_to(Path(root).resolve())
-    except OSError:
-        inside = False
-    if not inside:
-        raise BundleError(f"Bundle file {path} leads outside the bundle (a symlink?); the bundle is not valid.")
-    return path
+    checked = {} if _checked is None else _checked
+    cur = Path(root)
+    for part in p.parts:
+        cur = cur / part
+        key = str(cur)
+        if key in checked:
+            continue
+        try:
+            is_link = stat.S_ISLNK(os.lstat(cur).st_mode)
+        except OSError:
+            break  # missing: reported by the caller
+        if is_link:
+            if not cur.resolve().is_relative_to(Path(root).resolve()):
+                raise BundleError(f"Bundle file {cur} leads outside the bundle (a symlink); the bundle is not valid.")
+        checked[key] = True
+    return Path(root) / p
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

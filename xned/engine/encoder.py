@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,43 +105,21 @@ class Encoder:
         self._tokenizer: Any = None
         self._inputs: set[str] = set()
         self._chosen: list[str] | None = None
-        self._loader: threading.Thread | None = None
-        self._load_error: BaseException | None = None
 
-    def prefetch(self) -> None:
-        """Check the execution providers now (a missing one warns here), then load the
-        tokenizer and the ONNX session in a background thread while the caller goes on
-        (both release the GIL for most of their work); first use waits for it."""
+    def check_providers(self) -> None:
+        """Resolve the execution providers now, so a missing one warns at load time. The
+        tokenizer and the ONNX session themselves load on first use: a run whose mentions
+        are all decided without context (or have no candidate) never pays for them."""
         if self.providers:
             self._chosen = choose_providers(self.providers)
-        if self._loader is None and self._session is None:
-
-            def load() -> None:
-                try:
-                    _ = self._load_tokenizer(), self._load_session()
-                except BaseException as exc:  # re-raised on first use
-                    self._load_error = exc
-
-            self._loader = threading.Thread(target=load, name="xned-encoder-load", daemon=False)
-            self._loader.start()
-
-    def _wait(self) -> None:
-        loader, self._loader = self._loader, None
-        if loader is not None:
-            loader.join()
-        if self._load_error is not None:
-            exc, self._load_error = self._load_error, None
-            raise exc
 
     # -- lazy resources ---------------------------------------------------------------------
     @property
     def tokenizer(self) -> Any:
-        self._wait()
         return self._load_tokenizer()
 
     @property
     def session(self) -> Any:
-        self._wait()
         return self._load_session()
 
     def _load_tokenizer(self) -> Any:

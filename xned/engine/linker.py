@@ -96,7 +96,7 @@ class Linker:
         encoder: Encoder | None = None
         if (root / "encoder" / "config.json").is_file() or (root / "encoder").exists():
             encoder = Encoder(root / "encoder", providers=providers, threads=threads)
-            encoder.prefetch()  # tokenizer and ONNX session load while the KB opens
+            encoder.check_providers()
         elif variant != "prior":
             warnings.warn(
                 f"Bundle {root} has no encoder: mentions are linked by prior only (lookups work as usual). "

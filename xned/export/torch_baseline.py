@@ -44,7 +44,6 @@ class TorchEncoder(Encoder):
         q = self.config["query_prefix"]
         self._prefix = {"query": tok.encode(q, add_special_tokens=False).ids if q else [], "passage": []}
         self._tokenizer = tok
-        self._loader = None
 
     def _run(self, seqs: list[list[int]], reduce: Any = None) -> list[Any]:
         torch = self._torch
