@@ -250,11 +250,14 @@ def test_failed_or_mostly_skipped_builds_leave_the_bundle_as_it_was(tmp_path, bu
         build_kb_into_bundle([bad], bundle, vectors=False)
     truncated = tmp_path / "dump.json.bz2"
     truncated.write_bytes(b"BZh91AY&SY" + b"\x00" * 20)
+    other = tmp_path / "other-encoder"  # another encoder: copied into the bundle only on success
+    shutil.copytree(bundle / "encoder", other)
+    (other / "config.json").write_text('{"max_length": 64}', encoding="utf-8")
     with pytest.raises(Exception):  # noqa: B017 - any failure must leave the bundle intact
-        build_kb_into_bundle([truncated], bundle, encoder=bundle / "encoder", vectors=False)
+        build_kb_into_bundle([truncated], bundle, encoder=other, vectors=False)
     after = {p.relative_to(bundle): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
     assert after == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.lock", "b", "bad.tsv", "dump.json.bz2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.lock", "b", "bad.tsv", "dump.json.bz2", "other-encoder"]
     # a failed build into a new folder leaves nothing behind
     with pytest.raises(KBBuildError):
         build_kb_into_bundle([bad], tmp_path / "new", encoder=bundle / "encoder", vectors=False)
