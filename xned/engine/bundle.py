@@ -130,9 +130,8 @@ def confined(root: Path, rel: str, _checked: dict[str, bool] | None = None) -> P
             is_link = stat.S_ISLNK(os.lstat(cur).st_mode)
         except OSError:
             break  # missing: reported by the caller
-        if is_link:
-            if not cur.resolve().is_relative_to(Path(root).resolve()):
-                raise BundleError(f"Bundle file {cur} leads outside the bundle (a symlink); the bundle is not valid.")
+        if is_link and not cur.resolve().is_relative_to(Path(root).resolve()):
+            raise BundleError(f"Bundle file {cur} leads outside the bundle (a symlink); the bundle is not valid.")
         checked[key] = True
     return Path(root) / p
 
