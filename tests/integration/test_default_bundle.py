@@ -27,6 +27,14 @@ def default_linker():
     return Linker.load(verify=True, threads=2)
 
 
+@pytest.fixture(scope="module")
+def ranking_linker():
+    """The default bundle with no NIL threshold: which entity wins, whatever the confidence."""
+    from xned import Linker
+
+    return Linker.load(threads=2, threshold=0.0)
+
+
 def test_default_bundle_is_within_size_limits():
     files = read_manifest(DEFAULT).files
     assert max(f["size"] for f in files.values()) < 95_000_000
@@ -34,8 +42,9 @@ def test_default_bundle_is_within_size_limits():
 
 
 @pytest.mark.parametrize(("lang", "text", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_links_multilingual_sentences(default_linker, lang, text, expected):
-    got = {link.text: link.qid for link in default_linker.link(text, lang=lang)}
+def test_links_multilingual_sentences(ranking_linker, lang, text, expected):
+    """Detection and cross-script lookup find the entity and rank it first."""
+    got = {link.text: link.qid for link in ranking_linker.link(text, lang=lang)}
     for mention, qid in expected.items():
         assert got.get(mention) == qid, f"{mention!r} in {text!r}: got {got}"
 
@@ -59,3 +68,25 @@ def test_encoder_retrieves_translations_far_above_random_control():
     assert enc["sentences"]["mean"] >= 0.9 and enc["names"]["mean"] >= 0.8
     for probe in ("sentences", "names"):
         assert enc[probe]["mean"] - ctrl[probe]["mean"] >= 0.5, report
+
+
+def test_scoring_is_fitted_on_wikipedia_anchors(default_linker):
+    from xned.engine.scoring import DEFAULT_WEIGHTS
+
+    manifest = read_manifest(DEFAULT)
+    prov = manifest.data["provenance"]["scoring"]
+    assert "scoring.json" in manifest.files
+    assert prov["anchors"]["linked"] > 100 and prov["anchors"]["nil"] > 100
+    assert default_linker.scorer.weights != DEFAULT_WEIGHTS  # not the hand-set fallback
+
+
+def test_a_single_candidate_the_context_contradicts_falls_to_nil(default_linker, ranking_linker):
+    """The name "Albert" has one candidate in the default bundle, a Czech supermarket chain; next to
+    "Einstein was born" it is NIL, and its confidence is far below a country's."""
+    text = "Albert Einstein was born in Ulm, in the Kingdom of Württemberg in the German Empire."
+    ranked = {lk.text: lk for lk in ranking_linker.link(text, lang="en")}
+    assert ranked["Albert"].qid == "Q9144241"  # it is the only candidate ...
+    linked = {lk.text: lk for lk in default_linker.link(text, lang="en")}
+    assert linked["Albert"].qid is None  # ... and the context rules it out
+    sure = default_linker.link("Saudi Arabia is a country in Western Asia.", lang="en")[0]
+    assert sure.qid == "Q851" and sure.score > ranked["Albert"].score + 0.2

