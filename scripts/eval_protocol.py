@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--skip-experts", action="store_true")
     ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--no-dense", action="store_true", help="no dense retrieval index (alias candidates only)")
     ap.add_argument("--limit", type=int, default=None, help="documents per eval file (smoke runs)")
     ap.add_argument("--eval-glob", default="*.jsonl", help="which files of eval/ to evaluate")
     ap.add_argument("--tag", default="", help="suffix for the report files")
@@ -172,10 +173,22 @@ def main() -> None:
         )
         timings["kb_build_s"] = round(time.perf_counter() - t, 1)
         log(f"KB: {meta['entities']} entities in {timings['kb_build_s']} s; warnings {dict(report.counts)}")
+    if not args.no_dense and not (kb_bundle / "kb" / "dense.usearch").exists():
+        from xned.export.dense_build import index_bundle
+
+        info = index_bundle(kb_bundle, threads=args.threads)
+        timings["dense_index_s"] = info["seconds"]
+        log(f"dense index: {info}")
     tag = args.tag or f"{kb_tag}-{'+'.join(src_langs)}"
     bundle = work / f"bundle-{tag}"
     shutil.rmtree(bundle, ignore_errors=True)
     shutil.copytree(kb_bundle, bundle, copy_function=os.link)  # hard links: the KB is read-only here
+    if args.no_dense:
+        from xned.export.bundle_ops import update_manifest
+
+        for name in ("dense.usearch", "dense_mean.npy"):
+            (bundle / "kb" / name).unlink(missing_ok=True)
+        update_manifest(bundle)
     if not args.skip_experts:
         from xned.export.experts_train import train_experts
 
@@ -208,6 +221,7 @@ def main() -> None:
     timings["eval_s"] = round(time.perf_counter() - t, 1)
     report["timings"] = timings
     report["config"] = {
+        "dense": not args.no_dense,
         "supplement": args.supplement,
         "source_langs": src_langs,
         "seed": args.seed,

@@ -310,9 +310,9 @@ def evaluate_docs(
                     link = linker.decide(f, sc, with_cands=False)
                     top = None
                     if len(f.ents):
-                        z, _ = sc.score(sc.features(f.priors, f.sims, f.expert, f.hub))
+                        z, _ = sc.score(sc.features(f.priors, f.sims, f.expert, f.hub, f.dense))
                         top = qids[rank(z, f.priors, qids)[0]]
-                    if not g.nil and top == g.qid:
+                    if g.qid is not None and top == g.qid:  # unresolvable gold is never right
                         st.correct[v] += 1
                     if link.qid is None:
                         st.nil_pred[v] += 1

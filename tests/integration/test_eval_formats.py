@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import shared_data
@@ -64,3 +66,21 @@ def test_real_nif_sample_reads():
     for d in docs:
         for g in d.gold:
             assert d.text[g.start : g.end] == g.text
+
+
+def test_unresolvable_gold_counts_as_wrong_never_as_right(tmp_path, linker):
+    """A title-only gold that no title map resolves, on a mention with no candidates, used to
+    count as correct (None == None) and could push accuracy in candidates above 100%."""
+    path = tmp_path / "unresolved.jsonl"
+    doc = {
+        "id": "d1",
+        "lang": "en",
+        "text": "Zorblax met Paris.",
+        "mentions": [{"start": 0, "end": 7, "title": "Zorblax Quentworth"}, {"start": 12, "end": 17, "qid": "Q90"}],
+    }
+    path.write_text(json.dumps(doc) + "\n", encoding="utf-8")
+    stats = evaluate(linker, [path], end_to_end=False)["datasets"]["unresolved"]
+    assert stats["in_kb"] == 2 and stats["unresolved"] == 1
+    for v in ("prior", "similarity", "experts", "fused"):
+        assert stats[f"acc_{v}"] <= 0.5  # at most the resolvable mention is right
+        assert stats[f"acc_cand_{v}"] <= 1.0

@@ -54,6 +54,9 @@ def build_cli(
         help="Fail (bundle unchanged) if more than this share of records is skipped.",
     ),
     no_vectors: bool = typer.Option(False, "--no-vectors", help="Do not compute entity embeddings."),
+    no_dense: bool = typer.Option(
+        False, "--no-dense", help="Do not build the dense retrieval index (candidates without an alias)."
+    ),
     threads: int | None = typer.Option(None, "--threads", min=1),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes decoding Wikidata dump lines."),
     titles: Path | None = typer.Option(
@@ -92,6 +95,7 @@ def build_cli(
         reader_args={"workers": workers, "titles_tsv": titles, "lang": wiki_lang, "link_prob": link_prob},
         vector_cache=vector_cache,
         max_skipped=max_skipped,
+        dense=not no_dense,
     )
     dt = time.perf_counter() - t0
     n_alias = sum(meta["languages"].values())
@@ -104,6 +108,22 @@ def build_cli(
         typer.echo(f"  skipped/warned {kind}: {n:,}", err=True)
     for w in report.warnings[:10]:
         typer.echo(f"  warning: {w}", err=True)
+
+
+@kb_app.command("index")
+def index_cli(
+    bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle whose KB gets a dense retrieval index."),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+) -> None:
+    """Build (or rebuild) kb/dense.usearch: candidates for mentions by vector, with no alias needed."""
+    from xned.export.dense_build import index_bundle
+
+    info = index_bundle(bundle, threads=threads)
+    typer.echo(
+        f"Indexed {info['entities']:,} entity vectors into {bundle / 'kb' / 'dense.usearch'} "
+        f"({info['bytes'] / 1e6:.1f} MB, {info['seconds']} s)",
+        err=True,
+    )
 
 
 @kb_app.command("info")

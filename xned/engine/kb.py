@@ -38,6 +38,7 @@ import marisa_trie
 import numpy as np
 
 from xned.engine.bundle import REBUILD_HINT
+from xned.engine.dense import DenseIndex, open_dense
 from xned.engine.morph import split_inflected, suffixes
 from xned.engine.normalize import dehyphenate, umlauts, undot
 from xned.engine.tables import AliasTable, KeyIndex, LazyTables, _load_npy, _load_trie
@@ -148,6 +149,21 @@ class KB:
         tables = LazyTables(root / "aliases", langs, len(entities))
         index = KeyIndex(root / "key_index") if (root / "key_index" / "languages.json").exists() else None
         return _Part(root, offset, entities, meta, tables, index)
+
+    # -- dense retrieval --------------------------------------------------------------------
+    @cached_property
+    def dense(self) -> DenseIndex | None:
+        """Nearest-entity index over the base entities' vectors (None: the bundle has none)."""
+        return open_dense(self.root, len(self.base.entities), self.dim)
+
+    def retrieve(self, vectors: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per mention vector: the ``k`` nearest entities (global indices, cosines)."""
+        if self.dense is None:
+            return [(np.zeros(0, np.int32), np.zeros(0, np.float32)) for _ in range(len(vectors))]
+        out = self.dense.search(vectors, k)
+        if self._superseded:  # an overlay entity replaces the base entity with its QID
+            out = [(np.array([self._superseded.get(i, i) for i in ids.tolist()], np.int32), c) for ids, c in out]
+        return out
 
     # -- entities ---------------------------------------------------------------------------
     def __len__(self) -> int:

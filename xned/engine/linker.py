@@ -12,6 +12,8 @@ import numpy as np
 
 from xned import config
 from xned.engine.bundle import Manifest, check_files, read_manifest
+from xned.engine.dense import with_retrieved
+from xned.engine.describe import describe
 from xned.engine.documents import MentionLike, as_document, as_mention, check_text, error_result
 from xned.engine.encoder import Encoder
 from xned.engine.experts import Experts
@@ -37,6 +39,7 @@ class MentionFeatures:
     expert: np.ndarray | None
     vector: np.ndarray | None
     hub: np.ndarray | None = None
+    dense: np.ndarray | None = None  # 1.0 where the candidate came from dense retrieval only
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Linker:
         *,
         top_k: int = 30,
         max_chars: int = config.MAX_DOC_CHARS,
+        dense_k: int = 10,
     ):
         self.root = root
         self.manifest = manifest
@@ -69,6 +73,7 @@ class Linker:
         self.scorer = scorer
         self.top_k = top_k
         self.max_chars = max_chars
+        self.dense_k = dense_k
         self._detectors: dict[str | None, Detector] = {}
 
     @classmethod
@@ -83,11 +88,14 @@ class Linker:
         top_k: int = 30,
         threshold: float | None = None,
         max_chars: int = config.MAX_DOC_CHARS,
+        dense_k: int = 10,
     ) -> Linker:
         """Open a bundle (None = ``$XNED_BUNDLE`` or the embedded default bundle).
 
         Arrays are memory-mapped; the ONNX session starts on first use. ``verify`` checks
-        every file's sha256 against the manifest (otherwise sizes only).
+        every file's sha256 against the manifest (otherwise sizes only). Where the bundle has
+        a dense index (``kb/dense.usearch``), each mention also gets up to ``dense_k``
+        candidates retrieved by its vector in context (0 switches that off).
         """
         root = Path(bundle) if bundle is not None else config.default_bundle_path()
         manifest = read_manifest(root)
@@ -104,13 +112,16 @@ class Linker:
                 RuntimeWarning,
                 stacklevel=2,
             )
+        _ = kb.dense  # a broken dense index is an error of the bundle, found now
         experts = Experts(root / "experts") if (root / "experts" / "meta.json").exists() else None
         scorer = Scorer.load(root / "scoring.json", variant)
         if threshold is not None:
             scorer.threshold = threshold
         if top_k < 1:
             raise InputError(f"top_k must be at least 1 (got {top_k}).")
-        return cls(root, manifest, kb, encoder, experts, scorer, top_k=top_k, max_chars=max_chars)
+        if dense_k < 0:
+            raise InputError(f"dense_k must be 0 or more (got {dense_k}).")
+        return cls(root, manifest, kb, encoder, experts, scorer, top_k=top_k, max_chars=max_chars, dense_k=dense_k)
 
     # -- public API -------------------------------------------------------------------------
     def link(
@@ -241,7 +252,7 @@ class Linker:
             return False
         if len(ents) > 1:
             return True
-        f = self._features(doc, m, ents, pri, None)
+        f = self._features(doc, m, ents, pri, None, None)
         return self.scorer.without_context(self.scorer.features(f.priors, None, f.expert, f.hub)) is None
 
     def _analyze(
@@ -258,6 +269,8 @@ class Linker:
             and self.scorer.variant != "prior"
             and (self.kb.has_vectors or self.experts is not None)
         )
+        # with dense retrieval every mention is encoded: its vector finds the candidates
+        dense = use_vectors and self.dense_k > 0 and self.kb.dense is not None
         spans: dict[int, list[tuple[int, int]]] = {}  # document -> the spans to encode
         for i, item in enumerate(prepared):
             if isinstance(item, DocResult) or not use_vectors:
@@ -267,11 +280,12 @@ class Linker:
                 (m.start, m.end)
                 for ments, per in zip(sets, cands, strict=True)
                 for m, (ents, pri) in zip(ments, per, strict=True)
-                if len(ents) and (not skip_decided or self._needs_context(doc, m, ents, pri))
+                if dense or (len(ents) and (not skip_decided or self._needs_context(doc, m, ents, pri)))
             }
             if wanted:
                 spans[i] = sorted(wanted)
         vectors = self._encode(prepared, spans)
+        retrieved = self._retrieve(vectors) if dense else {}
         out: list[Analysis | DocResult] = []
         for i, item in enumerate(prepared):
             if isinstance(item, DocResult):
@@ -284,7 +298,12 @@ class Linker:
                 continue
             feats = [
                 [
-                    self._features(doc, m, ents, pri, None if vecs is None else vecs.get((m.start, m.end)))
+                    self._features(
+                        doc,
+                        m,
+                        *with_retrieved(ents, pri, retrieved.get((i, m.start, m.end)), self.top_k),
+                        None if vecs is None else vecs.get((m.start, m.end)),
+                    )
                     for m, (ents, pri) in zip(ments, per, strict=True)
                 ]
                 for ments, per in zip(sets, cands, strict=True)
@@ -318,8 +337,22 @@ class Linker:
                 out[i] = exc
         return out
 
+    def _retrieve(self, vectors: dict[int, Any]) -> dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]]:
+        """Dense candidates of every encoded mention, in one batched search."""
+        keys = [(i, s, e) for i, per in vectors.items() if isinstance(per, dict) for s, e in per]
+        if not keys:
+            return {}
+        mat = np.stack([vectors[i][(s, e)] for i, s, e in keys])
+        return dict(zip(keys, self.kb.retrieve(mat, self.dense_k), strict=True))
+
     def _features(
-        self, doc: Document, m: Mention, ents: np.ndarray, pri: np.ndarray, vec: np.ndarray | None
+        self,
+        doc: Document,
+        m: Mention,
+        ents: np.ndarray,
+        pri: np.ndarray,
+        dense: np.ndarray | None,
+        vec: np.ndarray | None,
     ) -> MentionFeatures:
         sims = expert_p = None
         if len(ents) and self.experts is not None and (vec is not None or len(ents) == 1):
@@ -333,7 +366,7 @@ class Linker:
             ev = self.kb.vectors(ents)
             sims = None if ev is None else ev @ vec
         hub = self.experts.hubness_of(ents) if self.experts is not None and len(ents) else None
-        return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub)
+        return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense)
 
     def _process(
         self,
@@ -360,7 +393,7 @@ class Linker:
         if len(ents) == 0:
             return Link(m.start, m.end, m.text, None)
         decided = scorer.without_context(scorer.features(pri, None, f.expert, f.hub)) if len(ents) == 1 else None
-        z, conf = decided if decided is not None else scorer.score(scorer.features(pri, sims, f.expert, f.hub))
+        z, conf = decided if decided is not None else scorer.score(scorer.features(pri, sims, f.expert, f.hub, f.dense))
         qids = [self.kb.qid(int(e)) for e in ents]
         order = rank(z, pri, qids)
         best = order[0]
@@ -403,30 +436,8 @@ class Linker:
 
     # -- introspection ----------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        m = self.manifest.data
-        sizes = sum(int(f.get("size", 0)) for f in self.manifest.files.values())
-        return {
-            "bundle": str(self.root),
-            "name": m.get("name"),
-            "format_version": m.get("format_version"),
-            "created_by": m.get("created_by"),
-            "languages": self.kb.languages,
-            "entities": len(self.kb),
-            "aliases": {t.lang: len(t) for t, _ in self.kb.tables_for(None)},
-            "overlay": self.kb.overlay is not None,
-            "encoder": None
-            if self.encoder is None
-            else {k: v for k, v in self.encoder.config.items() if k not in ("model", "tokenizer")},
-            "experts": 0 if self.experts is None else len(self.experts),
-            "scoring": {
-                "weights": self.scorer.weights,
-                "bias": self.scorer.bias,
-                "threshold": self.scorer.threshold,
-            },
-            "files": len(self.manifest.files),
-            "bytes": sizes,
-            "provenance": m.get("provenance", {}),
-        }
+        """The bundle's summary (``xned kb info``, ``GET /info``)."""
+        return describe(self)
 
 
 __all__ = ["BundleError", "Linker", "as_document"]

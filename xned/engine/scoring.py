@@ -11,6 +11,10 @@ Every candidate ``c`` of a mention gets features
                 mention contexts (``experts/hubness.npy``; 0 without experts). Entities
                 with short or generic texts are near every context; a negative weight
                 turns ``sim`` into a CSLS-style local similarity
+    dense       1 for a candidate found only by dense retrieval (no alias of the mention
+                names it; ``xned.engine.dense``), else 0. Its prior is 0, so ``log_prior``
+                sits at the floor; this weight says how much more a retrieved candidate is
+                worth than that floor
 
 and a linear score ``z = bias + sum_f w_f * feature_f``. Candidates are ranked by ``z``;
 ties break on prior, then QID. The confidence of a link is ``sigmoid(z)`` of the chosen
@@ -34,10 +38,18 @@ import numpy as np
 
 from xned.errors import BundleError, InputError
 
-FEATURES = ("log_prior", "sim", "sim_gap", "expert", "has_expert", "hub")
+FEATURES = ("log_prior", "sim", "sim_gap", "expert", "has_expert", "hub", "dense")
 VARIANTS = ("fused", "prior", "similarity", "experts")
 
-DEFAULT_WEIGHTS = {"log_prior": 1.0, "sim": 2.0, "sim_gap": 8.0, "expert": 1.0, "has_expert": 0.5, "hub": 0.0}
+DEFAULT_WEIGHTS = {
+    "log_prior": 1.0,
+    "sim": 2.0,
+    "sim_gap": 8.0,
+    "expert": 1.0,
+    "has_expert": 0.5,
+    "hub": 0.0,
+    "dense": 0.0,
+}
 DEFAULT_BIAS = 0.5
 DEFAULT_THRESHOLD = 0.3
 #: Range of the cosine between a mention in context and an entity text, and its typical
@@ -80,6 +92,7 @@ class Scorer:
         sims: np.ndarray | None,
         experts: np.ndarray | None,
         hub: np.ndarray | None = None,
+        dense: np.ndarray | None = None,
     ) -> np.ndarray:
         n = len(priors)
         f = np.zeros((n, len(FEATURES)), np.float32)
@@ -93,6 +106,8 @@ class Scorer:
             f[known, 4] = 1.0
         if hub is not None and n:
             f[:, 5] = hub
+        if dense is not None and n:
+            f[:, 6] = dense
         return f
 
     def score(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

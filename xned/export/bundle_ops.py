@@ -194,6 +194,7 @@ def build_kb_into_bundle(
     reader_args: dict[str, Any] | None = None,
     vector_cache: Path | None = None,
     max_skipped: float = 0.1,
+    dense: bool = True,
 ) -> tuple[dict[str, Any], BuildReport]:
     """Build the KB of ``bundle`` from ``sources`` (and copy ``encoder`` into it), as one
     transaction: a build that fails, or that skips more than ``max_skipped`` of its input
@@ -211,7 +212,7 @@ def build_kb_into_bundle(
     with bundle_transaction(Path(bundle)) as stage:
         meta, report = _build_staged(
             sources, stage, Path(bundle), encoder, langs, top_k, strict, vectors, threads, progress, reader_args,
-            vector_cache,
+            vector_cache, dense,
         )  # fmt: skip
         total = max(sum(int(src.get("records", 0)) for src in report.sources), report.skipped)
         if report.skipped and report.skipped > max_skipped * total:
@@ -237,6 +238,7 @@ def _build_staged(
     progress: Any,
     reader_args: dict[str, Any] | None,
     vector_cache: Path | None,
+    dense: bool,
 ) -> tuple[dict[str, Any], BuildReport]:
     """The build inside the staging directory ``bundle`` of the bundle ``target``."""
     if encoder is not None and encoder.resolve() != (target / "encoder").resolve():
@@ -261,6 +263,11 @@ def _build_staged(
     finally:
         if embed is not None:
             embed.flush()  # type: ignore[attr-defined]
+    dense_info = None
+    if dense and embed is not None and meta.get("entities"):
+        from xned.export.dense_build import build_dense_index
+
+        dense_info = build_dense_index(bundle / "kb", threads=threads)
     added = bundle / "kb_sources"
     if added.is_dir():  # a full build replaces the KB together with earlier `kb add` overlays
         n = len(list(added.iterdir()))
@@ -274,7 +281,8 @@ def _build_staged(
                 "top_k": top_k,
                 "langs": sorted(langs) if langs else "all",
                 "vectors": embed is not None,
-            }
+            },
+            "dense_index": dense_info,
         },
     )
     return meta, report

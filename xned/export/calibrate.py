@@ -55,7 +55,7 @@ def gather(linker: Any, docs: Sequence[Any], *, batch: int = 16) -> list[tuple[n
             for (_, _, qid), f in zip(d.spans, res.mentions, strict=True):
                 if qid == UNRESOLVED:
                     continue
-                feats = sc.features(f.priors, f.sims, f.expert, f.hub)
+                feats = sc.features(f.priors, f.sims, f.expert, f.hub, f.dense)
                 if qid is None:
                     out.append((feats, -2))
                     continue

@@ -168,6 +168,7 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
     sources = [resolve_source(r, bundle, moved) for r in build.get("sources", [])]
     sources += _overlay_sources(bundle, build)
     reader_args = {k: v for k, v in (opts.get("reader_args") or {}).items() if v is not None}
+    had_dense = (bundle / "kb" / "dense.usearch").is_file()
     meta, _ = build_kb(
         sources,
         bundle / "kb",
@@ -178,5 +179,9 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
         reader_args=reader_args,
         bundle=bundle,
     )
+    if had_dense and meta.get("vector_dim"):  # the folded-in entities join the index
+        from xned.export.dense_build import build_dense_index
+
+        build_dense_index(bundle / "kb", threads=threads)
     update_manifest(bundle)
     return meta

@@ -1,0 +1,36 @@
+"""A bundle's summary as ``xned kb info`` prints it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xned.engine.linker import Linker
+
+
+def describe(linker: Linker) -> dict[str, Any]:
+    m = linker.manifest.data
+    sizes = sum(int(f.get("size", 0)) for f in linker.manifest.files.values())
+    return {
+        "bundle": str(linker.root),
+        "name": m.get("name"),
+        "format_version": m.get("format_version"),
+        "created_by": m.get("created_by"),
+        "languages": linker.kb.languages,
+        "entities": len(linker.kb),
+        "aliases": {t.lang: len(t) for t, _ in linker.kb.tables_for(None)},
+        "overlay": linker.kb.overlay is not None,
+        "dense_index": linker.kb.dense is not None,
+        "encoder": None
+        if linker.encoder is None
+        else {k: v for k, v in linker.encoder.config.items() if k not in ("model", "tokenizer")},
+        "experts": 0 if linker.experts is None else len(linker.experts),
+        "scoring": {
+            "weights": linker.scorer.weights,
+            "bias": linker.scorer.bias,
+            "threshold": linker.scorer.threshold,
+        },
+        "files": len(linker.manifest.files),
+        "bytes": sizes,
+        "provenance": m.get("provenance", {}),
+    }

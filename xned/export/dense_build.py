@@ -1,0 +1,83 @@
+"""Build the dense retrieval index of a bundle (``kb/dense.usearch`` + ``kb/dense_mean.npy``,
+see ``xned.engine.dense``).
+
+An HNSW graph (usearch, cosine, int8) over the base KB's entity vectors, centred on their
+mean. Built in the KB build when vectors are computed, or afterwards with ``xned kb index``;
+both replace the files atomically and rehash the manifest. Measured on the
+evaluation-protocol KB (161,892 entities x 384): about 60-70 s on 2 cores, 86 MB.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xned.engine.dense import INDEX_FILE, MEAN_FILE, DenseIndex
+from xned.errors import InputError
+from xned.fsutil import atomic_file, fsync_dir
+
+CONNECTIVITY = 16  # graph degree (usearch default)
+EXPANSION_ADD = 128  # beam width while building
+CHUNK = 50_000  # vectors added per call
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def build_dense_index(
+    kb_root: Path, *, threads: int | None = None, log: Callable[[str], None] = _noop
+) -> dict[str, Any]:
+    """Write ``kb_root/dense.usearch`` from ``kb_root/entities/vectors.npy``."""
+    from usearch.index import Index
+
+    path = Path(kb_root) / "entities" / "vectors.npy"
+    if not path.is_file():
+        raise InputError(
+            f"{kb_root} has no entity vectors ({path}); build the KB with an encoder and without --no-vectors."
+        )
+    vectors = np.load(path, mmap_mode="r", allow_pickle=False)
+    if vectors.ndim != 2 or vectors.dtype != np.int8:
+        raise InputError(f"{path} is not an int8 [entities, dim] array; rebuild the KB.")
+    t0 = time.perf_counter()
+    n = len(vectors)
+    total = np.zeros(vectors.shape[1], np.float64)
+    for start in range(0, n, CHUNK):  # the mean of the unit vectors
+        v = np.asarray(vectors[start : start + CHUNK], np.float32)
+        total += (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)).sum(axis=0)
+    mean = (total / max(n, 1)).astype(np.float32)
+    index = Index(
+        ndim=int(vectors.shape[1]), metric="cos", dtype="i8", connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD
+    )
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        index.add(np.arange(start, stop), DenseIndex.centre(vectors[start:stop], mean), threads=threads or 0)
+        log(f"dense index: {stop:,}/{n:,} entities")
+    out = Path(kb_root) / INDEX_FILE
+    tmp = out.with_name(out.name + ".incomplete")
+    index.save(str(tmp))
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+    with atomic_file(Path(kb_root) / MEAN_FILE, "wb") as f:
+        np.save(f, mean, allow_pickle=False)
+    fsync_dir(out.parent)
+    return {"entities": n, "bytes": out.stat().st_size, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def index_bundle(bundle: Path, *, threads: int | None = None, log: Callable[[str], None] = _noop) -> dict[str, Any]:
+    """``xned kb index``: add or rebuild the dense index of a bundle, as one transaction."""
+    from xned.export.bundle_ops import bundle_transaction, update_manifest
+
+    bundle = Path(bundle)
+    if not (bundle / "kb" / "meta.json").is_file():
+        raise InputError(f"{bundle} has no KB (no kb/meta.json); build one with: xned kb build ... --bundle {bundle}")
+    with bundle_transaction(bundle) as stage:
+        info = build_dense_index(stage / "kb", threads=threads, log=log)
+        update_manifest(stage, provenance={"dense_index": info})
+    return info
