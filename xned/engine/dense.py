@@ -90,7 +90,8 @@ class DenseIndex:
         matches = index.search(queries, k, threads=1)
         keys = np.asarray(matches.keys).reshape(len(vectors), -1)
         dist = np.asarray(matches.distances, dtype=np.float32).reshape(len(vectors), -1)
-        counts = np.asarray(matches.counts).reshape(-1)
+        # one query gives a Matches (its keys are the hits), several a BatchMatches
+        counts = np.asarray(getattr(matches, "counts", [keys.shape[1]])).reshape(-1)
         out = []
         for row in range(len(vectors)):
             n = int(counts[row])
