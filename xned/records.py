@@ -152,6 +152,7 @@ def link_record(link: Link, with_cands: bool) -> dict[str, Any]:
         "text": link.text,
         "qid": link.qid,
         "label": link.label,
+        "description": link.description,
         "score": link.score,
         "prior": link.prior,
     }

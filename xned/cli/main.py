@@ -33,9 +33,10 @@ def _root(
 
 
 def _register() -> None:
-    from xned.cli import bench, evaluate, experts, export, info, kb, link
+    from xned.cli import bench, evaluate, experts, export, info, kb, link, serve
 
     link.register(app)
+    serve.register(app)
     info.register(app)
     kb.register(app)
     bench.register(app)

@@ -1,0 +1,123 @@
+"""The HTTP API of ``xned serve`` (Starlette's test client; no socket)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("starlette", reason="the serve extra is not installed")
+from starlette.testclient import TestClient  # noqa: E402
+
+from xned.serve import is_loopback  # noqa: E402
+from xned.serve.app import Limits, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client(linker):
+    return TestClient(create_app(linker, limits=Limits(max_body_bytes=20_000, max_documents=3, max_doc_chars=500)))
+
+
+def test_link_one_text_with_candidates(client):
+    r = client.post(
+        "/link", json={"text": "The capital Paris lies on the Seine in France.", "lang": "en", "candidates": True}
+    )
+    assert r.status_code == 200
+    (doc,) = r.json()["documents"]
+    by_text = {m["text"]: m for m in doc["mentions"]}
+    assert by_text["Paris"]["qid"] == "Q90" and by_text["France"]["qid"] == "Q142"
+    paris = by_text["Paris"]
+    assert paris["label"] == "Paris" and "Seine" in paris["description"]
+    assert {c["qid"] for c in paris["candidates"]} >= {"Q90", "Q830149"}
+    assert set(paris["candidates"][0]) == {"qid", "label", "score", "prior", "similarity", "expert"}
+
+
+def test_documents_keep_order_ids_and_per_document_errors(client):
+    docs = [
+        {"id": "a", "text": "Madrid y Barcelona.", "lang": "es"},
+        {"id": "b", "text": "Paris", "lang": "xx-nope"},
+        {"id": "c", "text": "Tokyo is big.", "lang": "en", "mentions": [[0, 5]]},
+    ]
+    r = client.post("/link", json={"documents": docs})
+    assert r.status_code == 200
+    out = r.json()["documents"]
+    assert [d["id"] for d in out] == ["a", "b", "c"]
+    assert {m["qid"] for m in out[0]["mentions"]} == {"Q2807", "Q1492"}
+    assert "xx" in out[1]["error"] and not out[1]["mentions"]
+    assert [(m["start"], m["end"], m["qid"]) for m in out[2]["mentions"]] == [(0, 5, "Q1490")]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (json.dumps([1, 2]).encode(), 422, "JSON object"),
+        (json.dumps({"texts": "x"}).encode(), 422, '"text"'),
+        (json.dumps({"documents": "x"}).encode(), 422, '"documents" must be a list'),
+        (json.dumps({"text": "Paris", "lang": 5}).encode(), 422, '"lang"'),
+        (json.dumps({"text": "Paris", "candidates": "yes"}).encode(), 422, '"candidates"'),
+        (json.dumps({"text": "Paris", "mentions": [[0, 50]]}).encode(), 400, "out of range"),
+        (json.dumps({"text": "Paris", "lang": "klingon"}).encode(), 400, "klingon"),
+        (json.dumps({"documents": [{"text": "a"}] * 4}).encode(), 413, "at most 3"),
+        (json.dumps({"text": "a" * 600}).encode(), 413, "at most 500"),
+        (json.dumps({"text": "a " * 20_000}).encode(), 413, "bytes"),
+    ],
+)
+def test_bad_requests_get_clear_json_errors(client, body, status, words):
+    r = client.post("/link", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"]
+
+
+def test_info_health_openapi_and_the_page(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    info = client.get("/info").json()
+    assert info["entities"] > 30 and "es" in info["languages"] and info["limits"]["max_documents"] == 3
+    spec = client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.") and "/link" in spec["paths"]
+    page = client.get("/")
+    assert page.status_code == 200 and "<textarea" in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "http://" not in page.text.replace("https://www.wikidata.org/wiki/", "")  # nothing loaded from elsewhere
+    assert client.get("/link").status_code == 405
+
+
+def test_token_is_required_when_set(linker):
+    c = TestClient(create_app(linker, token="s3cret"))
+    assert c.get("/health").status_code == 200  # liveness stays open
+    assert c.post("/link", json={"text": "Paris"}).status_code == 401
+    assert c.post("/link", json={"text": "Paris"}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert c.get("/info").status_code == 401
+    text = "The capital Paris lies on the Seine in France."
+    ok = c.post("/link", json={"text": text, "lang": "en"}, headers={"Authorization": "Bearer s3cret"})
+    assert ok.status_code == 200 and ok.json()["documents"][0]["mentions"][0]["qid"] == "Q90"
+
+
+def test_busy_server_says_so(linker):
+    import threading
+
+    gate = threading.Event()
+
+    class Slow:
+        def info(self):
+            return linker.info()
+
+        def link_stream(self, docs, **kw):
+            gate.wait(5)
+            return linker.link_stream(docs, **kw)
+
+    app = create_app(Slow(), limits=Limits(concurrency=1, timeout_s=0.5))
+    with TestClient(app) as c:
+        r = c.post("/link", json={"text": "Paris", "lang": "en"})
+        assert r.status_code == 504 and "longer than 0.5 s" in r.json()["error"]
+    gate.set()
+
+
+def test_non_loopback_bind_needs_a_token():
+    from xned.errors import InputError
+    from xned.serve import serve
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    with pytest.raises(InputError, match="token"):
+        serve(bundle=None, host="0.0.0.0", port=8000, workers=1, token=None, threads=1, limits=Limits())

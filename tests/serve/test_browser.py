@@ -1,0 +1,123 @@
+"""The web page in a real browser: Debian's headless chromium driven by Selenium against a
+server on a loopback port (skipped only where no browser is installed; CI installs one)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("starlette", reason="the serve extra is not installed")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+uvicorn = pytest.importorskip("uvicorn", reason="the serve extra is not installed")
+
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from xned.serve.app import create_app  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER), reason="no chromium + chromedriver (apt-get install chromium chromium-driver)"
+)
+TEXT = "The capital Paris lies on the Seine in France. Madrid y Barcelona están en España. 東京は日本の首都です。"
+
+
+@pytest.fixture(scope="module")
+def server(linker):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(linker), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline, "the server did not start in 20 s"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,900"):
+        opts.add_argument(arg)
+    opts.add_experimental_option(
+        "prefs", {"download.default_directory": str(tmp_path), "download.prompt_for_download": False}
+    )
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=opts)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def test_page_links_highlights_explains_and_downloads(server, browser, tmp_path):
+    wait = WebDriverWait(browser, 30)
+    browser.get(server)
+    wait.until(lambda d: "entities" in d.find_element(By.ID, "bundle").text)  # /info answered
+    browser.find_element(By.ID, "text").send_keys(TEXT)
+    browser.find_element(By.ID, "link").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#results .mention")))
+
+    linked = {
+        a.text: a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#results a.mention.linked")
+    }
+    expected = {
+        "Paris": "Q90",
+        "France": "Q142",
+        "Madrid": "Q2807",
+        "Barcelona": "Q1492",
+        "東京": "Q1490",
+        "日本": "Q17",
+    }
+    for name, qid in expected.items():
+        assert linked.get(name) == f"https://www.wikidata.org/wiki/{qid}", (name, linked)
+    assert "7 mention(s), 7 linked" in browser.find_element(By.ID, "status").text
+
+    # hover: the explanation of the decision
+    paris = next(a for a in browser.find_elements(By.CSS_SELECTOR, "a.mention") if a.text == "Paris")
+    ActionChains(browser).move_to_element(paris).perform()
+    details = browser.find_element(By.ID, "details")
+    wait.until(lambda d: "Q90" in details.text)
+    assert "Seine" in details.find_element(By.CLASS_NAME, "desc").text
+    rows = details.find_elements(By.CSS_SELECTOR, "table.cands tr")
+    assert len(rows) >= 3  # header + Paris and its rivals (Paris, Texas; Paris Hilton ...)
+    assert "similarity" in rows[0].text and "Paris, Texas" in details.text
+
+    # keyboard: tabbing onto a name shows it too
+    tokyo = next(a for a in browser.find_elements(By.CSS_SELECTOR, "a.mention") if a.text == "東京")
+    browser.execute_script("arguments[0].focus()", tokyo)
+    wait.until(lambda d: "Q1490" in details.text)
+
+    # download JSONL: the same records the API returns
+    browser.find_element(By.ID, "dl-jsonl").click()
+    target = tmp_path / "xned-links.jsonl"
+    deadline = time.monotonic() + 20
+    while not target.exists():
+        assert time.monotonic() < deadline, f"no download in {list(tmp_path.iterdir())}"
+        time.sleep(0.1)
+    time.sleep(0.3)
+    (doc,) = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert doc["text"] == TEXT
+    assert {m["text"]: m["qid"] for m in doc["mentions"] if m["qid"]} == {**expected, "España": "Q29"}
+
+
+def test_page_shows_a_request_error(server, browser):
+    wait = WebDriverWait(browser, 30)
+    browser.get(server)
+    wait.until(lambda d: "entities" in d.find_element(By.ID, "bundle").text)
+    browser.find_element(By.ID, "lang").send_keys("klingon")
+    browser.find_element(By.ID, "text").send_keys("Paris")
+    browser.find_element(By.ID, "link").click()
+    wait.until(lambda d: "klingon" in d.find_element(By.ID, "results").text + d.find_element(By.ID, "status").text)

@@ -1,0 +1,60 @@
+"""``xned serve``: HTTP API, web page (``xned.serve.app``) and the process that runs them."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import asdict
+from typing import Any
+
+from xned.errors import InputError
+
+CONFIG_ENV = "XNED_SERVE_CONFIG"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def app_from_env() -> Any:
+    """The app of one server process, configured by ``$XNED_SERVE_CONFIG`` (how ``xned serve
+    --workers N`` hands its options to each uvicorn worker process)."""
+    from xned.engine.linker import Linker
+    from xned.serve.app import Limits, create_app
+
+    cfg = json.loads(os.environ[CONFIG_ENV])
+    linker = Linker.load(cfg.get("bundle"), threads=cfg.get("threads"))
+    return create_app(linker, token=cfg.get("token"), limits=Limits(**cfg.get("limits", {})))
+
+
+def serve(
+    *,
+    bundle: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    token: str | None,
+    threads: int | None,
+    limits: Any,
+    log_level: str = "info",
+) -> None:
+    import uvicorn
+
+    if not is_loopback(host) and not token:
+        raise InputError(
+            f"--host {host} is reachable from other machines: set a token with --token or $XNED_TOKEN "
+            f"(clients then send Authorization: Bearer <token>), or bind to 127.0.0.1."
+        )
+    os.environ[CONFIG_ENV] = json.dumps(
+        {"bundle": bundle, "token": token, "threads": threads, "limits": asdict(limits)}
+    )
+    if workers == 1:  # load the bundle here, so a bad bundle is an error before listening
+        uvicorn.run(app_from_env(), host=host, port=port, log_level=log_level)
+    else:
+        uvicorn.run("xned.serve:app_from_env", factory=True, host=host, port=port, workers=workers, log_level=log_level)

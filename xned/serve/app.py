@@ -1,0 +1,166 @@
+"""``xned serve``: the HTTP API and the analysts' web page, on Starlette.
+
+Starlette (+ uvicorn to run it) is the smallest well-kept ASGI stack that gives routing,
+request limits and a test client without a schema framework; FastAPI would add pydantic
+(+0.5 s start-up, measured for typer) for the handful of fields validated here anyway.
+
+Endpoints: ``GET /`` (the page), ``GET /health``, ``GET /info``, ``POST /link``,
+``GET /openapi.json``. ``POST /link`` takes ``{"text", "lang"?, "mentions"?,
+"candidates"?}`` or ``{"documents": [canonical documents], "lang"?, "candidates"?}`` and
+returns ``{"documents": [...]}`` in the canonical shape of ``xned link -f jsonl``; a document
+that cannot be linked carries ``error`` (status 200: the others are fine), a request that is
+wrong as a whole gets ``{"error": ...}`` with a 4xx status. The bundle is loaded once per
+process; linking runs in a thread (ONNX Runtime releases the GIL) under a concurrency limit
+and a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from xned.errors import InputError, XnedError
+from xned.records import doc_record
+from xned.serve.openapi import OPENAPI
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 2_000_000
+    max_documents: int = 100
+    max_doc_chars: int = 100_000
+    concurrency: int = 4
+    timeout_s: float = 60.0
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _documents(body: Any, limits: Limits) -> tuple[list[dict[str, Any]], str | None, bool, bool]:
+    """The request's documents, default language, ``candidates`` flag and whether it was the
+    one-text form; or RequestError."""
+    if not isinstance(body, dict):
+        raise RequestError(422, 'The body must be a JSON object: {"text": ...} or {"documents": [...]}.')
+    lang = body.get("lang")
+    if lang is not None and not isinstance(lang, str):
+        raise RequestError(422, f'"lang" must be a language code string (got {type(lang).__name__}).')
+    cands = body.get("candidates", False)
+    if not isinstance(cands, bool):
+        raise RequestError(422, '"candidates" must be true or false.')
+    if "documents" in body:
+        docs = body["documents"]
+        if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
+            raise RequestError(422, '"documents" must be a list of objects with "text" (and "lang", "mentions").')
+    elif "text" in body:
+        docs = [{k: body[k] for k in ("id", "text", "lang", "mentions") if k in body}]
+    else:
+        raise RequestError(422, 'Give "text" (one document) or "documents" (a list).')
+    if len(docs) > limits.max_documents:
+        raise RequestError(413, f"{len(docs)} documents in one request; at most {limits.max_documents}.")
+    for d in docs:
+        text = d.get("text")
+        if isinstance(text, str) and len(text) > limits.max_doc_chars:
+            raise RequestError(
+                413, f"A document of {len(text):,} characters; this server takes at most {limits.max_doc_chars:,}."
+            )
+    return docs, lang, cands, "documents" not in body
+
+
+def create_app(linker: Any, *, token: str | None = None, limits: Limits | None = None) -> Starlette:
+    """The ASGI app around a loaded ``Linker``. With ``token`` every request except ``GET
+    /health`` needs ``Authorization: Bearer <token>``."""
+    limits = limits or Limits()
+    gate = asyncio.Semaphore(limits.concurrency)
+    page = resources.files("xned.serve").joinpath("static", "index.html").read_text(encoding="utf-8")
+
+    def authorized(request: Request) -> bool:
+        if token is None:
+            return True
+        given = request.headers.get("authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(page, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def info(request: Request) -> Response:
+        if not authorized(request):
+            return _error(401, "Missing or wrong token: send Authorization: Bearer <token>.")
+        summary = linker.info()
+        keep = ("name", "languages", "entities", "experts", "scoring", "dense_index")
+        return JSONResponse({k: summary.get(k) for k in keep} | {"limits": limits.__dict__})
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    async def link(request: Request) -> Response:
+        if not authorized(request):
+            return _error(401, "Missing or wrong token: send Authorization: Bearer <token>.")
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > limits.max_body_bytes:
+            return _error(413, f"Request body of {int(size):,} bytes; at most {limits.max_body_bytes:,}.")
+        raw = b""
+        async for chunk in request.stream():  # bounded read, whatever Content-Length said
+            raw += chunk
+            if len(raw) > limits.max_body_bytes:
+                return _error(413, f"Request body over {limits.max_body_bytes:,} bytes.")
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _error(400, f"The body is not valid JSON ({exc}).")
+        try:
+            docs, lang, cands, single = _documents(body, limits)
+        except RequestError as exc:
+            return _error(exc.status, exc.message)
+        if gate.locked():
+            return _error(503, f"Busy: {limits.concurrency} requests are being linked; retry shortly.")
+        async with gate:
+            try:
+                results = await asyncio.wait_for(
+                    run_in_threadpool(lambda: list(linker.link_stream(docs, lang=lang, candidates=cands))),
+                    timeout=limits.timeout_s,
+                )
+            except asyncio.TimeoutError:
+                return _error(504, f"Linking took longer than {limits.timeout_s:g} s; send smaller requests.")
+            except (InputError, XnedError) as exc:
+                return _error(400, str(exc))
+        if single and results[0].error is not None:  # the one text is the whole request
+            return _error(400, results[0].error)
+        return JSONResponse({"documents": [doc_record(r, cands) for r in results]})
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/health", health),
+            Route("/info", info),
+            Route("/openapi.json", openapi),
+            Route("/link", link, methods=["POST"]),
+        ]
+    )
+
+
+#: The page loads nothing from elsewhere; links to Wikidata are plain navigation.
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self' data:; form-action 'none'; base-uri 'none'"
+)
