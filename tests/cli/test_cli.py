@@ -208,3 +208,10 @@ def test_bundle_built_without_an_encoder_serves_lookups(run, tmp_path):
     code, stdout, err = run("link", "Fu Bar", "--lang", "es", "-f", "jsonl", "--bundle", str(out), bundle=False)
     assert code == 0, err
     assert json.loads(stdout)["mentions"][0]["qid"] == "Q1"
+
+
+def test_serve_refuses_a_public_bind_without_a_token(run, monkeypatch):
+    pytest.importorskip("uvicorn", reason="the serve extra is not installed")
+    monkeypatch.delenv("XNED_TOKEN", raising=False)
+    code, out, err = run("serve", "--host", "0.0.0.0", "--port", "8765")
+    assert code == 1 and err.startswith("Error:") and "--token" in err and "Traceback" not in err
