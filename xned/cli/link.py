@@ -40,6 +40,45 @@ def load_linker(bundle: Path | None, **kw: Any):
     return Linker.load(bundle, **kw)
 
 
+def _link_on_ray(
+    input: Path | None,
+    output: Path | None,
+    fmt: Format,
+    address: str | None,
+    workers: int,
+    bundle: Path | None,
+    lang: str | None,
+    given_spans: bool,
+    candidates: bool,
+    top_k: int,
+    threshold: float | None,
+) -> None:
+    if input is None or output is None or str(input) == "-":
+        raise InputError("--engine ray reads -i FILE|DIR (JSONL or Parquet) and writes -o DIR.")
+    if fmt.value not in ("jsonl", "pretty"):
+        raise InputError("--engine ray writes JSONL files (-f jsonl), or Parquet when -o ends in .parquet.")
+    try:
+        from xned.integrations.ray import run_link
+    except ImportError as exc:
+        raise InputError(f"--engine ray needs the ray extra ({exc.name} is missing): pip install 'xned[ray]'") from None
+    errors = run_link(
+        input,
+        output,
+        address=address,
+        out_format="parquet" if output.suffix == ".parquet" else "jsonl",
+        bundle=None if bundle is None else str(bundle),
+        lang=lang,
+        given_spans=given_spans,
+        candidates=candidates,
+        actors=workers,
+        top_k=top_k,
+        threshold=threshold,
+    )
+    typer.echo(f"Linked {input} into {output} on Ray; {errors} document(s) with an error.", err=True)
+    if errors:
+        raise typer.Exit(1)
+
+
 def link_cli(
     text: str | None = typer.Argument(None, help="Text to link, or '-' to read stdin."),
     input: Path | None = typer.Option(None, "--input", "-i", help="Read documents from FILE ('-' = stdin)."),
@@ -92,6 +131,14 @@ def link_cli(
         False, "--force", help="Replace a symlink/FIFO/device at -o, or discard an interrupted run's output."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    engine: str = typer.Option(
+        "local", "--engine", help="local (this machine, --workers) or ray (a Ray cluster; -i/-o files or directories)."
+    ),
+    address: str | None = typer.Option(
+        None,
+        "--address",
+        help="Ray cluster address for --engine ray (auto = the running cluster; default: a local one).",
+    ),
 ) -> None:
     """Link entity mentions to Wikidata. Results go to stdout (or -o); progress to stderr."""
     from xned.langs import normalize_lang
@@ -106,6 +153,11 @@ def link_cli(
     if resume and output is None:
         raise InputError("--resume continues an output file: give -o FILE.")
     lang = normalize_lang(lang)
+    if engine not in ("local", "ray"):
+        raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
+    if engine == "ray":
+        _link_on_ray(input, output, fmt, address, workers, bundle, lang, given_spans, candidates, top_k, threshold)
+        return
     opts = LinkOptions(
         bundle=None if bundle is None else str(bundle),
         lang=lang,

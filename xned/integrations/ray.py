@@ -1,0 +1,172 @@
+"""Batch linking on Ray Data (extra ``xned[ray]``).
+
+``link_dataset(ds, bundle=...)`` maps a dataset of canonical documents (columns ``text`` and
+optionally ``id``, ``lang``, ``mentions``) through a pool of actors. Each actor loads the
+bundle once (memory-mapped: actors on one node share it through the page cache) and calls
+the same unit of work as ``xned link --workers`` (``xned.runner.link_records``), so the rows
+are linked exactly as on one machine. One output row per input row, with an explicit Arrow
+schema: ``id``, ``lang``, ``text``, ``mentions`` (the records of ``xned link -f jsonl``) and
+``error`` (null, or why this row could not be linked). An actor that dies is restarted and
+its batch retried by Ray, so a crash loses and duplicates nothing.
+
+Rows come out in Ray's execution order unless the dataset context preserves order (``xned
+link --engine ray`` sets ``preserve_order``, so its output is in input order); match rows by
+``id``. ``xned link --engine ray -i IN -o OUT_DIR`` runs it on JSONL or Parquet
+files/directories (Parquet output when ``OUT_DIR`` ends in ``.parquet``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import ray
+
+from xned.records import doc_record
+from xned.runner import LinkOptions, init_worker, link_records
+
+_CANDIDATE = pa.struct(
+    [
+        ("qid", pa.string()),
+        ("label", pa.string()),
+        ("score", pa.float64()),
+        ("prior", pa.float64()),
+        ("similarity", pa.float64()),
+        ("expert", pa.float64()),
+    ]
+)
+_MENTION_FIELDS = [
+    ("start", pa.int64()),
+    ("end", pa.int64()),
+    ("text", pa.string()),
+    ("qid", pa.string()),
+    ("label", pa.string()),
+    ("description", pa.string()),
+    ("score", pa.float64()),
+    ("prior", pa.float64()),
+]
+
+
+def output_schema(candidates: bool) -> pa.Schema:
+    fields = _MENTION_FIELDS + ([("candidates", pa.list_(_CANDIDATE))] if candidates else [])
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("lang", pa.string()),
+            ("text", pa.string()),
+            ("mentions", pa.list_(pa.struct(fields))),
+            ("error", pa.string()),
+        ]
+    )
+
+
+def _as_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A dataset row as the canonical document ``link_records`` takes (numpy/Arrow values
+    turned into plain Python; a malformed row is left for the linker to reject)."""
+    rec = {k: row.get(k) for k in ("id", "text", "lang", "mentions") if row.get(k) is not None}
+    if "id" in rec:
+        rec["id"] = str(rec["id"])
+    ments = rec.get("mentions")
+    if isinstance(ments, str):  # mentions serialized as JSON in a flat table
+        with contextlib.suppress(json.JSONDecodeError):  # else the linker rejects it
+            rec["mentions"] = json.loads(ments)
+    return rec
+
+
+class LinkActor:
+    """One Ray actor: loads the bundle once, links batches (Arrow tables) of documents."""
+
+    def __init__(self, opts: dict[str, Any]):
+        self.opts = LinkOptions(**opts)
+        init_worker(self.opts)
+        self.schema = output_schema(self.opts.candidates)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        results = link_records([_as_record(r) for r in batch.to_pylist()])
+        rows = []
+        for res in results:
+            rec = doc_record(res, self.opts.candidates)
+            rec.setdefault("error", None)
+            rec.pop("line", None)
+            rows.append(rec)
+        return pa.Table.from_pylist(rows, schema=self.schema)
+
+
+def link_dataset(
+    ds: ray.data.Dataset,
+    *,
+    bundle: str | Path | None = None,
+    lang: str | None = None,
+    given_spans: bool = False,
+    candidates: bool = False,
+    actors: int = 2,
+    batch_size: int = 32,
+    threads: int = 1,
+    **options: Any,
+) -> ray.data.Dataset:
+    """Link every row of ``ds`` on an actor pool of ``actors`` (one CPU and ``threads`` ONNX
+    Runtime threads each); other ``LinkOptions`` fields (``top_k``, ``threshold``,
+    ``variant`` ...) pass through."""
+    opts = LinkOptions(
+        bundle=None if bundle is None else str(bundle),
+        lang=lang,
+        given_spans=given_spans,
+        candidates=candidates,
+        threads=threads,
+        **options,
+    )
+    opts.load()  # a bad bundle fails here, on the driver, not in every actor
+    return ds.map_batches(
+        LinkActor,
+        fn_constructor_kwargs={"opts": opts.as_dict()},
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        concurrency=actors,
+        num_cpus=1,
+        max_restarts=-1,  # a dead actor is replaced ...
+        max_task_retries=-1,  # ... and its batch runs again
+    )
+
+
+def read_documents(path: Path) -> ray.data.Dataset:
+    """JSONL or Parquet files (a file or a directory of them)."""
+    p = Path(path)
+    files = sorted(p.rglob("*")) if p.is_dir() else [p]
+    names = [f for f in files if f.is_file() and not f.name.startswith(".")]
+    if not names:
+        from xned.errors import InputError
+
+        raise InputError(f"No input files in {path}.")
+    if all(f.suffix == ".parquet" for f in names):
+        return ray.data.read_parquet([str(f) for f in names])
+    return ray.data.read_json([str(f) for f in names], lines=True)
+
+
+def run_link(
+    input: Path,
+    output: Path,
+    *,
+    address: str | None,
+    out_format: str = "jsonl",
+    **kw: Any,
+) -> int:
+    """``xned link --engine ray``: link ``input`` into the directory ``output``; the number
+    of rows with an error."""
+    from xned.errors import InputError
+
+    if output.exists() and any(output.iterdir()):
+        raise InputError(f"{output} is not empty; the Ray engine writes a directory of files there.")
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    ray.data.DataContext.get_current().execution_options.preserve_order = True  # rows out in input order
+    # read first: an actor pool as large as the cluster would leave no CPU to the read tasks
+    # (the object store spills to disk when the input is larger than memory)
+    docs = read_documents(input).materialize()
+    out = link_dataset(docs, **kw).materialize()
+    if out_format == "parquet":
+        out.write_parquet(str(output))
+    else:
+        out.write_json(str(output), lines=True, force_ascii=False)
+    return int(out.filter(lambda row: row["error"] is not None).count())
