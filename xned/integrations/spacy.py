@@ -110,17 +110,7 @@ class XnedComponent:
                     span._.xned_label = lk.label
                     span._.xned_description = lk.description
                     span._.xned_score = lk.score
-                    span._.xned_candidates = [
-                        {
-                            "qid": c.qid,
-                            "label": c.label,
-                            "score": c.score,
-                            "prior": c.prior,
-                            "similarity": c.similarity,
-                            "expert": c.expert,
-                        }
-                        for c in lk.candidates
-                    ]
+                    span._.xned_candidates = link_record(lk, True)["candidates"]
                 out.append(span)
             doc.ents = out
             doc._.xned_links = [link_record(lk, self.candidates) for lk in res.links]
