@@ -174,7 +174,7 @@ def main() -> None:
         timings["kb_build_s"] = round(time.perf_counter() - t, 1)
         log(f"KB: {meta['entities']} entities in {timings['kb_build_s']} s; warnings {dict(report.counts)}")
     if not args.no_dense and not (kb_bundle / "kb" / "dense.usearch").exists():
-        from xned.export.dense_build import index_bundle
+        from xned.export.bundle_ops import index_bundle
 
         info = index_bundle(kb_bundle, threads=args.threads)
         timings["dense_index_s"] = info["seconds"]

@@ -7,8 +7,7 @@ import pytest
 
 from xned import Linker
 from xned.errors import BundleError
-from xned.export.bundle_ops import update_manifest
-from xned.export.dense_build import index_bundle
+from xned.export.bundle_ops import index_bundle, update_manifest
 
 
 @pytest.fixture()

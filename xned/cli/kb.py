@@ -116,7 +116,7 @@ def index_cli(
     threads: int | None = typer.Option(None, "--threads", min=1),
 ) -> None:
     """Build (or rebuild) kb/dense.usearch: candidates for mentions by vector, with no alias needed."""
-    from xned.export.dense_build import index_bundle
+    from xned.export.bundle_ops import index_bundle
 
     info = index_bundle(bundle, threads=threads)
     typer.echo(

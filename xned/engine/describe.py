@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from xned.engine.linker import Linker
+from typing import Any
 
 
-def describe(linker: Linker) -> dict[str, Any]:
+def describe(linker: Any) -> dict[str, Any]:
+    """``linker``: a ``Linker`` (not imported here: the linker imports this module)."""
     m = linker.manifest.data
     sizes = sum(int(f.get("size", 0)) for f in linker.manifest.files.values())
     return {

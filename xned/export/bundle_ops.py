@@ -6,7 +6,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -286,3 +286,19 @@ def _build_staged(
         },
     )
     return meta, report
+
+
+def index_bundle(
+    bundle: Path, *, threads: int | None = None, log: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """``xned kb index``: add or rebuild the dense index of a bundle, as one transaction;
+    ``log`` gets progress lines."""
+    from xned.export.dense_build import build_dense_index
+
+    bundle = Path(bundle)
+    if not (bundle / "kb" / "meta.json").is_file():
+        raise InputError(f"{bundle} has no KB (no kb/meta.json); build one with: xned kb build ... --bundle {bundle}")
+    with bundle_transaction(bundle) as stage:
+        info = build_dense_index(stage / "kb", threads=threads, log=log or (lambda _line: None))
+        update_manifest(stage, provenance={"dense_index": info})
+    return info

@@ -68,16 +68,3 @@ def build_dense_index(
         np.save(f, mean, allow_pickle=False)
     fsync_dir(out.parent)
     return {"entities": n, "bytes": out.stat().st_size, "seconds": round(time.perf_counter() - t0, 1)}
-
-
-def index_bundle(bundle: Path, *, threads: int | None = None, log: Callable[[str], None] = _noop) -> dict[str, Any]:
-    """``xned kb index``: add or rebuild the dense index of a bundle, as one transaction."""
-    from xned.export.bundle_ops import bundle_transaction, update_manifest
-
-    bundle = Path(bundle)
-    if not (bundle / "kb" / "meta.json").is_file():
-        raise InputError(f"{bundle} has no KB (no kb/meta.json); build one with: xned kb build ... --bundle {bundle}")
-    with bundle_transaction(bundle) as stage:
-        info = build_dense_index(stage / "kb", threads=threads, log=log)
-        update_manifest(stage, provenance={"dense_index": info})
-    return info
