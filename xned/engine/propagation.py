@@ -7,14 +7,9 @@ from collections import defaultdict
 
 import numpy as np
 
-_SPLIT = re.compile(r"[\s.,'’\-・·･‧]+")  # middle dots separate the parts of katakana names
-# Han, kana: scripts written without spaces, where a name's parts are not tokens
-_CJK = re.compile(r"^[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+$")
-MIN_CJK_PART = 2  # characters: a single kanji or kana is a particle or a common word
-
 
 def _tokens(key: str) -> tuple[str, ...]:
-    return tuple(t for t in _SPLIT.split(key) if t)
+    return tuple(t for t in re.split(r"[\s.,'’\-]+", key) if t)
 
 
 def propagate(
@@ -29,12 +24,6 @@ def propagate(
 
     Work is per distinct key, with the longer keys found through an index of their words,
     so a long document with thousands of mentions costs little more than its distinct names.
-
-    In scripts without spaces (Han, kana, Hangul) a name's parts are not tokens, so a mention
-    of at least ``MIN_CJK_PART`` characters *that has no candidates of its own* also inherits
-    from a longer mention of the document that starts with it ("麻生" after "麻生太郎",
-    "トヨタ" after "トヨタ自動車"): family names and short forms come first in these
-    scripts. A mention with candidates of its own keeps them ("日本" after "日本銀行").
     """
     toks = [_tokens(k) for k in keys]
     first: dict[tuple[str, ...], int] = {}  # distinct token tuple -> its first mention with candidates
@@ -49,28 +38,19 @@ def propagate(
             by_word[w].append(t)
         if len(t) >= 2:
             by_acronym["".join(w[0] for w in t)].append(t)
-    by_prefix: dict[str, list[tuple[str, ...]]] = defaultdict(list)
-    for t in donors:
-        if len(t) == 1 and len(t[0]) > MIN_CJK_PART and _CJK.match(t[0]):
-            by_prefix[t[0][:MIN_CJK_PART]].append(t)
-    has_own = {t for i, t in enumerate(toks) if len(per[i][0])}
     chosen: dict[tuple[str, ...], tuple[str, ...] | None] = {}
     for t in dict.fromkeys(x for x in toks if x):
         n = len(t)
         pool = list(by_word.get(t[0], ()))
-        cjk = n == 1 and len(t[0]) >= MIN_CJK_PART and t not in has_own and bool(_CJK.match(t[0]))
-        if cjk:
-            pool += by_prefix.get(t[0][:MIN_CJK_PART], [])
         if n == 1 and len(t[0]) >= 2:
             pool += by_acronym.get(t[0], [])
         best: tuple[str, ...] | None = None
         for v in pool:
-            prefix = cjk and len(v) == 1 and len(v[0]) > len(t[0]) and v[0].startswith(t[0])
-            if len(v) <= n and not prefix:
+            if len(v) <= n:
                 continue
             part = any(v[a : a + n] == t for a in range(len(v) - n + 1))
             acro = n == 1 and len(t[0]) >= 2 and len(v) >= 2 and t[0] == "".join(w[0] for w in v)
-            if not (part or acro or prefix):
+            if not (part or acro):
                 continue
             if best is None or len(v) > len(best) or (len(v) == len(best) and first[v] < first[best]):
                 best = v
