@@ -26,7 +26,7 @@ def serve_cli(
 ) -> None:
     """Serve the analysts' web page at / and the HTTP API (POST /link, GET /info, /openapi.json)."""
     try:
-        from xned.serve import is_loopback, serve
+        from xned.serve import check_bind, serve
         from xned.serve.app import Limits
     except ImportError as exc:
         raise InputError(
@@ -39,11 +39,7 @@ def serve_cli(
         concurrency=concurrency,
         timeout_s=timeout,
     )
-    if not is_loopback(host) and not token:
-        raise InputError(
-            f"--host {host} is reachable from other machines: set a token with --token or $XNED_TOKEN "
-            f"(clients then send Authorization: Bearer <token>), or bind to 127.0.0.1."
-        )
+    check_bind(host, token)  # before anything is printed
     typer.echo(f"xned serve: http://{host}:{port}/ (Ctrl+C stops)", err=True)
     serve(
         bundle=None if bundle is None else str(bundle),

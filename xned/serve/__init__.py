@@ -22,6 +22,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_bind(host: str, token: str | None) -> None:
+    """A server reachable from other machines must have a token."""
+    if not is_loopback(host) and not token:
+        raise InputError(
+            f"--host {host} is reachable from other machines: set a token with --token or $XNED_TOKEN "
+            f"(clients then send Authorization: Bearer <token>), or bind to 127.0.0.1."
+        )
+
+
 def app_from_env() -> Any:
     """The app of one server process, configured by ``$XNED_SERVE_CONFIG`` (how ``xned serve
     --workers N`` hands its options to each uvicorn worker process)."""
@@ -46,11 +55,7 @@ def serve(
 ) -> None:
     import uvicorn
 
-    if not is_loopback(host) and not token:
-        raise InputError(
-            f"--host {host} is reachable from other machines: set a token with --token or $XNED_TOKEN "
-            f"(clients then send Authorization: Bearer <token>), or bind to 127.0.0.1."
-        )
+    check_bind(host, token)
     os.environ[CONFIG_ENV] = json.dumps(
         {"bundle": bundle, "token": token, "threads": threads, "limits": asdict(limits)}
     )

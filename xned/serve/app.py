@@ -91,11 +91,12 @@ def create_app(linker: Any, *, token: str | None = None, limits: Limits | None =
     gate = asyncio.Semaphore(limits.concurrency)
     page = resources.files("xned.serve").joinpath("static", "index.html").read_text(encoding="utf-8")
 
-    def authorized(request: Request) -> bool:
-        if token is None:
-            return True
+    def refused(request: Request) -> Response | None:
+        """The 401 response when a token is set and the request does not carry it."""
         given = request.headers.get("authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        if token is None or hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return None
+        return _error(401, "Missing or wrong token: send Authorization: Bearer <token>.")
 
     async def index(request: Request) -> Response:
         return HTMLResponse(page, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
@@ -104,8 +105,8 @@ def create_app(linker: Any, *, token: str | None = None, limits: Limits | None =
         return JSONResponse({"status": "ok"})
 
     async def info(request: Request) -> Response:
-        if not authorized(request):
-            return _error(401, "Missing or wrong token: send Authorization: Bearer <token>.")
+        if (no := refused(request)) is not None:
+            return no
         summary = linker.info()
         keep = ("name", "languages", "entities", "experts", "scoring", "dense_index")
         return JSONResponse({k: summary.get(k) for k in keep} | {"limits": limits.__dict__})
@@ -114,8 +115,8 @@ def create_app(linker: Any, *, token: str | None = None, limits: Limits | None =
         return JSONResponse(OPENAPI)
 
     async def link(request: Request) -> Response:
-        if not authorized(request):
-            return _error(401, "Missing or wrong token: send Authorization: Bearer <token>.")
+        if (no := refused(request)) is not None:
+            return no
         size = request.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) > limits.max_body_bytes:
             return _error(413, f"Request body of {int(size):,} bytes; at most {limits.max_body_bytes:,}.")
