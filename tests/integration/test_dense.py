@@ -17,6 +17,14 @@ def dense_bundle(bundle_copy):
     return bundle_copy
 
 
+def test_the_index_is_deterministic(dense_bundle):
+    """Same vectors, same bytes: compacted and sharded builds are compared byte for byte."""
+    path = dense_bundle / "kb" / "dense.usearch"
+    first = path.read_bytes()
+    index_bundle(dense_bundle)
+    assert path.read_bytes() == first
+
+
 def _analyze(linker, text, span):
     return linker.analyze([{"text": text, "lang": "en", "mentions": [span]}])[0].mentions[0]
 

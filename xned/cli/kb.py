@@ -113,12 +113,11 @@ def build_cli(
 @kb_app.command("index")
 def index_cli(
     bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle whose KB gets a dense retrieval index."),
-    threads: int | None = typer.Option(None, "--threads", min=1),
 ) -> None:
     """Build (or rebuild) kb/dense.usearch: candidates for mentions by vector, with no alias needed."""
     from xned.export.bundle_ops import index_bundle
 
-    info = index_bundle(bundle, threads=threads)
+    info = index_bundle(bundle)
     typer.echo(
         f"Indexed {info['entities']:,} entity vectors into {bundle / 'kb' / 'dense.usearch'} "
         f"({info['bytes'] / 1e6:.1f} MB, {info['seconds']} s)",

@@ -267,7 +267,7 @@ def _build_staged(
     if dense and embed is not None and meta.get("entities"):
         from xned.export.dense_build import build_dense_index
 
-        dense_info = build_dense_index(bundle / "kb", threads=threads)
+        dense_info = build_dense_index(bundle / "kb")
     added = bundle / "kb_sources"
     if added.is_dir():  # a full build replaces the KB together with earlier `kb add` overlays
         n = len(list(added.iterdir()))
@@ -288,9 +288,7 @@ def _build_staged(
     return meta, report
 
 
-def index_bundle(
-    bundle: Path, *, threads: int | None = None, log: Callable[[str], None] | None = None
-) -> dict[str, Any]:
+def index_bundle(bundle: Path, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``xned kb index``: add or rebuild the dense index of a bundle, as one transaction;
     ``log`` gets progress lines."""
     from xned.export.dense_build import build_dense_index
@@ -299,6 +297,6 @@ def index_bundle(
     if not (bundle / "kb" / "meta.json").is_file():
         raise InputError(f"{bundle} has no KB (no kb/meta.json); build one with: xned kb build ... --bundle {bundle}")
     with bundle_transaction(bundle) as stage:
-        info = build_dense_index(stage / "kb", threads=threads, log=log or (lambda _line: None))
+        info = build_dense_index(stage / "kb", log=log or (lambda _line: None))
         update_manifest(stage, provenance={"dense_index": info})
     return info

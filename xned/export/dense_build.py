@@ -3,8 +3,13 @@ see ``xned.engine.dense``).
 
 An HNSW graph (usearch, cosine, int8) over the base KB's entity vectors, centred on their
 mean. Built in the KB build when vectors are computed, or afterwards with ``xned kb index``;
-both replace the files atomically and rehash the manifest. Measured on the
-evaluation-protocol KB (161,892 entities x 384): about 60-70 s on 2 cores, 86 MB.
+both replace the files atomically and rehash the manifest.
+
+The graph is built on one thread: usearch's multi-threaded insertion races between
+threads, so two builds of the same vectors gave different bytes (and a compacted KB no
+longer equalled a full rebuild). One thread is deterministic: the same vectors give the
+same file, which the incremental and sharded builds rely on. Measured on the
+evaluation-protocol KB (161,892 entities x 384): 113 s on one thread (60-70 s on two), 86 MB.
 """
 
 from __future__ import annotations
@@ -30,10 +35,8 @@ def _noop(_: str) -> None:
     pass
 
 
-def build_dense_index(
-    kb_root: Path, *, threads: int | None = None, log: Callable[[str], None] = _noop
-) -> dict[str, Any]:
-    """Write ``kb_root/dense.usearch`` from ``kb_root/entities/vectors.npy``."""
+def build_dense_index(kb_root: Path, *, log: Callable[[str], None] = _noop) -> dict[str, Any]:
+    """Write ``kb_root/dense.usearch`` from ``kb_root/entities/vectors.npy`` (deterministic)."""
     from usearch.index import Index
 
     path = Path(kb_root) / "entities" / "vectors.npy"
@@ -56,7 +59,7 @@ def build_dense_index(
     )
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
-        index.add(np.arange(start, stop), DenseIndex.centre(vectors[start:stop], mean), threads=threads or 0)
+        index.add(np.arange(start, stop), DenseIndex.centre(vectors[start:stop], mean), threads=1)
         log(f"dense index: {stop:,}/{n:,} entities")
     out = Path(kb_root) / INDEX_FILE
     tmp = out.with_name(out.name + ".incomplete")

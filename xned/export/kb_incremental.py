@@ -182,6 +182,6 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
     if had_dense and meta.get("vector_dim"):  # the folded-in entities join the index
         from xned.export.dense_build import build_dense_index
 
-        build_dense_index(bundle / "kb", threads=threads)
+        build_dense_index(bundle / "kb")
     update_manifest(bundle)
     return meta
