@@ -208,7 +208,7 @@ def main() -> None:
     from xned.engine.linker import Linker
     from xned.evaluate import evaluate, markdown
 
-    linker = Linker.load(bundle, threads=args.threads)
+    linker = Linker.load(bundle, threads=args.threads, use_corrections=False)
     t = time.perf_counter()
     report = evaluate(
         linker,

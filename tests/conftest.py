@@ -10,6 +10,15 @@ FIXTURE = ROOT / "tests" / "fixtures" / "tiny_bundle"
 SHARED = ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_state(tmp_path_factory):
+    """Corrections taught by tests go to a temporary state directory, never the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("XNED_STATE", str(tmp_path_factory.mktemp("xned-state")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def bundle_path() -> Path:
     return FIXTURE

@@ -182,7 +182,7 @@ def run_bench(
         )
 
     # warm process: per-document latency and the prior-only floor
-    linker = Linker.load(bundle, threads=threads)
+    linker = Linker.load(bundle, threads=threads, use_corrections=False)
     list(linker.link_batch(docs[:1], given_spans=given_spans))
     lat = []
     for _ in range(repeat):
@@ -195,7 +195,11 @@ def run_bench(
     result["latency_p95_ms"] = round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.95))], 2)
     times = {}
     for variant in ("fused", "prior"):
-        lk = linker if variant == "fused" else Linker.load(bundle, threads=threads, variant="prior")
+        lk = (
+            linker
+            if variant == "fused"
+            else Linker.load(bundle, threads=threads, variant="prior", use_corrections=False)
+        )
         ts = []
         for _ in range(repeat):
             t = time.perf_counter()

@@ -156,6 +156,8 @@ def link_record(link: Link, with_cands: bool) -> dict[str, Any]:
         "score": link.score,
         "prior": link.prior,
     }
+    if link.corrected:
+        rec["corrected"] = True  # the analyst's corrections of this mention string decided it
     if with_cands:
         rec["candidates"] = [
             {

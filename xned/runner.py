@@ -39,6 +39,8 @@ class LinkOptions:
     providers: tuple[str, ...] | None = None
     threads: int | None = None
     verify: bool = False
+    use_corrections: bool = True
+    state: str | None = None  # corrections state directory (None: $XNED_STATE or the user data directory)
 
     def load(self) -> Any:
         from xned.engine.linker import Linker
@@ -52,6 +54,8 @@ class LinkOptions:
             top_k=self.top_k,
             threshold=self.threshold,
             max_chars=self.max_chars,
+            use_corrections=self.use_corrections,
+            state=self.state,
         )
 
     def as_dict(self) -> dict[str, Any]:

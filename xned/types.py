@@ -28,7 +28,8 @@ class Candidate:
 @dataclass(frozen=True, slots=True)
 class Link:
     """One mention and its decision. ``qid`` is None for NIL (no entity, or below the
-    threshold); ``score`` is the calibrated confidence in [0, 1] of the top candidate."""
+    threshold); ``score`` is the calibrated confidence in [0, 1] of the top candidate;
+    ``corrected`` says the analyst's corrections of this mention string took part."""
 
     start: int
     end: int
@@ -39,6 +40,7 @@ class Link:
     score: float = 0.0
     prior: float = 0.0
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
+    corrected: bool = False
 
     @property
     def is_nil(self) -> bool:

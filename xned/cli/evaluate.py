@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from xned.cli.link import BUNDLE_OPT
+from xned.cli.link import BUNDLE_OPT, CORRECTIONS_OPT, STATE_OPT
 
 
 def eval_cli(
@@ -20,13 +20,15 @@ def eval_cli(
     threads: int | None = typer.Option(None, "--threads", min=1),
     top_k: int = typer.Option(30, "--top-k", min=1),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the full report as JSON here."),
+    state: Path | None = STATE_OPT,
+    use_corrections: bool = CORRECTIONS_OPT,
 ) -> None:
     """Evaluate a bundle: NED (gold spans) for prior/similarity/experts/fused, and end-to-end."""
     from xned.cli.io import output_stream
     from xned.engine.linker import Linker
     from xned.evaluate import evaluate, markdown
 
-    linker = Linker.load(bundle, threads=threads, top_k=top_k)
+    linker = Linker.load(bundle, threads=threads, top_k=top_k, use_corrections=use_corrections, state=state)
     report = evaluate(linker, data, titles=titles, end_to_end=end_to_end, errors=errors, limit=limit)
     typer.echo(markdown(report))
     for name, errs in report["errors"].items():

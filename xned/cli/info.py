@@ -7,18 +7,19 @@ from pathlib import Path
 
 import typer
 
-from xned.cli.link import BUNDLE_OPT
+from xned.cli.link import BUNDLE_OPT, STATE_OPT
 
 
 def info_cli(
     bundle: Path | None = BUNDLE_OPT,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     verify: bool = typer.Option(False, "--verify", help="Check every file's sha256 against the manifest."),
+    state: Path | None = STATE_OPT,
 ) -> None:
     """Print the bundle's manifest summary: languages, entity and alias counts, encoder, sizes."""
     from xned.engine.linker import Linker
 
-    linker = Linker.load(bundle, verify=verify)
+    linker = Linker.load(bundle, verify=verify, state=state)
     info = linker.info()
     if as_json:
         typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
@@ -38,6 +39,12 @@ def info_cli(
     if isinstance(enc.get("source"), dict):
         typer.echo(f"            source: {enc['source'].get('name', enc['source'])}")
     typer.echo(f"experts     {info['experts']:,}")
+    cor = info["corrections"]
+    if cor is not None:
+        typer.echo(
+            f"corrections {cor['examples']:,} taught examples of {cor['keys']:,} mention strings in {cor['file']}"
+            + (f"  (NOT APPLIED: {cor['error']})" if cor.get("error") else "")
+        )
     sc = info["scoring"]
     typer.echo(
         f"scoring     threshold={sc['threshold']} weights=" + ", ".join(f"{k}={v:g}" for k, v in sc["weights"].items())

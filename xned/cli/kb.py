@@ -131,7 +131,7 @@ def info_cli(bundle: Path | None = BUNDLE_OPT) -> None:
     from xned.engine.kb import KB
     from xned.engine.linker import Linker
 
-    linker = Linker.load(bundle, variant="prior")  # lookups need no encoder or scoring
+    linker = Linker.load(bundle, variant="prior", use_corrections=False)  # lookups need no encoder or scoring
     kb: KB = linker.kb
     root = linker.root / "kb"
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
@@ -155,7 +155,7 @@ def lookup_cli(
     from xned.engine.linker import Linker
     from xned.engine.normalize import normalize
 
-    linker = Linker.load(bundle, variant="prior")  # lookups need no encoder or scoring
+    linker = Linker.load(bundle, variant="prior", use_corrections=False)  # lookups need no encoder or scoring
     rows = linker.lookup(alias, lang, top_k)
     typer.echo(f"key {normalize(alias)!r}: {len(rows)} candidates")
     for qid, label, prior in rows:

@@ -34,6 +34,14 @@ BUNDLE_OPT = typer.Option(
 )
 
 
+STATE_OPT = typer.Option(
+    None, "--state", help="Corrections state directory (default: $XNED_STATE or the user data directory)."
+)
+CORRECTIONS_OPT = typer.Option(
+    True, "--corrections/--no-corrections", help="Apply the analyst's corrections of this bundle (xned teach)."
+)
+
+
 def load_linker(bundle: Path | None, **kw: Any):
     from xned.engine.linker import Linker
 
@@ -139,6 +147,8 @@ def link_cli(
         "--address",
         help="Ray cluster address for --engine ray (auto = the running cluster; default: a local one).",
     ),
+    state: Path | None = STATE_OPT,
+    use_corrections: bool = CORRECTIONS_OPT,
 ) -> None:
     """Link entity mentions to Wikidata. Results go to stdout (or -o); progress to stderr."""
     from xned.langs import normalize_lang
@@ -170,6 +180,8 @@ def link_cli(
         providers=tuple(providers) if providers else None,
         threads=threads,
         verify=verify,
+        use_corrections=use_corrections,
+        state=None if state is None else str(state),
     )
     if workers <= 1:
         linker = opts.load()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from xned.cli.link import CORRECTIONS_OPT, STATE_OPT
 from xned.errors import InputError
 
 
@@ -23,6 +24,8 @@ def serve_cli(
     max_documents: int = typer.Option(100, "--max-documents", min=1, help="Most documents in one request."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, help="Requests linked at once per process."),
     timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds before a request gets 504."),
+    state: Path | None = STATE_OPT,
+    use_corrections: bool = CORRECTIONS_OPT,
 ) -> None:
     """Serve the analysts' web page at / and the HTTP API (POST /link, GET /info, /openapi.json)."""
     try:
@@ -49,6 +52,8 @@ def serve_cli(
         token=token,
         threads=threads,
         limits=limits,
+        state=None if state is None else str(state),
+        corrections=use_corrections,
     )
 
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def _corrections(c: Any) -> dict[str, Any] | None:
+    if c is None or c.store is None:
+        return None
+    return {"file": str(c.store.path), "examples": len(c), "keys": len(c.by_key), "error": c.error}
+
+
 def describe(linker: Any) -> dict[str, Any]:
     """``linker``: a ``Linker`` (not imported here: the linker imports this module)."""
     m = linker.manifest.data
@@ -23,6 +29,7 @@ def describe(linker: Any) -> dict[str, Any]:
         if linker.encoder is None
         else {k: v for k, v in linker.encoder.config.items() if k not in ("model", "tokenizer")},
         "experts": 0 if linker.experts is None else len(linker.experts),
+        "corrections": _corrections(linker.corrections),
         "scoring": {
             "weights": linker.scorer.weights,
             "bias": linker.scorer.bias,

@@ -12,6 +12,8 @@ import numpy as np
 
 from xned import config
 from xned.engine.bundle import Manifest, check_files, read_manifest
+from xned.engine.corrections import NIL, Corrections, make_examples
+from xned.engine.decision import MentionFeatures, decide
 from xned.engine.dense import with_retrieved
 from xned.engine.describe import describe
 from xned.engine.documents import MentionLike, as_document, as_mention, check_text, error_result
@@ -22,24 +24,11 @@ from xned.engine.mentions import Detector
 from xned.engine.morph import suffixes
 from xned.engine.normalize import normalize
 from xned.engine.propagation import propagate
-from xned.engine.scoring import Scorer, rank
+from xned.engine.scoring import Scorer
+from xned.engine.state import Example
 from xned.errors import BundleError, InputError
 from xned.langs import normalize_lang, suggest
-from xned.types import Candidate, DocResult, Document, Link, Mention
-
-
-@dataclass
-class MentionFeatures:
-    """One mention's candidates (global entity indices, best prior first) and features."""
-
-    mention: Mention
-    ents: np.ndarray
-    priors: np.ndarray
-    sims: np.ndarray | None
-    expert: np.ndarray | None
-    vector: np.ndarray | None
-    hub: np.ndarray | None = None
-    dense: np.ndarray | None = None  # 1.0 where the candidate came from dense retrieval only
+from xned.types import DocResult, Document, Link, Mention
 
 
 @dataclass
@@ -75,6 +64,7 @@ class Linker:
         self.max_chars = max_chars
         self.dense_k = dense_k
         self._detectors: dict[str | None, Detector] = {}
+        self.corrections: Corrections | None = None
 
     @classmethod
     def load(
@@ -89,13 +79,18 @@ class Linker:
         threshold: float | None = None,
         max_chars: int = config.MAX_DOC_CHARS,
         dense_k: int = 10,
+        use_corrections: bool = True,
+        state: str | Path | None = None,
     ) -> Linker:
         """Open a bundle (None = ``$XNED_BUNDLE`` or the embedded default bundle).
 
         Arrays are memory-mapped; the ONNX session starts on first use. ``verify`` checks
         every file's sha256 against the manifest (otherwise sizes only). Where the bundle has
         a dense index (``kb/dense.usearch``), each mention also gets up to ``dense_k``
-        candidates retrieved by its vector in context (0 switches that off).
+        candidates retrieved by its vector in context (0 switches that off). The analyst's
+        corrections of this bundle in the state directory (``state``, else ``$XNED_STATE``,
+        else the user data directory; see ``xned.engine.state``) are applied unless
+        ``use_corrections`` is False.
         """
         root = Path(bundle) if bundle is not None else config.default_bundle_path()
         manifest = read_manifest(root)
@@ -121,7 +116,10 @@ class Linker:
             raise InputError(f"top_k must be at least 1 (got {top_k}).")
         if dense_k < 0:
             raise InputError(f"dense_k must be 0 or more (got {dense_k}).")
-        return cls(root, manifest, kb, encoder, experts, scorer, top_k=top_k, max_chars=max_chars, dense_k=dense_k)
+        linker = cls(root, manifest, kb, encoder, experts, scorer, top_k=top_k, max_chars=max_chars, dense_k=dense_k)
+        if use_corrections:
+            linker.corrections = Corrections.open(root, state, linker._base_scores, kb.index)
+        return linker
 
     # -- public API -------------------------------------------------------------------------
     def link(
@@ -223,6 +221,8 @@ class Linker:
         """Candidate generation, with document-level propagation of longer mentions."""
         keys = [normalize(m.text) for m in ments]
         per = [self.kb.lookup(doc.lang, k, top_k=self.top_k) for k in keys]
+        if self.corrections is not None and self.corrections.by_key:
+            per = [self.corrections.extend(k, *p) for k, p in zip(keys, per, strict=True)]
         return propagate(keys, per, self.top_k)
 
     def _detect(self, doc: Document) -> list[Mention]:
@@ -250,7 +250,7 @@ class Linker:
     def _needs_context(self, doc: Document, m: Mention, ents: np.ndarray, pri: np.ndarray) -> bool:
         if not len(ents):
             return False
-        if len(ents) > 1:
+        if len(ents) > 1 or (self.corrections is not None and self.corrections.covers(normalize(m.text))):
             return True
         f = self._features(doc, m, ents, pri, None, None)
         return self.scorer.without_context(self.scorer.features(f.priors, None, f.expert, f.hub)) is None
@@ -263,6 +263,8 @@ class Linker:
         also_detect: bool = False,
         skip_decided: bool = False,
     ) -> list[Analysis | DocResult]:
+        if self.corrections is not None:
+            self.corrections.sync()  # another process may have taught something
         prepared = self._prepare_all(raw_docs, lang, given, also_detect)
         use_vectors = (
             self.encoder is not None
@@ -388,51 +390,36 @@ class Linker:
         return out
 
     def decide(self, f: MentionFeatures, scorer: Scorer, with_cands: bool = False) -> Link:
-        """The link (or NIL) for one analysed mention under ``scorer``."""
-        m, ents, pri, sims = f.mention, f.ents, f.priors, f.sims
-        if len(ents) == 0:
-            return Link(m.start, m.end, m.text, None)
-        decided = scorer.without_context(scorer.features(pri, None, f.expert, f.hub)) if len(ents) == 1 else None
-        z, conf = decided if decided is not None else scorer.score(scorer.features(pri, sims, f.expert, f.hub, f.dense))
-        qids = [self.kb.qid(int(e)) for e in ents]
-        order = rank(z, pri, qids)
-        best = order[0]
-        cand_list: tuple[Candidate, ...] = ()
-        if with_cands:
-            cand_list = tuple(
-                Candidate(
-                    qids[k],
-                    self.kb.record(int(ents[k]))[0],
-                    round(float(conf[k]), 6),
-                    round(float(pri[k]), 6),
-                    None if sims is None else round(float(sims[k]), 6),
-                    None if f.expert is None or np.isnan(f.expert[k]) else round(float(f.expert[k]), 6),
-                )
-                for k in order
-            )
-        score = float(conf[best])
-        if score < scorer.threshold:
-            return Link(
-                m.start,
-                m.end,
-                m.text,
-                None,
-                score=round(score, 6),
-                prior=round(float(pri[best]), 6),
-                candidates=cand_list,
-            )
-        label, desc = self.kb.record(int(ents[best]))
-        return Link(
-            m.start,
-            m.end,
-            m.text,
-            qids[best],
-            label,
-            desc,
-            round(score, 6),
-            round(float(pri[best]), 6),
-            cand_list,
-        )
+        """The link (or NIL) for one analysed mention under ``scorer``, corrections applied."""
+        fix = self.corrections if scorer.variant == "fused" else None
+        return decide(self.kb, f, scorer, with_cands, fix)
+
+    # -- corrections ------------------------------------------------------------------------
+    def teach(self, text: str, start: int, end: int, qid: str | None, lang: str | None = None) -> Example:
+        """Correct one mention: ``text[start:end]`` refers to ``qid`` (None: to no entity of
+        the KB). Stored in the state directory and used at once, by this linker and by every
+        one loaded later on this bundle; its mention string's word expert is refit."""
+        doc = {"text": text, "lang": lang, "mentions": [{"start": start, "end": end, "qid": qid}]}
+        return self.teach_batch([doc])[0]
+
+    def teach_batch(self, docs: Iterable[dict[str, Any] | Document]) -> list[Example]:
+        """``teach`` for canonical documents whose mentions carry ``qid`` (null = NIL)."""
+        if self.corrections is None:
+            raise InputError("Corrections are switched off for this linker (loaded with use_corrections=False).")
+        if self.encoder is None:
+            raise InputError(f"Bundle {self.root} has no encoder; corrections need one to encode the context.")
+        examples = make_examples(docs, self.encoder, self.kb, self.max_chars)
+        return self.corrections.add(examples, self.root)
+
+    def _base_scores(self, lang: str | None, key: str, mention: str, vec: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """A taught example's classes (candidate QIDs, then NIL) and the scorer's logits."""
+        ents, pri = self.kb.lookup(lang, key, top_k=self.top_k)
+        if self.corrections is not None:
+            ents, pri = self.corrections.extend(key, ents, pri)
+        f = self._features(Document(mention, lang), Mention(0, len(mention), mention), ents, pri, None, vec)
+        z, _ = self.scorer.score(self.scorer.features(f.priors, f.sims, f.expert, f.hub))
+        t = min(max(self.scorer.threshold, 1e-6), 1 - 1e-6)
+        return [self.kb.qid(int(e)) for e in ents] + [NIL], np.append(z, np.log(t / (1 - t))).astype(np.float32)
 
     # -- introspection ----------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

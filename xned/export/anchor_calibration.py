@@ -128,7 +128,7 @@ def calibrate_on_anchors(
     from xned.export.bundle_ops import update_manifest
 
     bundle = Path(bundle)
-    linker = Linker.load(bundle, threads=threads)
+    linker = Linker.load(bundle, threads=threads, use_corrections=False)
     docs = [d for p in samples for d in anchor_docs(linker, Path(p))]
     counts = label_counts(docs)
     log(f"anchors: {counts}")

@@ -204,7 +204,7 @@ def calibrate(
     from xned.export.experts_train import read_training
 
     bundle = Path(bundle)
-    linker = Linker.load(bundle, threads=threads)
+    linker = Linker.load(bundle, threads=threads, use_corrections=False)
     docs = list(read_training(files, titles=load_titles(titles), source_langs=set(langs) if langs else None))
     if not docs:
         raise InputError(f"No documents to calibrate on in {', '.join(str(f) for f in files)}.")

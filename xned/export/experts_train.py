@@ -485,7 +485,7 @@ def train_experts(
     bundle = Path(bundle)
     src = set(source_langs or ["en"])
     title_map = load_titles(titles)
-    linker = Linker.load(bundle, threads=threads)
+    linker = Linker.load(bundle, threads=threads, use_corrections=False)
     if not linker.kb.has_vectors and linker.encoder is None:
         raise InputError(f"Bundle {bundle} has no encoder; experts need mention-in-context vectors.")
     linker.experts = None  # train against the KB alone

@@ -117,7 +117,7 @@ def torch_way(
     threads: int = 2,
 ) -> dict[str, Any]:
     """Mentions/s of the PyTorch way on ``docs`` (median of ``repeat``, model loaded)."""
-    linker = Linker.load(bundle)
+    linker = Linker.load(bundle, use_corrections=False)
     if linker.encoder is None:
         raise ValueError(f"bundle {linker.root} has no encoder to compare with")
     linker.encoder = TorchEncoder(linker.encoder, Path(hf_dir), threads)

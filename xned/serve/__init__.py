@@ -38,7 +38,12 @@ def app_from_env() -> Any:
     from xned.serve.app import Limits, create_app
 
     cfg = json.loads(os.environ[CONFIG_ENV])
-    linker = Linker.load(cfg.get("bundle"), threads=cfg.get("threads"))
+    linker = Linker.load(
+        cfg.get("bundle"),
+        threads=cfg.get("threads"),
+        state=cfg.get("state"),
+        use_corrections=cfg.get("corrections", True),
+    )
     return create_app(linker, token=cfg.get("token"), limits=Limits(**cfg.get("limits", {})))
 
 
@@ -52,12 +57,21 @@ def serve(
     threads: int | None,
     limits: Any,
     log_level: str = "info",
+    state: str | None = None,
+    corrections: bool = True,
 ) -> None:
     import uvicorn
 
     check_bind(host, token)
     os.environ[CONFIG_ENV] = json.dumps(
-        {"bundle": bundle, "token": token, "threads": threads, "limits": asdict(limits)}
+        {
+            "bundle": bundle,
+            "token": token,
+            "threads": threads,
+            "limits": asdict(limits),
+            "state": state,
+            "corrections": corrections,
+        }
     )
     if workers == 1:  # load the bundle here, so a bad bundle is an error before listening
         uvicorn.run(app_from_env(), host=host, port=port, log_level=log_level)

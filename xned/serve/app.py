@@ -5,7 +5,10 @@ request limits and a test client without a schema framework; FastAPI would add p
 (+0.5 s start-up, measured for typer) for the handful of fields validated here anyway.
 
 Endpoints: ``GET /`` (the page), ``GET /health``, ``GET /info``, ``POST /link``,
-``GET /openapi.json``. ``POST /link`` takes ``{"text", "lang"?, "mentions"?,
+``POST /teach``, ``GET /openapi.json``. ``POST /teach`` takes ``{"text", "lang"?, "start",
+"end", "qid"}`` (``qid`` null: not an entity of the KB) or ``{"documents": [...]}`` whose
+mentions carry ``qid``, stores the corrections (``Linker.teach``) and returns them; every
+later ``/link`` of any worker uses them. ``POST /link`` takes ``{"text", "lang"?, "mentions"?,
 "candidates"?}`` or ``{"documents": [canonical documents], "lang"?, "candidates"?}`` and
 returns ``{"documents": [...]}`` in the canonical shape of ``xned link -f jsonl``; a document
 that cannot be linked carries ``error`` (status 200: the others are fine), a request that is
@@ -114,23 +117,26 @@ def create_app(linker: Any, *, token: str | None = None, limits: Limits | None =
     async def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
 
+    async def read_json(request: Request) -> Any:
+        """The request body as JSON (bounded read, whatever Content-Length said), or RequestError."""
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > limits.max_body_bytes:
+            raise RequestError(413, f"Request body of {int(size):,} bytes; at most {limits.max_body_bytes:,}.")
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limits.max_body_bytes:
+                raise RequestError(413, f"Request body over {limits.max_body_bytes:,} bytes.")
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RequestError(400, f"The body is not valid JSON ({exc}).") from None
+
     async def link(request: Request) -> Response:
         if (no := refused(request)) is not None:
             return no
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > limits.max_body_bytes:
-            return _error(413, f"Request body of {int(size):,} bytes; at most {limits.max_body_bytes:,}.")
-        raw = b""
-        async for chunk in request.stream():  # bounded read, whatever Content-Length said
-            raw += chunk
-            if len(raw) > limits.max_body_bytes:
-                return _error(413, f"Request body over {limits.max_body_bytes:,} bytes.")
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(400, f"The body is not valid JSON ({exc}).")
-        try:
-            docs, lang, cands, single = _documents(body, limits)
+            docs, lang, cands, single = _documents(await read_json(request), limits)
         except RequestError as exc:
             return _error(exc.status, exc.message)
         if gate.locked():
@@ -149,6 +155,26 @@ def create_app(linker: Any, *, token: str | None = None, limits: Limits | None =
             return _error(400, results[0].error)
         return JSONResponse({"documents": [doc_record(r, cands) for r in results]})
 
+    async def teach(request: Request) -> Response:
+        if (no := refused(request)) is not None:
+            return no
+        try:
+            body = await read_json(request)
+            if isinstance(body, dict) and "text" in body and "mentions" not in body:
+                span = {k: body.get(k) for k in ("start", "end", "qid")}
+                body = {**body, "mentions": [span]}
+            docs, lang, _, _ = _documents(body, limits)
+        except RequestError as exc:
+            return _error(exc.status, exc.message)
+        docs = [d if d.get("lang") or not lang else {**d, "lang": lang} for d in docs]
+        async with gate:
+            try:
+                taught = await run_in_threadpool(lambda: linker.teach_batch(docs))
+            except (InputError, XnedError) as exc:
+                return _error(400, str(exc))
+        rows = [{"id": e.id, "mention": e.mention, "key": e.key, "qid": e.qid, "lang": e.lang} for e in taught]
+        return JSONResponse({"taught": rows, "corrections": len(linker.corrections or ())})
+
     return Starlette(
         routes=[
             Route("/", index),
@@ -156,6 +182,7 @@ def create_app(linker: Any, *, token: str | None = None, limits: Limits | None =
             Route("/info", info),
             Route("/openapi.json", openapi),
             Route("/link", link, methods=["POST"]),
+            Route("/teach", teach, methods=["POST"]),
         ]
     )
 

@@ -48,6 +48,7 @@ _MENTION_OUT = {
         "label": {"type": ["string", "null"]},
         "score": {"type": ["number", "null"], "description": "calibrated confidence of the top candidate"},
         "prior": {"type": ["number", "null"]},
+        "corrected": {"type": "boolean", "description": "present (true) when an analyst's correction decided it"},
         "candidates": {"type": "array", "items": _CANDIDATE},
     },
 }
@@ -115,6 +116,46 @@ OPENAPI: dict[str, Any] = {
                     "422": _err("Wrong request shape"),
                     "503": _err("Too many concurrent requests"),
                     "504": _err("Linking timed out"),
+                },
+            }
+        },
+        "/teach": {
+            "post": {
+                "summary": "Correct mentions: each refers to its qid (null: to no entity of the KB)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {
+                                        "type": "object",
+                                        "properties": {
+                                            "text": {"type": "string"},
+                                            "lang": {"type": "string"},
+                                            "start": {"type": "integer"},
+                                            "end": {"type": "integer"},
+                                            "qid": {"type": ["string", "null"]},
+                                        },
+                                        "required": ["text", "start", "end", "qid"],
+                                    },
+                                    {
+                                        "type": "object",
+                                        "properties": {"documents": {"type": "array", "items": _DOC_IN}},
+                                        "required": ["documents"],
+                                        "description": "every mention of every document carries its qid",
+                                    },
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "The stored corrections and how many this bundle has"},
+                    "400": _err("Bad span, language, or a QID the KB does not have"),
+                    "401": _err("Token missing or wrong"),
+                    "413": _err("Body over the limit"),
+                    "422": _err("Wrong request shape"),
                 },
             }
         },

@@ -1,0 +1,191 @@
+"""Analyst corrections: taught at once, kept per bundle in the state directory, shared."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import warnings
+
+import pytest
+from typer.testing import CliRunner
+
+from xned import Linker
+from xned.cli.main import main
+from xned.engine.state import bundle_id
+from xned.errors import InputError
+from xned.export.bundle_ops import update_manifest
+
+PARTY = "At the party last night Paris wore a silver dress."
+PARTY_NEW = "Photographers waited for hours; Paris smiled at them and left."
+CAPITAL = "We flew from Washington to Paris and then took the train."
+
+
+def _span(text, word):
+    i = text.index(word)
+    return (i, i + len(word))
+
+
+def _link(lk, text, word, **kw):
+    return lk.link(text, lang="en", mentions=[_span(text, word)], **kw)[0]
+
+
+@pytest.fixture()
+def state(tmp_path):
+    return tmp_path / "state"
+
+
+def test_a_correction_flips_the_mention_in_a_new_context(bundle_copy, state):
+    lk = Linker.load(bundle_copy, state=state)
+    assert _link(lk, PARTY_NEW, "Paris").qid == "Q90"  # the prior's choice: the city
+    before = lk.link(CAPITAL, lang="en", mentions=[_span(CAPITAL, "Washington")])
+    ex = lk.teach(PARTY, *_span(PARTY, "Paris"), "Q47899", lang="en")
+    assert (ex.key, ex.qid, ex.mention) == ("paris", "Q47899", "Paris") and "[[Paris]]" in ex.context
+    after = _link(lk, PARTY_NEW, "Paris", candidates=True)  # the same linker, at once
+    assert (after.qid, after.corrected) == ("Q47899", True)
+    assert after.candidates[0].qid == "Q47899"
+    # another mention string is untouched, to the last digit
+    assert lk.link(CAPITAL, lang="en", mentions=[_span(CAPITAL, "Washington")]) == before
+    # a linker loaded later uses it; one loaded without corrections does not
+    assert _link(Linker.load(bundle_copy, state=state), PARTY_NEW, "Paris").qid == "Q47899"
+    plain = _link(Linker.load(bundle_copy, state=state, use_corrections=False), PARTY_NEW, "Paris")
+    assert (plain.qid, plain.corrected) == ("Q90", False)
+
+
+def test_a_linker_already_loaded_sees_what_another_taught(bundle_copy, state):
+    reader = Linker.load(bundle_copy, state=state)
+    assert _link(reader, PARTY_NEW, "Paris").qid == "Q90"
+    Linker.load(bundle_copy, state=state).teach(PARTY, *_span(PARTY, "Paris"), "Q47899", lang="en")
+    assert _link(reader, PARTY_NEW, "Paris").qid == "Q47899"
+
+
+def test_teaching_nil_and_an_entity_no_alias_names(bundle_copy, state):
+    lk = Linker.load(bundle_copy, state=state)
+    text = "Georgia signed the treaty in Tbilisi."
+    assert _link(lk, text, "Georgia").qid is not None
+    lk.teach(text, *_span(text, "Georgia"), None, lang="en")  # "not an entity of the KB"
+    nil = _link(lk, "Georgia signed the deal in Tbilisi.", "Georgia")
+    assert (nil.qid, nil.corrected) == (None, True)
+    # Q64 (Berlin) is no candidate of "Jordan": teaching it adds the link
+    text = "Jordan is where the wall fell."
+    assert "Q64" not in [c.qid for c in _link(lk, text, "Jordan", candidates=True).candidates]
+    lk.teach(text, *_span(text, "Jordan"), "Q64", lang="en")
+    assert _link(lk, "Jordan is where the wall stood.", "Jordan").qid == "Q64"
+
+
+def test_bad_corrections_are_refused_with_the_value(bundle_copy, state):
+    lk = Linker.load(bundle_copy, state=state)
+    with pytest.raises(InputError, match="Q999999999.*not an entity of this bundle"):
+        lk.teach(PARTY, *_span(PARTY, "Paris"), "Q999999999", lang="en")
+    with pytest.raises(InputError, match="out of range"):
+        lk.teach(PARTY, 5, 500, "Q90", lang="en")
+    with pytest.raises(InputError, match='has no "qid"'):
+        lk.teach_batch([{"text": PARTY, "mentions": [{"start": 0, "end": 2}]}])
+    with pytest.raises(InputError, match="switched off"):
+        Linker.load(bundle_copy, state=state, use_corrections=False).teach(PARTY, 0, 2, None)
+    assert len(lk.corrections) == 0
+
+
+def test_corrections_belong_to_one_bundle(bundle_copy, tmp_path, state):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(bundle_copy, other)
+    update_manifest(other, provenance={"note": "another build"})
+    assert bundle_id(other) != bundle_id(bundle_copy)
+    Linker.load(bundle_copy, state=state).teach(PARTY, *_span(PARTY, "Paris"), "Q47899", lang="en")
+    lk = Linker.load(other, state=state)
+    assert len(lk.corrections) == 0 and _link(lk, PARTY_NEW, "Paris").qid == "Q90"
+    assert len(Linker.load(bundle_copy, state=state).corrections) == 1
+
+
+def test_a_corrupted_file_warns_and_the_bundle_still_links(bundle_copy, state):
+    lk = Linker.load(bundle_copy, state=state)
+    lk.teach(PARTY, *_span(PARTY, "Paris"), "Q47899", lang="en")
+    path = lk.corrections.store.path
+    path.write_text(path.read_text()[:-40] + "\n", encoding="utf-8")  # a torn record
+    with pytest.warns(RuntimeWarning, match="corrections.jsonl line 1.*Linking without corrections"):
+        fresh = Linker.load(bundle_copy, state=state)
+    assert _link(fresh, PARTY_NEW, "Paris").qid == "Q90"
+    assert fresh.info()["corrections"]["error"]
+    with pytest.raises(InputError, match="line 1"):
+        fresh.teach(PARTY, *_span(PARTY, "Paris"), "Q90", lang="en")
+    code, _, err = _cli("corrections", "list", "--bundle", str(bundle_copy), "--state", str(state))
+    assert code == 1 and err.startswith("Error: ") and "forget --all" in err
+    assert _cli("corrections", "forget", "--all", "--bundle", str(bundle_copy), "--state", str(state))[0] == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(Linker.load(bundle_copy, state=state).corrections) == 0
+
+
+def _teach_many(args):
+    bundle, state, n, word = args
+    lk = Linker.load(bundle, state=state)
+    for i in range(n):
+        text = f"Story {i} by {word}: Paris arrived late."
+        lk.teach(text, *_span(text, "Paris"), "Q47899", lang="en")
+    return len(lk.corrections)
+
+
+def test_concurrent_writers_lose_nothing(bundle_copy, state):
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        pool.map(_teach_many, [(str(bundle_copy), str(state), 6, "Ana"), (str(bundle_copy), str(state), 6, "Bo")])
+    lk = Linker.load(bundle_copy, state=state)
+    assert len(lk.corrections) == 12
+    assert sorted(e.context.split(":")[0] for e in lk.corrections.examples) == sorted(
+        [f"Story {i} by Ana" for i in range(6)] + [f"Story {i} by Bo" for i in range(6)]
+    )
+
+
+def _cli(*argv, input=None):
+    runner = CliRunner()
+    with runner.isolation(input=input) as (out, err, *_):
+        code = main(list(argv))
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+
+def test_cli_teach_list_export_import_forget(bundle_copy, tmp_path, state):
+    b = ["--bundle", str(bundle_copy), "--state", str(state)]
+    gold = tmp_path / "gold.jsonl"
+    docs = [
+        {"text": PARTY, "lang": "en", "mentions": [{"start": 24, "end": 29, "qid": "Q47899"}]},
+        {"text": "Georgia voted.", "lang": "en", "mentions": [{"start": 0, "end": 7, "qid": None}]},
+        {"text": "Tokyo is big.", "lang": "en", "mentions": [{"start": 0, "end": 5, "qid": "Q424242"}]},
+        {"text": "Mercury rose.", "lang": "en", "mentions": [{"start": 0, "end": 7, "title": "Unmapped"}]},
+    ]
+    gold.write_text("\n".join(json.dumps(d) for d in docs) + "\nnot json\n", encoding="utf-8")
+    code, _, err = _cli("teach", str(gold), *b)
+    assert code == 1, err  # one line could not be read: named, the rest taught
+    assert "gold.jsonl:5" in err and "Taught 2 corrections" in err
+    assert "1 mentions of entities this bundle's KB lacks" in err and "1 mentions whose title" in err
+    code, out, _ = _cli("link", PARTY_NEW, "--lang", "en", "-f", "jsonl", *b)
+    paris = [m for m in json.loads(out)["mentions"] if m["text"] == "Paris"]
+    assert code == 0 and paris and paris[0]["qid"] == "Q47899" and paris[0]["corrected"] is True
+    code, out, _ = _cli("link", PARTY_NEW, "--lang", "en", "-f", "jsonl", "--no-corrections", *b)
+    assert [m["qid"] for m in json.loads(out)["mentions"] if m["text"] == "Paris"] == ["Q90"]
+    code, out, _ = _cli("corrections", "list", "--json", *b)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [(r["mention"], r["qid"], r["label"]) for r in rows] == [
+        ("Paris", "Q47899", "Paris Hilton"),
+        ("Georgia", None, "NIL (not an entity of the KB)"),
+    ]
+    assert "corrections  2 taught examples" in _cli("info", *b)[1].replace("corrections ", "corrections  ")
+    shared = tmp_path / "team.jsonl"
+    assert _cli("corrections", "export", "-o", str(shared), *b)[0] == 0
+    other_state = ["--bundle", str(bundle_copy), "--state", str(tmp_path / "mate")]
+    code, _, err = _cli("corrections", "import", str(shared), *other_state)
+    assert code == 0 and "Imported 2 new" in err
+    assert "Imported 0 new corrections (2 already here)" in _cli("corrections", "import", str(shared), *other_state)[2]
+    code, _, err = _cli("corrections", "forget", rows[1]["id"], *b)
+    assert code == 0 and "Removed 1 corrections; 1 remain" in err
+    code, _, err = _cli("corrections", "forget", "--key", "PARIS", *b)
+    assert code == 0 and "Removed 1 corrections; 0 remain" in err
+    code, _, err = _cli("corrections", "forget", "abcdefabcdef", *b)
+    assert code == 1 and "No correction with id abcdefabcdef" in err
+
+
+def test_import_refuses_a_file_from_another_bundle(bundle_copy, tmp_path, state):
+    shared = tmp_path / "team.jsonl"
+    shared.write_text(json.dumps({"xned-corrections": 1, "bundle": "0" * 64, "examples": 0}) + "\n", encoding="utf-8")
+    code, _, err = _cli("corrections", "import", str(shared), "--bundle", str(bundle_copy), "--state", str(state))
+    assert code == 1 and "exported from another bundle" in err and "--any-bundle" in err

@@ -1,0 +1,218 @@
+"""``xned teach`` and ``xned corrections list|export|import|forget``: an analyst's corrections
+of a bundle, kept in the user's state directory (``xned.engine.state``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from xned.cli.link import BUNDLE_OPT, STATE_OPT
+from xned.errors import InputError
+
+corrections_app = typer.Typer(
+    help="List, share and forget the corrections taught with xned teach (or the web page).",
+    no_args_is_help=True,
+)
+BATCH = 32  # documents encoded per teaching pass
+
+
+def _store(bundle: Path | None, state: Path | None) -> tuple[Path, Any]:
+    from xned import config
+    from xned.engine.bundle import read_manifest
+    from xned.engine.state import Store, bundle_id, state_dir
+
+    root = Path(bundle) if bundle is not None else config.default_bundle_path()
+    read_manifest(root)  # a clear error when it is not a bundle
+    return root, Store(state_dir(state), bundle_id(root))
+
+
+def _teach_docs(path: Path, titles: dict[str, str], nil: bool, known: Any) -> tuple[list[tuple[int, dict]], dict]:
+    """(line, document with taught mentions) per usable line of ``path``, and counts."""
+    from xned.evaluate import MAX_LINE, _gold
+
+    out: list[tuple[int, dict]] = []
+    counts = {"unresolved": 0, "nil": 0, "missing": 0, "bad_lines": 0}
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            where = f"{path.name}:{lineno}"
+            try:
+                if len(raw) > MAX_LINE:
+                    raise InputError(f"{where}: line over {MAX_LINE:,} bytes")
+                try:
+                    obj = json.loads(raw)
+                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                    raise InputError(f"{where}: not a JSON document ({exc})") from None
+                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                    raise InputError(f"{where}: expected an object with a string 'text'")
+                mentions = []
+                for m in obj.get("mentions") or []:
+                    g = _gold(m, titles, where, obj["text"]) if isinstance(m, dict) else None
+                    if g is None:
+                        raise InputError(f"{where}: mention {str(m)[:80]!r} is not an object")
+                    if g.unresolved:
+                        counts["unresolved"] += 1
+                    elif g.qid is None and not nil:
+                        counts["nil"] += 1
+                    elif g.qid is not None and known(g.qid) < 0:
+                        counts["missing"] += 1
+                    else:
+                        mentions.append({"start": g.start, "end": g.end, "qid": g.qid})
+            except InputError as exc:
+                typer.echo(f"  skipped: {exc}", err=True)
+                counts["bad_lines"] += 1
+                continue
+            if mentions:
+                out.append((lineno, {"text": obj["text"], "lang": obj.get("lang"), "mentions": mentions}))
+    return out, counts
+
+
+def teach_cli(
+    data: Path = typer.Argument(..., help="Canonical JSONL whose mentions carry the right qid (null = NIL)."),
+    bundle: Path | None = BUNDLE_OPT,
+    state: Path | None = STATE_OPT,
+    titles: Path | None = typer.Option(None, "--titles", help="title<TAB>QID map for mentions with only a title."),
+    nil: bool = typer.Option(True, "--nil/--no-nil", help="Also teach NIL mentions ('not an entity of the KB')."),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+) -> None:
+    """Teach corrections: every mention of FILE becomes one, used at once by every xned that
+    loads this bundle (link, eval, serve). Lines that cannot be read are skipped and named."""
+    from xned.engine.linker import Linker
+    from xned.evaluate import load_titles
+
+    if not data.is_file():
+        raise InputError(f"Input file {data} not found.")
+    linker = Linker.load(bundle, threads=threads, state=state)
+    if linker.corrections is not None and linker.corrections.error is not None:
+        raise InputError(linker.corrections.error)
+    docs, counts = _teach_docs(data, load_titles(titles), nil, linker.kb.index)
+    taught = failed = 0
+    for i in range(0, len(docs), BATCH):
+        batch = docs[i : i + BATCH]
+        try:
+            taught += len(linker.teach_batch([d for _, d in batch]))
+        except InputError:  # find the document(s) at fault, teach the others
+            for lineno, d in batch:
+                try:
+                    taught += len(linker.teach_batch([d]))
+                except InputError as exc:
+                    typer.echo(f"  skipped: {data.name}:{lineno}: {exc}", err=True)
+                    failed += 1
+    assert linker.corrections is not None and linker.corrections.store is not None
+    typer.echo(
+        f"Taught {taught:,} corrections from {data}; {len(linker.corrections):,} in {linker.corrections.store.path}.",
+        err=True,
+    )
+    notes = {
+        "unresolved": "mentions whose title --titles does not map (skipped)",
+        "nil": "NIL mentions (skipped: --no-nil)",
+        "missing": "mentions of entities this bundle's KB lacks (skipped; add them with xned kb add)",
+        "bad_lines": "lines that could not be read (named above)",
+    }
+    for k, v in counts.items():
+        if v:
+            typer.echo(f"  {v:,} {notes[k]}", err=True)
+    if failed or counts["bad_lines"]:
+        raise typer.Exit(1)
+
+
+@corrections_app.command("list")
+def list_cli(
+    bundle: Path | None = BUNDLE_OPT,
+    state: Path | None = STATE_OPT,
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per correction (no vectors)."),
+) -> None:
+    """The corrections of a bundle: id, date, mention, the entity taught, the context."""
+    from xned.engine.kb import KB
+
+    root, store = _store(bundle, state)
+    examples = store.read()
+    kb = KB(root / "kb")
+    for e in examples:
+        idx = -1 if e.qid is None else kb.index(e.qid)
+        label = "NIL (not an entity of the KB)" if e.qid is None else kb.record(idx)[0] if idx >= 0 else "(not in KB)"
+        if as_json:
+            row = {k: v for k, v in e.to_json().items() if k not in ("vector", "v")}
+            typer.echo(json.dumps(row | {"label": label}, ensure_ascii=False))
+        else:
+            typer.echo(f"{e.id}  {e.time[:10]}  {e.lang or '-':>3}  {e.mention!r} -> {e.qid or 'NIL'} {label}")
+            typer.echo(f"      {e.context}")
+    if not as_json:
+        typer.echo(f"{len(examples):,} corrections in {store.path}", err=True)
+
+
+@corrections_app.command("export")
+def export_cli(
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="File to write (JSONL, to share with xned corrections import)."
+    ),
+    bundle: Path | None = BUNDLE_OPT,
+    state: Path | None = STATE_OPT,
+) -> None:
+    """Write the corrections of a bundle to a file a team mate can import."""
+    from xned.cli.io import output_stream
+    from xned.engine.state import export_lines
+
+    _, store = _store(bundle, state)
+    examples = store.read()
+    with output_stream(output) as f:
+        f.write(export_lines(examples, store.ident))
+    typer.echo(f"Exported {len(examples):,} corrections to {output}.", err=True)
+
+
+@corrections_app.command("import")
+def import_cli(
+    path: Path = typer.Argument(..., help="A file written by xned corrections export."),
+    bundle: Path | None = BUNDLE_OPT,
+    state: Path | None = STATE_OPT,
+    any_bundle: bool = typer.Option(
+        False, "--any-bundle", help="Accept a file exported from another bundle (only if both share one encoder)."
+    ),
+) -> None:
+    """Add the corrections of an exported file (those already here are kept once)."""
+    from xned.engine.state import merge, read_export
+
+    if not path.is_file():
+        raise InputError(f"Corrections file {path} not found.")
+    root, store = _store(bundle, state)
+    new = read_export(path, store.ident, any_bundle=any_bundle)
+    before = len(store.read())
+    after = len(store.update(lambda old: merge(old, new), root))
+    typer.echo(f"Imported {after - before:,} new corrections ({len(new) - after + before:,} already here).", err=True)
+
+
+@corrections_app.command("forget")
+def forget_cli(
+    ids: list[str] | None = typer.Argument(None, help="Ids of corrections to remove (see xned corrections list)."),
+    key: list[str] | None = typer.Option(None, "--key", help="Remove every correction of this mention string."),
+    all_: bool = typer.Option(False, "--all", help="Remove every correction of this bundle."),
+    bundle: Path | None = BUNDLE_OPT,
+    state: Path | None = STATE_OPT,
+) -> None:
+    """Remove corrections: by id, by mention string, or all (also a corrupted file)."""
+    from xned.engine.normalize import normalize
+
+    _, store = _store(bundle, state)
+    if all_:
+        size = store.clear()
+        typer.echo(f"Removed {store.path} ({size:,} bytes)." if size else "No corrections to remove.", err=True)
+        return
+    if not ids and not key:
+        raise InputError("Say what to forget: correction ids, --key MENTION or --all.")
+    keys = {normalize(k) for k in key or []}
+    wanted = set(ids or [])
+    before = store.read()
+    unknown = wanted - {e.id for e in before}
+    if unknown:
+        raise InputError(f"No correction with id {', '.join(sorted(unknown))}; see xned corrections list.")
+    after = store.update(lambda old: [e for e in old if e.id not in wanted and e.key not in keys])
+    typer.echo(f"Removed {len(before) - len(after):,} corrections; {len(after):,} remain.", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("teach")(teach_cli)
+    app.add_typer(corrections_app, name="corrections")

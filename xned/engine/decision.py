@@ -1,0 +1,89 @@
+"""One mention's decision: rank its candidates with the scorer (and the analyst's
+corrections, where its mention string has any), then link the best or say NIL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from xned.engine.corrections import Corrections
+from xned.engine.kb import KB
+from xned.engine.normalize import normalize
+from xned.engine.scoring import Scorer, rank
+from xned.types import Candidate, Link, Mention
+
+
+@dataclass
+class MentionFeatures:
+    """One mention's candidates (global entity indices, best prior first) and features."""
+
+    mention: Mention
+    ents: np.ndarray
+    priors: np.ndarray
+    sims: np.ndarray | None
+    expert: np.ndarray | None
+    vector: np.ndarray | None
+    hub: np.ndarray | None = None
+    dense: np.ndarray | None = None  # 1.0 where the candidate came from dense retrieval only
+
+
+def decide(
+    kb: KB, f: MentionFeatures, scorer: Scorer, with_cands: bool = False, corrections: Corrections | None = None
+) -> Link:
+    """The link (or NIL) for one analysed mention under ``scorer``."""
+    m, ents, pri, sims = f.mention, f.ents, f.priors, f.sims
+    if len(ents) == 0:
+        return Link(m.start, m.end, m.text, None)
+    key = normalize(m.text)
+    fix = corrections is not None and f.vector is not None and corrections.covers(key)
+    one = len(ents) == 1 and not fix
+    decided = scorer.without_context(scorer.features(pri, None, f.expert, f.hub)) if one else None
+    z, conf = decided if decided is not None else scorer.score(scorer.features(pri, sims, f.expert, f.hub, f.dense))
+    qids = [kb.qid(int(e)) for e in ents]
+    corrected = False
+    if fix:
+        assert corrections is not None and f.vector is not None
+        adjusted = corrections.adjust(key, qids, f.vector, z)
+        if adjusted is not None:
+            z, conf, corrected = adjusted, 1.0 / (1.0 + np.exp(-adjusted)), True
+    order = rank(z, pri, qids)
+    best = order[0]
+    cand_list: tuple[Candidate, ...] = ()
+    if with_cands:
+        cand_list = tuple(
+            Candidate(
+                qids[k],
+                kb.record(int(ents[k]))[0],
+                round(float(conf[k]), 6),
+                round(float(pri[k]), 6),
+                None if sims is None else round(float(sims[k]), 6),
+                None if f.expert is None or np.isnan(f.expert[k]) else round(float(f.expert[k]), 6),
+            )
+            for k in order
+        )
+    score = float(conf[best])
+    if score < scorer.threshold:
+        return Link(
+            m.start,
+            m.end,
+            m.text,
+            None,
+            score=round(score, 6),
+            prior=round(float(pri[best]), 6),
+            candidates=cand_list,
+            corrected=corrected,
+        )
+    label, desc = kb.record(int(ents[best]))
+    return Link(
+        m.start,
+        m.end,
+        m.text,
+        qids[best],
+        label,
+        desc,
+        round(score, 6),
+        round(float(pri[best]), 6),
+        cand_list,
+        corrected,
+    )
