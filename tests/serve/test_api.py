@@ -121,3 +121,21 @@ def test_non_loopback_bind_needs_a_token():
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
     with pytest.raises(InputError, match="token"):
         serve(bundle=None, host="0.0.0.0", port=8000, workers=1, token=None, threads=1, limits=Limits())
+
+
+def test_teach_then_link_uses_the_correction(bundle_path, tmp_path):
+    from xned import Linker
+
+    client = TestClient(create_app(Linker.load(bundle_path, threads=1, state=tmp_path / "state")))
+    text = "The capital Paris lies on the Seine in France."
+    r = client.post("/teach", json={"text": text, "lang": "en", "start": 12, "end": 17, "qid": "Q830149"})
+    assert r.status_code == 200, r.text
+    assert r.json()["corrections"] == 1
+    assert [(t["mention"], t["qid"]) for t in r.json()["taught"]] == [("Paris", "Q830149")]
+    doc = client.post("/link", json={"text": "Paris lies on the Seine.", "lang": "en"}).json()["documents"][0]
+    paris = next(m for m in doc["mentions"] if m["text"] == "Paris")
+    assert (paris["qid"], paris["corrected"]) == ("Q830149", True)
+    r = client.post("/teach", json={"text": text, "lang": "en", "start": 12, "end": 17, "qid": "Q1"})
+    assert r.status_code == 400 and "'Q1' is not an entity of this bundle" in r.json()["error"]
+    r = client.post("/teach", json={"text": text, "lang": "en", "start": 12, "qid": "Q90"})
+    assert r.status_code == 400 and "two integers" in r.json()["error"]

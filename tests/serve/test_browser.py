@@ -8,6 +8,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -30,8 +31,8 @@ pytestmark = pytest.mark.skipif(
 TEXT = "The capital Paris lies on the Seine in France. Madrid y Barcelona están en España. 東京は日本の首都です。"
 
 
-@pytest.fixture(scope="module")
-def server(linker):
+@contextmanager
+def _serving(linker):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -45,6 +46,12 @@ def server(linker):
     yield f"http://127.0.0.1:{port}/"
     srv.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(linker):
+    with _serving(linker) as url:
+        yield url
 
 
 @pytest.fixture()
@@ -121,3 +128,30 @@ def test_page_shows_a_request_error(server, browser):
     browser.find_element(By.ID, "text").send_keys("Paris")
     browser.find_element(By.ID, "link").click()
     wait.until(lambda d: "klingon" in d.find_element(By.ID, "results").text + d.find_element(By.ID, "status").text)
+
+
+def test_an_analyst_corrects_a_link_on_the_page(browser, bundle_path, tmp_path):
+    from xned import Linker
+
+    with _serving(Linker.load(bundle_path, threads=1, state=tmp_path / "state")) as url:
+        browser.get(url)
+        wait = WebDriverWait(browser, 30)
+        wait.until(lambda d: "entities" in d.find_element(By.ID, "bundle").text)
+        browser.find_element(By.ID, "text").send_keys("The capital Paris lies on the Seine in France.")
+        browser.find_element(By.ID, "link").click()
+        paris = wait.until(
+            lambda d: next((a for a in d.find_elements(By.CSS_SELECTOR, "a.mention") if a.text == "Paris"), None)
+        )
+        assert paris.get_attribute("href").endswith("/Q90")
+        paris.click()
+        details = browser.find_element(By.ID, "details")
+        wait.until(lambda d: "Paris, Texas" in details.text)
+        details.find_element(By.CSS_SELECTOR, "button.teach[data-qid='Q830149']").click()
+        wait.until(lambda d: "Taught" in d.find_element(By.ID, "status").text)
+        fixed = wait.until(
+            lambda d: next(
+                (a for a in d.find_elements(By.CSS_SELECTOR, "a.mention.corrected") if a.text == "Paris"), None
+            )
+        )
+        assert fixed.get_attribute("href").endswith("/Q830149")
+        assert "1 correction(s)" in browser.find_element(By.ID, "status").text

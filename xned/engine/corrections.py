@@ -152,8 +152,11 @@ class Corrections:
         by_key: dict[str, list[Example]] = {}
         for e in examples:
             by_key.setdefault(e.key, []).append(e)
+        for key in list(self._models):  # keep the residuals whose examples did not change
+            old = self.by_key.get(key, [])
+            if [e.id for e in old] != [e.id for e in by_key.get(key, [])]:
+                del self._models[key]
         self.by_key = by_key
-        self._models.clear()
         self._extra.clear()
 
     @property
