@@ -125,10 +125,28 @@ def _parse_chunk(lines: list[bytes]) -> tuple[list[tuple], list[int]]:
     return out, bad
 
 
-def _chunks(path: Path) -> Iterator[tuple[int, list[bytes]]]:
+def _range_lines(path: Path, start: int, stop: int | None) -> Iterator[bytes]:
+    """The lines of an uncompressed file that start at a byte in ``[start, stop)``."""
+    with open(path, "rb") as f:
+        pos = start
+        if start > 0:
+            f.seek(start - 1)
+            pos += len(f.readline()) - 1  # the rest of the line that started before ``start``
+        while stop is None or pos < stop:
+            line = f.readline()
+            if not line:
+                return
+            pos += len(line)
+            yield line
+
+
+def _chunks(path: Path, byte_range: tuple[int, int | None] | None = None) -> Iterator[tuple[int, list[bytes]]]:
+    """Lines in chunks of ``CHUNK_LINES``, with the line number of each chunk's first line
+    (counted from the start of ``byte_range`` when one is given)."""
     buf: list[bytes] = []
     start = 1
-    for lineno, line in enumerate(_stream_lines(path), 1):
+    lines = _stream_lines(path) if byte_range is None else _range_lines(path, *byte_range)
+    for lineno, line in enumerate(lines, 1):
         if len(line) > MAX_ENTITY_LINE:
             raise KBBuildError(f"{path}:{lineno}: entity line over {MAX_ENTITY_LINE} bytes; is this a Wikidata dump?")
         if not buf:
@@ -147,10 +165,10 @@ class TitleMap:
     ``title<US>qid`` keys built on first use (compact and memory-mapped-sized, so the
     sitelinks of all of Wikidata fit in bounded memory)."""
 
-    def __init__(self, run_records: int = 1_000_000):
+    def __init__(self, run_records: int = 1_000_000, tmp_dir: Path | None = None):
         from xned.export.spill import Spill
 
-        self.records = Spill("titles", run_records=run_records)
+        self.records = Spill("titles", run_records=run_records, tmp_dir=tmp_dir)
         self._tries: dict[str, Any] = {}
 
     def add(self, lang: str, title: str, qid: str) -> None:
@@ -180,21 +198,25 @@ class TitleMap:
         self.records.close()
 
 
-def read_wikidata(path: Path, b, *, workers: int = 1, **_: Any) -> int:
+def read_wikidata(
+    path: Path, b, *, workers: int = 1, byte_range: tuple[int, int | None] | None = None, **_: Any
+) -> int:
     """Add every item of a Wikidata JSON dump to the builder ``b``. Returns items read.
 
     The items' Wikipedia sitelinks go to ``b.wiki_titles`` (a ``TitleMap``) to resolve the
-    links of Wikipedia dumps read later in the same build.
+    links of Wikipedia dumps read later in the same build. ``byte_range`` reads only the
+    lines that start in ``[start, stop)`` of an uncompressed dump (a shard, ``kb_shards``).
     """
     n = 0
     if b.wiki_titles is None:
-        b.wiki_titles = TitleMap(getattr(b, "run_records", 1_000_000))
+        b.wiki_titles = TitleMap(getattr(b, "run_records", 1_000_000), getattr(b, "tmp_dir", None))
     title_map = b.wiki_titles
+    at = "" if byte_range is None else f" of the shard from byte {byte_range[0]:,}"
 
     def consume(start: int, recs: list[tuple], bad: list[int]) -> None:
         nonlocal n
         for i in bad:
-            b.fail_or_warn("bad_json", f"{path.name}:{start + i}: malformed JSON line in the dump")
+            b.fail_or_warn("bad_json", f"{path.name}:{start + i}{at}: malformed JSON line in the dump")
         for qid, typ, label, desc, n_sites, names, site_titles in recs:
             where = f"{path.name}:{qid}"
             if not b.add_entity(
@@ -207,14 +229,16 @@ def read_wikidata(path: Path, b, *, workers: int = 1, **_: Any) -> int:
             for lang, title in site_titles.items():
                 title_map.add(lang.replace("_", "-"), title, qid)
 
+    if byte_range is not None and re.search(r"\.(gz|bz2)$", path.name):
+        raise KBBuildError(f"{path}: a compressed dump cannot be read by byte ranges; decompress it to shard it.")
     if workers <= 1:
-        for start, lines in _chunks(path):
+        for start, lines in _chunks(path, byte_range):
             recs, bad = _parse_chunk(lines)
             consume(start, recs, bad)
         return n
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending: list = []
-        for start, lines in _chunks(path):
+        for start, lines in _chunks(path, byte_range):
             pending.append((start, pool.submit(_parse_chunk, lines)))
             while len(pending) > 2 * workers:  # bounded read-ahead, input order kept
                 s, fut = pending.pop(0)

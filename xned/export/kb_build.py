@@ -96,18 +96,29 @@ class KBBuilder:
         strict: bool = False,
         report: BuildReport | None = None,
         run_records: int = RUN_RECORDS,
+        tmp_dir: Path | None = None,
     ):
         self.langs = langs
         self.top_k = top_k
         self.strict = strict
         self.report = report or BuildReport()
         self.run_records = run_records
+        self.tmp_dir = tmp_dir
         # qnum, seq, flag, type, label, description, popularity, where
-        self.entity_records = Spill("entities", run_records=run_records)
+        self.entity_records = Spill("entities", run_records=run_records, tmp_dir=tmp_dir)
         # lang, key, qnum, kind (N name weight | C count | O occurrences), value(s)
-        self.alias_records = Spill("aliases", run_records=run_records)
+        self.alias_records = Spill("aliases", run_records=run_records, tmp_dir=tmp_dir)
         self.wiki_titles: Any = None  # Wikipedia title -> QID maps from Wikidata sitelinks (dumps.py)
+        self._source = 0
+        self._start = 0
         self._seq = 0
+
+    def begin_source(self, index: int, start: int = 0) -> None:
+        """Records from now on come from source ``index`` (its place in the build's source
+        list), read from byte ``start`` (a shard of a dump; 0 for a whole source). Records of
+        one QID merge in the order (source, start, reading order), so a build sharded any
+        way merges them as the single-process build does."""
+        self._source, self._start, self._seq = index, start, 0
 
     def close(self) -> None:
         self.entity_records.close()
@@ -150,8 +161,9 @@ class KBBuilder:
         fields = (_CTRL.sub(" ", x).strip() for x in (type, label, description, where))
         typ, lab, desc, wh = fields
         self._seq += 1
+        seq = f"{self._source:05d}{self._start:015d}{self._seq:012d}"
         self.entity_records.add(
-            f"{int(qid[1:]):010d}\t{self._seq:012d}\t{'w' if weak else '-'}\t{typ}\t{lab}\t{desc}\t{pops}\t{wh}"
+            f"{int(qid[1:]):010d}\t{seq}\t{'w' if weak else '-'}\t{typ}\t{lab}\t{desc}\t{pops}\t{wh}"
         )
         return True
 
@@ -534,13 +546,29 @@ def build_kb(
 
     ``meta.json`` records the sources (path, size, mtime) and options under ``build`` so
     ``xned kb compact`` can repeat the build; paths inside ``bundle`` are stored relative."""
-    from xned.export.kb_incremental import source_record
-
     sources = [Path(s) for s in sources]
     b = KBBuilder(langs=langs, top_k=top_k, strict=strict, run_records=run_records)
-    for src in sources:
+    for i, src in enumerate(sources):
+        b.begin_source(i)
         n = read_source(src, b, **(reader_args or {}))
         b.report.sources.append({"path": src.name, "records": n})
+    return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle)
+
+
+def finish_build(
+    b: KBBuilder,
+    sources: list[Path],
+    dest: Path,
+    langs: set[str] | None,
+    top_k: int,
+    strict: bool,
+    embed: Callable[[list[EntityRow]], np.ndarray] | None,
+    reader_args: dict[str, Any] | None,
+    bundle: Path | None,
+) -> tuple[dict[str, Any], BuildReport]:
+    """Write the KB of a builder that has read every source (``build_kb``, ``kb_shards``)."""
+    from xned.export.kb_incremental import source_record
+
     root = Path(bundle) if bundle is not None else Path(dest).parent
     options = {
         "langs": sorted(langs) if langs else None,
@@ -549,7 +577,9 @@ def build_kb(
         "vectors": embed is not None,
         # worker count does not change the output, so it is not part of the recipe
         "reader_args": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in (reader_args or {}).items() if k != "workers"
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in (reader_args or {}).items()
+            if k not in ("workers", "byte_range")
         },
     }
     meta = b.write(

@@ -42,6 +42,19 @@ class Spill:
         if len(self.buf) >= self.run_records:
             self._flush()
 
+    def adopt(self, runs: list[Path], total: int) -> None:
+        """Take over sorted run files written by another ``Spill`` (a shard of a build read
+        elsewhere, see ``kb_shards``); they are merged with this one's but not deleted."""
+        self.runs.extend(Path(p) for p in runs)
+        self.total += total
+
+    def finish(self) -> list[Path]:
+        """Write the buffer out as a run and hand over the run files (the caller owns them
+        from now on: ``close`` no longer deletes them)."""
+        self._flush()
+        runs, self.runs, self._dir = self.runs, [], None
+        return runs
+
     def _flush(self) -> None:
         if not self.buf:
             return
@@ -71,7 +84,8 @@ class Spill:
 
     def _cascade(self) -> None:
         """Merge the runs in groups of ``MAX_FANIN`` into longer runs (one pass)."""
-        assert self._dir is not None
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix=f"xned-{self.name}-", dir=self._tmp_root))
         merged: list[Path] = []
         for g in range(0, len(self.runs), MAX_FANIN):
             group = self.runs[g : g + MAX_FANIN]
@@ -84,7 +98,8 @@ class Spill:
                 files = [stack.enter_context(open(p, encoding="utf-8", newline="\n")) for p in group]
                 f.writelines(heapq.merge(*files))
             for p in group:
-                p.unlink()
+                if p.parent == self._dir:  # adopted runs belong to their shard
+                    p.unlink()
             merged.append(out)
         self.runs = merged
 

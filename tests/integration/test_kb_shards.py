@@ -1,0 +1,76 @@
+"""Sharded KB builds give the single-process KB byte for byte."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.integration.test_dumps import XML, item
+from xned.engine.kb import KB
+from xned.errors import KBBuildError
+from xned.export.kb_build import build_kb
+from xned.export.kb_shards import build_sharded, local_runner, plan
+
+
+def _files(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture()
+def sources(tmp_path):
+    items = [
+        item(f"Q{1000 + i}", f"Town {i}", f"Villa {i}", [f"T{i % 7}"], sites=("enwiki", "eswiki")) for i in range(60)
+    ]
+    items += [item("Q90", "Paris", "París", ["City of Light"], sites=("enwiki",))]
+    items += [item("Q1003", "Town three (again)", aliases=["Thirdtown"])]  # a QID twice: the first label wins
+    dump = tmp_path / "wd.json"
+    dump.write_text("[\n" + ",\n".join(json.dumps(i) for i in items) + "\n]\n", encoding="utf-8")
+    tsv = tmp_path / "extra.tsv"
+    tsv.write_text(
+        "Q1005\tQ5\tTown five from TSV\tanother description\t\tfr:Ville cinq|de~:Fünf\nQ77\tQ5\tSeventy\t\t\ten:Seventy\n"
+    )
+    counts = tmp_path / "anchors.counts.tsv"
+    counts.write_text("en\tT3\tQ1003\t5\nen\tT3\tQ1010\t2\n")
+    xml = tmp_path / "enwiki-pages-articles.xml"
+    xml.write_text(XML.replace("[[Berlin|German capital]]", "[[Town 4|the fourth town]]"), encoding="utf-8")
+    return [dump, tsv, counts, xml]
+
+
+@pytest.mark.parametrize(("shard_bytes", "workers"), [(700, 2), (1, 1), (10**9, 2)])
+def test_sharded_build_is_byte_identical(sources, tmp_path, shard_bytes, workers):
+    single, _ = build_kb(sources, tmp_path / "single", run_records=9)
+    shards = plan(sources, shard_bytes)
+    if shard_bytes < 10**9:
+        assert len([s for s in shards if s[0] == 0]) > 5  # the dump really is cut into ranges
+    sharded, report = build_sharded(
+        sources, tmp_path / "sharded", runner=local_runner(workers), shard_bytes=shard_bytes, run_records=9
+    )
+    assert _files(tmp_path / "sharded") == _files(tmp_path / "single")
+    assert report.sources == [{"path": s.name, "records": r["records"]} for s, r in zip(sources, single["sources"])]
+    kb = KB(tmp_path / "sharded")
+    assert kb.record(kb.index("Q1003"))[0] == "Town 3"  # reading order kept across shards
+    assert kb.lookup("en", "the fourth town")[0].size  # the Wikipedia shard resolved its link
+
+
+def test_every_line_lands_in_exactly_one_range(sources):
+    from xned.export.dumps import _range_lines
+
+    dump = sources[0]
+    data = dump.read_bytes()
+    for size in (1, 50, 333, len(data)):
+        got = [line for s in range(0, len(data), size) for line in _range_lines(dump, s, min(len(data), s + size))]
+        assert b"".join(got) == data
+
+
+def test_a_compressed_dump_is_one_shard_and_cannot_be_ranged(tmp_path):
+    import bz2
+
+    from xned.export.dumps import read_wikidata
+    from xned.export.kb_build import KBBuilder
+
+    dump = tmp_path / "wd.json.bz2"
+    dump.write_bytes(bz2.compress(b"[\n" + json.dumps(item("Q1", "One")).encode() + b"\n]\n"))
+    assert plan([dump], 1) == [(0, dump, 0, None)]
+    with pytest.raises(KBBuildError, match="decompress it to shard it"):
+        read_wikidata(dump, KBBuilder(), byte_range=(0, 10))

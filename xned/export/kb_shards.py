@@ -1,0 +1,214 @@
+"""Sharded KB builds: the KB of ``build_kb``, byte for byte, from sources read in parallel
+(worker processes on this machine, or Ray tasks on a cluster: ``xned.integrations.ray``).
+
+Every source (entity TSV/JSONL, alias-count TSV, Wikidata JSON dump, Wikipedia XML dump) is
+one shard, and an uncompressed Wikidata dump is cut into byte ranges of ``shard_bytes`` (a
+range holds the lines that start in it). A shard is read into its own ``KBBuilder`` whose
+sorted run files stay in the build's work directory (on a cluster: a filesystem every node
+sees); the driver then merges the runs of every shard as if one builder had read them
+(``Spill.adopt``) and writes the KB with the same code as ``build_kb``. Records of one QID
+merge in the order (source index, shard start, reading order) and every other stream is
+sorted by content, so the merged streams, and the KB, are those of the single-process build
+whatever the shard sizes, the parallelism or the order in which shards finish.
+
+Wikipedia dumps resolve their links through the sitelinks of the Wikidata dumps listed
+before them: they are read in a second phase, given the title runs of those shards.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xned.export.kb_build import BuildReport, KBBuilder, read_source
+from xned.export.kb_writer import EntityRow
+from xned.export.spill import RUN_RECORDS
+
+SHARD_BYTES = 256 * 1024 * 1024
+_WIKIDATA = re.compile(r"\.json(\.gz|\.bz2)?$")
+_WIKIPEDIA = re.compile(r"\.xml(\.bz2)?$|\.xml-.*\.bz2$|-shortened\.bz2$")
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard to read; plain data, so it travels to a worker process or a Ray task."""
+
+    source: int  # index in the build's source list
+    path: str
+    start: int = 0  # byte range [start, stop) of an uncompressed Wikidata dump
+    stop: int | None = None
+    work: str = ""  # directory for this shard's run files
+    options: dict[str, Any] = field(default_factory=dict)  # langs, top_k, strict, run_records, reader_args
+    title_runs: tuple[str, ...] = ()  # Wikipedia shards: the sitelink runs of earlier Wikidata shards
+    title_total: int = 0
+
+
+@dataclass
+class ShardOutput:
+    source: int
+    start: int
+    records: int
+    entity_runs: list[str]
+    entity_total: int
+    alias_runs: list[str]
+    alias_total: int
+    title_runs: list[str]
+    title_total: int
+    skipped: int
+    counts: dict[str, int]
+    warnings: list[str]
+
+
+Runner = Callable[[list[ShardTask]], list[ShardOutput]]
+
+
+def is_wikipedia(path: Path) -> bool:
+    return bool(_WIKIPEDIA.search(path.name.lower()))
+
+
+def plan(sources: list[Path], shard_bytes: int = SHARD_BYTES) -> list[tuple[int, Path, int, int | None]]:
+    """(source index, path, start, stop) of every shard: uncompressed Wikidata dumps are cut
+    into byte ranges, every other source is one shard."""
+    out: list[tuple[int, Path, int, int | None]] = []
+    for i, path in enumerate(sources):
+        name = path.name.lower()
+        size = path.stat().st_size
+        if name.endswith(".json") and _WIKIDATA.search(name) and size > shard_bytes:
+            for start in range(0, size, shard_bytes):
+                out.append((i, path, start, min(size, start + shard_bytes)))
+        else:
+            out.append((i, path, 0, None))
+    return out
+
+
+def read_shard(task: ShardTask) -> ShardOutput:
+    """Read one shard into a fresh builder; its runs stay in ``task.work``."""
+    from xned.export.dumps import TitleMap
+
+    opts = task.options
+    work = Path(task.work)
+    work.mkdir(parents=True, exist_ok=True)
+    b = KBBuilder(
+        langs=set(opts["langs"]) if opts.get("langs") else None,
+        top_k=int(opts.get("top_k", 30)),
+        strict=bool(opts.get("strict", False)),
+        run_records=int(opts.get("run_records", RUN_RECORDS)),
+        tmp_dir=work,
+    )
+    b.begin_source(task.source, task.start)
+    if task.title_runs:
+        b.wiki_titles = TitleMap(b.run_records, work)
+        b.wiki_titles.records.adopt([Path(p) for p in task.title_runs], task.title_total)
+    reader_args = dict(opts.get("reader_args") or {})
+    reader_args["workers"] = 1  # the parallelism is across shards
+    if task.stop is not None:
+        reader_args["byte_range"] = (task.start, task.stop)
+    n = read_source(Path(task.path), b, **reader_args)
+    titles = b.wiki_titles if not task.title_runs else None
+    out = ShardOutput(
+        task.source,
+        task.start,
+        n,
+        [str(p) for p in b.entity_records.finish()],
+        len(b.entity_records),
+        [str(p) for p in b.alias_records.finish()],
+        len(b.alias_records),
+        [str(p) for p in titles.records.finish()] if titles is not None else [],
+        len(titles.records) if titles is not None else 0,
+        b.report.skipped,
+        dict(b.report.counts),
+        list(b.report.warnings),
+    )
+    b.close()
+    return out
+
+
+def local_runner(workers: int) -> Runner:
+    """Shards read by ``workers`` processes of this machine (in this process when 1)."""
+
+    def run(tasks: list[ShardTask]) -> list[ShardOutput]:
+        if workers <= 1 or len(tasks) <= 1:
+            return [read_shard(t) for t in tasks]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(read_shard, tasks))
+
+    return run
+
+
+def build_sharded(
+    sources: Iterable[Path],
+    dest: Path,
+    *,
+    runner: Runner,
+    work: Path | None = None,
+    shard_bytes: int = SHARD_BYTES,
+    langs: set[str] | None = None,
+    top_k: int = 30,
+    strict: bool = False,
+    embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
+    reader_args: dict[str, Any] | None = None,
+    bundle: Path | None = None,
+    run_records: int = RUN_RECORDS,
+) -> tuple[dict[str, Any], BuildReport]:
+    """``build_kb`` over shards read by ``runner``; the same ``dest`` byte for byte.
+
+    ``work`` holds the shards' run files (default: a temporary directory here; on a
+    cluster, a directory every node can read and write); it is removed at the end."""
+    from xned.export.kb_build import finish_build
+
+    sources = [Path(s) for s in sources]
+    own_work = work is None
+    work = Path(tempfile.mkdtemp(prefix="xned-shards-")) if work is None else Path(work)
+    options = {
+        "langs": sorted(langs) if langs else None,
+        "top_k": top_k,
+        "strict": strict,
+        "run_records": run_records,
+        "reader_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in (reader_args or {}).items()},
+    }
+    shards = plan(sources, shard_bytes)
+    try:
+
+        def task(k: int, src: int, path: Path, start: int, stop: int | None, **kw: Any) -> ShardTask:
+            return ShardTask(src, str(path), start, stop, str(work / f"shard{k:05d}"), options, **kw)
+
+        first = [task(k, *s) for k, s in enumerate(shards) if not is_wikipedia(s[1])]
+        outputs = runner(first)
+        second = []
+        for k, (src, path, start, stop) in enumerate(shards):
+            if is_wikipedia(path):
+                earlier = [o for o in outputs if o.source < src and o.title_runs]
+                runs = tuple(r for o in earlier for r in o.title_runs)
+                second.append(
+                    task(k, src, path, start, stop, title_runs=runs, title_total=sum(o.title_total for o in earlier))
+                )
+        outputs = sorted([*outputs, *runner(second)], key=lambda o: (o.source, o.start))
+        b = KBBuilder(langs=langs, top_k=top_k, strict=strict, run_records=run_records, tmp_dir=work)
+        records = [0] * len(sources)
+        for o in outputs:
+            b.entity_records.adopt([Path(p) for p in o.entity_runs], o.entity_total)
+            b.alias_records.adopt([Path(p) for p in o.alias_runs], o.alias_total)
+            records[o.source] += o.records
+            b.report.skipped += o.skipped
+            for kind, c in o.counts.items():
+                b.report.counts[kind] += c
+            b.report.warnings.extend(o.warnings[: max(0, b.report.max_warnings - len(b.report.warnings))])
+        b.report.sources = [{"path": s.name, "records": n} for s, n in zip(sources, records, strict=True)]
+        return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle)
+    finally:
+        if own_work:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            for k in range(len(shards)):
+                shutil.rmtree(work / f"shard{k:05d}", ignore_errors=True)
+
+
+__all__ = ["ShardOutput", "ShardTask", "build_sharded", "local_runner", "plan", "read_shard"]
