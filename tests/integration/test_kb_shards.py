@@ -17,8 +17,7 @@ def _files(root):
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture()
-def sources(tmp_path):
+def make_sources(tmp_path):
     items = [
         item(f"Q{1000 + i}", f"Town {i}", f"Villa {i}", [f"T{i % 7}"], sites=("enwiki", "eswiki")) for i in range(60)
     ]
@@ -28,13 +27,19 @@ def sources(tmp_path):
     dump.write_text("[\n" + ",\n".join(json.dumps(i) for i in items) + "\n]\n", encoding="utf-8")
     tsv = tmp_path / "extra.tsv"
     tsv.write_text(
-        "Q1005\tQ5\tTown five from TSV\tanother description\t\tfr:Ville cinq|de~:Fünf\nQ77\tQ5\tSeventy\t\t\ten:Seventy\n"
+        "Q1005\tQ5\tTown five from TSV\tanother description\t\tfr:Ville cinq|de~:Fünf\n"
+        "Q77\tQ5\tSeventy\t\t\ten:Seventy\n"
     )
     counts = tmp_path / "anchors.counts.tsv"
     counts.write_text("en\tT3\tQ1003\t5\nen\tT3\tQ1010\t2\n")
     xml = tmp_path / "enwiki-pages-articles.xml"
     xml.write_text(XML.replace("[[Berlin|German capital]]", "[[Town 4|the fourth town]]"), encoding="utf-8")
     return [dump, tsv, counts, xml]
+
+
+@pytest.fixture()
+def sources(tmp_path):
+    return make_sources(tmp_path)
 
 
 @pytest.mark.parametrize(("shard_bytes", "workers"), [(700, 2), (1, 1), (10**9, 2)])
@@ -47,7 +52,9 @@ def test_sharded_build_is_byte_identical(sources, tmp_path, shard_bytes, workers
         sources, tmp_path / "sharded", runner=local_runner(workers), shard_bytes=shard_bytes, run_records=9
     )
     assert _files(tmp_path / "sharded") == _files(tmp_path / "single")
-    assert report.sources == [{"path": s.name, "records": r["records"]} for s, r in zip(sources, single["sources"])]
+    assert report.sources == [
+        {"path": s.name, "records": r["records"]} for s, r in zip(sources, single["sources"], strict=True)
+    ]
     kb = KB(tmp_path / "sharded")
     assert kb.record(kb.index("Q1003"))[0] == "Town 3"  # reading order kept across shards
     assert kb.lookup("en", "the fourth town")[0].size  # the Wikipedia shard resolved its link

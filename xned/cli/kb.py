@@ -69,6 +69,16 @@ def build_cli(
     vector_cache: Path | None = typer.Option(
         None, "--vector-cache", help="Directory caching entity embeddings across rebuilds (keyed by encoder + text)."
     ),
+    engine: str = typer.Option(
+        "local", "--engine", help="local, or ray: read sources and dump byte ranges as Ray tasks (the same KB)."
+    ),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: start a local one)."),
+    shard_mb: float = typer.Option(
+        256.0, "--shard-mb", min=1e-6, help="MB of an uncompressed Wikidata dump per Ray task."
+    ),
+    work: Path | None = typer.Option(
+        None, "--work", help="Shard files directory for --engine ray (on a cluster: storage every node shares)."
+    ),
 ) -> None:
     """Build the KB (entity store + per-language alias tables with priors) into a bundle."""
     from rich.console import Console
@@ -82,6 +92,17 @@ def build_cli(
         if console.is_terminal:
             console.print(f"embedding entities {done:,}/{total:,}", end="\r")
 
+    shards = None
+    if engine == "ray":
+        try:
+            from xned.integrations.ray import kb_runner
+        except ImportError as exc:
+            raise InputError(
+                f"--engine ray needs the ray extra ({exc.name} is missing): pip install 'xned[ray]'"
+            ) from None
+        shards = {"runner": kb_runner(address), "work": work, "shard_bytes": max(1, int(shard_mb * 1024 * 1024))}
+    elif engine != "local":
+        raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
     meta, report = build_kb_into_bundle(
         sources,
         bundle,
@@ -96,6 +117,7 @@ def build_cli(
         vector_cache=vector_cache,
         max_skipped=max_skipped,
         dense=not no_dense,
+        shards=shards,
     )
     dt = time.perf_counter() - t0
     n_alias = sum(meta["languages"].values())

@@ -195,10 +195,12 @@ def build_kb_into_bundle(
     vector_cache: Path | None = None,
     max_skipped: float = 0.1,
     dense: bool = True,
+    shards: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
     """Build the KB of ``bundle`` from ``sources`` (and copy ``encoder`` into it), as one
     transaction: a build that fails, or that skips more than ``max_skipped`` of its input
-    records, leaves the bundle as it was."""
+    records, leaves the bundle as it was. ``shards`` (``runner``, ``work``, ``shard_bytes``)
+    reads the sources in parallel shards (``kb_shards.build_sharded``): the same KB."""
     sources = [Path(s) for s in sources]
     if not sources:
         raise InputError("No KB sources given: pass entity TSV/JSONL files or dumps.")
@@ -212,7 +214,7 @@ def build_kb_into_bundle(
     with bundle_transaction(Path(bundle)) as stage:
         meta, report = _build_staged(
             sources, stage, Path(bundle), encoder, langs, top_k, strict, vectors, threads, progress, reader_args,
-            vector_cache, dense,
+            vector_cache, dense, shards,
         )  # fmt: skip
         total = max(sum(int(src.get("records", 0)) for src in report.sources), report.skipped)
         if report.skipped and report.skipped > max_skipped * total:
@@ -239,6 +241,7 @@ def _build_staged(
     reader_args: dict[str, Any] | None,
     vector_cache: Path | None,
     dense: bool,
+    shards: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
     """The build inside the staging directory ``bundle`` of the bundle ``target``."""
     if encoder is not None and encoder.resolve() != (target / "encoder").resolve():
@@ -250,16 +253,31 @@ def _build_staged(
     if vectors and (bundle / "encoder" / "config.json").is_file():
         embed = make_embedder(bundle / "encoder", threads=threads, progress=progress, cache=vector_cache)
     try:
-        meta, report = build_kb(
-            sources,
-            bundle / "kb",
-            langs=langs,
-            top_k=top_k,
-            strict=strict,
-            embed=embed,
-            reader_args=reader_args,
-            bundle=bundle,
-        )
+        if shards is not None:
+            from xned.export.kb_shards import build_sharded
+
+            meta, report = build_sharded(
+                sources,
+                bundle / "kb",
+                **shards,
+                langs=langs,
+                top_k=top_k,
+                strict=strict,
+                embed=embed,
+                reader_args=reader_args,
+                bundle=bundle,
+            )
+        else:
+            meta, report = build_kb(
+                sources,
+                bundle / "kb",
+                langs=langs,
+                top_k=top_k,
+                strict=strict,
+                embed=embed,
+                reader_args=reader_args,
+                bundle=bundle,
+            )
     finally:
         if embed is not None:
             embed.flush()  # type: ignore[attr-defined]

@@ -13,6 +13,10 @@ Rows come out in Ray's execution order unless the dataset context preserves orde
 link --engine ray`` sets ``preserve_order``, so its output is in input order); match rows by
 ``id``. ``xned link --engine ray -i IN -o OUT_DIR`` runs it on JSONL or Parquet
 files/directories (Parquet output when ``OUT_DIR`` ends in ``.parquet``).
+
+``kb_runner()`` reads the shards of a KB build as Ray tasks (``xned kb build --engine ray``,
+``xned.export.kb_shards``): one task per source or dump byte range, retried when a node
+dies; the driver merges their sorted runs into the KB of the single-process build.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ _MENTION_FIELDS = [
     ("description", pa.string()),
     ("score", pa.float64()),
     ("prior", pa.float64()),
+    ("corrected", pa.bool_()),  # null unless an analyst's correction decided the link
 ]
 
 
@@ -170,3 +175,17 @@ def run_link(
     else:
         out.write_json(str(output), lines=True, force_ascii=False)
     return int(out.filter(lambda row: row["error"] is not None).count())
+
+
+def kb_runner(address: str | None = None) -> Any:
+    """A ``kb_shards.Runner`` that reads shards as Ray tasks (one CPU each, retried)."""
+    from xned.export.kb_shards import read_shard
+
+    def run(tasks: list) -> list:
+        if not tasks:
+            return []
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        remote = ray.remote(num_cpus=1, max_retries=3)(read_shard)
+        return ray.get([remote.remote(t) for t in tasks])
+
+    return run
