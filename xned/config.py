@@ -16,6 +16,3 @@ def default_bundle_path() -> Path:
         return Path(env).expanduser()
     return Path(__file__).parent / "assets" / "default"
 
-
-def xned_home() -> Path:
-    return Path(os.environ.get("XNED_HOME", "~/.xned")).expanduser()

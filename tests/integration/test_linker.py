@@ -251,6 +251,18 @@ def test_detection_without_language_uses_the_union_trie_and_finds_the_same_spans
     assert [lk.qid for lk in linker.link("Tokyo and Berlin")] == ["Q1490", "Q64"]
 
 
+def test_a_language_never_hides_a_name_that_lookup_finds(linker):
+    """'lisbon' and 'jerusalem' are only in the English table: with lang='es' lookup falls
+    back to it, so detection must find them too (it used to scan es + mul only)."""
+    assert "lisbon" not in {t.lang: t for t, _ in linker.kb.tables_for(None)}["es"].keys
+    text = "Viajamos de Lisbon a Jerusalem en mayo."
+    spans = [(text.index(w), text.index(w) + len(w)) for w in ("Lisbon", "Jerusalem")]
+    detected = linker.link(text, lang="es")
+    assert [(lk.start, lk.end) for lk in detected] == spans
+    assert [lk.qid for lk in detected] == [lk.qid for lk in linker.link(text, lang="es", mentions=spans)]
+    assert [lk.qid for lk in detected] == [linker.lookup(w, "es")[0][0] for w in ("Lisbon", "Jerusalem")]
+
+
 def test_manifest_paths_must_stay_inside_the_bundle(bundle_copy, tmp_path):
     from xned.engine.bundle import read_manifest, write_manifest
 

@@ -397,26 +397,35 @@ class KB:
         return found
 
     def detection_tries(self, lang: str | None) -> tuple[list[marisa_trie.Trie], list[marisa_trie.Trie]]:
-        """(key tries, folded-key tries) that mention detection scans for ``lang``. Without a
-        language, a part with a key index is scanned through its one union trie instead of
-        every table's (the same keys, one lookup per position)."""
+        """(key tries, folded-key tries) that mention detection scans: every table, as
+        ``lookup`` falls back to every table (a name the KB can link is never missed because
+        of the language; ``lang`` picks the case endings and the link probability). A part
+        with a key index is scanned through its one union trie (the same keys, one lookup
+        per position)."""
         keys: list[marisa_trie.Trie] = []
         folds: list[marisa_trie.Trie] = []
         for part in [self.base] + ([self.overlay] if self.overlay else []):
-            if lang is None and part.index is not None:
+            if part.index is not None:
                 keys.append(part.index.keys)
                 folds.append(part.index.fold)
                 continue
-            for name in [lang, MUL] if lang is not None else list(part.tables):
-                if name in part.tables:
-                    keys.append(part.tables[name].keys)
-                    folds.append(part.tables[name].fold_keys)
+            for table in part.tables.values():
+                keys.append(table.keys)
+                folds.append(table.fold_keys)
         return keys, folds
 
     def link_probability(self, lang: str | None, key: str) -> float:
-        """Highest known link probability of the key over the tables used for ``lang``."""
+        """Highest known link probability of the key over the tables of ``lang`` that hold
+        it, else over every other table that does (the order of ``lookup``)."""
+        if lang is not None:
+            own = [(t, o) for t, o in self.tables_for(lang) if key in t.keys]
+            if own:
+                return self._best_link_probability(own, key)
+        return self._best_link_probability(self._others(set(), key, folded=False), key)
+
+    @staticmethod
+    def _best_link_probability(tables: list[tuple[AliasTable, int]], key: str) -> float:
         best = float("nan")
-        tables = self.tables_for(lang) if lang is not None else self._others(set(), key, folded=False)
         for table, _ in tables:
             p = table.link_probability(key)
             if p == p and not (best == best and best >= p):
