@@ -15,4 +15,3 @@ def default_bundle_path() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(__file__).parent / "assets" / "default"
-
