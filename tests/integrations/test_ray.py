@@ -114,3 +114,32 @@ def test_cli_kb_build_on_ray_equals_the_local_build(cluster, tmp_path):
     assert main(["kb", "build", *sources, "--bundle", str(tmp_path / "ray"), *common, *ray_args]) == 0
     assert _files(tmp_path / "ray" / "kb") == _files(tmp_path / "local" / "kb")
     assert not list((tmp_path / "work").iterdir())  # the shards' files are gone
+
+
+def _die_once(task):
+    """Read a shard, but kill the worker process the first time each shard is tried."""
+    from xned.export.kb_shards import read_shard
+
+    marker = Path(task.work + ".tried")
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        os._exit(1)  # as if the node died mid-task
+    return read_shard(task)
+
+
+def test_kb_build_survives_dying_tasks(cluster, tmp_path):
+    from ray import cloudpickle
+
+    from tests.integration.test_kb_shards import _files, make_sources
+    from xned.export.kb_build import build_kb
+    from xned.export.kb_shards import build_sharded
+    from xned.integrations.ray import kb_runner
+
+    cloudpickle.register_pickle_by_value(__import__(__name__))  # the workers cannot import tests/
+    sources = make_sources(tmp_path)
+    build_kb(sources, tmp_path / "local")
+    work = tmp_path / "work"
+    build_sharded(sources, tmp_path / "ray", runner=kb_runner(read=_die_once), work=work, shard_bytes=4000)
+    assert len(list(work.glob("*.tried"))) >= 5  # every shard's first attempt died
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")

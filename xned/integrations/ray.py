@@ -177,15 +177,17 @@ def run_link(
     return int(out.filter(lambda row: row["error"] is not None).count())
 
 
-def kb_runner(address: str | None = None) -> Any:
-    """A ``kb_shards.Runner`` that reads shards as Ray tasks (one CPU each, retried)."""
+def kb_runner(address: str | None = None, read: Any = None) -> Any:
+    """A ``kb_shards.Runner`` that reads shards as Ray tasks (one CPU each; a task whose
+    worker dies is run again, up to 3 times). ``read`` replaces ``kb_shards.read_shard``
+    (the fault test wraps it)."""
     from xned.export.kb_shards import read_shard
 
     def run(tasks: list) -> list:
         if not tasks:
             return []
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        remote = ray.remote(num_cpus=1, max_retries=3)(read_shard)
+        remote = ray.remote(num_cpus=1, max_retries=3)(read or read_shard)
         return ray.get([remote.remote(t) for t in tasks])
 
     return run
