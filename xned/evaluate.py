@@ -173,23 +173,32 @@ def _gold(m: dict[str, Any], titles: dict[str, str], where: str, text: str) -> G
     return Gold(s, e, text[s:e], qid, title, unresolved)
 
 
+def parse_line(raw: bytes, where: str, titles: dict[str, str], default_id: str) -> EvalDoc | None:
+    """One canonical JSONL line (None when blank); ``InputError`` naming ``where``."""
+    if len(raw) > MAX_LINE:
+        raise InputError(f"{where}: line over {MAX_LINE} bytes")
+    if not raw.strip():
+        return None
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{where}: not a JSON document ({exc})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        raise InputError(f"{where}: expected an object with a string 'text'")
+    text = obj["text"]
+    ments = obj.get("mentions") or []
+    if not isinstance(ments, list) or not all(isinstance(m, dict) for m in ments):
+        raise InputError(f"{where}: 'mentions' must be a list of objects")
+    gold = [_gold(m, titles, where, text) for m in ments]
+    return EvalDoc(str(obj.get("id", default_id)), obj.get("lang"), text, gold)
+
+
 def read_jsonl(path: Path, titles: dict[str, str]) -> Iterator[EvalDoc]:
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
-            if len(raw) > MAX_LINE:
-                raise InputError(f"{path}:{lineno}: line over {MAX_LINE} bytes")
-            if not raw.strip():
-                continue
-            where = f"{path.name}:{lineno}"
-            try:
-                obj = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InputError(f"{where}: not a JSON document ({exc})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                raise InputError(f"{where}: expected an object with a string 'text'")
-            text = obj["text"]
-            gold = [_gold(m, titles, where, text) for m in obj.get("mentions") or []]
-            yield EvalDoc(str(obj.get("id", f"{path.stem}/{lineno}")), obj.get("lang"), text, gold)
+            doc = parse_line(raw, f"{path.name}:{lineno}", titles, f"{path.stem}/{lineno}")
+            if doc is not None:
+                yield doc
 
 
 def read_nif(path: Path, titles: dict[str, str], lang: str | None = None) -> Iterator[EvalDoc]:

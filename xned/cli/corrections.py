@@ -31,43 +31,32 @@ def _store(bundle: Path | None, state: Path | None) -> tuple[Path, Any]:
 
 def _teach_docs(path: Path, titles: dict[str, str], nil: bool, known: Any) -> tuple[list[tuple[int, dict]], dict]:
     """(line, document with taught mentions) per usable line of ``path``, and counts."""
-    from xned.evaluate import MAX_LINE, _gold
+    from xned.evaluate import parse_line
 
     out: list[tuple[int, dict]] = []
     counts = {"unresolved": 0, "nil": 0, "missing": 0, "bad_lines": 0}
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            where = f"{path.name}:{lineno}"
             try:
-                if len(raw) > MAX_LINE:
-                    raise InputError(f"{where}: line over {MAX_LINE:,} bytes")
-                try:
-                    obj = json.loads(raw)
-                except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                    raise InputError(f"{where}: not a JSON document ({exc})") from None
-                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                    raise InputError(f"{where}: expected an object with a string 'text'")
-                mentions = []
-                for m in obj.get("mentions") or []:
-                    g = _gold(m, titles, where, obj["text"]) if isinstance(m, dict) else None
-                    if g is None:
-                        raise InputError(f"{where}: mention {str(m)[:80]!r} is not an object")
-                    if g.unresolved:
-                        counts["unresolved"] += 1
-                    elif g.qid is None and not nil:
-                        counts["nil"] += 1
-                    elif g.qid is not None and known(g.qid) < 0:
-                        counts["missing"] += 1
-                    else:
-                        mentions.append({"start": g.start, "end": g.end, "qid": g.qid})
+                doc = parse_line(raw, f"{path.name}:{lineno}", titles, str(lineno))
             except InputError as exc:
                 typer.echo(f"  skipped: {exc}", err=True)
                 counts["bad_lines"] += 1
                 continue
+            if doc is None:
+                continue
+            mentions = []
+            for g in doc.gold:
+                if g.unresolved:
+                    counts["unresolved"] += 1
+                elif g.qid is None and not nil:
+                    counts["nil"] += 1
+                elif g.qid is not None and known(g.qid) < 0:
+                    counts["missing"] += 1
+                else:
+                    mentions.append({"start": g.start, "end": g.end, "qid": g.qid})
             if mentions:
-                out.append((lineno, {"text": obj["text"], "lang": obj.get("lang"), "mentions": mentions}))
+                out.append((lineno, {"text": doc.text, "lang": doc.lang, "mentions": mentions}))
     return out, counts
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -253,31 +254,21 @@ def _build_staged(
     if vectors and (bundle / "encoder" / "config.json").is_file():
         embed = make_embedder(bundle / "encoder", threads=threads, progress=progress, cache=vector_cache)
     try:
+        build: Any = build_kb
         if shards is not None:
             from xned.export.kb_shards import build_sharded
 
-            meta, report = build_sharded(
-                sources,
-                bundle / "kb",
-                **shards,
-                langs=langs,
-                top_k=top_k,
-                strict=strict,
-                embed=embed,
-                reader_args=reader_args,
-                bundle=bundle,
-            )
-        else:
-            meta, report = build_kb(
-                sources,
-                bundle / "kb",
-                langs=langs,
-                top_k=top_k,
-                strict=strict,
-                embed=embed,
-                reader_args=reader_args,
-                bundle=bundle,
-            )
+            build = functools.partial(build_sharded, **shards)
+        meta, report = build(
+            sources,
+            bundle / "kb",
+            langs=langs,
+            top_k=top_k,
+            strict=strict,
+            embed=embed,
+            reader_args=reader_args,
+            bundle=bundle,
+        )
     finally:
         if embed is not None:
             embed.flush()  # type: ignore[attr-defined]
