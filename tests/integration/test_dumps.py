@@ -7,7 +7,9 @@ import pytest
 from tests.conftest import shared_data
 from xned.engine.kb import KB
 from xned.errors import KBBuildError
-from xned.export.kb_build import KBBuilder, build_kb, read_source
+from xned.export.kb_build import build_kb
+from xned.export.kb_builder import KBBuilder
+from xned.export.kb_sources import read_source
 
 
 def item(qid, en, es=None, aliases=(), p31="Q515", sites=("enwiki",), title=None):

@@ -74,7 +74,7 @@ def test_a_compressed_dump_is_one_shard_and_cannot_be_ranged(tmp_path):
     import bz2
 
     from xned.export.dumps import read_wikidata
-    from xned.export.kb_build import KBBuilder
+    from xned.export.kb_builder import KBBuilder
 
     dump = tmp_path / "wd.json.bz2"
     dump.write_bytes(bz2.compress(b"[\n" + json.dumps(item("Q1", "One")).encode() + b"\n]\n"))

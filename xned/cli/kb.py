@@ -16,7 +16,7 @@ kb_app = typer.Typer(help="Build, extend and inspect knowledge bases.", no_args_
 def _langs(value: str | None) -> set[str] | None:
     if not value:
         return None
-    from xned.export.kb_build import lang_key
+    from xned.export.kb_builder import lang_key
 
     out = set()
     for code in value.split(","):
@@ -79,6 +79,18 @@ def build_cli(
     work: Path | None = typer.Option(
         None, "--work", help="Shard files directory for --engine ray (on a cluster: storage every node shares)."
     ),
+    profile: str | None = typer.Option(
+        None, "--profile", help="Which Wikidata items to keep: laptop (people, places, organisations ...) or full."
+    ),
+    keep_class: list[str] | None = typer.Option(
+        None, "--keep-class", help="Keep Wikidata items of this class or its subclasses (repeatable, e.g. Q5)."
+    ),
+    min_sitelinks: int | None = typer.Option(
+        None, "--min-sitelinks", min=0, help="Keep items with this many sitelinks."
+    ),
+    max_entities: int | None = typer.Option(
+        None, "--max-entities", min=1, help="Keep at most this many Wikidata items, those with most sitelinks."
+    ),
 ) -> None:
     """Build the KB (entity store + per-language alias tables with priors) into a bundle."""
     from rich.console import Console
@@ -103,6 +115,9 @@ def build_cli(
         shards = {"runner": kb_runner(address), "work": work, "shard_bytes": max(1, int(shard_mb * 1024 * 1024))}
     elif engine != "local":
         raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
+    from xned.export.kb_filter import EntityFilter
+
+    entity_filter = EntityFilter.make(profile, keep_class, min_sitelinks, max_entities)
     meta, report = build_kb_into_bundle(
         sources,
         bundle,
@@ -118,6 +133,7 @@ def build_cli(
         max_skipped=max_skipped,
         dense=not no_dense,
         shards=shards,
+        entity_filter=entity_filter,
     )
     dt = time.perf_counter() - t0
     n_alias = sum(meta["languages"].values())

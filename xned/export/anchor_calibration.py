@@ -30,9 +30,10 @@ from typing import Any
 
 from xned.engine.normalize import normalize
 from xned.export.calibrate import calibrate_on
-from xned.export.dumps import dump_language, iter_pages, wiki_title
+from xned.export.dumps import wiki_title
 from xned.export.experts_train import UNRESOLVED, TrainDoc
 from xned.export.wiki_contexts import plain_text_with_links
+from xned.export.wikipedia import dump_language, iter_pages
 
 #: Characters of each article's plain text that are used (the lead holds most links).
 MAX_CHARS = 6000

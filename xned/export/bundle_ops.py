@@ -17,7 +17,8 @@ import numpy as np
 from xned import __version__
 from xned.engine.bundle import MANIFEST, read_manifest, write_manifest
 from xned.errors import BundleError, InputError, KBBuildError
-from xned.export.kb_build import BuildReport, build_kb
+from xned.export.kb_build import build_kb
+from xned.export.kb_builder import BuildReport
 from xned.export.kb_writer import EntityRow
 from xned.fsutil import fsync_dir
 
@@ -197,6 +198,7 @@ def build_kb_into_bundle(
     max_skipped: float = 0.1,
     dense: bool = True,
     shards: dict[str, Any] | None = None,
+    entity_filter: Any = None,
 ) -> tuple[dict[str, Any], BuildReport]:
     """Build the KB of ``bundle`` from ``sources`` (and copy ``encoder`` into it), as one
     transaction: a build that fails, or that skips more than ``max_skipped`` of its input
@@ -215,7 +217,7 @@ def build_kb_into_bundle(
     with bundle_transaction(Path(bundle)) as stage:
         meta, report = _build_staged(
             sources, stage, Path(bundle), encoder, langs, top_k, strict, vectors, threads, progress, reader_args,
-            vector_cache, dense, shards,
+            vector_cache, dense, shards, entity_filter,
         )  # fmt: skip
         total = max(sum(int(src.get("records", 0)) for src in report.sources), report.skipped)
         if report.skipped and report.skipped > max_skipped * total:
@@ -243,6 +245,7 @@ def _build_staged(
     vector_cache: Path | None,
     dense: bool,
     shards: dict[str, Any] | None = None,
+    entity_filter: Any = None,
 ) -> tuple[dict[str, Any], BuildReport]:
     """The build inside the staging directory ``bundle`` of the bundle ``target``."""
     if encoder is not None and encoder.resolve() != (target / "encoder").resolve():
@@ -268,6 +271,7 @@ def _build_staged(
             embed=embed,
             reader_args=reader_args,
             bundle=bundle,
+            entity_filter=entity_filter,
         )
     finally:
         if embed is not None:

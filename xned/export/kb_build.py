@@ -1,533 +1,22 @@
-"""Build a bundle KB from entity files and alias counts.
-
-Sources (``xned kb build SOURCE...``), chosen by file name:
-
-* ``*.tsv`` entity files in the extract format: ``qid  type  en_label  en_description
-  popularity  labels  [sources]`` with ``labels`` = ``lang:name|lang~:alias|...``
-  (``~`` marks an alias/variant; ``mul``, ``und``, ``match``, ``native`` = language not
-  stated). Lines starting with ``#`` are comments.
-* ``*.counts.tsv`` alias counts: ``lang  alias  qid  count`` (e.g. anchor counts).
-* ``*.jsonl`` entities: ``{"qid", "type", "label", "description", "popularity",
-  "labels": {"es": "..."}, "aliases": {"es": ["...", ...]}}``.
-* Wikidata JSON dumps (``*.json[.gz|.bz2]``) and Wikipedia XML dumps (``*.xml[.bz2]``):
-  see ``xned/export/dumps.py``.
-
-Priors. For alias key ``m`` in language ``L`` and candidate ``e``::
-
-    q(e | m) ∝ kind(m, e) · (1 + log1p(T(e))) · (0.25 + pop(e))
-    p(e | m) = (c_L(m, e) + β · q(e | m)) / (Σ_e' c_L(m, e') + β)
-
-``c_L`` are native counts (anchors) where a source gives them; ``T(e)`` the entity's
-counts summed over every language (transfer through the shared entity); ``kind`` is 1 for
-a label, 0.5 for an alias and 0.1 for one part of a middle-dot name ("トランプ" of
-"ドナルド・トランプ"); ``pop(e)`` the entity's popularity rank-normalized within
-its source (so brand counts and populations become comparable), in [0, 1]; β = 1. With no
-counts at all the prior is ``q``. Only the top ``k`` candidates are kept, so priors of a
-key sum to at most 1. Link probability per key = anchor occurrences / text occurrences,
-where a Wikipedia dump gives both; NaN otherwise.
+"""Build a bundle KB from its sources (``xned kb build SOURCE...``): each source is read
+into a ``KBBuilder`` (``kb_builder.py``) by its reader (``kb_sources.py``), in order, then
+the builder writes the KB. ``kb_shards.py`` does the same over shards read in parallel.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import math
-import re
-from array import array
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xned.engine.normalize import normalize, undot
-from xned.errors import KBBuildError
-from xned.export.kb_writer import EntityIndex, EntityRow, TableStream, write_kb
-from xned.export.spill import RUN_RECORDS, Spill, grouped
-
-QID_RE = re.compile(r"^Q[1-9][0-9]*$")
-LANG_RE = re.compile(r"^[a-z]{2,3}$")
-UNSTATED = {"mul", "und", "match", "native", "zxx", "mis"}
-_CTRL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_LINE = 4 * 1024 * 1024  # longest line read from a TSV/JSONL source
-MAX_ALIAS_CHARS = 200
-BETA = 1.0
-PART_WEIGHT = 0.1  # ``kind`` of one part of a middle-dot name
-
-
-def lang_key(code: str) -> str | None:
-    """Table name for a source language code: 'pt-BR' -> 'pt', 'und' -> 'mul', None if invalid."""
-    code = code.strip().lower().replace("_", "-")
-    if code in UNSTATED:
-        return "mul"
-    base = code.split("-", 1)[0]
-    return base if LANG_RE.match(base) else None
-
-
-@dataclass
-class BuildReport:
-    sources: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    max_warnings: int = 20
-    skipped: int = 0  # input records skipped as malformed (non-strict builds)
-
-    def warn(self, kind: str, msg: str) -> None:
-        self.counts[kind] += 1
-        if len(self.warnings) < self.max_warnings:
-            self.warnings.append(msg)
-
-
-class KBBuilder:
-    """Accumulates entities, names and counts on disk; ``write`` computes priors and writes.
-
-    Memory is bounded: every entity, name, count and occurrence is a text record in a
-    ``Spill`` (sorted runs of ``run_records`` lines merged at the end), so the resident set
-    is one run buffer plus a few bytes per entity (QID number, popularity) at write time.
-    """
-
-    def __init__(
-        self,
-        *,
-        langs: set[str] | None = None,
-        top_k: int = 30,
-        strict: bool = False,
-        report: BuildReport | None = None,
-        run_records: int = RUN_RECORDS,
-        tmp_dir: Path | None = None,
-    ):
-        self.langs = langs
-        self.top_k = top_k
-        self.strict = strict
-        self.report = report or BuildReport()
-        self.run_records = run_records
-        self.tmp_dir = tmp_dir
-        # qnum, seq, flag, type, label, description, popularity, where
-        self.entity_records = Spill("entities", run_records=run_records, tmp_dir=tmp_dir)
-        # lang, key, qnum, kind (N name weight | C count | O occurrences), value(s)
-        self.alias_records = Spill("aliases", run_records=run_records, tmp_dir=tmp_dir)
-        self.wiki_titles: Any = None  # Wikipedia title -> QID maps from Wikidata sitelinks (dumps.py)
-        self._source = 0
-        self._start = 0
-        self._seq = 0
-
-    def begin_source(self, index: int, start: int = 0) -> None:
-        """Records from now on come from source ``index`` (its place in the build's source
-        list), read from byte ``start`` (a shard of a dump; 0 for a whole source). Records of
-        one QID merge in the order (source, start, reading order), so a build sharded any
-        way merges them as the single-process build does."""
-        self._source, self._start, self._seq = index, start, 0
-
-    def close(self) -> None:
-        self.entity_records.close()
-        self.alias_records.close()
-        if self.wiki_titles is not None:
-            self.wiki_titles.close()
-
-    # -- validation helpers -----------------------------------------------------------------
-    def fail_or_warn(self, kind: str, msg: str) -> None:
-        if self.strict:
-            raise KBBuildError(msg + " (run without --strict to skip and count such lines)")
-        self.report.skipped += 1
-        self.report.warn(kind, msg)
-
-    def _want(self, lang: str) -> bool:
-        return self.langs is None or lang in self.langs or lang == "mul"
-
-    # -- adding data ------------------------------------------------------------------------
-    def add_entity(
-        self,
-        qid: str,
-        *,
-        type: str = "",
-        label: str = "",
-        description: str = "",
-        popularity: dict[str, float] | None = None,
-        where: str = "",
-        weak: bool = False,
-    ) -> bool:
-        """Record an entity. Several records of one QID merge in reading order: the first
-        non-empty type, label and description win (a different later one is reported as a
-        conflict unless ``weak``), popularity keeps the maximum per source."""
-        if not QID_RE.match(qid):
-            self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r} (expected Q followed by digits)")
-            return False
-        if len(qid) > 11:
-            self.fail_or_warn("bad_qid", f"{where}: QID {qid!r} is out of range")
-            return False
-        pops = ";".join(f"{k}={float(v)!r}" for k, v in sorted((popularity or {}).items()) if math.isfinite(v))
-        fields = (_CTRL.sub(" ", x).strip() for x in (type, label, description, where))
-        typ, lab, desc, wh = fields
-        self._seq += 1
-        seq = f"{self._source:05d}{self._start:015d}{self._seq:012d}"
-        self.entity_records.add(
-            f"{int(qid[1:]):010d}\t{seq}\t{'w' if weak else '-'}\t{typ}\t{lab}\t{desc}\t{pops}\t{wh}"
-        )
-        return True
-
-    def add_name(self, lang_code: str, name: str, qid: str, *, alias: bool = False, where: str = "") -> None:
-        lang = lang_key(lang_code)
-        if lang is None:
-            self.report.warn("bad_lang", f"{where}: unknown language code {lang_code!r} (name {name!r} skipped)")
-            return
-        if not self._want(lang):
-            return
-        key = normalize(_CTRL.sub(" ", name))
-        if not key:
-            self.report.warn("empty_alias", f"{where}: empty alias for {qid} in {lang_code!r}")
-            return
-        if len(key) > MAX_ALIAS_CHARS:
-            self.report.warn("long_alias", f"{where}: alias of {len(key)} characters for {qid} skipped")
-            return
-        if not QID_RE.match(qid) or len(qid) > 11:
-            self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r} for name {name!r}")
-            return
-        weight = "0.5" if alias else "1.0"
-        qn = int(qid[1:])
-        self.alias_records.add(f"{lang}\t{key}\t{qn:010d}\tN\t{weight}")
-        if (spaced := undot(key)) is not None:  # "パリス・ヒルトン" also as "パリス ヒルトン", "パリスヒルトン"
-            self.alias_records.add(f"{lang}\t{spaced}\t{qn:010d}\tN\t{weight}")
-            self.alias_records.add(f"{lang}\t{spaced.replace(' ', '')}\t{qn:010d}\tN\t{weight}")
-            # Each part of a dotted name ("ドナルド・トランプ": "トランプ") is a weak alias:
-            # Japanese and Chinese text often names a foreign person or firm by one part.
-            parts = spaced.split(" ")
-            if len(parts) > 1:
-                for part in set(parts):
-                    if len(part) >= 2:
-                        self.alias_records.add(f"{lang}\t{part}\t{qn:010d}\tN\t{PART_WEIGHT}")
-
-    def add_count(self, lang_code: str, name: str, qid: str, count: float, *, where: str = "") -> None:
-        lang = lang_key(lang_code)
-        if lang is None:
-            self.report.warn("bad_lang", f"{where}: unknown language code {lang_code!r}")
-            return
-        if not math.isfinite(count) or count < 0:
-            self.fail_or_warn(
-                "bad_count",
-                f"{where}: count {count!r} for {name!r} -> {qid} is not a non-negative number",
-            )
-            return
-        if not self._want(lang):
-            return
-        key = normalize(_CTRL.sub(" ", name))
-        if not key:
-            self.report.warn("empty_alias", f"{where}: empty anchor text for {qid}")
-            return
-        if len(key) > MAX_ALIAS_CHARS:
-            self.report.warn("long_alias", f"{where}: anchor of {len(key)} characters for {qid} skipped")
-            return
-        if not QID_RE.match(qid) or len(qid) > 11:
-            self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r}")
-            return
-        self.alias_records.add(f"{lang}\t{key}\t{int(qid[1:]):010d}\tC\t{float(count)!r}")
-
-    def add_occurrences(self, lang: str, key: str, n: float, linked: float) -> None:
-        """``key`` appeared ``n`` times in text, ``linked`` of them as a link."""
-        self.alias_records.add(f"{lang}\t{key}\t{0:010d}\tO\t{float(n)!r}\t{float(linked)!r}")
-
-    # -- merging ----------------------------------------------------------------------------
-    def _merged_entities(self, *, warn: bool = False) -> Iterator[tuple[int, str, str, str, dict[str, float]]]:
-        for (qn,), rows in grouped(self.entity_records.merged(), 1):
-            typ = label = desc = ""
-            origin = {"label": "", "description": ""}
-            pops: dict[str, float] = {}
-            for _seq, flag, t, lab, d, pf, where in rows:
-                typ = typ or t
-                for name, new in (("label", lab), ("description", d)):
-                    old = label if name == "label" else desc
-                    if warn and new and old and new != old and flag != "w":
-                        self.report.warn(
-                            "conflict",
-                            f"{where}: duplicate QID Q{int(qn)} with a different English {name} {new!r} "
-                            f"(kept {old!r} from {origin[name]})",
-                        )
-                    if new and not old:
-                        origin[name] = where
-                        if name == "label":
-                            label = new
-                        else:
-                            desc = new
-                for item in pf.split(";") if pf else ():
-                    k, _, v = item.partition("=")
-                    pops[k] = max(float(v), pops.get(k, float(v)))
-            yield int(qn), typ, label, desc, pops
-
-    def _popularity(self) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted QID numbers, popularity) with per-source rank normalization: each
-        source's values become percentiles in (0, 1]; an entity keeps its best."""
-        qnums = array("q")
-        by_source: dict[str, tuple[array, array]] = {}
-        for pos, (qn, _t, _l, _d, pops) in enumerate(self._merged_entities()):
-            qnums.append(qn)
-            for src, val in pops.items():
-                slot = by_source.setdefault(src, (array("q"), array("d")))
-                slot[0].append(pos)
-                slot[1].append(val)
-        n = len(qnums)
-        pop = np.zeros(n, np.float64)
-        for _src, (pos_a, val_a) in sorted(by_source.items()):
-            arr = np.frombuffer(val_a, np.float64)
-            order = arr.argsort(kind="stable")
-            ranks = np.empty(len(arr), np.float64)
-            _, first, counts = np.unique(arr[order], return_index=True, return_counts=True)
-            ranks[order] = np.repeat(first + (counts - 1) / 2.0 + 1.0, counts)
-            where = np.frombuffer(pos_a, np.int64)
-            np.maximum.at(pop, where, ranks / len(arr))
-        return (np.frombuffer(qnums, np.int64) if n else np.zeros(0, np.int64)), pop
-
-    def _rows(self, pop: np.ndarray) -> Iterator[EntityRow]:
-        for pos, (qn, typ, label, desc, _pops) in enumerate(self._merged_entities(warn=True)):
-            yield EntityRow(f"Q{qn}", typ, label, desc, float(pop[pos]))
-
-    def _tables(self, index: EntityIndex, pop: np.ndarray) -> TableStream:
-        """Per language, the keyed candidates with priors (see the module docstring)."""
-        total = np.zeros(len(index), np.float64)  # T(e): counts over every language
-        for line in self.alias_records.merged():
-            f = line.split("\t")
-            if f[3] == "C":
-                pos = int(index.positions(np.array([int(f[2])]))[0])
-                if pos >= 0:
-                    total[pos] += float(f[4])
-        groups = grouped(self.alias_records.merged(), 2)
-        for lang, items in itertools.groupby(groups, key=lambda g: g[0][0]):
-            yield lang, self._keyed(items, index, pop, total)
-
-    def _keyed(self, items, index: EntityIndex, pop: np.ndarray, total: np.ndarray, batch: int = 4096):
-        """Candidates and priors of each key, computed ``batch`` keys at a time (one
-        vectorized QID lookup per batch)."""
-        pending: list[tuple[str, dict[int, float], dict[int, float], float, float]] = []
-
-        def emit():
-            qns = np.fromiter((q for _, kinds, _, _, _ in pending for q in kinds), np.int64)
-            pos = index.positions(qns) if len(qns) else np.zeros(0, np.int64)
-            ok = pos >= 0
-            safe = np.maximum(pos, 0)
-            ent_l = np.where(ok, index.key_of_pos[safe] if len(pos) else pos, -1).tolist()
-            tot_l = np.log1p(total[safe]).tolist() if len(pos) else []
-            pop_l = pop[safe].tolist() if len(pos) else []
-            at = 0
-            for key, kinds, native, occ, linked in pending:
-                q_raw: dict[int, float] = {}
-                ent_of: dict[int, int] = {}
-                for q, w in kinds.items():
-                    e = ent_l[at]
-                    if e >= 0:
-                        q_raw[q] = w * (1.0 + tot_l[at]) * (0.25 + pop_l[at])
-                        ent_of[q] = e
-                    at += 1
-                if not q_raw:
-                    continue
-                z = sum(q_raw.values())
-                n_native = sum(c for q, c in native.items() if q in q_raw)
-                pri = {q: (native.get(q, 0.0) + BETA * v / z) / (n_native + BETA) for q, v in q_raw.items()}
-                ranked = sorted(pri.items(), key=lambda kv: (-kv[1], kv[0]))[: self.top_k]
-                lp = min(1.0, linked / occ) if occ > 0 else float("nan")
-                yield key, [ent_of[q] for q, _ in ranked], [p for _, p in ranked], lp
-            pending.clear()
-
-        for (_lang, key), rows in items:
-            kinds: dict[int, float] = {}
-            native: dict[int, float] = {}
-            occ = linked = 0.0
-            for r in rows:
-                qn = int(r[0])
-                if r[1] == "N":
-                    kinds[qn] = max(kinds.get(qn, 0.0), float(r[2]))
-                elif r[1] == "C":
-                    native[qn] = native.get(qn, 0.0) + float(r[2])
-                else:
-                    occ += float(r[2])
-                    linked += float(r[3])
-            for qn in native:
-                kinds.setdefault(qn, 0.5)
-            if kinds or occ:
-                pending.append((key, dict(sorted(kinds.items())), native, occ, linked))
-            if len(pending) >= batch:
-                yield from emit()
-        yield from emit()
-
-    def write(
-        self,
-        dest: Path,
-        meta: dict[str, Any],
-        embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
-    ) -> dict[str, Any]:
-        if not len(self.entity_records):
-            raise KBBuildError("No entities were read from the sources; nothing to build.")
-        qnums, pop = self._popularity()
-        meta = {
-            **meta,
-            "priors": "q(e|m) ∝ kind·(1+log1p(T(e)))·(0.25+pop(e)); "
-            "p = (c + β·q)/(Σc + β), β=1; top_k=" + str(self.top_k),
-        }
-
-        def tables(index: EntityIndex) -> TableStream:
-            return self._tables(index, index.popularity.astype(np.float64))
-
-        try:
-            out = write_kb(dest, self._rows(pop), tables, meta, embed)
-        finally:
-            self.close()
-        # Conflicts are found while merging, so the warning counts are final only now.
-        out["warnings"] = dict(sorted(self.report.counts.items()))
-        meta_path = Path(dest) / "meta.json"
-        tmp = meta_path.with_name("meta.json.incomplete")
-        tmp.write_text(json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(meta_path)
-        return out
-
-
-# -- readers ----------------------------------------------------------------------------------
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if len(raw) > MAX_LINE:
-                raise KBBuildError(f"{path}:{lineno}: line longer than {MAX_LINE} bytes; is this the right file?")
-            try:
-                yield lineno, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise KBBuildError(
-                    f"{path}:{lineno}: not valid UTF-8 ({exc.reason}); convert the file to UTF-8."
-                ) from None
-
-
-_NUM = re.compile(r"([A-Za-z_][\w-]*)\s*[:=]\s*(-?\d+(?:\.\d+)?)")
-
-
-def parse_popularity(field: str) -> dict[str, float]:
-    """'nsi:2' -> {'nsi': 2}; 'wof_espop=96;wdwords=10' -> both; empty -> {}."""
-    return {k: float(v) for k, v in _NUM.findall(field)}
-
-
-def read_entity_tsv(path: Path, b: KBBuilder) -> int:
-    n = 0
-    for lineno, line in _lines(path):
-        if not line.strip() or line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        where = f"{path.name}:{lineno}"
-        if len(cols) < 6:
-            b.fail_or_warn(
-                "bad_line",
-                f"{where}: expected at least 6 tab-separated columns "
-                f"(qid, type, en_label, en_description, popularity, labels), got {len(cols)}",
-            )
-            continue
-        qid, typ, label, desc, popf, labels = cols[:6]
-        if not b.add_entity(
-            qid.strip(),
-            type=typ.strip(),
-            label=label,
-            description=desc,
-            popularity=parse_popularity(popf),
-            where=where,
-        ):
-            continue
-        n += 1
-        if label.strip():
-            b.add_name("en", label, qid, where=where)
-        for item in labels.split("|"):
-            if not item:
-                continue
-            code, sep, name = item.partition(":")
-            if not sep:
-                b.report.warn("bad_label", f"{where}: label {item!r} has no 'lang:' prefix")
-                continue
-            alias = code.endswith("~")
-            b.add_name(code.rstrip("~"), name, qid, alias=alias, where=where)
-    return n
-
-
-def read_counts_tsv(path: Path, b: KBBuilder) -> int:
-    n = 0
-    for lineno, line in _lines(path):
-        if not line.strip() or line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        where = f"{path.name}:{lineno}"
-        if len(cols) != 4:
-            b.fail_or_warn(
-                "bad_line",
-                f"{where}: expected 4 columns (lang, alias, qid, count), got {len(cols)}",
-            )
-            continue
-        lang, alias, qid, count = cols
-        try:
-            c = float(count)
-        except ValueError:
-            b.fail_or_warn("bad_count", f"{where}: count {count!r} is not a number")
-            continue
-        if not QID_RE.match(qid):
-            b.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r}")
-            continue
-        b.add_count(lang, alias, qid, c, where=where)
-        n += 1
-    return n
-
-
-def read_entity_jsonl(path: Path, b: KBBuilder) -> int:
-    n = 0
-    for lineno, line in _lines(path):
-        if not line.strip():
-            continue
-        where = f"{path.name}:{lineno}"
-        try:
-            obj = json.loads(line)
-            if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            b.fail_or_warn("bad_json", f"{where}: malformed JSON ({exc})")
-            continue
-        qid = str(obj.get("qid", ""))
-        pop = obj.get("popularity")
-        pops = (
-            {"jsonl": float(pop)}
-            if isinstance(pop, (int, float))
-            else ({k: float(v) for k, v in pop.items()} if isinstance(pop, dict) else {})
-        )
-        if not b.add_entity(
-            qid,
-            type=str(obj.get("type") or ""),
-            label=str(obj.get("label") or ""),
-            description=str(obj.get("description") or ""),
-            popularity=pops,
-            where=where,
-        ):
-            continue
-        n += 1
-        if obj.get("label"):
-            b.add_name("en", str(obj["label"]), qid, where=where)
-        for code, name in (obj.get("labels") or {}).items():
-            b.add_name(code, str(name), qid, where=where)
-        for code, names in (obj.get("aliases") or {}).items():
-            for name in names if isinstance(names, list) else [names]:
-                b.add_name(code, str(name), qid, alias=True, where=where)
-    return n
-
-
-def read_source(path: Path, b: KBBuilder, **kw: Any) -> int:
-    path = Path(path)
-    if not path.is_file():
-        raise KBBuildError(f"KB source {path} not found.")
-    name = path.name.lower()
-    if name.endswith(".counts.tsv"):
-        return read_counts_tsv(path, b)
-    if name.endswith(".tsv"):
-        return read_entity_tsv(path, b)
-    if name.endswith(".jsonl"):
-        return read_entity_jsonl(path, b)
-    from xned.export import dumps
-
-    if re.search(r"\.json(\.gz|\.bz2)?$", name):
-        return dumps.read_wikidata(path, b, **kw)
-    if re.search(r"\.xml(\.bz2)?$|\.xml-.*\.bz2$|-shortened\.bz2$", name):
-        return dumps.read_wikipedia(path, b, **kw)
-    raise KBBuildError(
-        f"Unknown KB source format for {path}: expected .tsv, .counts.tsv, .jsonl, "
-        f"a Wikidata .json[.gz|.bz2] dump or a Wikipedia .xml[.bz2] dump."
-    )
+from xned.export.kb_builder import BuildReport, KBBuilder
+from xned.export.kb_filter import EntityFilter
+from xned.export.kb_sources import read_source
+from xned.export.kb_writer import EntityRow
+from xned.export.spill import RUN_RECORDS
 
 
 def build_kb(
@@ -541,18 +30,20 @@ def build_kb(
     reader_args: dict[str, Any] | None = None,
     bundle: Path | None = None,
     run_records: int = RUN_RECORDS,
+    entity_filter: EntityFilter | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
-    """Read every source and write the KB directory ``dest`` (e.g. ``bundle/kb``).
+    """Read every source and write the KB directory ``dest`` (e.g. ``bundle/kb``); with
+    ``entity_filter``, only the Wikidata items it keeps (``kb_filter``).
 
     ``meta.json`` records the sources (path, size, mtime) and options under ``build`` so
     ``xned kb compact`` can repeat the build; paths inside ``bundle`` are stored relative."""
     sources = [Path(s) for s in sources]
-    b = KBBuilder(langs=langs, top_k=top_k, strict=strict, run_records=run_records)
+    b = KBBuilder(langs=langs, top_k=top_k, strict=strict, run_records=run_records, entity_filter=entity_filter)
     for i, src in enumerate(sources):
         b.begin_source(i)
         n = read_source(src, b, **(reader_args or {}))
         b.report.sources.append({"path": src.name, "records": n})
-    return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle)
+    return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle, entity_filter)
 
 
 def finish_build(
@@ -565,6 +56,7 @@ def finish_build(
     embed: Callable[[list[EntityRow]], np.ndarray] | None,
     reader_args: dict[str, Any] | None,
     bundle: Path | None,
+    entity_filter: EntityFilter | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
     """Write the KB of a builder that has read every source (``build_kb``, ``kb_shards``)."""
     from xned.export.kb_incremental import source_record
@@ -575,6 +67,7 @@ def finish_build(
         "top_k": top_k,
         "strict": strict,
         "vectors": embed is not None,
+        **({"filter": asdict(entity_filter)} if entity_filter is not None and entity_filter.active else {}),
         # worker count does not change the output, so it is not part of the recipe
         "reader_args": {
             k: (str(v) if isinstance(v, Path) else v)

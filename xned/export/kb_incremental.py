@@ -27,7 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from xned.errors import InputError, KBBuildError
-from xned.export.kb_build import KBBuilder, build_kb, read_source
+from xned.export.kb_build import build_kb
+from xned.export.kb_builder import KBBuilder
+from xned.export.kb_filter import EntityFilter
+from xned.export.kb_sources import read_source
 
 SOURCES_DIR = "kb_sources"
 BUNDLE_PREFIX = "@bundle/"
@@ -178,6 +181,7 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
         embed=_embedder(bundle, bool(opts.get("vectors", True)), threads),
         reader_args=reader_args,
         bundle=bundle,
+        entity_filter=EntityFilter.from_dict(opts.get("filter")),
     )
     if had_dense and meta.get("vector_dim"):  # the folded-in entities join the index
         from xned.export.dense_build import build_dense_index

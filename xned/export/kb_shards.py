@@ -17,18 +17,21 @@ before them: they are read in a second phase, given the title runs of those shar
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xned.export.kb_build import BuildReport, KBBuilder, read_source
+from xned.export.kb_builder import BuildReport, KBBuilder
+from xned.export.kb_filter import EntityFilter
+from xned.export.kb_sources import read_source
 from xned.export.kb_writer import EntityRow
 from xned.export.spill import RUN_RECORDS
 
@@ -56,10 +59,8 @@ class ShardOutput:
     source: int
     start: int
     records: int
-    entity_runs: list[str]
-    entity_total: int
-    alias_runs: list[str]
-    alias_total: int
+    runs: dict[str, list[str]]  # spill name (KBBuilder.spills) -> run files
+    totals: dict[str, int]
     title_runs: list[str]
     title_total: int
     skipped: int
@@ -102,6 +103,7 @@ def read_shard(task: ShardTask) -> ShardOutput:
         strict=bool(opts.get("strict", False)),
         run_records=int(opts.get("run_records", RUN_RECORDS)),
         tmp_dir=work,
+        entity_filter=EntityFilter.from_dict(opts.get("filter")),
     )
     b.begin_source(task.source, task.start)
     if task.title_runs:
@@ -117,10 +119,8 @@ def read_shard(task: ShardTask) -> ShardOutput:
         task.source,
         task.start,
         n,
-        [str(p) for p in b.entity_records.finish()],
-        len(b.entity_records),
-        [str(p) for p in b.alias_records.finish()],
-        len(b.alias_records),
+        {name: [str(p) for p in sp.finish()] for name, sp in b.spills().items()},
+        {name: len(sp) for name, sp in b.spills().items()},
         [str(p) for p in titles.records.finish()] if titles is not None else [],
         len(titles.records) if titles is not None else 0,
         b.report.skipped,
@@ -137,7 +137,9 @@ def local_runner(workers: int) -> Runner:
     def run(tasks: list[ShardTask]) -> list[ShardOutput]:
         if workers <= 1 or len(tasks) <= 1:
             return [read_shard(t) for t in tasks]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn: a forked child inherits the parent's thread pools (ONNX Runtime, usearch)
+        # in whatever state they were and can deadlock on their locks
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             return list(pool.map(read_shard, tasks))
 
     return run
@@ -157,6 +159,7 @@ def build_sharded(
     reader_args: dict[str, Any] | None = None,
     bundle: Path | None = None,
     run_records: int = RUN_RECORDS,
+    entity_filter: EntityFilter | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
     """``build_kb`` over shards read by ``runner``; the same ``dest`` byte for byte.
 
@@ -173,6 +176,7 @@ def build_sharded(
         "strict": strict,
         "run_records": run_records,
         "reader_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in (reader_args or {}).items()},
+        "filter": asdict(entity_filter) if entity_filter is not None and entity_filter.active else None,
     }
     shards = plan(sources, shard_bytes)
     try:
@@ -191,18 +195,21 @@ def build_sharded(
                     task(k, src, path, start, stop, title_runs=runs, title_total=sum(o.title_total for o in earlier))
                 )
         outputs = sorted([*outputs, *runner(second)], key=lambda o: (o.source, o.start))
-        b = KBBuilder(langs=langs, top_k=top_k, strict=strict, run_records=run_records, tmp_dir=work)
+        b = KBBuilder(
+            langs=langs, top_k=top_k, strict=strict, run_records=run_records, tmp_dir=work, entity_filter=entity_filter
+        )
         records = [0] * len(sources)
+        spills = b.spills()
         for o in outputs:
-            b.entity_records.adopt([Path(p) for p in o.entity_runs], o.entity_total)
-            b.alias_records.adopt([Path(p) for p in o.alias_runs], o.alias_total)
+            for name, files in o.runs.items():
+                spills[name].adopt([Path(p) for p in files], o.totals[name])
             records[o.source] += o.records
             b.report.skipped += o.skipped
             for kind, c in o.counts.items():
                 b.report.counts[kind] += c
             b.report.warnings.extend(o.warnings[: max(0, b.report.max_warnings - len(b.report.warnings))])
         b.report.sources = [{"path": s.name, "records": n} for s, n in zip(sources, records, strict=True)]
-        return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle)
+        return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle, entity_filter)
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)

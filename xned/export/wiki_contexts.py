@@ -16,7 +16,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from xned.export.dumps import dump_language, iter_pages, wiki_title
+from xned.export.dumps import wiki_title
+from xned.export.wikipedia import dump_language, iter_pages
 
 MAX_CHARS = 20_000
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
