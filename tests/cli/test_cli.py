@@ -210,6 +210,15 @@ def test_bundle_built_without_an_encoder_serves_lookups(run, tmp_path):
     assert json.loads(stdout)["mentions"][0]["qid"] == "Q1"
 
 
+def test_build_warnings_are_summarised_per_kind(run, tmp_path):
+    src = tmp_path / "e.tsv"
+    src.write_text("".join(f"Q{i}\tQ5\tName {i}\t\t\ten:Name {i}|tokipona:jan {i}\n" for i in range(1, 500)))
+    code, _, err = run("kb", "build", str(src), "--bundle", str(tmp_path / "b"), "--no-vectors", bundle=False)
+    assert code == 0, err
+    assert "skipped/warned bad_lang: 499" in err
+    assert err.count("tokipona") == 3 and "e.tsv:1:" in err and "e.tsv:4:" not in err  # three examples, not 499 lines
+
+
 def test_serve_refuses_a_public_bind_without_a_token(run, monkeypatch):
     pytest.importorskip("uvicorn", reason="the serve extra is not installed")
     monkeypatch.delenv("XNED_TOKEN", raising=False)

@@ -144,8 +144,12 @@ def build_cli(
     )
     for kind, n in sorted(report.counts.items()):
         typer.echo(f"  skipped/warned {kind}: {n:,}", err=True)
-    for w in report.warnings[:10]:
-        typer.echo(f"  warning: {w}", err=True)
+        for w in report.examples.get(kind, []):
+            typer.echo(f"    e.g. {w}", err=True)
+    listed = {w for ws in report.examples.values() for w in ws}
+    for w in report.warnings:
+        if w not in listed:
+            typer.echo(f"  warning: {w}", err=True)
 
 
 @kb_app.command("index")

@@ -65,7 +65,7 @@ class ShardOutput:
     title_total: int
     skipped: int
     counts: dict[str, int]
-    warnings: list[str]
+    examples: dict[str, list[str]]
 
 
 Runner = Callable[[list[ShardTask]], list[ShardOutput]]
@@ -125,7 +125,7 @@ def read_shard(task: ShardTask) -> ShardOutput:
         len(titles.records) if titles is not None else 0,
         b.report.skipped,
         dict(b.report.counts),
-        list(b.report.warnings),
+        {k: list(v) for k, v in b.report.examples.items()},
     )
     b.close()
     return out
@@ -207,7 +207,9 @@ def build_sharded(
             b.report.skipped += o.skipped
             for kind, c in o.counts.items():
                 b.report.counts[kind] += c
-            b.report.warnings.extend(o.warnings[: max(0, b.report.max_warnings - len(b.report.warnings))])
+            for kind, msgs in o.examples.items():
+                for msg in msgs:
+                    b.report.keep_example(kind, msg)
         b.report.sources = [{"path": s.name, "records": n} for s, n in zip(sources, records, strict=True)]
         return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle, entity_filter)
     finally:
