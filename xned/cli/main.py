@@ -33,7 +33,7 @@ def _root(
 
 
 def _register() -> None:
-    from xned.cli import bench, corrections, evaluate, experts, export, info, kb, link, serve
+    from xned.cli import bench, bundle, corrections, evaluate, experts, export, info, kb, link, serve
 
     link.register(app)
     serve.register(app)
@@ -44,6 +44,7 @@ def _register() -> None:
     evaluate.register(app)
     experts.register(app)
     corrections.register(app)
+    bundle.register(app)
 
 
 _register()

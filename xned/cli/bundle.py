@@ -1,0 +1,112 @@
+"""``xned bundle pack|unpack|verify``: hand a built bundle over to the laptops.
+
+``pack`` writes the manifest and every file it lists (nothing else) into one tar archive
+(gzip-compressed when the name ends in ``.tar.gz``/``.tgz``); ``unpack`` extracts an archive
+into a new directory, refusing any member that is not a regular file or directory inside
+it, then checks every file's size and sha256 against the manifest before the directory
+appears under its name; ``verify`` checks a bundle in place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import time
+from pathlib import Path
+
+import typer
+
+from xned.errors import InputError
+
+bundle_app = typer.Typer(help="Pack a bundle into one archive, unpack and verify it (for offline hand-over).")
+
+
+def _mode(path: Path, write: bool) -> str:
+    gz = path.name.endswith((".tar.gz", ".tgz"))
+    if not gz and not path.name.endswith(".tar"):
+        raise InputError(f"{path}: name the archive .tar, .tar.gz or .tgz.")
+    return ("w:gz" if gz else "w") if write else ("r:gz" if gz else "r")
+
+
+@bundle_app.command("pack")
+def pack_cli(
+    bundle: Path = typer.Argument(..., help="Bundle directory."),
+    output: Path = typer.Option(..., "--output", "-o", help="Archive to write (.tar, .tar.gz or .tgz)."),
+) -> None:
+    """Write BUNDLE's manifest and the files it lists into one archive (sizes checked)."""
+    from xned.engine.bundle import MANIFEST, check_files, confined, read_manifest
+    from xned.fsutil import atomic_file
+
+    manifest = read_manifest(bundle)
+    check_files(manifest)  # a bundle that does not load is not packed
+    mode = _mode(output, write=True)
+    t0 = time.perf_counter()
+    with atomic_file(output, "wb") as f, tarfile.open(fileobj=f, mode=mode) as tar:  # type: ignore[call-overload]
+        tar.add(bundle / MANIFEST, arcname=MANIFEST, recursive=False)
+        for rel in sorted(manifest.files):
+            tar.add(confined(bundle, rel), arcname=rel, recursive=False)
+    size = output.stat().st_size
+    typer.echo(
+        f"Packed {len(manifest.files)} files of {bundle} into {output} ({size / 1e6:.1f} MB, "
+        f"{time.perf_counter() - t0:.1f} s). Unpack with: xned bundle unpack {output.name} DIR",
+        err=True,
+    )
+
+
+@bundle_app.command("unpack")
+def unpack_cli(
+    archive: Path = typer.Argument(..., help="Archive written by xned bundle pack."),
+    dest: Path = typer.Argument(..., help="New directory for the bundle (must not exist)."),
+) -> None:
+    """Extract ARCHIVE into DEST and verify every file's sha256 before DEST appears."""
+    from xned.engine.bundle import check_files, read_manifest
+
+    if not archive.is_file():
+        raise InputError(f"Archive {archive} not found.")
+    if dest.exists():
+        raise InputError(f"{dest} already exists; unpack into a new directory.")
+    stage = dest.with_name(f".{dest.name}.unpacking-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        try:
+            with tarfile.open(archive, _mode(archive, write=False)) as tar:  # type: ignore[call-overload]
+                for member in tar:
+                    _check_member(member, archive)
+                    tar.extract(member, stage, set_attrs=False, **_data_filter())
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise InputError(f"{archive} cannot be read as a bundle archive ({exc}); copy it again.") from None
+        check_files(read_manifest(stage), verify=True)
+        os.replace(stage, dest)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    typer.echo(f"Unpacked and verified {dest}. Use it with: xned link ... --bundle {dest}", err=True)
+
+
+def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
+    """Only regular files and directories with relative paths that stay inside."""
+    parts = Path(member.name).parts
+    if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts or "\\" in member.name:
+        raise InputError(f"{archive} holds {member.name!r}, which is not a plain file inside the bundle; refused.")
+
+
+def _data_filter() -> dict:
+    """``filter="data"`` where this Python has extraction filters (3.10.12+, 3.11.4+)."""
+    return {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+
+
+@bundle_app.command("verify")
+def verify_cli(bundle: Path = typer.Argument(..., help="Bundle directory.")) -> None:
+    """Check every file of BUNDLE against the sha256 in its manifest."""
+    from xned.engine.bundle import check_files, read_manifest
+
+    manifest = read_manifest(bundle)
+    t0 = time.perf_counter()
+    check_files(manifest, verify=True)
+    typer.echo(f"{bundle}: {len(manifest.files)} files match their sha256 ({time.perf_counter() - t0:.1f} s).")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bundle_app, name="bundle")
