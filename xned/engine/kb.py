@@ -40,7 +40,7 @@ import numpy as np
 from xned.engine.bundle import REBUILD_HINT
 from xned.engine.dense import DenseIndex, open_dense
 from xned.engine.morph import split_inflected, suffixes
-from xned.engine.normalize import dehyphenate, umlauts, undot
+from xned.engine.normalize import dehyphenate, is_cjk, umlauts, undot
 from xned.engine.tables import AliasTable, KeyIndex, LazyTables, _load_npy, _load_trie
 from xned.errors import BundleError, InputError
 from xned.langs import normalize_lang
@@ -49,11 +49,6 @@ MUL = "mul"
 SEP = "\x1f"
 OTHER_LANG_WEIGHT = 0.5  # weight of exact matches from other languages' tables
 MIN_CONTAINED = 3  # shortest alias (characters) taken from inside a longer mention; 2 for CJK
-
-
-def _is_cjk(ch: str) -> bool:
-    o = ord(ch)
-    return 0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x2FFFF
 
 
 class EntityStore:
@@ -365,7 +360,7 @@ class KB:
         """Candidates of the longest alias (of any language) found inside ``key`` on token
         boundaries."""
         starts = [0] + [i + 1 for i, ch in enumerate(key) if ch == " "]
-        starts += [i for i, ch in enumerate(key) if _is_cjk(ch) and i not in starts]
+        starts += [i for i, ch in enumerate(key) if is_cjk(ch) and i not in starts]
         best_len = 0
         best: set[str] = set()
         for part in [self.base] + ([self.overlay] if self.overlay else []):
@@ -374,10 +369,10 @@ class KB:
                 for s in starts:
                     for k in trie.prefixes(key[s:]):
                         end = s + len(k)
-                        shortest = 2 if _is_cjk(k[0]) else MIN_CONTAINED
+                        shortest = 2 if is_cjk(k[0]) else MIN_CONTAINED
                         if len(k) < max(shortest, best_len) or k == key:
                             continue
-                        if end < len(key) and key[end] != " " and not _is_cjk(key[end - 1]) and not _is_cjk(key[end]):
+                        if end < len(key) and key[end] != " " and not is_cjk(key[end - 1]) and not is_cjk(key[end]):
                             continue  # must end on a token boundary
                         if len(k) > best_len:
                             best_len, best = len(k), set()

@@ -19,10 +19,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from xned.engine.normalize import fold, normalize
+from xned.engine.normalize import CJK_CLASS, fold, normalize
 
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002ffff"
-TOKEN_RE = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+|\S")
+TOKEN_RE = re.compile(rf"[{CJK_CLASS}]|[^\W_{CJK_CLASS}]+|\S")
 MAX_KEY_CHARS = 80
 
 

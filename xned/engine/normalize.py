@@ -23,6 +23,17 @@ import re
 import unicodedata
 from functools import lru_cache
 
+#: Scripts written without spaces between words (kana, CJK ideographs incl. extensions and
+#: compatibility forms, half-width katakana): one place for the tokenizer and the lookup.
+CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002ffff"
+_CJK_CHAR = re.compile(f"[{CJK_CLASS}]")
+
+
+def is_cjk(ch: str) -> bool:
+    """Whether the character belongs to a script written without spaces (``CJK_CLASS``)."""
+    return _CJK_CHAR.match(ch) is not None
+
+
 _WS = re.compile(r"\s+")
 # Line-break hyphenation of OCR'd text ("Frank¬\nreich") and soft hyphens join the word.
 _HYPHENATION = re.compile(r"¬\s*|\u00ad")

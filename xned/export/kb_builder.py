@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 
 from xned.engine.normalize import normalize, undot
-from xned.errors import KBBuildError
+from xned.errors import InputError, KBBuildError
 from xned.export.kb_filter import EntityFilter, kept_items, subclass_closure
 from xned.export.kb_writer import EntityIndex, EntityRow, TableStream, write_kb
 from xned.export.spill import RUN_RECORDS, Spill, grouped
+from xned.langs import normalize_lang
 
-LANG_RE = re.compile(r"^[a-z]{2,3}$")
 QID_RE = re.compile(r"^Q[1-9][0-9]*$")
 UNSTATED = {"mul", "und", "match", "native", "zxx", "mis"}
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
@@ -48,12 +48,14 @@ PART_WEIGHT = 0.1  # ``kind`` of one part of a middle-dot name
 
 
 def lang_key(code: str) -> str | None:
-    """Table name for a source language code: 'pt-BR' -> 'pt', 'und' -> 'mul', None if invalid."""
-    code = code.strip().lower().replace("_", "-")
-    if code in UNSTATED:
+    """Table name for a source language code: the rule of ``xned.langs`` ('pt-BR' -> 'pt'),
+    with codes of unstated language ('und', 'mul', ...) -> 'mul'; None if invalid."""
+    if code.strip().lower() in UNSTATED:
         return "mul"
-    base = code.split("-", 1)[0]
-    return base if LANG_RE.match(base) else None
+    try:
+        return normalize_lang(code)
+    except InputError:
+        return None
 
 
 @dataclass
