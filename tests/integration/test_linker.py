@@ -117,6 +117,21 @@ def test_missing_file_named(bundle_copy):
         Linker.load(bundle_copy)
 
 
+@pytest.mark.parametrize(("key", "value"), [("max_length", "abc"), ("chunk_tokens", 12.5), ("batch_tokens", True)])
+def test_a_bad_number_in_the_encoder_config_is_a_bundle_error_naming_it(bundle_copy, key, value):
+    import json
+
+    from xned.export.bundle_ops import update_manifest
+
+    cfg_path = bundle_copy / "encoder" / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg[key] = value
+    cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+    update_manifest(bundle_copy)
+    with pytest.raises(BundleError, match=f"{key} = {value!r} is not a"):
+        Linker.load(bundle_copy, use_corrections=False)
+
+
 def test_corrupted_manifest(bundle_copy):
     (bundle_copy / "manifest.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(BundleError, match="manifest.json is corrupted"):

@@ -88,18 +88,32 @@ class Encoder:
             user = json.loads(cfg_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BundleError(f"{cfg_path} is corrupted ({exc}); {REBUILD_HINT}.") from None
+        if not isinstance(user, dict):
+            raise BundleError(f"{cfg_path} must hold a JSON object; {REBUILD_HINT}.")
         self.config = {**DEFAULT_CONFIG, **user}
-        self.max_length = int(self.config["max_length"])
+
+        def number(key: str, kind: type, low: float) -> Any:
+            value = self.config[key]
+            try:
+                if isinstance(value, bool) or kind(value) != float(value) or kind(value) < low:
+                    raise ValueError
+                return kind(value)
+            except (TypeError, ValueError):
+                raise BundleError(
+                    f"{cfg_path}: {key} = {value!r} is not a {kind.__name__} >= {low:g}; {REBUILD_HINT}."
+                ) from None
+
+        self.max_length = number("max_length", int, 8)
         self.pooling = str(self.config["pooling"])
         if self.pooling not in ("mention", "mean", "cls"):
             raise BundleError(f"{cfg_path}: unknown pooling {self.pooling!r} (mention, mean, cls).")
-        self.mention_weight = float(self.config["mention_weight"])
+        self.mention_weight = number("mention_weight", float, 0)
         self.providers = providers
         self.threads = threads
         #: chunk length (tokens) for mention contexts and the token budget of one batch
-        self.chunk_tokens = int(self.config["chunk_tokens"])
-        self.context_tokens = int(self.config["context_tokens"])
-        self.batch_tokens = int(self.config["batch_tokens"])
+        self.chunk_tokens = number("chunk_tokens", int, 8)
+        self.context_tokens = number("context_tokens", int, 0)
+        self.batch_tokens = number("batch_tokens", int, 8)
         self.batch_rows = batch_size  # fixed rows per batch instead of the token budget
         self._session: Any = None
         self._tokenizer: Any = None
