@@ -36,12 +36,18 @@ class Page:
 
 
 def iter_pages(path: Path, on_dbname: Any = None) -> Iterator[Page]:
-    """Pages of a MediaWiki XML dump, streamed (``iterparse``, each page cleared after
-    use). ``on_dbname(name)`` is called with the ``<dbname>`` (e.g. ``enwiki``)."""
+    """Pages of a MediaWiki XML dump, streamed (``iterparse``; every finished page is
+    detached from the root, so memory does not grow with the dump). ``on_dbname(name)`` is
+    called with the ``<dbname>`` (e.g. ``enwiki``)."""
     f = open_maybe_compressed(Path(path))
     try:
         title = ns = redirect = text = None
-        for _event, elem in ET.iterparse(f, events=("end",)):
+        root = None
+        for event, elem in ET.iterparse(f, events=("start", "end")):
+            if root is None:
+                root = elem  # the first start event: <mediawiki>
+            if event == "start":
+                continue
             tag = _tag(elem)
             if tag == "dbname" and elem.text and on_dbname is not None:
                 on_dbname(elem.text)
@@ -57,7 +63,7 @@ def iter_pages(path: Path, on_dbname: Any = None) -> Iterator[Page]:
                 if title:
                     yield Page(title, ns, redirect, text or "")
                 title = ns = redirect = text = None
-                elem.clear()
+                root.clear()  # the page and everything before it (clearing the page alone kept it in the root)
     except ET.ParseError as exc:
         raise KBBuildError(f"{path}: XML error ({exc}); is this a complete pages-articles dump?") from None
     except EOFError as exc:
