@@ -106,7 +106,7 @@ def test_vector_cache_embeds_each_text_once(tmp_path, bundle_path, sources, monk
     cache = tmp_path / "cache"
     a = _bundle(tmp_path, bundle_path, "a")
     build_kb_into_bundle([sources / "base.tsv"], a, vector_cache=cache)
-    assert sum(calls) == 3 and list(cache.rglob("keys.npy"))
+    assert sum(calls) == 3 and list(cache.rglob("vectors.sqlite"))
     b = _bundle(tmp_path, bundle_path, "b")
     build_kb_into_bundle([sources / "base.tsv", sources / "added.tsv"], b, vector_cache=cache)
     assert sum(calls) == 3 + 1  # only the new entity (Berlin keeps its first description)

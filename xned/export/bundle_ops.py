@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -31,49 +32,60 @@ def entity_text(row: EntityRow) -> str:
     return f"{label}: {extra}" if extra else label
 
 
-SAVE_EVERY = 100_000  # new vectors between cache rewrites
-
-
 class VectorCache:
-    """Entity embeddings keyed by sha1(encoder identity + passage text), so a rebuild of a
-    KB with the same encoder only embeds new or changed entities. Two ``.npy`` files per
-    encoder (``keys`` fixed 20-byte digests, ``vectors`` float16), read without pickle and
-    rewritten atomically."""
+    """Entity embeddings on disk, keyed by sha1(passage text), one SQLite file per encoder
+    (the directory is named by the sha256 of the encoder's files: model, tokenizer and
+    config), so a rebuild with the same encoder only embeds new or changed entities. Memory
+    holds one batch, whatever the cache size; every batch is committed, so a build that is
+    killed keeps what it embedded (resumable). A cache file that cannot be read is moved
+    aside with a warning and a new one started."""
 
     def __init__(self, root: Path, encoder_dir: Path):
-        import hashlib
+        import sqlite3
+        import warnings
 
-        model = encoder_dir / "model.onnx"
-        ident = (encoder_dir / "config.json").read_bytes() + str(model.stat().st_size if model.exists() else 0).encode()
-        self.salt = hashlib.sha1(ident).digest()
-        self.dir = Path(root) / self.salt.hex()[:16]
-        self.table: dict[bytes, np.ndarray] = {}
-        keys, vecs = self.dir / "keys.npy", self.dir / "vectors.npy"
-        if keys.is_file() and vecs.is_file():
-            k = np.load(keys, allow_pickle=False)
-            v = np.load(vecs, allow_pickle=False)
-            if len(k) == len(v):
-                self.table = {bytes(x): v[i] for i, x in enumerate(k)}
-        self.added = 0
+        from xned.engine.bundle import sha256_file
 
-    def key(self, text: str) -> bytes:
-        import hashlib
+        h = hashlib.sha256()
+        for name in ("model.onnx", "tokenizer.json", "config.json"):
+            if (encoder_dir / name).is_file():
+                h.update(name.encode() + b"\0" + bytes.fromhex(sha256_file(encoder_dir / name)))
+        self.dir = Path(root) / h.hexdigest()[:16]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / "vectors.sqlite"
+        try:
+            self.db = sqlite3.connect(path)
+            self.db.execute("CREATE TABLE IF NOT EXISTS v (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+        except sqlite3.DatabaseError as exc:
+            path.replace(path.with_suffix(".corrupted"))
+            warnings.warn(f"Vector cache {path} is unreadable ({exc}); moved aside, starting a new one.", stacklevel=2)
+            self.db = sqlite3.connect(path)
+            self.db.execute("CREATE TABLE IF NOT EXISTS v (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
 
-        return hashlib.sha1(self.salt + text.encode("utf-8")).digest()
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.sha1(text.encode("utf-8")).digest()
+
+    def get_many(self, keys: list[bytes], dim: int) -> dict[bytes, np.ndarray]:
+        out: dict[bytes, np.ndarray] = {}
+        uniq = list(dict.fromkeys(keys))
+        for i in range(0, len(uniq), 500):
+            part = uniq[i : i + 500]
+            rows = self.db.execute(f"SELECT k, v FROM v WHERE k IN ({','.join('?' * len(part))})", part)
+            for k, v in rows:
+                vec = np.frombuffer(v, "<f2")
+                if len(vec) == dim:  # else a row of another shape: embedded again
+                    out[bytes(k)] = vec
+        return out
+
+    def put_many(self, items: list[tuple[bytes, np.ndarray]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO v VALUES (?, ?)", [(k, np.asarray(v, "<f2").tobytes()) for k, v in items]
+        )
+        self.db.commit()
 
     def save(self) -> None:
-        if not self.added:
-            return
-        self.added = 0
-        self.dir.mkdir(parents=True, exist_ok=True)
-        items = sorted(self.table.items())
-        keys = np.array([k for k, _ in items], dtype="S20")
-        vecs = np.stack([v for _, v in items]).astype(np.float16)
-        for name, arr in (("keys.npy", keys), ("vectors.npy", vecs)):
-            tmp = self.dir / (name + ".incomplete")
-            with open(tmp, "wb") as f:
-                np.save(f, arr, allow_pickle=False)
-            tmp.replace(self.dir / name)
+        self.db.commit()
 
 
 def make_embedder(
@@ -86,9 +98,11 @@ def make_embedder(
 
     def embed(rows: list[EntityRow]) -> np.ndarray:
         texts = [entity_text(r) for r in rows]
+        known: dict[bytes, np.ndarray] = {}
         if vc is not None:
             keys = [vc.key(t) for t in texts]
-            todo = [i for i, k in enumerate(keys) if k not in vc.table]
+            known = vc.get_many(keys, enc.dim)
+            todo = [i for i, k in enumerate(keys) if k not in known]
         else:
             todo = list(range(len(texts)))
         fresh: list[np.ndarray] = []
@@ -99,14 +113,12 @@ def make_embedder(
         new = np.concatenate(fresh) if fresh else np.zeros((0, enc.dim), np.float32)
         if vc is None:
             return new
-        for j, v in zip(todo, new, strict=True):
-            vc.table[keys[j]] = v.astype(np.float16)
-        vc.added += len(todo)
-        if vc.added >= SAVE_EVERY:  # rewriting the cache costs O(cache); not after every batch
-            vc.save()
+        fresh_items = [(keys[j], v.astype(np.float16)) for j, v in zip(todo, new, strict=True)]
+        vc.put_many(fresh_items)
+        known.update(fresh_items)
         if not rows:
             return np.zeros((0, enc.dim), np.float32)
-        return np.stack([vc.table[k] for k in keys]).astype(np.float32)
+        return np.stack([known[k] for k in keys]).astype(np.float32)
 
     embed.flush = vc.save if vc is not None else (lambda: None)  # type: ignore[attr-defined]
     return embed
