@@ -55,10 +55,6 @@ class Manifest:
     def languages(self) -> list[str]:
         return list(self.data.get("languages", []))
 
-    def section(self, name: str) -> dict[str, Any]:
-        value = self.data.get(name, {})
-        return value if isinstance(value, dict) else {}
-
 
 def read_manifest(root: Path) -> Manifest:
     root = Path(root)

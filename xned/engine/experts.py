@@ -2,21 +2,20 @@
 
 Layout under ``experts/`` (arrays memory-mapped, ``allow_pickle=False``)::
 
-    meta.json            {"dim": D, "rank": r (0 = no projection), "experts": E,
+    meta.json            {"dim": D, "experts": E,
                           "source_langs": [...], "languages": [...]}
     keys.marisa          Trie over "<lang>\\x1f<normalized key>"; key id -> key_model.npy
     key_model.npy        int32 [K] model id (aliases with the same candidate set share one)
     model_offsets.npy    int64 [E+1] class rows of each model
     classes.npy          int32 [R] global entity index of each class row
-    weights.npy          int8 [R, r or D] class weight rows
+    weights.npy          int8 [R, D] class weight rows
     scales.npy           float32 [R] per-row dequantization scale
     bias.npy             float32 [R] per-row bias (carries the expert's source-language prior)
-    projection.npy       float16 [D, r] optional shared low-rank projection
     hubness.npy          float16 [N] per KB entity: mean of its 10 highest cosines to the
                          source-language training contexts (optional; see scoring.py)
 
 An expert scores ``softmax(W x + b)`` over its classes for the mention-in-context
-embedding ``x`` (projected first when a projection exists).
+embedding ``x``.
 """
 
 from __future__ import annotations
@@ -52,8 +51,6 @@ class Experts:
         self.weights = _load_npy(self.root / "weights.npy")
         self.scales = _load_npy(self.root / "scales.npy")
         self.bias = _load_npy(self.root / "bias.npy")
-        proj = self.root / "projection.npy"
-        self.projection = _load_npy(proj).astype(np.float32) if proj.exists() else None
         hub = self.root / "hubness.npy"
         self.hubness = _load_npy(hub) if hub.exists() else None
         if len(self.key_model) != len(self.keys) or len(self.classes) != len(self.weights):
@@ -129,8 +126,6 @@ class Experts:
         out = np.full(len(cands), np.nan, dtype=np.float32)
         if not known:
             return out
-        if self.projection is not None:
-            x = x @ self.projection
         idx = np.asarray(known) + a
         w = self.weights[idx].astype(np.float32) * self.scales[idx, None]
         logits = w @ x.astype(np.float32) + self.bias[idx]

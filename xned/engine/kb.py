@@ -191,13 +191,6 @@ class KB:
         t = int(store.type_ids[i])
         return types[t] if 0 <= t < len(types) else ""
 
-    def popularity(self, idxs: np.ndarray) -> np.ndarray:
-        out = np.empty(len(idxs), np.float32)
-        for j, idx in enumerate(idxs.tolist()):
-            store, i = self._part_of(idx)
-            out[j] = store.popularity[i]
-        return out
-
     @property
     def has_vectors(self) -> bool:
         return self.base.entities.vectors is not None

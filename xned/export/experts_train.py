@@ -440,7 +440,7 @@ def write_experts(out: Path, te: TrainedExperts, meta: dict[str, Any]) -> dict[s
     if te.hubness is not None:
         _save_npy(tmp / "hubness.npy", te.hubness.astype(np.float16))
     langs = sorted({k.split(SEP, 1)[0] for k, _ in keys})
-    full = {**meta, "dim": int(w.shape[1]) if w.ndim == 2 and len(w) else 0, "rank": 0, "experts": len(sizes)}
+    full = {**meta, "dim": int(w.shape[1]) if w.ndim == 2 and len(w) else 0, "experts": len(sizes)}
     full["languages"] = langs
     full["stats"] = te.stats
     # the experts' own files; hubness.npy is per KB entity, not per expert
