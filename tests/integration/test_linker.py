@@ -1,5 +1,4 @@
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -195,8 +194,14 @@ def test_bundle_without_vectors_still_links(bundle_copy):
 
 
 def test_copy_is_independent(bundle_copy, bundle_path):
-    shutil.rmtree(bundle_copy / "experts", ignore_errors=True)
-    assert (bundle_path / "manifest.json").exists()
+    """Tests that damage their bundle_copy must not reach the shared fixture (no hard links)."""
+    target = next(p for p in sorted((bundle_copy / "kb").rglob("*.npy")))
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256"):
+        Linker.load(bundle_copy, verify=True, use_corrections=False)
+    Linker.load(bundle_path, verify=True, use_corrections=False)  # the original is intact
 
 
 def test_single_candidates_skip_the_encoder_only_when_the_context_cannot_change_the_decision(bundle_path):
