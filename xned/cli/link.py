@@ -60,6 +60,7 @@ def _link_on_ray(
     candidates: bool,
     top_k: int,
     threshold: float | None,
+    corrections: dict[str, Any],
 ) -> None:
     if input is None or output is None or str(input) == "-":
         raise InputError("--engine ray reads -i FILE|DIR (JSONL or Parquet) and writes -o DIR.")
@@ -81,6 +82,7 @@ def _link_on_ray(
         actors=workers,
         top_k=top_k,
         threshold=threshold,
+        **corrections,
     )
     typer.echo(f"Linked {input} into {output} on Ray; {errors} document(s) with an error.", err=True)
     if errors:
@@ -166,7 +168,10 @@ def link_cli(
     if engine not in ("local", "ray"):
         raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
     if engine == "ray":
-        _link_on_ray(input, output, fmt, address, workers, bundle, lang, given_spans, candidates, top_k, threshold)
+        fixes = {"use_corrections": use_corrections, "state": None if state is None else str(state)}
+        _link_on_ray(
+            input, output, fmt, address, workers, bundle, lang, given_spans, candidates, top_k, threshold, fixes
+        )
         return
     opts = LinkOptions(
         bundle=None if bundle is None else str(bundle),
