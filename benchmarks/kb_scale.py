@@ -17,6 +17,7 @@ import json
 import os
 import random
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -66,9 +67,9 @@ def make_dump(path: Path, n: int, seed: int = 0) -> None:
     os.replace(tmp, path)
 
 
-def build(dump: Path, bundle: Path, workers: int) -> dict[str, float]:
+def build(dump: Path, bundle: Path, workers: int, extra: list[str] | None = None) -> dict[str, float]:
     cmd = [sys.executable, "-m", "xned.cli.main", "kb", "build", str(dump), "--bundle", str(bundle)]
-    cmd += ["--no-vectors", "--workers", str(workers)]
+    cmd += ["--no-vectors", "--workers", str(workers), *(extra or [])]
     t0 = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     subprocess.run(cmd, check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
@@ -128,7 +129,9 @@ def main() -> None:
     ap.add_argument("--entities", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "bench-kb")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--build-args", default="", help="more kb build options, e.g. '--keep-class Q5 --min-sitelinks 1'")
     args = ap.parse_args()
+    extra = shlex.split(args.build_args)
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in args.entities:
@@ -137,8 +140,8 @@ def main() -> None:
             t0 = time.perf_counter()
             make_dump(dump, n)
             print(f"generated {dump} ({dump.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s")
-        bundle = args.work / f"bundle-{n}"
-        b = build(dump, bundle, args.workers)
+        bundle = args.work / (f"bundle-{n}" + ("-filtered" if extra else ""))
+        b = build(dump, bundle, args.workers, extra)
         s = sizes(bundle)
         lk = lookups(bundle)
         row = {"items": n, **b, **s, **lk}
