@@ -189,3 +189,16 @@ def test_import_refuses_a_file_from_another_bundle(bundle_copy, tmp_path, state)
     shared.write_text(json.dumps({"xned-corrections": 1, "bundle": "0" * 64, "examples": 0}) + "\n", encoding="utf-8")
     code, _, err = _cli("corrections", "import", str(shared), "--bundle", str(bundle_copy), "--state", str(state))
     assert code == 1 and "exported from another bundle" in err and "--any-bundle" in err
+
+
+def test_a_taught_name_no_alias_spells_is_detected_in_later_text(bundle_copy, state):
+    lk = Linker.load(bundle_copy, state=state)
+    text = "Les habitants de the Hexagon votent dimanche."
+    assert "the hexagon" not in [lk_.text.lower() for lk_ in lk.link(text, lang="en")]
+    lk.teach(text, *_span(text, "the Hexagon"), "Q142", lang="en")  # France, by a nickname
+    later = "Tourists love the Hexagon in summer."
+    found = [(x.text, x.qid, x.corrected) for x in lk.link(later, lang="en") if x.text == "the Hexagon"]
+    assert found == [("the Hexagon", "Q142", True)]
+    # a NIL correction is not a reason to detect a string
+    lk.teach("Il pleut sur Gotham ce soir.", 13, 19, None, lang="fr")
+    assert "Gotham" not in [x.text for x in lk.link("Gotham again.", lang="fr")]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import marisa_trie
 import numpy as np
 
 from xned.engine.documents import as_document, as_mention, check_text
@@ -120,6 +121,7 @@ class Corrections:
         self.by_key: dict[str, list[Example]] = {}
         self._models: dict[str, Residual | None] = {}
         self._extra: dict[str, np.ndarray] = {}
+        self._taught: marisa_trie.Trie | None = None
         self.sync()
 
     @classmethod
@@ -158,6 +160,7 @@ class Corrections:
                 del self._models[key]
         self.by_key = by_key
         self._extra.clear()
+        self._taught = None
 
     @property
     def examples(self) -> list[Example]:
@@ -168,6 +171,17 @@ class Corrections:
 
     def covers(self, key: str) -> bool:
         return key in self.by_key
+
+    def taught_keys(self) -> marisa_trie.Trie | None:
+        """The keys taught as an entity (not NIL only), for detection: a name an analyst
+        linked is found in later text even when no alias of the KB spells it. One trie per
+        state of the corrections (a new object after every change); None without any."""
+        if self._taught is None:
+            keys = [k for k, es in self.by_key.items() if any(e.qid is not None for e in es)]
+            if not keys:
+                return None
+            self._taught = marisa_trie.Trie(keys)
+        return self._taught
 
     # -- applying ---------------------------------------------------------------------------
     def extra(self, key: str) -> np.ndarray:

@@ -64,6 +64,7 @@ class Linker:
         self.max_chars = max_chars
         self.dense_k = dense_k
         self._detectors: dict[str | None, Detector] = {}
+        self._taught: Any = None  # the corrections' taught-key trie the detectors were built with
         self.corrections: Corrections | None = None
 
     @classmethod
@@ -180,11 +181,16 @@ class Linker:
             )
 
     def _detector(self, lang: str | None) -> Detector:
+        taught = self.corrections.taught_keys() if self.corrections is not None else None
+        if taught is not self._taught:  # the corrections changed: detectors see the new keys
+            self._detectors.clear()
+            self._taught = taught
         if lang not in self._detectors:
             keys, folds = self.kb.detection_tries(lang)
             self._detectors[lang] = Detector(
-                keys,
-                lambda k: self.kb.link_probability(lang, k),
+                [*keys, taught] if taught is not None else keys,
+                # a string an analyst taught as an entity is always a mention
+                lambda k: 1.0 if taught is not None and k in taught else self.kb.link_probability(lang, k),
                 fold_tries=folds,
                 endings=suffixes(lang),
             )
