@@ -346,7 +346,8 @@ def chunk_bounds(n: int, tok_spans: Sequence[tuple[int, int]], size: int) -> np.
     """Boundaries ``[0, ..., n]`` of consecutive chunks of at most ``size`` tokens. A boundary
     that would cut a mention moves back to the mention's start (a mention longer than a chunk
     is cut); when the rest of the document fits in two chunks it is split in the middle, so
-    the last chunk is not a short tail with little context."""
+    the last chunk is not a short tail with little context. Mentions that overlap (nested
+    given spans) may be cut: moving back to one's start can cut the other."""
     if n <= size:
         return np.array([0, max(n, 0)], np.int64)
     ordered = sorted(tok_spans)
