@@ -196,7 +196,8 @@ class Corrections:
         """``(ents, priors)`` with the taught entities of ``key`` appended (prior 0)."""
         if key not in self.by_key:
             return ents, pri
-        add = [int(e) for e in self.extra(key) if int(e) not in set(np.asarray(ents).tolist())]
+        have = set(np.asarray(ents).tolist())
+        add = [int(e) for e in self.extra(key) if int(e) not in have]
         if not add:
             return ents, pri
         return (
