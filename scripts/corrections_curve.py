@@ -22,7 +22,7 @@ import json
 import shutil
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +41,7 @@ def as_input(doc, spans):
 
 def main() -> None:
     from xned.engine.linker import Linker
+    from xned.engine.normalize import normalize
     from xned.evaluate import dataset_name, load_titles, read_dataset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,7 +110,11 @@ def main() -> None:
         pooled = [e for other, _ in sets if other != name for e in _examples(states / other, args.bundle)]
         if pooled:
             lk.corrections.add(pooled, args.bundle)  # type: ignore[union-attr]
-        ok = ref_ok = n = 0
+        taught = defaultdict(Counter)  # key -> labels the other sets taught
+        for e in pooled:
+            taught[e.key][e.qid] += 1
+        golds = defaultdict(Counter)  # key -> this set's gold labels
+        scored = []
         for doc in docs:
             gold = [g for g in doc.gold if not g.unresolved]
             if not gold:
@@ -120,11 +125,22 @@ def main() -> None:
             if got.error or ref.error:
                 continue
             for g, a, b in zip(gold, got.links, ref.links, strict=True):
-                n += 1
-                ok += a.qid == g.qid
-                ref_ok += b.qid == g.qid
-        drift[name] = {"mentions": n, "with_other_sets": round(100 * ok / max(n, 1), 2),
-                       "without": round(100 * ref_ok / max(n, 1), 2)}  # fmt: skip
+                key = normalize(g.text)
+                golds[key][g.qid] += 1
+                scored.append((key, a.qid == g.qid, b.qid == g.qid, a.qid != b.qid))
+        n = len(scored)
+        d = {"mentions": n, "with_other_sets": round(100 * sum(s[1] for s in scored) / max(n, 1), 2),
+             "without": round(100 * sum(s[2] for s in scored) / max(n, 1), 2)}  # fmt: skip
+        # where the other sets taught a name, do they agree with this set's gold for it?
+        for part in ("untaught", "agree", "conflict"):
+            sel = [x for x in scored if _part(x[0], taught, golds) == part]
+            d[part] = {
+                "mentions": len(sel),
+                "right_with": sum(x[1] for x in sel),
+                "right_without": sum(x[2] for x in sel),
+                "changed": sum(x[3] for x in sel),
+            }
+        drift[name] = d
 
     stored = [p for p in states.rglob("corrections.jsonl")]
     n_examples = sum(len(p.read_bytes().splitlines()) for p in stored)
@@ -146,6 +162,22 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     (args.work / "curve.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(markdown(report))
+
+
+PARTS = {
+    "untaught": "names no other set taught",
+    "agree": "names the other sets taught as this set's gold has them",
+    "conflict": "names the other sets taught otherwise",
+}
+
+
+def _part(key: str, taught: dict, golds: dict) -> str:
+    """Whether the other sets taught ``key`` (their most taught label) the way this set's
+    gold has it at least half of the time."""
+    if key not in taught:
+        return "untaught"
+    label = taught[key].most_common(1)[0][0]
+    return "agree" if golds[key][label] * 2 >= sum(golds[key].values()) else "conflict"
 
 
 def _examples(state_root: Path, bundle: Path):
@@ -192,6 +224,13 @@ def markdown(r: dict) -> str:
                   "|---|---:|---:|---:|"]  # fmt: skip
     for name, d in r["drift"].items():
         lines.append(f"| {name} | {r['corrections'][name]} | {d['with_other_sets']:.1f} | {d['without']:.1f} |")
+    if r["drift"]:
+        lines += ["", "| mentions of each set | mentions | right with | right without | changed |"]
+        lines += ["|---|---:|---:|---:|---:|"]
+    for part, what in PARTS.items() if r["drift"] else ():
+        t = {k: sum(d[part][k] for d in r["drift"].values()) for k in ("mentions", "right_with", "right_without")}
+        changed = sum(d[part]["changed"] for d in r["drift"].values())
+        lines.append(f"| {what} | {t['mentions']} | {t['right_with']} | {t['right_without']} | {changed} |")
     c = r["cost"]
     lines += [
         "",

@@ -205,6 +205,11 @@ def main() -> None:
         )
         timings["experts_s"] = round(time.perf_counter() - t, 1)
         log(f"experts: {json.dumps(info)}")
+    wiki = sorted((data / "dumps" / "wiki_xml_dump_samples").glob("*wiki-latest-pages-articles*.bz2"))
+    if wiki:  # how far an analyst's correction carries (xned experts reach; no labels used)
+        from xned.export.reach import measure_reach
+
+        measure_reach(bundle, wiki, threads=args.threads, log=log)
     from xned.engine.linker import Linker
     from xned.evaluate import evaluate, markdown
 

@@ -202,3 +202,65 @@ def test_a_taught_name_no_alias_spells_is_detected_in_later_text(bundle_copy, st
     # a NIL correction is not a reason to detect a string
     lk.teach("Il pleut sur Gotham ce soir.", 13, 19, None, lang="fr")
     assert "Gotham" not in [x.text for x in lk.link("Gotham again.", lang="fr")]
+
+
+def _vec(lk, text, word):
+    return lk.encoder.embed_mentions([text], [[_span(text, word)]])[0][0]
+
+
+def test_a_correction_carries_to_contexts_within_its_reach_only(bundle_copy, state):
+    lk = Linker.load(bundle_copy, state=state, use_corrections=False)
+    taught = _vec(lk, PARTY, "Paris")
+    near, far = float(taught @ _vec(lk, PARTY_NEW, "Paris")), float(taught @ _vec(lk, CAPITAL, "Paris"))
+    assert near > far + 0.1  # the fixture encoder tells the gossip page from the travel log
+    scoring = bundle_copy / "scoring.json"
+    data = json.loads(scoring.read_text()) if scoring.exists() else {"weights": {}, "bias": 0.5, "threshold": 0.3}
+    data["corrections_reach"] = [far + 0.05, near - 0.05]
+    scoring.write_text(json.dumps(data))
+    update_manifest(bundle_copy)
+    lk = Linker.load(bundle_copy, state=state)
+    assert lk.scorer.reach == (far + 0.05, near - 0.05)
+    lk.teach(PARTY, *_span(PARTY, "Paris"), "Q47899", lang="en")
+    assert (_link(lk, PARTY_NEW, "Paris").qid, _link(lk, PARTY_NEW, "Paris").corrected) == ("Q47899", True)
+    out = _link(lk, CAPITAL, "Paris")  # out of reach: the bundle's own decision, unmarked
+    assert (out.qid, out.corrected) == ("Q90", False)
+
+
+def test_reach_is_measured_on_wikipedia_and_kept_by_a_recalibration(bundle_copy, tmp_path):
+    import bz2
+
+    from xned.engine.scoring import Scorer
+    from xned.export.calibrate import write_scoring
+    from xned.export.reach import measure_reach
+
+    topics = ["the river", "the election", "the bakery", "a concert", "the harbour"] * 5
+    pages = "".join(
+        f"<page><title>P{i}</title><ns>0</ns><revision><text>On day {i} [[Paris]] and [[Jordan]] were "
+        f"in the news about {t}; [[Amazon]] too.</text></revision></page>"
+        for i, t in enumerate(topics)
+    )
+    dump = tmp_path / "enwiki-sample.xml.bz2"
+    dump.write_bytes(
+        bz2.compress(f"<mediawiki><siteinfo><dbname>enwiki</dbname></siteinfo>{pages}</mediawiki>".encode())
+    )
+    code, out, err = _cli("experts", "reach", str(dump), "--bundle", str(bundle_copy))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["pairs"] == 3 * 25 * 24 // 2  # three names, each in 25 articles
+    lo, hi = result["corrections_reach"]
+    assert -1.0 <= lo < hi <= 1.0
+    assert Scorer.load(bundle_copy / "scoring.json").reach == (lo, hi)
+    Linker.load(bundle_copy)  # the manifest was updated with the file
+    write_scoring(bundle_copy / "scoring.json", {"weights": {}, "bias": 0.1, "threshold": 0.3})
+    assert Scorer.load(bundle_copy / "scoring.json").reach == (lo, hi)
+    with pytest.raises(InputError, match="larger Wikipedia sample"):
+        measure_reach(bundle_copy, [_one_page(tmp_path)])
+
+
+def _one_page(tmp_path):
+    import bz2
+
+    path = tmp_path / "one.xml.bz2"
+    page = "<page><title>A</title><ns>0</ns><revision><text>[[Paris]] and [[Paris]].</text></revision></page>"
+    path.write_bytes(bz2.compress(f"<mediawiki>{page}</mediawiki>".encode()))
+    return path

@@ -85,11 +85,27 @@ def calibrate_wiki_cli(
     bundle: Path = typer.Option(..., "--bundle", "-b"),
     threads: int | None = typer.Option(None, "--threads", min=1),
 ) -> None:
-    """Fit scoring.json on Wikipedia anchors, gold decided by the KB's own names (no annotated set)."""
+    """Fit scoring.json on Wikipedia anchors, gold decided by the KB's own names (no annotated
+    set), and measure the reach of analyst corrections on the same samples."""
     from xned.export.anchor_calibration import calibrate_on_anchors
+    from xned.export.reach import measure_reach
 
     result = calibrate_on_anchors(bundle, samples, threads=threads, log=_log)
+    result["corrections_reach"] = measure_reach(bundle, samples, threads=threads, log=_log)["corrections_reach"]
     typer.echo(json.dumps(result, indent=2))
+
+
+@experts_app.command("reach")
+def reach_cli(
+    samples: list[Path] = typer.Argument(..., help="Wikipedia XML samples (.xml, .bz2, .gz)."),
+    bundle: Path = typer.Option(..., "--bundle", "-b"),
+    threads: int | None = typer.Option(None, "--threads", min=1),
+) -> None:
+    """Measure how far an analyst's correction carries (scoring.json "corrections_reach"):
+    the cosines of same-name links in different Wikipedia articles, with the bundle's encoder."""
+    from xned.export.reach import measure_reach
+
+    typer.echo(json.dumps(measure_reach(bundle, samples, threads=threads, log=_log), indent=2))
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,16 @@ examples of two senses separate them by context. Keys without corrections are un
 candidates the residual does not know keep their score. The linker shifts every candidate by
 ``-(w_NIL . x + b_NIL)`` so that the threshold test stays ``sigmoid(z') >= threshold``.
 
+A correction carries to contexts like the one it was taught in, not to every use of the
+name: where the bundle's ``scoring.json`` records a reach ``(lo, hi)``, the residual is
+scaled by ``g(s)``, ``s`` the highest cosine between the mention and the key's taught
+examples, ramping from 0 at ``lo`` to 1 at ``hi``: the median and the 90th percentile of the
+cosine between two mentions of the same name in two different Wikipedia articles, measured
+with the bundle's encoder (``xned experts reach``). A context no closer to a taught one than
+an unrelated article is left to the bundle; one that resembles it gets the correction in
+full. Without it, "Europe" taught as NIL in two 19th-century newspapers turned every modern
+"Europe" NIL. A bundle without a reach applies corrections to every use of the name.
+
 Taught QIDs that are not candidates of their mention string (no alias names them) are added
 to its candidates. Corrections live in the user's state directory (``xned.engine.state``).
 """
@@ -60,6 +70,14 @@ class Residual:
     bias: np.ndarray  # float32 [C]
     examples: int
     seconds: float
+    taught: np.ndarray | None = None  # float32 [n, D]: the examples' vectors (for the reach)
+
+    def share(self, x: np.ndarray, reach: tuple[float, float] | None) -> float:
+        """How much of the correction applies to a mention with vector ``x`` (0..1)."""
+        if reach is None or self.taught is None or not len(self.taught):
+            return 1.0
+        s = float(np.max(self.taught @ x.astype(np.float32)))
+        return min(max((s - reach[0]) / (reach[1] - reach[0]), 0.0), 1.0)
 
     def delta(self, names: list[str], x: np.ndarray) -> np.ndarray:
         """The residual of each class named (0 for classes it does not know)."""
@@ -106,14 +124,21 @@ def fit(x: np.ndarray, classes: list[list[str]], base: list[np.ndarray], labels:
             m[k] = 0.9 * m[k] + 0.1 * grad
             v[k] = 0.999 * v[k] + 0.001 * grad * grad
             param -= LR * (m[k] / (1 - 0.9**step)) / (np.sqrt(v[k] / (1 - 0.999**step)) + 1e-8)
-    return Residual(rows, w, b, n, time.perf_counter() - t0)
+    return Residual(rows, w, b, n, time.perf_counter() - t0, np.asarray(x, np.float32))
 
 
 class Corrections:
     """The corrections of one bundle: taught examples by key, refit on first use."""
 
-    def __init__(self, store: Store | None, base: BaseScores, qid_index: Callable[[str], int]):
+    def __init__(
+        self,
+        store: Store | None,
+        base: BaseScores,
+        qid_index: Callable[[str], int],
+        reach: tuple[float, float] | None = None,
+    ):
         self.store = store
+        self.reach = reach
         self.base = base
         self.qid_index = qid_index
         self.error: str | None = None
@@ -126,9 +151,14 @@ class Corrections:
 
     @classmethod
     def open(
-        cls, bundle_root: Path, state: str | Path | None, base: BaseScores, qid_index: Callable[[str], int]
+        cls,
+        bundle_root: Path,
+        state: str | Path | None,
+        base: BaseScores,
+        qid_index: Callable[[str], int],
+        reach: tuple[float, float] | None = None,
     ) -> Corrections:
-        return cls(Store(state_dir(state), bundle_id(bundle_root)), base, qid_index)
+        return cls(Store(state_dir(state), bundle_id(bundle_root)), base, qid_index, reach)
 
     # -- reading ----------------------------------------------------------------------------
     def sync(self) -> None:
@@ -223,12 +253,16 @@ class Corrections:
         return self._models[key]
 
     def adjust(self, key: str, qids: list[str], x: np.ndarray, z: np.ndarray) -> np.ndarray | None:
-        """The corrected scores of one mention's candidates (None when ``key`` has none),
-        shifted so that the NIL test stays ``sigmoid(z) >= threshold``."""
+        """The corrected scores of one mention's candidates (None when ``key`` has none or
+        the context is out of the corrections' reach), shifted so that the NIL test stays
+        ``sigmoid(z) >= threshold``."""
         res = self.model(key)
         if res is None:
             return None
-        d = res.delta([*qids, NIL], x)
+        g = res.share(x, self.reach)
+        if g <= 0.0:
+            return None
+        d = g * res.delta([*qids, NIL], x)
         return z + d[:-1] - d[-1]
 
     # -- teaching ---------------------------------------------------------------------------

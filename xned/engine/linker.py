@@ -119,7 +119,7 @@ class Linker:
             raise InputError(f"dense_k must be 0 or more (got {dense_k}).")
         linker = cls(root, manifest, kb, encoder, experts, scorer, top_k=top_k, max_chars=max_chars, dense_k=dense_k)
         if use_corrections:
-            linker.corrections = Corrections.open(root, state, linker._base_scores, kb.index)
+            linker.corrections = Corrections.open(root, state, linker._base_scores, kb.index, scorer.reach)
         return linker
 
     # -- public API -------------------------------------------------------------------------

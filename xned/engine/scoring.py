@@ -66,6 +66,9 @@ class Scorer:
     variant: str = "fused"
     sim_range: tuple[float, float] = DEFAULT_SIM_RANGE
     sim_typical: float = DEFAULT_SIM_TYPICAL
+    #: cosine to the nearest taught example at which an analyst's correction starts to apply
+    #: and fully applies (``xned.export.reach``); None: everywhere
+    reach: tuple[float, float] | None = None
 
     @classmethod
     def load(cls, path: Path | None, variant: str = "fused") -> Scorer:
@@ -80,7 +83,13 @@ class Scorer:
             typical = float(data.get("sim_typical", DEFAULT_SIM_TYPICAL))
             if not lo <= typical <= hi:
                 raise ValueError(f"sim_typical {typical} outside sim_range [{lo}, {hi}]")
-            return cls(weights, float(data["bias"]), float(data["threshold"]), variant, (lo, hi), typical)
+            reach = data.get("corrections_reach")
+            if reach is not None:
+                r0, r1 = (float(x) for x in reach)
+                if not -1.0 <= r0 < r1 <= 1.0:
+                    raise ValueError(f"corrections_reach {reach} is not two cosines, low < high")
+                reach = (r0, r1)
+            return cls(weights, float(data["bias"]), float(data["threshold"]), variant, (lo, hi), typical, reach)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BundleError(
                 f"Scoring file {path} is invalid ({exc}); rebuild it with xned experts calibrate."

@@ -169,6 +169,15 @@ def similarity_range(groups: list[tuple[np.ndarray, int]]) -> tuple[list[float],
 
 
 def write_scoring(path: Path, result: dict[str, Any]) -> None:
+    """Write ``scoring.json``; the corrections' reach (a property of the encoder, not of the
+    fit: ``xned.export.reach``) is kept from the file it replaces."""
+    if path.is_file() and "corrections_reach" not in result:
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        if isinstance(old, dict) and "corrections_reach" in old:
+            result = {**result, "corrections_reach": old["corrections_reach"]}
     atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True) + "\n")
 
 

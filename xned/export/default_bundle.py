@@ -169,6 +169,7 @@ def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, lo
     from xned.export.base_encoder import build_base_encoder
     from xned.export.bundle_ops import build_kb_into_bundle, update_manifest
     from xned.export.encoder import export_encoder
+    from xned.export.reach import measure_reach
     from xned.export.registry_kb import build_registry_jsonl
 
     t0 = time.perf_counter()
@@ -210,6 +211,8 @@ def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, lo
     _portable_build_record(stage / "kb" / "build.json", jsonl)
     log("calibrating scoring.json on Wikipedia anchors")
     calibrate_on_anchors(stage, [src / "gensim" / p for p in WIKI_SAMPLES], threads=threads, log=log)
+    log("measuring the reach of analyst corrections on the same samples")
+    measure_reach(stage, [src / "gensim" / p for p in WIKI_SAMPLES], threads=threads, log=log)
     (stage / "NOTICE").write_text(_notice(sources), encoding="utf-8")
     seconds = round(time.perf_counter() - t0, 1)
     peak_mb = round(
