@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--skip-experts", action="store_true")
     ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--vectors", choices=("all", "ambiguous"), default="all", help="which entities to embed")
     ap.add_argument("--no-dense", action="store_true", help="no dense retrieval index (alias candidates only)")
     ap.add_argument("--limit", type=int, default=None, help="documents per eval file (smoke runs)")
     ap.add_argument("--eval-glob", default="*.jsonl", help="which files of eval/ to evaluate")
@@ -154,7 +155,7 @@ def main() -> None:
         log(f"title map: {build_titles(data, titles)} titles")
     # The KB depends on the supplement and the holdout split (held-out documents never feed
     # the anchor counts, so the calibration sees priors as the eval sets will).
-    kb_tag = f"{args.supplement}-h{args.holdout:g}-s{args.seed}"
+    kb_tag = f"{args.supplement}-h{args.holdout:g}-s{args.seed}" + ("-vamb" if args.vectors == "ambiguous" else "")
     kb_bundle = work / f"kb-{kb_tag}"
     anchors = work / f"anchors-{kb_tag}.counts.tsv"
     if args.force or not (kb_bundle / "kb" / "meta.json").exists():
@@ -170,9 +171,12 @@ def main() -> None:
             encoder=args.encoder,
             threads=args.threads,
             vector_cache=work / "vector-cache",
+            vectors=args.vectors,
         )
         timings["kb_build_s"] = round(time.perf_counter() - t, 1)
         log(f"KB: {meta['entities']} entities in {timings['kb_build_s']} s; warnings {dict(report.counts)}")
+        prov = json.loads((kb_bundle / "manifest.json").read_text(encoding="utf-8"))["provenance"]["kb"]
+        log(f"entity vectors: {prov['vectors']}, {prov.get('vector_stats')}")
     if not args.no_dense and not (kb_bundle / "kb" / "dense.usearch").exists():
         from xned.export.bundle_ops import index_bundle
 

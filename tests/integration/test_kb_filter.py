@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.integration.test_dumps import item
 from tests.integration.test_kb_shards import _files
@@ -98,3 +100,33 @@ def test_profiles_and_bad_options():
     with pytest.raises(InputError, match="'human' is not a Wikidata class id"):
         EntityFilter.make(classes=["human"])
     assert np.array_equal(subclass_closure(iter([]), [5]), [5])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 10**6), st.integers(0, 5)), max_size=400, unique_by=lambda t: t[0]),
+    st.one_of(st.none(), st.integers(0, 50)),
+    st.integers(0, 3),
+)
+def test_the_cap_keeps_the_most_linked_whatever_the_cuts(items, cap, min_links):
+    import xned.export.kb_filter as kf
+
+    items = sorted(items)
+    f = EntityFilter((), min_links, cap)
+    want = [(q, n) for q, n in items if n >= min_links]
+    if cap is not None:
+        want = sorted(want, key=lambda t: (-t[1], t[0]))[:cap]
+    old = kf._TopK.add
+
+    def add(self, qn, links):  # cut after every item: the many cuts of a huge dump, in small
+        old(self, qn, links)
+        if self.cap is not None and len(self.qn) > self.cap:
+            self._cut()
+
+    kf._TopK.add = add
+    try:
+        got = kf.kept_items(f, iter([(q, float(n)) for q, n in items]), iter([]), None)
+    finally:
+        kf._TopK.add = old
+    assert got.tolist() == sorted(q for q, _ in want)
+    assert got.tolist() == kf.kept_items(f, iter([(q, float(n)) for q, n in items]), iter([]), None).tolist()

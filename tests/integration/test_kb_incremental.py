@@ -114,3 +114,43 @@ def test_vector_cache_embeds_each_text_once(tmp_path, bundle_path, sources, monk
     build_kb_into_bundle([sources / "base.tsv"], c, vector_cache=cache)
     assert sum(calls) == 4
     assert (a / "kb" / "entities" / "vectors.npy").read_bytes() == (c / "kb" / "entities" / "vectors.npy").read_bytes()
+
+
+def test_vectors_only_for_entities_that_share_a_name(tmp_path, bundle_path, sources, monkeypatch):
+    from xned.engine.encoder import Encoder
+
+    embedded = []
+    real = Encoder.embed_texts
+
+    def counting(self, texts, kind="passage"):
+        embedded.extend(texts)
+        return real(self, texts, kind)
+
+    monkeypatch.setattr(Encoder, "embed_texts", counting)
+    some = _bundle(tmp_path, bundle_path, "some")
+    meta, _ = build_kb_into_bundle([sources / "base.tsv"], some, vectors="ambiguous")
+    # "Paris" names Q90 and Q830149; Berlin shares no name: not embedded
+    assert sorted(embedded) == ["Paris, Texas: city in Texas", "Paris: capital of France"]
+    assert meta["vectors"] == {"rule": "ambiguous", "entities": 2}
+    full = _bundle(tmp_path, bundle_path, "full")
+    build_kb_into_bundle([sources / "base.tsv"], full)
+    lk_some, lk_full = Linker.load(some, use_corrections=False), Linker.load(full, use_corrections=False)
+    for q in ("Q90", "Q830149"):  # the same vector as a full build
+        i = lk_some.kb.index(q)
+        assert lk_some.kb.vectors([i]).tolist() == lk_full.kb.vectors([lk_full.kb.index(q)]).tolist()
+    assert not lk_some.kb.vectors([lk_some.kb.index("Q64")]).any()
+    prov = lk_some.manifest.data["provenance"]
+    assert prov["kb"]["vectors"] == "ambiguous" and prov["dense_index"]["entities"] == 2  # only vectors are indexed
+    text = "Paris and Berlin signed the treaty."
+    a = lk_some.link(text, lang="en", candidates=True)
+    b = lk_full.link(text, lang="en", candidates=True)
+    assert [x.qid for x in a if x.text == "Paris"] == [x.qid for x in b if x.text == "Paris"]
+    # an entity without a vector that is a candidate next to others: the typical cosine
+    with_berlin = lk_some.link(text, lang="en", mentions=[(0, 5)], candidates=True)[0]
+    assert all(c.similarity is not None for c in with_berlin.candidates)
+    # the rule is recorded and a compaction repeats it
+    embedded.clear()
+    compact(some)
+    assert sorted(embedded) == ["Paris, Texas: city in Texas", "Paris: capital of France"]
+    with pytest.raises(Exception, match="Unknown vectors rule"):
+        build_kb_into_bundle([sources / "base.tsv"], some, vectors="most")

@@ -54,6 +54,11 @@ def build_cli(
         help="Fail (bundle unchanged) if more than this share of records is skipped.",
     ),
     no_vectors: bool = typer.Option(False, "--no-vectors", help="Do not compute entity embeddings."),
+    vectors: str = typer.Option(
+        "all",
+        "--vectors",
+        help="Which entities to embed: all, or ambiguous (only those sharing a name with another entity).",
+    ),
     no_dense: bool = typer.Option(
         False, "--no-dense", help="Do not build the dense retrieval index (candidates without an alias)."
     ),
@@ -125,7 +130,7 @@ def build_cli(
         langs=_langs(langs),
         top_k=top_k,
         strict=strict,
-        vectors=not no_vectors,
+        vectors="none" if no_vectors else vectors,
         threads=threads,
         progress=progress,
         reader_args={"workers": workers, "titles_tsv": titles, "lang": wiki_lang, "link_prob": link_prob},

@@ -54,10 +54,10 @@ class DenseIndex:
                 ) from None
             if index is None:
                 raise BundleError(f"{self.path} is not a usearch index; rebuild it with: xned kb index")
-            if index.ndim != self.dim or len(index) != self.n_entities:
+            if index.ndim != self.dim or len(index) > self.n_entities:  # fewer: --vectors ambiguous
                 raise BundleError(
                     f"{self.path} holds {len(index)} vectors of {index.ndim} dimensions but the KB has "
-                    f"{self.n_entities} of {self.dim}; rebuild it with: xned kb index"
+                    f"{self.n_entities} entities of {self.dim}; rebuild it with: xned kb index"
                 )
             mean_path = self.path.with_name(MEAN_FILE)
             try:

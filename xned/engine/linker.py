@@ -372,7 +372,11 @@ class Linker:
                 )
         if len(ents) and vec is not None and self.kb.has_vectors:
             ev = self.kb.vectors(ents)
-            sims = None if ev is None else ev @ vec
+            if ev is not None:
+                sims = ev @ vec
+                none = ~ev.any(axis=1)  # no vector (--vectors ambiguous, an overlay entity): typical cosine
+                if none.any():
+                    sims[none] = self.scorer.sim_typical
         hub = self.experts.hubness_of(ents) if self.experts is not None and len(ents) else None
         return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense)
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,14 +90,30 @@ class VectorCache:
 
 
 def make_embedder(
-    encoder_dir: Path, *, threads: int | None = None, batch: int = 256, progress=None, cache: Path | None = None
+    encoder_dir: Path,
+    *,
+    threads: int | None = None,
+    batch: int = 256,
+    progress=None,
+    cache: Path | None = None,
+    shared_only: bool = False,
 ):
     from xned.engine.encoder import Encoder
 
     enc = Encoder(encoder_dir, threads=threads, batch_size=64)
     vc = VectorCache(cache, encoder_dir) if cache is not None else None
 
+    stats = {"entities": 0, "encoded": 0, "seconds": 0.0}  # what the build reports
+
     def embed(rows: list[EntityRow]) -> np.ndarray:
+        t0 = time.perf_counter()
+        try:
+            return _embed(rows)
+        finally:
+            stats["entities"] += len(rows)
+            stats["seconds"] += time.perf_counter() - t0
+
+    def _embed(rows: list[EntityRow]) -> np.ndarray:
         texts = [entity_text(r) for r in rows]
         known: dict[bytes, np.ndarray] = {}
         if vc is not None:
@@ -106,6 +123,7 @@ def make_embedder(
         else:
             todo = list(range(len(texts)))
         fresh: list[np.ndarray] = []
+        stats["encoded"] += len(todo)
         for i in range(0, len(todo), batch):
             fresh.append(enc.embed_texts([texts[j] for j in todo[i : i + batch]], "passage"))
             if progress is not None:
@@ -121,6 +139,8 @@ def make_embedder(
         return np.stack([known[k] for k in keys]).astype(np.float32)
 
     embed.flush = vc.save if vc is not None else (lambda: None)  # type: ignore[attr-defined]
+    embed.shared_only = shared_only  # type: ignore[attr-defined]  # kb_writer: embed only entities sharing a name
+    embed.stats = stats  # type: ignore[attr-defined]
     return embed
 
 
@@ -202,7 +222,7 @@ def build_kb_into_bundle(
     langs: set[str] | None = None,
     top_k: int = 30,
     strict: bool = False,
-    vectors: bool = True,
+    vectors: bool | str = True,
     threads: int | None = None,
     progress=None,
     reader_args: dict[str, Any] | None = None,
@@ -214,9 +234,13 @@ def build_kb_into_bundle(
 ) -> tuple[dict[str, Any], BuildReport]:
     """Build the KB of ``bundle`` from ``sources`` (and copy ``encoder`` into it), as one
     transaction: a build that fails, or that skips more than ``max_skipped`` of its input
-    records, leaves the bundle as it was. ``shards`` (``runner``, ``work``, ``shard_bytes``)
+    records, leaves the bundle as it was. ``vectors``: True or "all" (every entity), "ambiguous"
+    (only entities that share a name with another: ``kb_writer.shared_names``), False or
+    "none". ``shards`` (``runner``, ``work``, ``shard_bytes``)
     reads the sources in parallel shards (``kb_shards.build_sharded``): the same KB."""
     sources = [Path(s) for s in sources]
+    if vectors not in (True, False, "all", "ambiguous", "none"):
+        raise InputError(f"Unknown vectors rule {vectors!r}; choose all, ambiguous or none.")
     if not sources:
         raise InputError("No KB sources given: pass entity TSV/JSONL files or dumps.")
     if encoder is not None:
@@ -250,7 +274,7 @@ def _build_staged(
     langs: set[str] | None,
     top_k: int,
     strict: bool,
-    vectors: bool,
+    vectors: bool | str,
     threads: int | None,
     progress: Any,
     reader_args: dict[str, Any] | None,
@@ -266,8 +290,14 @@ def _build_staged(
         shutil.copytree(encoder, dest)
     bundle.mkdir(parents=True, exist_ok=True)
     embed = None
-    if vectors and (bundle / "encoder" / "config.json").is_file():
-        embed = make_embedder(bundle / "encoder", threads=threads, progress=progress, cache=vector_cache)
+    if vectors not in (False, "none") and (bundle / "encoder" / "config.json").is_file():
+        embed = make_embedder(
+            bundle / "encoder",
+            threads=threads,
+            progress=progress,
+            cache=vector_cache,
+            shared_only=vectors == "ambiguous",
+        )
     try:
         build: Any = build_kb
         if shards is not None:
@@ -305,7 +335,8 @@ def _build_staged(
                 "sources": report.sources,
                 "top_k": top_k,
                 "langs": sorted(langs) if langs else "all",
-                "vectors": embed is not None,
+                "vectors": meta.get("vectors", {}).get("rule", "all") if embed is not None else "none",
+                **({"vector_stats": {k: round(v, 1) for k, v in embed.stats.items()}} if embed is not None else {}),  # type: ignore[attr-defined]
             },
             "dense_index": dense_info,
         },

@@ -66,7 +66,7 @@ def finish_build(
         "langs": sorted(langs) if langs else None,
         "top_k": top_k,
         "strict": strict,
-        "vectors": embed is not None,
+        "vectors": "ambiguous" if getattr(embed, "shared_only", False) else embed is not None,
         **({"filter": asdict(entity_filter)} if entity_filter is not None and entity_filter.active else {}),
         # worker count does not change the output, so it is not part of the recipe
         "reader_args": {

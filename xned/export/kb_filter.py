@@ -16,6 +16,7 @@ only if its Wikidata item is. The aliases of a dropped entity go with it.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -90,15 +91,14 @@ class EntityFilter:
 def subclass_closure(edges: Iterator[str], roots: list[int]) -> np.ndarray:
     """Sorted QID numbers of ``roots`` and every class below them; ``edges`` are sorted
     ``parent<TAB>child`` lines (P279 statements)."""
-    parents: list[int] = []
-    children: list[int] = []
+    parents = array("q")  # 8 bytes an edge (a list of ints takes ~36)
+    children = array("q")
     for line in edges:
         p, _, c = line.partition("\t")
         parents.append(int(p))
         children.append(int(c))
-    parent = np.array(parents, np.int64)
-    child = np.array(children, np.int64)
-    del parents, children
+    parent = np.frombuffer(parents, np.int64)
+    child = np.frombuffer(children, np.int64)
     seen = np.unique(np.array(roots, np.int64))
     frontier = seen
     while len(frontier):
@@ -120,8 +120,8 @@ def kept_items(
 ) -> np.ndarray:
     """Sorted QID numbers of the dump items ``f`` keeps. ``items``: (qnum, sitelinks) of every
     dump item in QID order; ``classes``: sorted ``qnum<TAB>class`` lines (P31)."""
-    qn_l: list[int] = []
-    links_l: list[float] = []
+    cap = f.max_entities
+    kept = _TopK(cap)
     pending = _by_item(classes)  # merge join: both streams are in QID order
     head = next(pending, None)
     for qn, links in items:
@@ -134,13 +134,36 @@ def kept_items(
                 continue
         if links < f.min_sitelinks:
             continue
-        qn_l.append(qn)
-        links_l.append(links)
-    out = np.array(qn_l, np.int64)
-    if f.max_entities is not None and len(out) > f.max_entities:
-        order = np.lexsort((out, -np.array(links_l, np.float64)))[: f.max_entities]
-        out = np.sort(out[order])
-    return out
+        kept.add(qn, links)
+    return kept.result()
+
+
+class _TopK:
+    """The QID numbers kept, in bounded memory: 16 bytes per candidate, and with a cap the
+    buffer is cut back to the ``cap`` best (most sitelinks, then lowest QID) whenever it
+    holds twice as many, so memory follows the cap, not the dump."""
+
+    def __init__(self, cap: int | None):
+        self.cap = cap
+        self.qn: array[int] = array("q")
+        self.links: array[float] = array("d")
+
+    def add(self, qn: int, links: float) -> None:
+        self.qn.append(qn)
+        self.links.append(links)
+        if self.cap is not None and len(self.qn) >= 2 * max(self.cap, 1 << 16):
+            self._cut()
+
+    def _cut(self) -> None:
+        qn = np.frombuffer(self.qn, np.int64)
+        links = np.frombuffer(self.links, np.float64)
+        order = np.lexsort((qn, -links))[: self.cap]
+        self.qn, self.links = array("q", qn[order].tobytes()), array("d", links[order].tobytes())
+
+    def result(self) -> np.ndarray:
+        if self.cap is not None and len(self.qn) > self.cap:
+            self._cut()
+        return np.sort(np.frombuffer(self.qn, np.int64).copy())
 
 
 def _by_item(lines: Iterator[str]) -> Iterator[tuple[int, np.ndarray]]:

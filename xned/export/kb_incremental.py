@@ -96,12 +96,13 @@ def _overlay_sources(bundle: Path, build: dict[str, Any]) -> list[Path]:
     return [p for p in sorted(d.iterdir()) if p.is_file() and BUNDLE_PREFIX + f"{SOURCES_DIR}/{p.name}" not in base]
 
 
-def _embedder(bundle: Path, vectors: bool, threads: int | None) -> Any:
-    if not vectors or not (Path(bundle) / "encoder" / "config.json").is_file():
+def _embedder(bundle: Path, vectors: bool | str, threads: int | None) -> Any:
+    """The embedder of the recorded rule (True/"all", "ambiguous", False/"none")."""
+    if vectors in (False, "none") or not (Path(bundle) / "encoder" / "config.json").is_file():
         return None
     from xned.export.bundle_ops import make_embedder
 
-    return make_embedder(Path(bundle) / "encoder", threads=threads)
+    return make_embedder(Path(bundle) / "encoder", threads=threads, shared_only=vectors == "ambiguous")
 
 
 def add(bundle: Path, files: list[Path], *, strict: bool = False, threads: int | None = None) -> dict[str, Any]:
@@ -178,7 +179,7 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
         langs=set(opts["langs"]) if opts.get("langs") else None,
         top_k=int(opts.get("top_k", 30)),
         strict=bool(opts.get("strict", False)),
-        embed=_embedder(bundle, bool(opts.get("vectors", True)), threads),
+        embed=_embedder(bundle, opts.get("vectors", True), threads),
         reader_args=reader_args,
         bundle=bundle,
         entity_filter=EntityFilter.from_dict(opts.get("filter")),

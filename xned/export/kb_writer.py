@@ -143,7 +143,7 @@ def write_entities(
     _save(root / "popularity.npy", pop_sorted[pos_of_key])
     if embed is not None and dim:
         v = np.memmap(vec_tmp, np.float32, mode="r", shape=(n, dim))
-        q8 = np.empty((n, dim), np.int8)
+        q8 = np.lib.format.open_memmap(root / "vectors.npy", mode="w+", dtype=np.int8, shape=(n, dim))  # on disk
         scales = np.empty(n, np.float32)
         for i in range(0, n, 65536):
             idx = pos_of_key[i : i + 65536]
@@ -152,7 +152,8 @@ def write_entities(
             q8[i : i + len(idx)] = np.clip(np.rint(block / sc[:, None]), -127, 127).astype(np.int8)
             scales[i : i + len(idx)] = sc
         del v
-        _save(root / "vectors.npy", q8)
+        q8.flush()
+        del q8
         _save(root / "vector_scales.npy", scales)
     vec_tmp.unlink()
     return EntityIndex(q, key_of_pos, pop_sorted, types, dim)
@@ -311,10 +312,14 @@ def write_kb(
     tables: Callable[[EntityIndex], TableStream],
     meta: dict,
     embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
+    vectors: str | None = None,
 ) -> dict:
     """Write a complete KB directory at ``dest`` atomically (``dest.incomplete`` then
     rename). ``entities`` are streamed sorted by QID number; ``tables(index)`` then yields,
     per language in order, that table's keyed candidates (entity indices from ``index``).
+    With ``vectors="ambiguous"`` only entities that share a name (a key or its folded form,
+    in any table) with another entity are embedded (``shared_names``); the others get a row
+    of zeros and scale 0, which the linker reads as "no vector".
     Returns the metadata written to ``meta.json``. A ``build`` entry of ``meta`` (source
     paths and modification times, for ``xned kb compact``) goes to ``build.json`` so every
     other file depends only on the content of the sources."""
@@ -324,13 +329,19 @@ def write_kb(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    if vectors is None:  # the embedder says (bundle_ops.make_embedder)
+        vectors = "ambiguous" if getattr(embed, "shared_only", False) else "all"
+    some = embed is not None and vectors == "ambiguous"
     try:
-        index = write_entities(tmp / "entities", entities, embed)
+        index = write_entities(tmp / "entities", entities, None if some else embed)
         counts = {}
         key_langs = Spill("key-langs")
         fold_langs = Spill("fold-langs")
+        names = Spill("name-entities") if some else None
         try:  # the spills' temporary runs go on success and on error alike
             for lang, keyed in tables(index):
+                if names is not None:
+                    keyed = _noting(keyed, names)
 
                 def on_key(key: str, fk: str | None, lang: str = lang) -> None:
                     key_langs.add(f"{key}\t{lang}")
@@ -343,9 +354,15 @@ def write_kb(
                 else:
                     shutil.rmtree(tmp / "aliases" / lang)
             write_key_index(tmp / "key_index", sorted(counts), key_langs, fold_langs)
+            if names is not None and embed is not None:
+                mask = shared_names(names, len(index))
+                index.vector_dim = embed_some(tmp / "entities", index, mask, embed)
+                meta = {**meta, "vectors": {"rule": "ambiguous", "entities": int(mask.sum())}}
         finally:
             key_langs.close()
             fold_langs.close()
+            if names is not None:
+                names.close()
         meta = {
             **meta,
             "entities": len(index),
@@ -372,3 +389,69 @@ def write_kb(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def _noting(keyed: Iterable[tuple[str, list[int], list[float], float]], names: Spill):
+    """``keyed`` unchanged, each (name, entity) pair noted in ``names`` (the key and its
+    folded form)."""
+    for row in keyed:
+        key, ents = row[0], row[1]
+        fk = fold(key)
+        for e in ents:
+            names.add(f"{key}\t{e}")
+            if fk is not None:
+                names.add(f"{fk}\t{e}")
+        yield row
+
+
+def shared_names(names: Spill, n: int) -> np.ndarray:
+    """Entities (bool mask over ``n``) that share a name with another entity: the ones
+    whose similarity to a context can change a ranking. One pass over the sorted pairs."""
+    mask = np.zeros(n, bool)
+    cur: str | None = None
+    group: set[int] = set()
+    for line in names.merged():
+        key, _, e = line.rpartition("\t")
+        if key != cur:
+            if len(group) > 1:
+                mask[list(group)] = True
+            cur, group = key, set()
+        group.add(int(e))
+    if len(group) > 1:
+        mask[list(group)] = True
+    return mask
+
+
+def embed_some(root: Path, index: EntityIndex, mask: np.ndarray, embed: Callable[[list[EntityRow]], np.ndarray]) -> int:
+    """Embed the entities of ``mask`` from the written store; write ``vectors.npy`` (int8,
+    zeros elsewhere) and ``vector_scales.npy`` (0 = no vector). Returns the dimension."""
+    text = np.memmap(root / "text.bin", np.uint8, mode="r") if (root / "text.bin").stat().st_size else None
+    offsets = np.load(root / "text_offsets.npy", mmap_mode="r")
+    types = np.load(root / "type.npy", mmap_mode="r")
+    trie = marisa_trie.Trie()
+    trie.load(str(root / "qids.marisa"))
+    which = np.flatnonzero(mask)
+    n = len(mask)
+    q8: np.ndarray | None = None
+    scales = np.zeros(n, np.float32)
+    for a in range(0, len(which), 8192):
+        part = which[a : a + 8192]
+        rows = []
+        for i in part.tolist():
+            rec = b"" if text is None else bytes(text[int(offsets[i]) : int(offsets[i + 1])])
+            label, _, desc = rec.decode("utf-8").partition(SEP)
+            rows.append(EntityRow(trie.restore_key(i), index.types[int(types[i])], label, desc))
+        v = np.asarray(embed(rows), np.float32)
+        if q8 is None:  # on disk, zeros where nothing is written
+            q8 = np.lib.format.open_memmap(root / "vectors.npy", mode="w+", dtype=np.int8, shape=(n, v.shape[1]))
+        sc = np.maximum(np.abs(v).max(axis=1), 1e-12) / 127.0
+        q8[part] = np.clip(np.rint(v / sc[:, None]), -127, 127).astype(np.int8)
+        scales[part] = sc
+    del text
+    if q8 is None:
+        return 0
+    dim = int(q8.shape[1])
+    q8.flush()  # type: ignore[attr-defined]  # a memmap
+    del q8
+    _save(root / "vector_scales.npy", scales)
+    return dim
