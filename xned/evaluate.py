@@ -74,6 +74,9 @@ class Stats:
     e2e_pred: int = 0
     e2e_gold: int = 0
     e2e_hit: int = 0
+    det_pred: int = 0  # mention detection, span only (every detected span; every gold span, NIL too)
+    det_gold: int = 0
+    det_hit: int = 0
     seconds: float = 0.0
     # reliability of the fused confidence of linked (non-NIL) decisions, in 10 bins
     cal_n: list[int] = field(default_factory=lambda: [0] * 10)
@@ -83,7 +86,7 @@ class Stats:
     def add(self, o: Stats) -> None:
         for k in ("mentions", "in_kb", "nil", "unresolved", "in_cands", "cand_total"):
             setattr(self, k, getattr(self, k) + getattr(o, k))
-        for k in ("e2e_pred", "e2e_gold", "e2e_hit", "seconds"):
+        for k in ("e2e_pred", "e2e_gold", "e2e_hit", "det_pred", "det_gold", "det_hit", "seconds"):
             setattr(self, k, getattr(self, k) + getattr(o, k))
         for d in ("correct", "nil_pred", "nil_hit"):
             for v in VARIANTS:
@@ -134,6 +137,9 @@ class Stats:
         if self.e2e_gold or self.e2e_pred:
             p, rec = r(self.e2e_hit, self.e2e_pred), r(self.e2e_hit, self.e2e_gold)
             out.update(e2e_p=p, e2e_r=rec, e2e_f1=round(2 * p * rec / (p + rec), 4) if p and rec else 0.0)
+        if self.det_gold or self.det_pred:
+            p, rec = r(self.det_hit, self.det_pred), r(self.det_hit, self.det_gold)
+            out.update(det_p=p, det_r=rec, det_f1=round(2 * p * rec / (p + rec), 4) if p and rec else 0.0)
         return out
 
 
@@ -305,6 +311,11 @@ def evaluate_docs(
                 st.e2e_gold += len(gold_links)
                 st.e2e_pred += len(pred)
                 st.e2e_hit += len(gold_links & pred)
+                gold_spans = {(g.start, g.end) for g in d.gold}
+                spans = {(f.mention.start, f.mention.end) for f in res.detected}
+                st.det_gold += len(gold_spans)
+                st.det_pred += len(spans)
+                st.det_hit += len(gold_spans & spans)
             for g, f in zip(d.gold, res.mentions, strict=True):
                 st.mentions += 1
                 qids = [linker.kb.qid(int(e)) for e in f.ents]
@@ -394,6 +405,11 @@ def markdown(report: dict[str, Any]) -> str:
         ("acc_cand_fused", "fused\\|cand", "{:.1%}"),
         ("nil_p_fused", "NIL P", "{:.1%}"),
         ("nil_r_fused", "NIL R", "{:.1%}"),
+        ("det_p", "det P", "{:.1%}"),
+        ("det_r", "det R", "{:.1%}"),
+        ("det_f1", "det F1", "{:.1%}"),
+        ("e2e_p", "e2e P", "{:.1%}"),
+        ("e2e_r", "e2e R", "{:.1%}"),
         ("e2e_f1", "e2e F1", "{:.1%}"),
         ("ece_fused", "ECE", "{:.3f}"),
         ("mentions_per_s", "mentions/s", "{:.0f}"),

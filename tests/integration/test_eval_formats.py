@@ -84,3 +84,23 @@ def test_unresolvable_gold_counts_as_wrong_never_as_right(tmp_path, linker):
     for v in ("prior", "similarity", "experts", "fused"):
         assert stats[f"acc_{v}"] <= 0.5  # at most the resolvable mention is right
         assert stats[f"acc_cand_{v}"] <= 1.0
+
+
+def test_end_to_end_reports_detection_and_link_precision_recall(tmp_path, linker):
+    path = tmp_path / "e2e.jsonl"
+    text = "Paris and Berlin met in Tokyo."
+    detected = [(x.start, x.end, x.qid) for x in linker.link(text, lang="en")]
+    assert len(detected) >= 2
+    (s0, e0, q0), (s1, e1, _) = detected[0], detected[1]
+    # gold: the first detected span with its link, the second span with another entity, and
+    # a span detection does not find (NIL gold counts for detection, not for linking)
+    mentions = [
+        {"start": s0, "end": e0, "qid": q0},
+        {"start": s1, "end": e1, "qid": "Q1"},
+        {"start": 10, "end": 13, "qid": None},
+    ]
+    path.write_text(json.dumps({"id": "d", "lang": "en", "text": text, "mentions": mentions}) + "\n", encoding="utf-8")
+    row = evaluate(linker, [path], end_to_end=True)["datasets"]["e2e"]
+    n_det, n_links = len(detected), sum(q is not None for _, _, q in detected)
+    assert row["det_p"] == pytest.approx(round(2 / n_det, 4)) and row["det_r"] == pytest.approx(round(2 / 3, 4))
+    assert row["e2e_p"] == pytest.approx(round(1 / n_links, 4)) and row["e2e_r"] == pytest.approx(0.5)
