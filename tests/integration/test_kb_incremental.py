@@ -139,6 +139,9 @@ def test_vectors_only_for_entities_that_share_a_name(tmp_path, bundle_path, sour
         i = lk_some.kb.index(q)
         assert lk_some.kb.vectors([i]).tolist() == lk_full.kb.vectors([lk_full.kb.index(q)]).tolist()
     assert not lk_some.kb.vectors([lk_some.kb.index("Q64")]).any()
+    import numpy as np
+
+    assert np.load(some / "kb" / "entities" / "vectors.npy").shape[0] == 2  # stored for those two only
     prov = lk_some.manifest.data["provenance"]
     assert prov["kb"]["vectors"] == "ambiguous" and prov["dense_index"]["entities"] == 2  # only vectors are indexed
     text = "Paris and Berlin signed the treaty."

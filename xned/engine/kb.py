@@ -11,6 +11,8 @@ Layout under ``kb/`` (all arrays are ``.npy``, loaded with ``mmap_mode="r"`` and
     entities/popularity.npy        float32 [N] in [0, 1] (rank-normalized per source)
     entities/vectors.npy           int8 [N, D] entity embeddings (optional)
     entities/vector_scales.npy     float32 [N] per-row scale: v = vectors * scale
+    entities/vector_rows.npy       int32 [N] (optional): the row of each entity in vectors.npy
+                                   ([M, D], M <= N), -1 for none (kb build --vectors ambiguous)
     aliases/<lang>/keys.marisa     marisa Trie of normalized alias keys
     aliases/<lang>/offsets.npy     int64 [K+1] candidate ranges by key id
     aliases/<lang>/cands.npy       int32 [M] entity indices, best prior first
@@ -69,10 +71,17 @@ class EntityStore:
         vec = root / "vectors.npy"
         self.vectors: np.ndarray | None = None
         self.vector_scales: np.ndarray | None = None
+        self.vector_rows: np.ndarray | None = None  # None: row i is entity i
         if vec.exists():
             self.vectors = _load_npy(vec)
             self.vector_scales = _load_npy(root / "vector_scales.npy")
-            if self.vectors.shape[0] != n or self.vector_scales.shape[0] != n:
+            m = n
+            if (root / "vector_rows.npy").exists():
+                self.vector_rows = _load_npy(root / "vector_rows.npy")
+                m = self.vectors.shape[0]
+                if len(self.vector_rows) != n or (n and int(self.vector_rows.max()) >= m):
+                    raise BundleError(f"Entity vector rows in {root} do not match {n} entities; {REBUILD_HINT}.")
+            if self.vectors.ndim != 2 or self.vectors.shape[0] != m or self.vector_scales.shape[0] != m:
                 raise BundleError(f"Entity vectors in {root} do not match {n} entities; {REBUILD_HINT}.")
 
     def __len__(self) -> int:
@@ -92,7 +101,13 @@ class EntityStore:
     def vectors_of(self, idxs: np.ndarray) -> np.ndarray | None:
         if self.vectors is None or self.vector_scales is None:
             return None
-        return self.vectors[idxs].astype(np.float32) * self.vector_scales[idxs, None]
+        if self.vector_rows is None:
+            return self.vectors[idxs].astype(np.float32) * self.vector_scales[idxs, None]
+        rows = np.asarray(self.vector_rows[idxs], np.int64)
+        out = np.zeros((len(rows), self.vectors.shape[1]), np.float32)
+        have = rows >= 0  # the others have no vector: rows of zeros
+        out[have] = self.vectors[rows[have]].astype(np.float32) * self.vector_scales[rows[have], None]
+        return out
 
 
 @dataclass

@@ -47,10 +47,12 @@ def build_dense_index(kb_root: Path, *, log: Callable[[str], None] = _noop) -> d
     vectors = np.load(path, mmap_mode="r", allow_pickle=False)
     if vectors.ndim != 2 or vectors.dtype != np.int8:
         raise InputError(f"{path} is not an int8 [entities, dim] array; rebuild the KB.")
+    rows_path = path.with_name("vector_rows.npy")  # kb build --vectors ambiguous: row r is entity ents[r]
+    ents = np.flatnonzero(np.load(rows_path, allow_pickle=False) >= 0) if rows_path.is_file() else None
     t0 = time.perf_counter()
     n = len(vectors)
     total = np.zeros(vectors.shape[1], np.float64)
-    have = 0  # entities with a vector (a KB built with --vectors ambiguous has rows of zeros)
+    have = 0  # rows with a vector
     for start in range(0, n, CHUNK):  # the mean of the unit vectors
         v = np.asarray(vectors[start : start + CHUNK], np.float32)
         norm = np.linalg.norm(v, axis=1, keepdims=True)
@@ -65,7 +67,8 @@ def build_dense_index(kb_root: Path, *, log: Callable[[str], None] = _noop) -> d
         block = np.asarray(vectors[start:stop])
         keep = np.flatnonzero(np.abs(block).max(axis=1) > 0) if len(block) else np.zeros(0, np.int64)
         if len(keep):
-            index.add(start + keep, DenseIndex.centre(block[keep], mean), threads=1)
+            keys = start + keep if ents is None else ents[start + keep]
+            index.add(keys, DenseIndex.centre(block[keep], mean), threads=1)
         log(f"dense index: {stop:,}/{n:,} entities")
     out = Path(kb_root) / INDEX_FILE
     tmp = out.with_name(out.name + ".incomplete")

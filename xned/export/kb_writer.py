@@ -10,6 +10,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import marisa_trie
 import numpy as np
@@ -423,17 +424,17 @@ def shared_names(names: Spill, n: int) -> np.ndarray:
 
 
 def embed_some(root: Path, index: EntityIndex, mask: np.ndarray, embed: Callable[[list[EntityRow]], np.ndarray]) -> int:
-    """Embed the entities of ``mask`` from the written store; write ``vectors.npy`` (int8,
-    zeros elsewhere) and ``vector_scales.npy`` (0 = no vector). Returns the dimension."""
+    """Embed the entities of ``mask`` from the written store: ``vectors.npy`` int8 [M, D] and
+    ``vector_scales.npy`` [M] for those M only, ``vector_rows.npy`` int32 [N] (the row of
+    each entity, -1 for none). Returns the dimension (0 when nothing was embedded)."""
     text = np.memmap(root / "text.bin", np.uint8, mode="r") if (root / "text.bin").stat().st_size else None
     offsets = np.load(root / "text_offsets.npy", mmap_mode="r")
     types = np.load(root / "type.npy", mmap_mode="r")
     trie = marisa_trie.Trie()
     trie.load(str(root / "qids.marisa"))
     which = np.flatnonzero(mask)
-    n = len(mask)
-    q8: np.ndarray | None = None
-    scales = np.zeros(n, np.float32)
+    q8: Any = None
+    scales = np.zeros(len(which), np.float32)
     for a in range(0, len(which), 8192):
         part = which[a : a + 8192]
         rows = []
@@ -442,16 +443,20 @@ def embed_some(root: Path, index: EntityIndex, mask: np.ndarray, embed: Callable
             label, _, desc = rec.decode("utf-8").partition(SEP)
             rows.append(EntityRow(trie.restore_key(i), index.types[int(types[i])], label, desc))
         v = np.asarray(embed(rows), np.float32)
-        if q8 is None:  # on disk, zeros where nothing is written
-            q8 = np.lib.format.open_memmap(root / "vectors.npy", mode="w+", dtype=np.int8, shape=(n, v.shape[1]))
+        if q8 is None:  # on disk, not in memory
+            shape = (len(which), v.shape[1])
+            q8 = np.lib.format.open_memmap(root / "vectors.npy", mode="w+", dtype=np.int8, shape=shape)
         sc = np.maximum(np.abs(v).max(axis=1), 1e-12) / 127.0
-        q8[part] = np.clip(np.rint(v / sc[:, None]), -127, 127).astype(np.int8)
-        scales[part] = sc
+        q8[a : a + len(part)] = np.clip(np.rint(v / sc[:, None]), -127, 127).astype(np.int8)
+        scales[a : a + len(part)] = sc
     del text
     if q8 is None:
         return 0
     dim = int(q8.shape[1])
-    q8.flush()  # type: ignore[attr-defined]  # a memmap
+    q8.flush()
     del q8
     _save(root / "vector_scales.npy", scales)
+    row_of = np.full(len(mask), -1, np.int32)
+    row_of[which] = np.arange(len(which), dtype=np.int32)
+    _save(root / "vector_rows.npy", row_of)
     return dim
