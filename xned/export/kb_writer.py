@@ -17,6 +17,7 @@ import numpy as np
 
 from xned.engine.kb import SEP
 from xned.engine.normalize import fold
+from xned.export.kb_vectors import noting, shared_names
 from xned.export.spill import Spill, grouped
 
 
@@ -342,7 +343,7 @@ def write_kb(
         try:  # the spills' temporary runs go on success and on error alike
             for lang, keyed in tables(index):
                 if names is not None:
-                    keyed = _noting(keyed, names)
+                    keyed = noting(keyed, names)
 
                 def on_key(key: str, fk: str | None, lang: str = lang) -> None:
                     key_langs.add(f"{key}\t{lang}")
@@ -390,37 +391,6 @@ def write_kb(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
-
-
-def _noting(keyed: Iterable[tuple[str, list[int], list[float], float]], names: Spill):
-    """``keyed`` unchanged, each (name, entity) pair noted in ``names`` (the key and its
-    folded form)."""
-    for row in keyed:
-        key, ents = row[0], row[1]
-        fk = fold(key)
-        for e in ents:
-            names.add(f"{key}\t{e}")
-            if fk is not None:
-                names.add(f"{fk}\t{e}")
-        yield row
-
-
-def shared_names(names: Spill, n: int) -> np.ndarray:
-    """Entities (bool mask over ``n``) that share a name with another entity: the ones
-    whose similarity to a context can change a ranking. One pass over the sorted pairs."""
-    mask = np.zeros(n, bool)
-    cur: str | None = None
-    group: set[int] = set()
-    for line in names.merged():
-        key, _, e = line.rpartition("\t")
-        if key != cur:
-            if len(group) > 1:
-                mask[list(group)] = True
-            cur, group = key, set()
-        group.add(int(e))
-    if len(group) > 1:
-        mask[list(group)] = True
-    return mask
 
 
 def embed_some(root: Path, index: EntityIndex, mask: np.ndarray, embed: Callable[[list[EntityRow]], np.ndarray]) -> int:
