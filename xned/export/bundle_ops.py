@@ -235,7 +235,7 @@ def build_kb_into_bundle(
     """Build the KB of ``bundle`` from ``sources`` (and copy ``encoder`` into it), as one
     transaction: a build that fails, or that skips more than ``max_skipped`` of its input
     records, leaves the bundle as it was. ``vectors``: True or "all" (every entity), "ambiguous"
-    (only entities that share a name with another: ``kb_writer.shared_names``), False or
+    (only entities that share a name with another: ``kb_vectors.shared_names``), False or
     "none". ``shards`` (``runner``, ``work``, ``shard_bytes``)
     reads the sources in parallel shards (``kb_shards.build_sharded``): the same KB."""
     sources = [Path(s) for s in sources]

@@ -52,23 +52,17 @@ def build_dense_index(kb_root: Path, *, log: Callable[[str], None] = _noop) -> d
     t0 = time.perf_counter()
     n = len(vectors)
     total = np.zeros(vectors.shape[1], np.float64)
-    have = 0  # rows with a vector
     for start in range(0, n, CHUNK):  # the mean of the unit vectors
         v = np.asarray(vectors[start : start + CHUNK], np.float32)
-        norm = np.linalg.norm(v, axis=1, keepdims=True)
-        have += int((norm > 0).sum())
-        total += (v / np.maximum(norm, 1e-9)).sum(axis=0)
-    mean = (total / max(have, 1)).astype(np.float32)
+        total += (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)).sum(axis=0)
+    mean = (total / max(n, 1)).astype(np.float32)
     index = Index(
         ndim=int(vectors.shape[1]), metric="cos", dtype="i8", connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD
     )
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
-        block = np.asarray(vectors[start:stop])
-        keep = np.flatnonzero(np.abs(block).max(axis=1) > 0) if len(block) else np.zeros(0, np.int64)
-        if len(keep):
-            keys = start + keep if ents is None else ents[start + keep]
-            index.add(keys, DenseIndex.centre(block[keep], mean), threads=1)
+        keys = np.arange(start, stop) if ents is None else ents[start:stop]
+        index.add(keys, DenseIndex.centre(vectors[start:stop], mean), threads=1)
         log(f"dense index: {stop:,}/{n:,} entities")
     out = Path(kb_root) / INDEX_FILE
     tmp = out.with_name(out.name + ".incomplete")
@@ -79,4 +73,4 @@ def build_dense_index(kb_root: Path, *, log: Callable[[str], None] = _noop) -> d
     with atomic_file(Path(kb_root) / MEAN_FILE, "wb") as f:
         np.save(f, mean, allow_pickle=False)
     fsync_dir(out.parent)
-    return {"entities": have, "bytes": out.stat().st_size, "seconds": round(time.perf_counter() - t0, 1)}
+    return {"entities": n, "bytes": out.stat().st_size, "seconds": round(time.perf_counter() - t0, 1)}

@@ -314,14 +314,13 @@ def write_kb(
     tables: Callable[[EntityIndex], TableStream],
     meta: dict,
     embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
-    vectors: str | None = None,
 ) -> dict:
     """Write a complete KB directory at ``dest`` atomically (``dest.incomplete`` then
     rename). ``entities`` are streamed sorted by QID number; ``tables(index)`` then yields,
     per language in order, that table's keyed candidates (entity indices from ``index``).
-    With ``vectors="ambiguous"`` only entities that share a name (a key or its folded form,
-    in any table) with another entity are embedded (``shared_names``); the others get a row
-    of zeros and scale 0, which the linker reads as "no vector".
+    An ``embed`` made with ``shared_only`` (``bundle_ops.make_embedder``, ``kb build
+    --vectors ambiguous``) embeds only the entities that share a name with another, once the
+    tables are written (``kb_vectors.shared_names``, ``embed_some``).
     Returns the metadata written to ``meta.json``. A ``build`` entry of ``meta`` (source
     paths and modification times, for ``xned kb compact``) goes to ``build.json`` so every
     other file depends only on the content of the sources."""
@@ -331,9 +330,7 @@ def write_kb(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    if vectors is None:  # the embedder says (bundle_ops.make_embedder)
-        vectors = "ambiguous" if getattr(embed, "shared_only", False) else "all"
-    some = embed is not None and vectors == "ambiguous"
+    some = embed is not None and getattr(embed, "shared_only", False)
     try:
         index = write_entities(tmp / "entities", entities, None if some else embed)
         counts = {}
