@@ -7,7 +7,7 @@ VENV ?= .venv
 
 bundle:
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -e '.[export]'
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[export]'
 	$(VENV)/bin/xned export default-bundle --out xned/assets/default --work build/default-bundle
 
 test:

@@ -34,7 +34,7 @@ def _ids(tokenizer: str, seq: int, batch: int):
     from tokenizers import Tokenizer
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from xned.export.retrieval import SENTENCES
+    from xned.export.encoder.retrieval import SENTENCES
 
     tok = Tokenizer.from_file(tokenizer)
     texts = [s for lang in SENTENCES for s in SENTENCES[lang]]

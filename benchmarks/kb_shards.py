@@ -40,8 +40,8 @@ def loadavg() -> str:
 
 
 def main() -> None:
-    from xned.export.kb_build import build_kb
-    from xned.export.kb_shards import build_sharded, local_runner
+    from xned.export.kb.build import build_kb
+    from xned.export.kb.shards import build_sharded, local_runner
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sources", type=Path, nargs="+")

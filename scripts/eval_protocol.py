@@ -109,7 +109,7 @@ def train_files(data: Path, source_langs: list[str]) -> list[Path]:
 
 def build_anchors(files: list[Path], titles_tsv: Path, out: Path, holdout: float, seed: int) -> int:
     from xned.evaluate import load_titles, read_jsonl
-    from xned.export.experts_train import in_holdout
+    from xned.export.experts.data import in_holdout
 
     titles = load_titles(titles_tsv)
     counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
@@ -188,13 +188,13 @@ def main() -> None:
     shutil.rmtree(bundle, ignore_errors=True)
     shutil.copytree(kb_bundle, bundle, copy_function=os.link)  # hard links: the KB is read-only here
     if args.no_dense:
-        from xned.export.bundle_ops import update_manifest
+        from xned.export.manifest import update_manifest
 
         for name in ("dense.usearch", "dense_mean.npy"):
             (bundle / "kb" / name).unlink(missing_ok=True)
         update_manifest(bundle)
     if not args.skip_experts:
-        from xned.export.experts_train import train_experts
+        from xned.export.experts.train import train_experts
 
         t = time.perf_counter()
         info = train_experts(
@@ -211,7 +211,7 @@ def main() -> None:
         log(f"experts: {json.dumps(info)}")
     wiki = sorted((data / "dumps" / "wiki_xml_dump_samples").glob("*wiki-latest-pages-articles*.bz2"))
     if wiki:  # how far an analyst's correction carries (xned experts reach; no labels used)
-        from xned.export.reach import measure_reach
+        from xned.export.experts.reach import measure_reach
 
         measure_reach(bundle, wiki, threads=args.threads, log=log)
     from xned.engine.linker import Linker

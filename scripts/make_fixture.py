@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from xned.engine.bundle import write_manifest  # noqa: E402
 from xned.engine.encoder import Encoder  # noqa: E402
-from xned.export.kb_builder import KBBuilder  # noqa: E402
-from xned.export.kb_sources import read_counts_tsv, read_entity_tsv  # noqa: E402
+from xned.export.kb.builder import KBBuilder  # noqa: E402
+from xned.export.kb.sources import read_counts_tsv, read_entity_tsv  # noqa: E402
 
 DIM = 32
 

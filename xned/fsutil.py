@@ -4,6 +4,7 @@ fsync of the directory)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,3 +50,44 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO]:
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_file(path) as f:
         f.write(text)
+
+
+def replace_dir(stage: Path, dest: Path) -> None:
+    """Put the finished directory ``stage`` in place of ``dest`` (created or replaced): every
+    file under ``stage`` is fsynced, ``dest`` is moved aside, ``stage`` renamed over it, and
+    the renames made durable. A crash leaves ``dest`` whole (old or new), never half-written;
+    at worst a ``.old`` sibling remains beside it."""
+    stage, dest = Path(stage), Path(dest)
+    for p in stage.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+    fsync_dir(stage)
+    if dest.exists():
+        old = dest.with_name(dest.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+        os.replace(stage, dest)
+        fsync_dir(dest.parent)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(stage, dest)
+        fsync_dir(dest.parent)
+
+
+def check_replaceable_dir(path: Path, marker: str, what: str) -> None:
+    """Refuse an output directory that a write would clobber: ``path`` may be missing, empty,
+    or a directory holding ``marker`` (a previous output of the same kind, e.g. a bundle's
+    ``manifest.json``); anything else raises ``InputError`` naming it, before any work."""
+    from xned.errors import InputError
+
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise InputError(f"{path} exists and is not a directory; give a new or empty directory for the {what}.")
+    if any(path.iterdir()) and not (path / marker).is_file():
+        raise InputError(
+            f"{path} is a directory that does not hold a {what} (no {marker}); it would be replaced. "
+            f"Give a new or empty directory, or an existing {what}."
+        )

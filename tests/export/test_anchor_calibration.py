@@ -6,8 +6,8 @@ import bz2
 import json
 
 from xned import Linker
-from xned.export.anchor_calibration import anchor_docs, calibrate_on_anchors, gold_for
-from xned.export.experts_train import UNRESOLVED
+from xned.export.experts.anchors import anchor_docs, calibrate_on_anchors, gold_for
+from xned.export.experts.data import UNRESOLVED
 
 PAGES = [
     ("Paris, France", None, "#REDIRECT [[Paris]]", "Paris"),

@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("optimum.exporters.onnx")
 
 from xned.errors import ExportError, InputError  # noqa: E402
-from xned.export.encoder import export_encoder  # noqa: E402
+from xned.export.encoder.optimum_export import export_encoder  # noqa: E402
 
 
 @pytest.fixture(scope="module")

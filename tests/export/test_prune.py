@@ -12,8 +12,8 @@ pytest.importorskip("optimum.exporters.onnx")
 from tokenizers import Tokenizer  # noqa: E402
 
 from xned.errors import InputError  # noqa: E402
-from xned.export.encoder import export_encoder  # noqa: E402
-from xned.export.prune import prune_checkpoint  # noqa: E402
+from xned.export.encoder.optimum_export import export_encoder  # noqa: E402
+from xned.export.encoder.prune import prune_checkpoint  # noqa: E402
 
 PIECES = ["<s>", "<pad>", "</s>", "<unk>", "▁", "▁hello", "▁world", "▁foo", "▁bar", "▁he", "llo", "wor", "ld"]
 PIECES += list("helowrdfabñ") + ["▁ñandú", "<mask>"]

@@ -13,7 +13,7 @@ from xned import Linker
 from xned.cli.main import main
 from xned.engine.state import bundle_id
 from xned.errors import InputError
-from xned.export.bundle_ops import update_manifest
+from xned.export.manifest import update_manifest
 
 PARTY = "At the party last night Paris wore a silver dress."
 PARTY_NEW = "Photographers waited for hours; Paris smiled at them and left."
@@ -230,8 +230,8 @@ def test_reach_is_measured_on_wikipedia_and_kept_by_a_recalibration(bundle_copy,
     import bz2
 
     from xned.engine.scoring import Scorer
-    from xned.export.calibrate import write_scoring
-    from xned.export.reach import measure_reach
+    from xned.export.experts.calibrate import write_scoring
+    from xned.export.experts.reach import measure_reach
 
     topics = ["the river", "the election", "the bakery", "a concert", "the harbour"] * 5
     pages = "".join(

@@ -61,7 +61,7 @@ def test_given_span_of_unknown_name_is_nil(default_linker):
 
 def test_encoder_retrieves_translations_far_above_random_control():
     pytest.importorskip("onnx")
-    from xned.export.retrieval import check
+    from xned.export.encoder.retrieval import check
 
     report = check(DEFAULT / "encoder", threads=2)
     enc, ctrl = report["encoder"], report["control"]

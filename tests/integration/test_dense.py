@@ -7,7 +7,8 @@ import pytest
 
 from xned import Linker
 from xned.errors import BundleError
-from xned.export.bundle_ops import index_bundle, update_manifest
+from xned.export.bundle_ops import index_bundle
+from xned.export.manifest import update_manifest
 
 
 @pytest.fixture()

@@ -7,9 +7,9 @@ import pytest
 from tests.conftest import shared_data
 from xned.engine.kb import KB
 from xned.errors import KBBuildError
-from xned.export.kb_build import build_kb
-from xned.export.kb_builder import KBBuilder
-from xned.export.kb_sources import read_source
+from xned.export.kb.build import build_kb
+from xned.export.kb.builder import KBBuilder
+from xned.export.kb.sources import read_source
 
 
 def item(qid, en, es=None, aliases=(), p31="Q515", sites=("enwiki",), title=None):
@@ -151,7 +151,7 @@ def test_link_probability_from_wikipedia_text(tmp_path):
 
 
 def test_wikipedia_articles_as_training_contexts(tmp_path):
-    from xned.export.experts_train import UNRESOLVED, read_training
+    from xned.export.experts.data import UNRESOLVED, read_training
 
     xml = tmp_path / "enwiki-pages-articles.xml"
     xml.write_text(
@@ -175,7 +175,7 @@ def test_the_page_iterator_does_not_grow_with_the_dump(tmp_path):
     """Every finished <page> is detached from the root: memory after 40k pages is that of 4k."""
     import tracemalloc
 
-    from xned.export.wikipedia import iter_pages
+    from xned.export.wikimedia import iter_pages
 
     def peak(n):
         path = tmp_path / f"w{n}.xml"

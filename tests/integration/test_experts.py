@@ -9,7 +9,9 @@ import pytest
 
 from xned import Linker
 from xned.errors import InputError
-from xned.export.experts_train import fit_softmax, in_holdout, train_experts
+from xned.export.experts.data import in_holdout
+from xned.export.experts.fit import fit_softmax
+from xned.export.experts.train import train_experts
 
 PLANET = [
     "{m} is the smallest planet closest to the Sun in the Solar System.",

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from xned.engine.kb import KB
 from xned.engine.normalize import normalize
 from xned.errors import KBBuildError
-from xned.export.kb_build import build_kb
-from xned.export.kb_builder import KBBuilder, lang_key
+from xned.export.kb.build import build_kb
+from xned.export.kb.builder import KBBuilder, lang_key
 
 TSV = """#qid\ttype\ten_label\ten_description\tpopularity\tlabels
 Q90\tcity\tParis\tcapital of France\tpop:2000000\tes:París|ja:パリ|en~:City of Light

@@ -13,9 +13,9 @@ from tests.integration.test_dumps import item
 from tests.integration.test_kb_shards import _files
 from xned.engine.kb import KB
 from xned.errors import InputError
-from xned.export.kb_build import build_kb
-from xned.export.kb_filter import EntityFilter, subclass_closure
-from xned.export.kb_shards import build_sharded, local_runner
+from xned.export.kb.build import build_kb
+from xned.export.kb.filter import EntityFilter, subclass_closure
+from xned.export.kb.shards import build_sharded, local_runner
 
 
 def _with(obj, prop, *values):
@@ -109,7 +109,7 @@ def test_profiles_and_bad_options():
     st.integers(0, 3),
 )
 def test_the_cap_keeps_the_most_linked_whatever_the_cuts(items, cap, min_links):
-    import xned.export.kb_filter as kf
+    import xned.export.kb.filter as kf
 
     items = sorted(items)
     f = EntityFilter((), min_links, cap)

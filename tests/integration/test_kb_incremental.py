@@ -6,7 +6,7 @@ import pytest
 from xned.engine.linker import Linker
 from xned.errors import KBBuildError
 from xned.export.bundle_ops import build_kb_into_bundle
-from xned.export.kb_incremental import add, compact
+from xned.export.kb.incremental import add, compact
 
 BASE = """#qid\ttype\ten_label\ten_description\tpopularity\tlabels
 Q90\tcity\tParis\tcapital of France\tpop:2000000\tes:París|ja:パリ|en~:City of Light

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = """
 import resource, sys
 from pathlib import Path
-from xned.export.kb_build import build_kb
-from xned.export.kb_filter import EntityFilter
+from xned.export.kb.build import build_kb
+from xned.export.kb.filter import EntityFilter
 build_kb([Path(sys.argv[1])], Path(sys.argv[2]), run_records=2000, entity_filter=EntityFilter((), 0, 2000))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """

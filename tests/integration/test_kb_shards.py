@@ -9,8 +9,8 @@ import pytest
 from tests.integration.test_dumps import XML, item
 from xned.engine.kb import KB
 from xned.errors import KBBuildError
-from xned.export.kb_build import build_kb
-from xned.export.kb_shards import build_sharded, local_runner, plan
+from xned.export.kb.build import build_kb
+from xned.export.kb.shards import build_sharded, local_runner, plan
 
 
 def _files(root):
@@ -61,7 +61,7 @@ def test_sharded_build_is_byte_identical(sources, tmp_path, shard_bytes, workers
 
 
 def test_every_line_lands_in_exactly_one_range(sources):
-    from xned.export.dumps import _range_lines
+    from xned.export.kb.wikidata import _range_lines
 
     dump = sources[0]
     data = dump.read_bytes()
@@ -73,8 +73,8 @@ def test_every_line_lands_in_exactly_one_range(sources):
 def test_a_compressed_dump_is_one_shard_and_cannot_be_ranged(tmp_path):
     import bz2
 
-    from xned.export.dumps import read_wikidata
-    from xned.export.kb_builder import KBBuilder
+    from xned.export.kb.builder import KBBuilder
+    from xned.export.kb.wikidata import read_wikidata
 
     dump = tmp_path / "wd.json.bz2"
     dump.write_bytes(bz2.compress(b"[\n" + json.dumps(item("Q1", "One")).encode() + b"\n]\n"))

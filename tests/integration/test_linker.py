@@ -120,7 +120,7 @@ def test_missing_file_named(bundle_copy):
 def test_a_bad_number_in_the_encoder_config_is_a_bundle_error_naming_it(bundle_copy, key, value):
     import json
 
-    from xned.export.bundle_ops import update_manifest
+    from xned.export.manifest import update_manifest
 
     cfg_path = bundle_copy / "encoder" / "config.json"
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))

@@ -118,7 +118,7 @@ def test_cli_kb_build_on_ray_equals_the_local_build(cluster, tmp_path):
 
 def _die_once(task):
     """Read a shard, but kill the worker process the first time each shard is tried."""
-    from xned.export.kb_shards import read_shard
+    from xned.export.kb.shards import read_shard
 
     marker = Path(task.work + ".tried")
     if not marker.exists():
@@ -132,8 +132,8 @@ def test_kb_build_survives_dying_tasks(cluster, tmp_path):
     from ray import cloudpickle
 
     from tests.integration.test_kb_shards import _files, make_sources
-    from xned.export.kb_build import build_kb
-    from xned.export.kb_shards import build_sharded
+    from xned.export.kb.build import build_kb
+    from xned.export.kb.shards import build_sharded
     from xned.integrations.ray import kb_runner
 
     cloudpickle.register_pickle_by_value(__import__(__name__))  # the workers cannot import tests/

@@ -55,7 +55,7 @@ def test_single_candidate_decided_without_context_only_when_similarity_cannot_ch
 
 
 def test_calibration_records_the_similarity_range_and_a_known_answer(tmp_path):
-    from xned.export.calibrate import fit
+    from xned.export.experts.calibrate import fit
 
     rng = np.random.default_rng(0)
     groups = []

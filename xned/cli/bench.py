@@ -44,7 +44,7 @@ def bench_cli(
     )
     if torch_model is not None:
         from xned.bench import load_corpus
-        from xned.export.torch_baseline import torch_way
+        from xned.export.encoder.torch_baseline import torch_way
 
         # one timed pass: the PyTorch way is slow enough that its noise is small in relative terms
         tw = torch_way(bundle, torch_model, load_corpus(list(inputs or []), limit), given_spans, repeat=1)

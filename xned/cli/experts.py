@@ -47,7 +47,7 @@ def train_cli(
     threads: int | None = typer.Option(None, "--threads", min=1),
 ) -> None:
     """Train one classifier per ambiguous alias on source-language contexts; calibrate on held-out docs."""
-    from xned.export.experts_train import train_experts
+    from xned.export.experts.train import train_experts
 
     summary = train_experts(
         bundle,
@@ -73,7 +73,7 @@ def calibrate_cli(
     threads: int | None = typer.Option(None, "--threads", min=1),
 ) -> None:
     """Fit the fusion weights, confidence and NIL threshold (scoring.json) on annotated documents."""
-    from xned.export.calibrate import calibrate
+    from xned.export.experts.calibrate import calibrate
 
     result = calibrate(bundle, files, titles=titles, langs=_langs(lang) if lang else None, threads=threads, log=_log)
     typer.echo(json.dumps(result, indent=2))
@@ -87,8 +87,8 @@ def calibrate_wiki_cli(
 ) -> None:
     """Fit scoring.json on Wikipedia anchors, gold decided by the KB's own names (no annotated
     set), and measure the reach of analyst corrections on the same samples."""
-    from xned.export.anchor_calibration import calibrate_on_anchors
-    from xned.export.reach import measure_reach
+    from xned.export.experts.anchors import calibrate_on_anchors
+    from xned.export.experts.reach import measure_reach
 
     result = calibrate_on_anchors(bundle, samples, threads=threads, log=_log)
     result["corrections_reach"] = measure_reach(bundle, samples, threads=threads, log=_log)["corrections_reach"]
@@ -103,7 +103,7 @@ def reach_cli(
 ) -> None:
     """Measure how far an analyst's correction carries (scoring.json "corrections_reach"):
     the cosines of same-name links in different Wikipedia articles, with the bundle's encoder."""
-    from xned.export.reach import measure_reach
+    from xned.export.experts.reach import measure_reach
 
     typer.echo(json.dumps(measure_reach(bundle, samples, threads=threads, log=_log), indent=2))
 

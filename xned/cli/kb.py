@@ -16,7 +16,7 @@ kb_app = typer.Typer(help="Build, extend and inspect knowledge bases.", no_args_
 def _langs(value: str | None) -> set[str] | None:
     if not value:
         return None
-    from xned.export.kb_builder import lang_key
+    from xned.export.kb.builder import lang_key
 
     out = set()
     for code in value.split(","):
@@ -120,7 +120,7 @@ def build_cli(
         shards = {"runner": kb_runner(address), "work": work, "shard_bytes": max(1, int(shard_mb * 1024 * 1024))}
     elif engine != "local":
         raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
-    from xned.export.kb_filter import EntityFilter
+    from xned.export.kb.filter import EntityFilter
 
     entity_filter = EntityFilter.make(profile, keep_class, min_sitelinks, max_entities)
     meta, report = build_kb_into_bundle(
@@ -217,7 +217,7 @@ def add_cli(
     threads: int | None = typer.Option(None, "--threads", min=1),
 ) -> None:
     """Add or update entities and aliases as an overlay (no rebuild); fold in later with `kb compact`."""
-    from xned.export.kb_incremental import add
+    from xned.export.kb.incremental import add
 
     t0 = time.perf_counter()
     meta = add(bundle, files, strict=strict, threads=threads)
@@ -237,7 +237,7 @@ def compact_cli(
     threads: int | None = typer.Option(None, "--threads", min=1),
 ) -> None:
     """Fold the overlay into the base KB (a rebuild from the recorded sources plus the added files)."""
-    from xned.export.kb_incremental import compact
+    from xned.export.kb.incremental import compact
 
     moved: dict[str, Path] = {}
     for item in source or []:

@@ -67,7 +67,7 @@ class Scorer:
     sim_range: tuple[float, float] = DEFAULT_SIM_RANGE
     sim_typical: float = DEFAULT_SIM_TYPICAL
     #: cosine to the nearest taught example at which an analyst's correction starts to apply
-    #: and fully applies (``xned.export.reach``); None: everywhere
+    #: and fully applies (``xned.export.experts.reach``); None: everywhere
     reach: tuple[float, float] | None = None
 
     @classmethod

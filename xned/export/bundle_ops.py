@@ -1,172 +1,23 @@
-"""Bundle-level build steps shared by the CLI: KB build into a bundle, manifest update."""
+"""Bundle-level build steps shared by the CLI: a KB build into a bundle as one transaction, the
+dense index of a bundle."""
 
 from __future__ import annotations
 
 import fcntl
 import functools
-import hashlib
-import json
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from xned import __version__
-from xned.engine.bundle import MANIFEST, read_manifest, write_manifest
-from xned.errors import BundleError, InputError, KBBuildError
-from xned.export.kb_build import build_kb
-from xned.export.kb_builder import BuildReport
-from xned.export.kb_writer import EntityRow
+from xned.errors import InputError, KBBuildError
+from xned.export.kb.build import build_kb
+from xned.export.kb.builder import BuildReport
+from xned.export.kb.embed import EntityEmbedder
+from xned.export.manifest import update_manifest
 from xned.fsutil import fsync_dir
-
-
-def entity_text(row: EntityRow) -> str:
-    """The passage embedded for an entity: "label: description" ("label: type" or the label
-    alone when there is no description)."""
-    label = row.label or row.qid
-    extra = row.description or row.type
-    return f"{label}: {extra}" if extra else label
-
-
-class VectorCache:
-    """Entity embeddings on disk, keyed by sha1(passage text), one SQLite file per encoder
-    (the directory is named by the sha256 of the encoder's files: model, tokenizer and
-    config), so a rebuild with the same encoder only embeds new or changed entities. Memory
-    holds one batch, whatever the cache size; every batch is committed, so a build that is
-    killed keeps what it embedded (resumable). A cache file that cannot be read is moved
-    aside with a warning and a new one started."""
-
-    def __init__(self, root: Path, encoder_dir: Path):
-        import sqlite3
-        import warnings
-
-        from xned.engine.bundle import sha256_file
-
-        h = hashlib.sha256()
-        for name in ("model.onnx", "tokenizer.json", "config.json"):
-            if (encoder_dir / name).is_file():
-                h.update(name.encode() + b"\0" + bytes.fromhex(sha256_file(encoder_dir / name)))
-        self.dir = Path(root) / h.hexdigest()[:16]
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / "vectors.sqlite"
-        try:
-            self.db = sqlite3.connect(path)
-            self.db.execute("CREATE TABLE IF NOT EXISTS v (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
-        except sqlite3.DatabaseError as exc:
-            path.replace(path.with_suffix(".corrupted"))
-            warnings.warn(f"Vector cache {path} is unreadable ({exc}); moved aside, starting a new one.", stacklevel=2)
-            self.db = sqlite3.connect(path)
-            self.db.execute("CREATE TABLE IF NOT EXISTS v (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
-
-    @staticmethod
-    def key(text: str) -> bytes:
-        return hashlib.sha1(text.encode("utf-8")).digest()
-
-    def get_many(self, keys: list[bytes], dim: int) -> dict[bytes, np.ndarray]:
-        out: dict[bytes, np.ndarray] = {}
-        uniq = list(dict.fromkeys(keys))
-        for i in range(0, len(uniq), 500):
-            part = uniq[i : i + 500]
-            rows = self.db.execute(f"SELECT k, v FROM v WHERE k IN ({','.join('?' * len(part))})", part)
-            for k, v in rows:
-                vec = np.frombuffer(v, "<f2")
-                if len(vec) == dim:  # else a row of another shape: embedded again
-                    out[bytes(k)] = vec
-        return out
-
-    def put_many(self, items: list[tuple[bytes, np.ndarray]]) -> None:
-        self.db.executemany(
-            "INSERT OR REPLACE INTO v VALUES (?, ?)", [(k, np.asarray(v, "<f2").tobytes()) for k, v in items]
-        )
-        self.db.commit()
-
-    def save(self) -> None:
-        self.db.commit()
-
-
-def make_embedder(
-    encoder_dir: Path,
-    *,
-    threads: int | None = None,
-    batch: int = 256,
-    progress=None,
-    cache: Path | None = None,
-    shared_only: bool = False,
-):
-    from xned.engine.encoder import Encoder
-
-    enc = Encoder(encoder_dir, threads=threads, batch_size=64)
-    vc = VectorCache(cache, encoder_dir) if cache is not None else None
-
-    stats = {"entities": 0, "encoded": 0, "seconds": 0.0}  # what the build reports
-
-    def embed(rows: list[EntityRow]) -> np.ndarray:
-        t0 = time.perf_counter()
-        try:
-            return _embed(rows)
-        finally:
-            stats["entities"] += len(rows)
-            stats["seconds"] += time.perf_counter() - t0
-
-    def _embed(rows: list[EntityRow]) -> np.ndarray:
-        texts = [entity_text(r) for r in rows]
-        known: dict[bytes, np.ndarray] = {}
-        if vc is not None:
-            keys = [vc.key(t) for t in texts]
-            known = vc.get_many(keys, enc.dim)
-            todo = [i for i, k in enumerate(keys) if k not in known]
-        else:
-            todo = list(range(len(texts)))
-        fresh: list[np.ndarray] = []
-        stats["encoded"] += len(todo)
-        for i in range(0, len(todo), batch):
-            fresh.append(enc.embed_texts([texts[j] for j in todo[i : i + batch]], "passage"))
-            if progress is not None:
-                progress(min(i + batch, len(todo)), len(todo))
-        new = np.concatenate(fresh) if fresh else np.zeros((0, enc.dim), np.float32)
-        if vc is None:
-            return new
-        fresh_items = [(keys[j], v.astype(np.float16)) for j, v in zip(todo, new, strict=True)]
-        vc.put_many(fresh_items)
-        known.update(fresh_items)
-        if not rows:
-            return np.zeros((0, enc.dim), np.float32)
-        return np.stack([known[k] for k in keys]).astype(np.float32)
-
-    embed.flush = vc.save if vc is not None else (lambda: None)  # type: ignore[attr-defined]
-    embed.shared_only = shared_only  # type: ignore[attr-defined]  # kb_writer: embed only entities sharing a name
-    embed.stats = stats  # type: ignore[attr-defined]
-    return embed
-
-
-def update_manifest(root: Path, **sections: Any) -> None:
-    """Rewrite the manifest (file list re-hashed), merging the given top-level sections."""
-    data: dict[str, Any] = {}
-    if (root / MANIFEST).exists():
-        try:
-            data = dict(read_manifest(root).data)
-        except BundleError:
-            data = {}
-    prov = dict(data.get("provenance", {}))
-    prov.update(sections.pop("provenance", {}))
-    data.update(sections)
-    data["provenance"] = prov
-    data["created_by"] = f"xned {__version__}"
-    kb_meta = root / "kb" / "meta.json"
-    if kb_meta.exists():
-        meta = json.loads(kb_meta.read_text(encoding="utf-8"))
-        data["languages"] = sorted(meta.get("languages", {}))
-        data["kb"] = {
-            "entities": meta.get("entities"),
-            "aliases": meta.get("languages"),
-            "vector_dim": meta.get("vector_dim"),
-        }
-    write_manifest(root, data)
 
 
 @contextmanager
@@ -235,9 +86,9 @@ def build_kb_into_bundle(
     """Build the KB of ``bundle`` from ``sources`` (and copy ``encoder`` into it), as one
     transaction: a build that fails, or that skips more than ``max_skipped`` of its input
     records, leaves the bundle as it was. ``vectors``: True or "all" (every entity), "ambiguous"
-    (only entities that share a name with another: ``kb_vectors.shared_names``), False or
+    (only entities that share a name with another: ``kb.vectors.shared_names``), False or
     "none". ``shards`` (``runner``, ``work``, ``shard_bytes``)
-    reads the sources in parallel shards (``kb_shards.build_sharded``): the same KB."""
+    reads the sources in parallel shards (``kb.shards.build_sharded``): the same KB."""
     sources = [Path(s) for s in sources]
     if vectors not in (True, False, "all", "ambiguous", "none"):
         raise InputError(f"Unknown vectors rule {vectors!r}; choose all, ambiguous or none.")
@@ -289,9 +140,9 @@ def _build_staged(
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(encoder, dest)
     bundle.mkdir(parents=True, exist_ok=True)
-    embed = None
+    embed: EntityEmbedder | None = None
     if vectors not in (False, "none") and (bundle / "encoder" / "config.json").is_file():
-        embed = make_embedder(
+        embed = EntityEmbedder(
             bundle / "encoder",
             threads=threads,
             progress=progress,
@@ -301,7 +152,7 @@ def _build_staged(
     try:
         build: Any = build_kb
         if shards is not None:
-            from xned.export.kb_shards import build_sharded
+            from xned.export.kb.shards import build_sharded
 
             build = functools.partial(build_sharded, **shards)
         meta, report = build(
@@ -317,10 +168,10 @@ def _build_staged(
         )
     finally:
         if embed is not None:
-            embed.flush()  # type: ignore[attr-defined]
+            embed.flush()
     dense_info = None
     if dense and embed is not None and meta.get("entities"):
-        from xned.export.dense_build import build_dense_index
+        from xned.export.kb.dense import build_dense_index
 
         dense_info = build_dense_index(bundle / "kb")
     added = bundle / "kb_sources"
@@ -336,7 +187,7 @@ def _build_staged(
                 "top_k": top_k,
                 "langs": sorted(langs) if langs else "all",
                 "vectors": meta.get("vectors", {}).get("rule", "all") if embed is not None else "none",
-                **({"vector_stats": {k: round(v, 1) for k, v in embed.stats.items()}} if embed is not None else {}),  # type: ignore[attr-defined]
+                **({"vector_stats": {k: round(v, 1) for k, v in embed.stats.items()}} if embed is not None else {}),
             },
             "dense_index": dense_info,
         },
@@ -347,7 +198,7 @@ def _build_staged(
 def index_bundle(bundle: Path, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``xned kb index``: add or rebuild the dense index of a bundle, as one transaction;
     ``log`` gets progress lines."""
-    from xned.export.dense_build import build_dense_index
+    from xned.export.kb.dense import build_dense_index
 
     bundle = Path(bundle)
     if not (bundle / "kb" / "meta.json").is_file():

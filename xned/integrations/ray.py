@@ -15,7 +15,7 @@ link --engine ray`` sets ``preserve_order``, so its output is in input order); m
 files/directories (Parquet output when ``OUT_DIR`` ends in ``.parquet``).
 
 ``kb_runner()`` reads the shards of a KB build as Ray tasks (``xned kb build --engine ray``,
-``xned.export.kb_shards``): one task per source or dump byte range, retried when a node
+``xned.export.kb.shards``): one task per source or dump byte range, retried when a node
 dies; the driver merges their sorted runs into the KB of the single-process build.
 """
 
@@ -178,10 +178,10 @@ def run_link(
 
 
 def kb_runner(address: str | None = None, read: Any = None) -> Any:
-    """A ``kb_shards.Runner`` that reads shards as Ray tasks (one CPU each; a task whose
-    worker dies is run again, up to 3 times). ``read`` replaces ``kb_shards.read_shard``
+    """A ``kb.shards.Runner`` that reads shards as Ray tasks (one CPU each; a task whose
+    worker dies is run again, up to 3 times). ``read`` replaces ``kb.shards.read_shard``
     (the fault test wraps it)."""
-    from xned.export.kb_shards import read_shard
+    from xned.export.kb.shards import read_shard
 
     def run(tasks: list) -> list:
         if not tasks:

@@ -1,4 +1,4 @@
-"""KB sources by file name, read into a ``KBBuilder`` (``xned/export/kb_build.py``):
+"""KB sources by file name, read into a ``KBBuilder`` (``xned/export/kb/build.py``):
 
 * ``*.tsv`` entity files in the extract format: ``qid  type  en_label  en_description
   popularity  labels  [sources]`` with ``labels`` = ``lang:name|lang~:alias|...``
@@ -7,8 +7,8 @@
 * ``*.counts.tsv`` alias counts: ``lang  alias  qid  count`` (e.g. anchor counts).
 * ``*.jsonl`` entities: ``{"qid", "type", "label", "description", "popularity",
   "labels": {"es": "..."}, "aliases": {"es": ["...", ...]}}``.
-* Wikidata JSON dumps (``*.json[.gz|.bz2]``, ``xned/export/dumps.py``) and Wikipedia XML
-  dumps (``*.xml[.bz2]``, ``xned/export/wikipedia.py``).
+* Wikidata JSON dumps (``*.json[.gz|.bz2]``, ``xned/export/kb/wikidata.py``) and Wikipedia XML
+  dumps (``*.xml[.bz2]``, ``xned/export/kb/anchors.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from xned.errors import KBBuildError
-from xned.export.kb_builder import QID_RE, KBBuilder
+from xned.export.kb.builder import QID_RE, KBBuilder
 
 MAX_LINE = 4 * 1024 * 1024  # longest line read from a TSV/JSONL source
 
@@ -163,12 +163,12 @@ def read_source(path: Path, b: KBBuilder, **kw: Any) -> int:
         return read_entity_tsv(path, b)
     if name.endswith(".jsonl"):
         return read_entity_jsonl(path, b)
-    from xned.export import dumps
+    from xned.export.kb import wikidata as dumps
 
     if re.search(r"\.json(\.gz|\.bz2)?$", name):
         return dumps.read_wikidata(path, b, **kw)
     if re.search(r"\.xml(\.bz2)?$|\.xml-.*\.bz2$|-shortened\.bz2$", name):
-        from xned.export.wikipedia import read_wikipedia
+        from xned.export.kb.anchors import read_wikipedia
 
         return read_wikipedia(path, b, **kw)
     raise KBBuildError(

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from xned.export.kb_builder import BuildReport, KBBuilder
-from xned.export.kb_filter import EntityFilter
-from xned.export.kb_sources import read_source
-from xned.export.kb_writer import EntityRow
+from xned.export.kb.builder import BuildReport, KBBuilder
+from xned.export.kb.filter import EntityFilter
+from xned.export.kb.sources import read_source
+from xned.export.kb.writer import EntityRow
 from xned.export.spill import RUN_RECORDS
 
 SHARD_BYTES = 256 * 1024 * 1024
@@ -92,7 +92,7 @@ def plan(sources: list[Path], shard_bytes: int = SHARD_BYTES) -> list[tuple[int,
 
 def read_shard(task: ShardTask) -> ShardOutput:
     """Read one shard into a fresh builder; its runs stay in ``task.work``."""
-    from xned.export.dumps import TitleMap
+    from xned.export.kb.wikidata import TitleMap
 
     opts = task.options
     work = Path(task.work)
@@ -165,7 +165,7 @@ def build_sharded(
 
     ``work`` holds the shards' run files (default: a temporary directory here; on a
     cluster, a directory every node can read and write); it is removed at the end."""
-    from xned.export.kb_build import finish_build
+    from xned.export.kb.build import finish_build
 
     sources = [Path(s) for s in sources]
     own_work = work is None

@@ -1,4 +1,4 @@
-"""Streaming reader for Wikidata JSON dumps (Wikipedia XML dumps: ``wikipedia.py``).
+"""Streaming reader for Wikidata JSON dumps (Wikipedia XML dumps: ``kb.anchors``).
 
 Wikidata (``latest-all.json[.gz|.bz2]``): one entity per line inside a JSON array. Each
 line is decoded in worker processes (``workers``; msgspec when installed, else the
@@ -11,36 +11,23 @@ targets to QIDs. Properties, lexemes and malformed lines are skipped (counted; w
 
 from __future__ import annotations
 
-import bz2
 import contextlib
-import gzip
-import io
 import json
 import multiprocessing
 import re
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xned.errors import KBBuildError
+from xned.export.wikimedia import open_maybe_compressed, wiki_title
+
+if TYPE_CHECKING:
+    from xned.export.kb.builder import KBBuilder
 
 MAX_ENTITY_LINE = 64 * 1024 * 1024
 CHUNK_LINES = 2000
-
-
-def open_maybe_compressed(path: Path) -> Any:
-    name = path.name.lower()
-    if name.endswith(".bz2"):
-        try:
-            import indexed_bzip2  # parallel bz2 decoding where installed
-
-            return io.BufferedReader(indexed_bzip2.open(str(path), parallelization=2))  # type: ignore[arg-type]
-        except ImportError:
-            return bz2.open(path, "rb")
-    if name.endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb")
 
 
 def _stream_lines(path: Path) -> Iterator[bytes]:
@@ -201,13 +188,13 @@ class TitleMap:
 
 
 def read_wikidata(
-    path: Path, b, *, workers: int = 1, byte_range: tuple[int, int | None] | None = None, **_: Any
+    path: Path, b: KBBuilder, *, workers: int = 1, byte_range: tuple[int, int | None] | None = None, **_: Any
 ) -> int:
     """Add every item of a Wikidata JSON dump to the builder ``b``. Returns items read.
 
     The items' Wikipedia sitelinks go to ``b.wiki_titles`` (a ``TitleMap``) to resolve the
     links of Wikipedia dumps read later in the same build. ``byte_range`` reads only the
-    lines that start in ``[start, stop)`` of an uncompressed dump (a shard, ``kb_shards``).
+    lines that start in ``[start, stop)`` of an uncompressed dump (a shard, ``kb.shards``).
     """
     n = 0
     if b.wiki_titles is None:
@@ -249,9 +236,3 @@ def read_wikidata(
         for s, fut in pending:
             consume(s, *fut.result())
     return n
-
-
-def wiki_title(t: str) -> str:
-    t = t.replace("_", " ").strip()
-    t = re.sub(r"\s+", " ", t)
-    return t[:1].upper() + t[1:] if t else t

@@ -1,6 +1,6 @@
 """``KBBuilder``: gathers every record of a KB build on disk (the readers of
-``kb_sources.py`` feed it), then merges them, computes the priors and writes the KB
-(``kb_writer``); ``build_kb`` (``kb_build.py``) drives it.
+``kb.sources`` feed it), then merges them, computes the priors and writes the KB
+(``kb.writer``); ``build_kb`` (``kb.build``) drives it.
 
 Priors. For alias key ``m`` in language ``L`` and candidate ``e``::
 
@@ -34,8 +34,8 @@ import numpy as np
 
 from xned.engine.normalize import normalize, undot
 from xned.errors import InputError, KBBuildError
-from xned.export.kb_filter import EntityFilter, kept_items, subclass_closure
-from xned.export.kb_writer import EntityIndex, EntityRow, TableStream, write_kb
+from xned.export.kb.filter import EntityFilter, kept_items, subclass_closure
+from xned.export.kb.writer import EntityIndex, EntityRow, TableStream, write_kb
 from xned.export.spill import RUN_RECORDS, Spill, grouped
 from xned.langs import normalize_lang
 
@@ -112,9 +112,9 @@ class KBBuilder:
         self.entity_records = Spill("entities", run_records=run_records, tmp_dir=tmp_dir)
         # lang, key, qnum, kind (N name weight | C count | O occurrences), value(s)
         self.alias_records = Spill("aliases", run_records=run_records, tmp_dir=tmp_dir)
-        self.wiki_titles: Any = None  # Wikipedia title -> QID maps from Wikidata sitelinks (dumps.py)
+        self.wiki_titles: Any = None  # Wikipedia title -> QID maps from Wikidata sitelinks (kb.wikidata)
         self.filter = entity_filter if entity_filter is not None and entity_filter.active else None
-        # with a filter: qnum, P31 class (dump items) and parent, child (P279), see kb_filter
+        # with a filter: qnum, P31 class (dump items) and parent, child (P279), see kb.filter
         self.class_records = Spill("classes", run_records=run_records, tmp_dir=tmp_dir)
         self.edge_records = Spill("edges", run_records=run_records, tmp_dir=tmp_dir)
         self._kept: np.ndarray | None = None
@@ -130,7 +130,7 @@ class KBBuilder:
         self._source, self._start, self._seq = index, start, 0
 
     def spills(self) -> dict[str, Spill]:
-        """The record spills a shard hands over (``kb_shards``)."""
+        """The record spills a shard hands over (``kb.shards``)."""
         return {
             "entities": self.entity_records,
             "aliases": self.alias_records,
@@ -260,7 +260,7 @@ class KBBuilder:
     def _merged_entities(self, *, warn: bool = False) -> Iterator[tuple[int, str, str, str, dict[str, float]]]:
         kept = self._kept
         for (qn,), rows in grouped(self.entity_records.merged(), 1):
-            if kept is not None and not any(r[1] == "-" for r in rows):  # filtered (kb_filter)
+            if kept is not None and not any(r[1] == "-" for r in rows):  # filtered (kb.filter)
                 i = int(np.searchsorted(kept, int(qn)))
                 if i >= len(kept) or kept[i] != int(qn):
                     continue

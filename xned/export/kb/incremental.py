@@ -27,23 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from xned.errors import InputError, KBBuildError
-from xned.export.kb_build import build_kb
-from xned.export.kb_builder import KBBuilder
-from xned.export.kb_filter import EntityFilter
-from xned.export.kb_sources import read_source
-
-SOURCES_DIR = "kb_sources"
-BUNDLE_PREFIX = "@bundle/"
-
-
-def source_record(path: Path, bundle: Path) -> dict[str, Any]:
-    path = Path(path).resolve()
-    st = path.stat()
-    try:
-        ref = BUNDLE_PREFIX + path.relative_to(Path(bundle).resolve()).as_posix()
-    except ValueError:
-        ref = str(path)
-    return {"path": ref, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+from xned.export.kb.build import BUNDLE_PREFIX, SOURCES_DIR, build_kb
+from xned.export.kb.builder import KBBuilder
+from xned.export.kb.embed import EntityEmbedder
+from xned.export.kb.filter import EntityFilter
+from xned.export.kb.sources import read_source
 
 
 def resolve_source(rec: dict[str, Any], bundle: Path, moved: dict[str, Path] | None = None) -> Path:
@@ -96,18 +84,16 @@ def _overlay_sources(bundle: Path, build: dict[str, Any]) -> list[Path]:
     return [p for p in sorted(d.iterdir()) if p.is_file() and BUNDLE_PREFIX + f"{SOURCES_DIR}/{p.name}" not in base]
 
 
-def _embedder(bundle: Path, vectors: bool | str, threads: int | None) -> Any:
+def _embedder(bundle: Path, vectors: bool | str, threads: int | None) -> EntityEmbedder | None:
     """The embedder of the recorded rule (True/"all", "ambiguous", False/"none")."""
     if vectors in (False, "none") or not (Path(bundle) / "encoder" / "config.json").is_file():
         return None
-    from xned.export.bundle_ops import make_embedder
-
-    return make_embedder(Path(bundle) / "encoder", threads=threads, shared_only=vectors == "ambiguous")
+    return EntityEmbedder(Path(bundle) / "encoder", threads=threads, shared_only=vectors == "ambiguous")
 
 
 def add(bundle: Path, files: list[Path], *, strict: bool = False, threads: int | None = None) -> dict[str, Any]:
     """Add or update entities/aliases from ``files`` as an overlay; returns the overlay meta."""
-    from xned.export.bundle_ops import update_manifest
+    from xned.export.manifest import update_manifest
 
     bundle = Path(bundle)
     build = read_build(bundle)
@@ -164,7 +150,7 @@ def rebuild_overlay(
 
 def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int | None = None) -> dict[str, Any]:
     """Rebuild the base KB from its recorded sources plus the added files; drop the overlay."""
-    from xned.export.bundle_ops import update_manifest
+    from xned.export.manifest import update_manifest
 
     bundle = Path(bundle)
     build = read_build(bundle)
@@ -185,7 +171,7 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
         entity_filter=EntityFilter.from_dict(opts.get("filter")),
     )
     if had_dense and meta.get("vector_dim"):  # the folded-in entities join the index
-        from xned.export.dense_build import build_dense_index
+        from xned.export.kb.dense import build_dense_index
 
         build_dense_index(bundle / "kb")
     update_manifest(bundle)

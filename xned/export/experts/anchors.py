@@ -18,7 +18,7 @@ names, conservatively:
 - no candidate is named so -> the gold is NIL for this KB (the anchor names something the KB
   lacks, which is what most names in news are for a KB without people or cities).
 
-The mentions then go through ``xned.export.calibrate`` like annotated ones. Only the fitted
+The mentions then go through ``xned.export.experts.calibrate`` like annotated ones. Only the fitted
 numbers (a few weights, a bias, a threshold) go into the bundle, never the text.
 """
 
@@ -26,14 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xned.engine.normalize import normalize
-from xned.export.calibrate import calibrate_on
-from xned.export.dumps import wiki_title
-from xned.export.experts_train import UNRESOLVED, TrainDoc
-from xned.export.wiki_contexts import plain_text_with_links
-from xned.export.wikipedia import dump_language, iter_pages
+from xned.export.experts.calibrate import calibrate_on
+from xned.export.experts.data import UNRESOLVED, TrainDoc
+from xned.export.wikimedia import dump_language, iter_pages, plain_text_with_links, wiki_title
+
+if TYPE_CHECKING:
+    from xned.engine.linker import Linker
 
 #: Characters of each article's plain text that are used (the lead holds most links).
 MAX_CHARS = 6000
@@ -65,7 +66,7 @@ def _pages(path: Path) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
 
 
 def gold_for(
-    linker: Any, surface: str, target: str, lang: str, *, ambiguous: frozenset[str] = AMBIGUOUS_TYPES
+    linker: Linker, surface: str, target: str, lang: str, *, ambiguous: frozenset[str] = AMBIGUOUS_TYPES
 ) -> str | None:
     """The gold QID of an anchor ``surface`` -> ``target`` under the rule of the module
     docstring: a QID, None for NIL, ``UNRESOLVED`` when the anchor must be skipped (no
@@ -93,7 +94,7 @@ def gold_for(
 
 
 def anchor_docs(
-    linker: Any, path: Path, *, max_chars: int = MAX_CHARS, ambiguous: frozenset[str] = AMBIGUOUS_TYPES
+    linker: Linker, path: Path, *, max_chars: int = MAX_CHARS, ambiguous: frozenset[str] = AMBIGUOUS_TYPES
 ) -> Iterator[TrainDoc]:
     """Articles of a Wikipedia XML sample as ``TrainDoc`` with gold decided by ``gold_for``."""
     lang, redirects, pages = _pages(path)
@@ -126,7 +127,7 @@ def calibrate_on_anchors(
     """Fit ``bundle/scoring.json`` on the anchors of Wikipedia XML ``samples`` and record
     the sample names and label counts in the manifest."""
     from xned.engine.linker import Linker
-    from xned.export.bundle_ops import update_manifest
+    from xned.export.manifest import update_manifest
 
     bundle = Path(bundle)
     linker = Linker.load(bundle, threads=threads, use_corrections=False)

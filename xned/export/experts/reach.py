@@ -23,8 +23,7 @@ import numpy as np
 from xned.engine.normalize import normalize
 from xned.engine.scoring import DEFAULT_BIAS, DEFAULT_THRESHOLD, DEFAULT_WEIGHTS
 from xned.errors import InputError
-from xned.export.wiki_contexts import plain_text_with_links
-from xned.export.wikipedia import iter_pages
+from xned.export.wikimedia import iter_pages, plain_text_with_links
 from xned.fsutil import atomic_write_text
 
 MAX_PAGES = 2000
@@ -70,7 +69,7 @@ def measure_reach(
     """Measure the reach with ``bundle``'s encoder, write it into ``bundle/scoring.json``
     and record it in the manifest."""
     from xned.engine.encoder import Encoder
-    from xned.export.bundle_ops import update_manifest
+    from xned.export.manifest import update_manifest
 
     bundle = Path(bundle)
     if not (bundle / "encoder").is_dir():

@@ -1,6 +1,6 @@
 """Build a bundle KB from its sources (``xned kb build SOURCE...``): each source is read
-into a ``KBBuilder`` (``kb_builder.py``) by its reader (``kb_sources.py``), in order, then
-the builder writes the KB. ``kb_shards.py`` does the same over shards read in parallel.
+into a ``KBBuilder`` (``kb.builder``) by its reader (``kb.sources``), in order, then
+the builder writes the KB. ``kb.shards`` does the same over shards read in parallel.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from xned.export.kb_builder import BuildReport, KBBuilder
-from xned.export.kb_filter import EntityFilter
-from xned.export.kb_sources import read_source
-from xned.export.kb_writer import EntityRow
+from xned.export.kb.builder import BuildReport, KBBuilder
+from xned.export.kb.filter import EntityFilter
+from xned.export.kb.sources import read_source
+from xned.export.kb.writer import EntityRow
 from xned.export.spill import RUN_RECORDS
 
 
@@ -33,7 +33,7 @@ def build_kb(
     entity_filter: EntityFilter | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
     """Read every source and write the KB directory ``dest`` (e.g. ``bundle/kb``); with
-    ``entity_filter``, only the Wikidata items it keeps (``kb_filter``).
+    ``entity_filter``, only the Wikidata items it keeps (``kb.filter``).
 
     ``meta.json`` records the sources (path, size, mtime) and options under ``build`` so
     ``xned kb compact`` can repeat the build; paths inside ``bundle`` are stored relative."""
@@ -58,9 +58,7 @@ def finish_build(
     bundle: Path | None,
     entity_filter: EntityFilter | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
-    """Write the KB of a builder that has read every source (``build_kb``, ``kb_shards``)."""
-    from xned.export.kb_incremental import source_record
-
+    """Write the KB of a builder that has read every source (``build_kb``, ``kb.shards``)."""
     root = Path(bundle) if bundle is not None else Path(dest).parent
     options = {
         "langs": sorted(langs) if langs else None,
@@ -86,3 +84,19 @@ def finish_build(
         embed,
     )
     return meta, b.report
+
+
+SOURCES_DIR = "kb_sources"
+
+
+BUNDLE_PREFIX = "@bundle/"
+
+
+def source_record(path: Path, bundle: Path) -> dict[str, Any]:
+    path = Path(path).resolve()
+    st = path.stat()
+    try:
+        ref = BUNDLE_PREFIX + path.relative_to(Path(bundle).resolve()).as_posix()
+    except ValueError:
+        ref = str(path)
+    return {"path": ref, "size": st.st_size, "mtime_ns": st.st_mtime_ns}

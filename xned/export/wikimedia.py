@@ -1,6 +1,6 @@
-"""Wikipedia articles as labelled training contexts: each ``[[Target|anchor]]`` link becomes
-a mention of ``Target`` (mapped to a QID through a title map, following redirects of the
-same dump) in the article's plain text.
+"""Wikimedia dump formats shared by the KB build and expert training: compressed dump files,
+the Wikipedia title rule, the XML page iterator, the wikilink pattern, and wikitext reduced
+to plain text with its links' character offsets.
 
 Wikitext is reduced to text with character offsets kept for the links: comments, ``<ref>``
 notes, templates ``{{...}}``, tables ``{|...|}``, file/category links and HTML tags are
@@ -12,19 +12,115 @@ most of its links), so memory is bounded per page whatever the dump size.
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from xned.export.dumps import wiki_title
-from xned.export.wikipedia import dump_language, iter_pages
+from xned.errors import KBBuildError
+
+
+def open_maybe_compressed(path: Path) -> Any:
+    name = path.name.lower()
+    if name.endswith(".bz2"):
+        try:
+            import indexed_bzip2  # parallel bz2 decoding where installed
+
+            return io.BufferedReader(indexed_bzip2.open(str(path), parallelization=2))  # type: ignore[arg-type]
+        except ImportError:
+            return bz2.open(path, "rb")
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def wiki_title(t: str) -> str:
+    t = t.replace("_", " ").strip()
+    t = re.sub(r"\s+", " ", t)
+    return t[:1].upper() + t[1:] if t else t
+
+
+LINK_RE = re.compile(r"\[\[([^\[\]|#<>{}]+)(?:#[^\[\]|]*)?(?:\|([^\[\]]*))?\]\]")
+
+
+def _tag(elem: ET.Element) -> str:
+    return elem.tag.rsplit("}", 1)[-1]
+
+
+@dataclass
+class Page:
+    title: str
+    ns: str | None
+    redirect: str | None
+    text: str
+
+
+def iter_pages(path: Path, on_dbname: Any = None) -> Iterator[Page]:
+    """Pages of a MediaWiki XML dump, streamed (``iterparse``; every finished page is
+    detached from the root, so memory does not grow with the dump). ``on_dbname(name)`` is
+    called with the ``<dbname>`` (e.g. ``enwiki``)."""
+    f = open_maybe_compressed(Path(path))
+    try:
+        title = ns = redirect = text = None
+        root = None
+        for event, elem in ET.iterparse(f, events=("start", "end")):
+            if root is None:
+                root = elem  # the first start event: <mediawiki>
+            if event == "start":
+                continue
+            tag = _tag(elem)
+            if tag == "dbname" and elem.text and on_dbname is not None:
+                on_dbname(elem.text)
+            elif tag == "title":
+                title = elem.text or ""
+            elif tag == "ns":
+                ns = elem.text
+            elif tag == "redirect":
+                redirect = elem.get("title")
+            elif tag == "text":
+                text = elem.text or ""
+            elif tag == "page":
+                if title:
+                    yield Page(title, ns, redirect, text or "")
+                title = ns = redirect = text = None
+                root.clear()  # the page and everything before it (clearing the page alone kept it in the root)
+    except ET.ParseError as exc:
+        raise KBBuildError(f"{path}: XML error ({exc}); is this a complete pages-articles dump?") from None
+    except EOFError as exc:
+        raise KBBuildError(f"{path} is truncated ({exc}); download the dump again. Nothing was written.") from None
+    finally:
+        f.close()
+
+
+def dump_language(dbname: str) -> str | None:
+    """``enwiki`` -> ``en``, ``zh_yuewiki`` -> ``zh-yue``."""
+    m = re.match(r"^([a-z_-]+?)wiki", dbname)
+    return m.group(1).replace("_", "-") if m else None
+
 
 MAX_CHARS = 20_000
+
+
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
 _REF = re.compile(r"<ref[^>/]*/>|<ref[^>]*>.*?</ref>", re.S | re.I)
+
+
 _TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+
+
 _QUOTES = re.compile(r"'{2,}")
+
+
 _HEADING = re.compile(r"^=+\s*(.*?)\s*=+\s*$", re.M)
+
+
 _SKIP_NS = ("file:", "image:", "category:", "media:")
 
 
@@ -107,33 +203,3 @@ def plain_text_with_links(wikitext: str, max_chars: int = MAX_CHARS) -> tuple[st
         pos += len(anchor)
     text = "".join(out)[:max_chars]
     return text, [(s, e, tt) for s, e, tt in links if e <= len(text)]
-
-
-def read_wikipedia_contexts(path: Path, titles: dict[str, str], *, max_chars: int = MAX_CHARS) -> Iterator:
-    """``TrainDoc`` per article (namespace 0, not a redirect) of a Wikipedia XML dump.
-
-    Link targets are resolved through the dump's redirects when the redirect page comes
-    before the linking page, and then ``titles`` (title -> QID); unresolved targets are
-    kept as unresolved mentions (neither NIL nor training labels)."""
-    from xned.export.experts_train import UNRESOLVED, TrainDoc
-
-    redirect_qid: dict[str, str] = {}  # only redirects to mapped titles: bounded by the map
-    lang = "en"
-
-    def on_dbname(name: str) -> None:
-        nonlocal lang
-        lang = dump_language(name) or lang
-
-    for page in iter_pages(Path(path), on_dbname):
-        if page.ns != "0":
-            continue
-        if page.redirect:
-            if (q := titles.get(wiki_title(page.redirect))) is not None:
-                redirect_qid[wiki_title(page.title)] = q
-            continue
-        plain, links = plain_text_with_links(page.text, max_chars)
-        spans: list[tuple[int, int, str | None]] = []
-        for s, e, target in links:
-            spans.append((s, e, titles.get(target) or redirect_qid.get(target) or UNRESOLVED))
-        if plain.strip() and spans:
-            yield TrainDoc(f"{Path(path).name}/{wiki_title(page.title)}", lang, plain, spans)

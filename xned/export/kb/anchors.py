@@ -1,7 +1,7 @@
 """Streaming reader for Wikipedia XML dumps (``<lang>wiki-*-pages-articles.xml[.bz2]``):
 pages of namespace 0 streamed with ``iterparse``; redirects give aliases of their target;
 ``[[Target|anchor]]`` links give anchor -> target counts (native p(e|m)), resolved through
-redirects and then to QIDs via the Wikidata sitelinks read in the same build (``dumps.py``)
+redirects and then to QIDs via the Wikidata sitelinks read in the same build (``kb.wikidata``)
 or a ``title<TAB>qid`` TSV.
 """
 
@@ -9,78 +9,23 @@ from __future__ import annotations
 
 import itertools
 import re
-import xml.etree.ElementTree as ET
 from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xned.errors import KBBuildError
-from xned.export.dumps import open_maybe_compressed, wiki_title
+from xned.export.wikimedia import LINK_RE, dump_language, iter_pages, plain_text_with_links, wiki_title
+
+if TYPE_CHECKING:
+    from xned.export.kb.builder import KBBuilder
+    from xned.export.spill import Spill
 
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
-LINK_RE = re.compile(r"\[\[([^\[\]|#<>{}]+)(?:#[^\[\]|]*)?(?:\|([^\[\]]*))?\]\]")
-
-
-def _tag(elem: ET.Element) -> str:
-    return elem.tag.rsplit("}", 1)[-1]
-
-
-@dataclass
-class Page:
-    title: str
-    ns: str | None
-    redirect: str | None
-    text: str
-
-
-def iter_pages(path: Path, on_dbname: Any = None) -> Iterator[Page]:
-    """Pages of a MediaWiki XML dump, streamed (``iterparse``; every finished page is
-    detached from the root, so memory does not grow with the dump). ``on_dbname(name)`` is
-    called with the ``<dbname>`` (e.g. ``enwiki``)."""
-    f = open_maybe_compressed(Path(path))
-    try:
-        title = ns = redirect = text = None
-        root = None
-        for event, elem in ET.iterparse(f, events=("start", "end")):
-            if root is None:
-                root = elem  # the first start event: <mediawiki>
-            if event == "start":
-                continue
-            tag = _tag(elem)
-            if tag == "dbname" and elem.text and on_dbname is not None:
-                on_dbname(elem.text)
-            elif tag == "title":
-                title = elem.text or ""
-            elif tag == "ns":
-                ns = elem.text
-            elif tag == "redirect":
-                redirect = elem.get("title")
-            elif tag == "text":
-                text = elem.text or ""
-            elif tag == "page":
-                if title:
-                    yield Page(title, ns, redirect, text or "")
-                title = ns = redirect = text = None
-                root.clear()  # the page and everything before it (clearing the page alone kept it in the root)
-    except ET.ParseError as exc:
-        raise KBBuildError(f"{path}: XML error ({exc}); is this a complete pages-articles dump?") from None
-    except EOFError as exc:
-        raise KBBuildError(f"{path} is truncated ({exc}); download the dump again. Nothing was written.") from None
-    finally:
-        f.close()
-
-
-def dump_language(dbname: str) -> str | None:
-    """``enwiki`` -> ``en``, ``zh_yuewiki`` -> ``zh-yue``."""
-    m = re.match(r"^([a-z_-]+?)wiki", dbname)
-    return m.group(1).replace("_", "-") if m else None
 
 
 def read_wikipedia(
     path: Path,
-    b,
+    b: KBBuilder,
     *,
     titles_tsv: Path | None = None,
     lang: str | None = None,
@@ -199,7 +144,7 @@ def read_wikipedia(
     return n
 
 
-def _link_probability(path: Path, b, lang: str, anchors) -> None:
+def _link_probability(path: Path, b: KBBuilder, lang: str, anchors: Spill) -> None:
     """Second pass: occurrences of every anchor key in plain article text."""
     import marisa_trie
     import numpy as np
@@ -207,7 +152,6 @@ def _link_probability(path: Path, b, lang: str, anchors) -> None:
     from xned.engine.mentions import TOKEN_RE, joined_keys
     from xned.engine.normalize import normalize
     from xned.export.spill import Spill, grouped
-    from xned.export.wiki_contexts import plain_text_with_links
 
     keyed = Spill("anchor-keys", run_records=getattr(b, "run_records", 1_000_000))
     for (_target,), rows in grouped(anchors.merged(), 1):

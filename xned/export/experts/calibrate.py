@@ -21,13 +21,16 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xned.engine.scoring import FEATURES, Scorer
 from xned.errors import InputError
 from xned.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    from xned.engine.linker import Linker
 
 RIDGE = 1e-2
 
@@ -36,11 +39,11 @@ def _noop(_: str) -> None:
     pass
 
 
-def gather(linker: Any, docs: Sequence[Any], *, batch: int = 16) -> list[tuple[np.ndarray, int]]:
+def gather(linker: Linker, docs: Sequence[Any], *, batch: int = 16) -> list[tuple[np.ndarray, int]]:
     """Per mention: (feature matrix ``[n_cands, F]``, gold row or -1 for a gold entity
     that is no candidate, -2 for NIL gold). Unresolved gold is skipped."""
     from xned.engine.linker import Analysis
-    from xned.export.experts_train import UNRESOLVED
+    from xned.export.experts.data import UNRESOLVED
 
     sc = Scorer()
     out: list[tuple[np.ndarray, int]] = []
@@ -170,7 +173,7 @@ def similarity_range(groups: list[tuple[np.ndarray, int]]) -> tuple[list[float],
 
 def write_scoring(path: Path, result: dict[str, Any]) -> None:
     """Write ``scoring.json``; the corrections' reach (a property of the encoder, not of the
-    fit: ``xned.export.reach``) is kept from the file it replaces."""
+    fit: ``xned.export.experts.reach``) is kept from the file it replaces."""
     if path.is_file() and "corrections_reach" not in result:
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
@@ -182,7 +185,7 @@ def write_scoring(path: Path, result: dict[str, Any]) -> None:
 
 
 def calibrate_on(
-    linker: Any, docs: Sequence[Any], out: Path, *, seed: int = 0, log: Callable[[str], None] = _noop
+    linker: Linker, docs: Sequence[Any], out: Path, *, seed: int = 0, log: Callable[[str], None] = _noop
 ) -> dict[str, Any]:
     """Fit on ``docs`` (``TrainDoc``) with ``linker`` as it is (its experts included) and
     write ``out`` (``scoring.json``)."""
@@ -209,8 +212,8 @@ def calibrate(
     not be the experts' training documents) and write ``scoring.json``."""
     from xned.engine.linker import Linker
     from xned.evaluate import load_titles
-    from xned.export.bundle_ops import update_manifest
-    from xned.export.experts_train import read_training
+    from xned.export.experts.data import read_training
+    from xned.export.manifest import update_manifest
 
     bundle = Path(bundle)
     linker = Linker.load(bundle, threads=threads, use_corrections=False)

@@ -23,6 +23,7 @@ import numpy as np
 
 from xned.errors import ExportError, InputError
 from xned.export import require
+from xned.fsutil import check_replaceable_dir, replace_dir
 
 PROBES = [
     ("en", "The European Union agreed on new rules for the steel industry in Brussels."),
@@ -160,7 +161,7 @@ def export_encoder(
     """Export, quantize, validate and write a bundle encoder directory at ``out``.
 
     ``prune_vocab`` (text files and/or comma-separated language codes) first prunes the
-    vocabulary (see :mod:`xned.export.prune`); the pruned checkpoint is what gets exported and
+    vocabulary (see :mod:`xned.export.encoder.prune`); the pruned checkpoint is what gets exported and
     validated.
     """
     model_dir, out = Path(model_dir), Path(out)
@@ -168,6 +169,7 @@ def export_encoder(
         raise InputError(f"{model_dir} is not a Hugging Face model directory (no config.json).")
     if out.resolve() == model_dir.resolve():
         raise InputError(f"--out {out} is the input model directory; choose another directory.")
+    check_replaceable_dir(out, "config.json", "encoder")
     if quantize not in ("qint8", "none"):
         raise InputError(f"--quantize {quantize!r}: choose qint8 or none.")
     if pooling not in ("mention", "mean", "cls"):
@@ -182,7 +184,7 @@ def export_encoder(
         tmp = Path(tmpd)
         pruning: dict[str, Any] | None = None
         if prune_vocab:
-            from xned.export.prune import prune_checkpoint
+            from xned.export.encoder.prune import prune_checkpoint
 
             pruning = prune_checkpoint(
                 model_dir,
@@ -244,9 +246,7 @@ def export_encoder(
         if pruning is not None:
             config["vocab_pruning"] = pruning
         (stage / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        stage.rename(out)
+        replace_dir(stage, out)
     config["seconds"] = round(time.perf_counter() - t0, 1)
     return config
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from xned.engine.kb import SEP
 from xned.engine.normalize import fold
-from xned.export.kb_vectors import noting, shared_names
+from xned.export.kb.vectors import noting, shared_names
 from xned.export.spill import Spill, grouped
 
 
@@ -318,9 +318,9 @@ def write_kb(
     """Write a complete KB directory at ``dest`` atomically (``dest.incomplete`` then
     rename). ``entities`` are streamed sorted by QID number; ``tables(index)`` then yields,
     per language in order, that table's keyed candidates (entity indices from ``index``).
-    An ``embed`` made with ``shared_only`` (``bundle_ops.make_embedder``, ``kb build
+    An ``embed`` made with ``shared_only`` (``kb.embed.EntityEmbedder``, ``kb build
     --vectors ambiguous``) embeds only the entities that share a name with another, once the
-    tables are written (``kb_vectors.shared_names``, ``embed_some``).
+    tables are written (``kb.vectors.shared_names``, ``embed_some``).
     Returns the metadata written to ``meta.json``. A ``build`` entry of ``meta`` (source
     paths and modification times, for ``xned kb compact``) goes to ``build.json`` so every
     other file depends only on the content of the sources."""

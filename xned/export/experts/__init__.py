@@ -1,0 +1,1 @@
+"""Word experts: training documents, the per-candidate-set models, training, calibration, reach."""

@@ -1,0 +1,108 @@
+"""Training documents for the word experts, read as ``TrainDoc`` streams: canonical JSONL, or
+Wikipedia XML dumps where each ``[[Target|anchor]]`` link becomes a mention of ``Target``
+(mapped to a QID through a title map, following redirects of the same dump) in the
+article's plain text. Also the deterministic document split used for calibration."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from xned.errors import InputError
+from xned.export.wikimedia import MAX_CHARS, dump_language, iter_pages, plain_text_with_links, wiki_title
+
+UNRESOLVED = "?"  # gold given as a title that maps to no QID: neither NIL nor usable
+
+
+def in_holdout(doc_id: str, fraction: float, seed: int = 0) -> bool:
+    """Deterministic document split used for calibration (and by the evaluation protocol
+    to keep held-out documents out of the KB's anchor counts)."""
+    if fraction <= 0:
+        return False
+    h = hashlib.sha1(f"{seed}:{doc_id}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < fraction
+
+
+@dataclass
+class TrainDoc:
+    id: str
+    lang: str
+    text: str
+    spans: list[tuple[int, int, str | None]]  # (start, end, qid); None = NIL, UNRESOLVED = unknown gold
+
+
+def read_training(
+    files: Iterable[Path],
+    *,
+    titles: dict[str, str] | None = None,
+    source_langs: set[str] | None = None,
+    max_docs: int | None = None,
+) -> Iterator[TrainDoc]:
+    """Source-language training documents from canonical JSONL files or Wikipedia XML dumps
+    (``*.xml``, ``*.xml.bz2``: anchors become labelled mentions; targets are mapped to QIDs
+    through ``titles``)."""
+    from xned.evaluate import read_jsonl
+
+    titles = titles or {}
+    n = 0
+    for path in files:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"Training file {path} not found.")
+        name = path.name
+        if name.endswith(".jsonl"):
+            docs: Iterable[TrainDoc] = (
+                TrainDoc(
+                    d.id,
+                    d.lang or _lang_from_name(name) or "",
+                    d.text,
+                    [(g.start, g.end, UNRESOLVED if g.unresolved else g.qid) for g in d.gold],
+                )
+                for d in read_jsonl(path, titles)
+            )
+        elif name.endswith((".xml", ".xml.bz2", ".xml.gz")):
+            docs = read_wikipedia_contexts(path, titles)
+        else:
+            raise InputError(f"{path}: unknown training format; use canonical .jsonl or a Wikipedia .xml[.bz2] dump")
+        for d in docs:
+            if source_langs and d.lang not in source_langs:
+                continue
+            yield d
+            n += 1
+            if max_docs is not None and n >= max_docs:
+                return
+
+
+def _lang_from_name(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[-2] if len(parts) >= 3 and 2 <= len(parts[-2]) <= 3 else None
+
+
+def read_wikipedia_contexts(path: Path, titles: dict[str, str], *, max_chars: int = MAX_CHARS) -> Iterator[TrainDoc]:
+    """``TrainDoc`` per article (namespace 0, not a redirect) of a Wikipedia XML dump.
+
+    Link targets are resolved through the dump's redirects when the redirect page comes
+    before the linking page, and then ``titles`` (title -> QID); unresolved targets are
+    kept as unresolved mentions (neither NIL nor training labels)."""
+    redirect_qid: dict[str, str] = {}  # only redirects to mapped titles: bounded by the map
+    lang = "en"
+
+    def on_dbname(name: str) -> None:
+        nonlocal lang
+        lang = dump_language(name) or lang
+
+    for page in iter_pages(Path(path), on_dbname):
+        if page.ns != "0":
+            continue
+        if page.redirect:
+            if (q := titles.get(wiki_title(page.redirect))) is not None:
+                redirect_qid[wiki_title(page.title)] = q
+            continue
+        plain, links = plain_text_with_links(page.text, max_chars)
+        spans: list[tuple[int, int, str | None]] = []
+        for s, e, target in links:
+            spans.append((s, e, titles.get(target) or redirect_qid.get(target) or UNRESOLVED))
+        if plain.strip() and spans:
+            yield TrainDoc(f"{Path(path).name}/{wiki_title(page.title)}", lang, plain, spans)

@@ -1,0 +1,1 @@
+"""KB building: source readers, the builder, filter, writer, entity vectors, dense index, shards, overlays."""
