@@ -3,6 +3,7 @@
 import json
 import socket
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -66,10 +67,33 @@ def test_export_quantize_validate(tiny_model, tmp_path, no_network):
     assert vecs[0].shape == (1, 32)
 
 
-def test_corrupted_onnx_fails_validation(tiny_model, tmp_path):
+def _corrupt(path):
+    """Scale the first weight matrix of an ONNX file, so parity with PyTorch must fail."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.ndim == 2 and arr.size > 64:
+            init.CopyFrom(numpy_helper.from_array((arr * 1.5).astype(np.float32), init.name))
+            break
+    onnx.save(model, str(path))
+
+
+def test_corrupted_onnx_fails_validation(tiny_model, tmp_path, monkeypatch):
+    from xned.export.encoder import optimum_export
+
+    real = optimum_export.quantize_int8
+
+    def corrupt_then_quantize(fp32, int8):
+        _corrupt(fp32)  # the exported fp32 graph no longer matches the PyTorch model
+        return real(fp32, int8)
+
+    monkeypatch.setattr(optimum_export, "quantize_int8", corrupt_then_quantize)
     out = tmp_path / "bad"
     with pytest.raises(ExportError, match="ONNX fp32 output differs from PyTorch"):
-        export_encoder(tiny_model, out, _corrupt_for_test=True)
+        export_encoder(tiny_model, out)
     assert not out.exists()
 
 

@@ -156,7 +156,6 @@ def export_encoder(
     prune_words: int = 30000,
     max_vocab: int | None = None,
     keep_top: int = 0,
-    _corrupt_for_test: bool = False,
 ) -> dict[str, Any]:
     """Export, quantize, validate and write a bundle encoder directory at ``out``.
 
@@ -206,8 +205,6 @@ def export_encoder(
             library_name="transformers",
         )
         fp32 = tmp / "fp32" / "model.onnx"
-        if _corrupt_for_test:
-            _corrupt(fp32)
         int8 = None
         qsettings: dict[str, Any] = {"method": "none"}
         if quantize == "qint8":
@@ -249,17 +246,3 @@ def export_encoder(
         replace_dir(stage, out)
     config["seconds"] = round(time.perf_counter() - t0, 1)
     return config
-
-
-def _corrupt(path: Path) -> None:
-    """Test hook: perturb the first weight initializer so parity must fail."""
-    onnx = require("onnx")
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    for init in model.graph.initializer:
-        arr = numpy_helper.to_array(init)
-        if arr.dtype == np.float32 and arr.ndim == 2 and arr.size > 64:
-            init.CopyFrom(numpy_helper.from_array((arr * 1.5).astype(np.float32), init.name))
-            break
-    onnx.save(model, str(path))

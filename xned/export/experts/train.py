@@ -241,7 +241,6 @@ def train_experts(
     ``holdout > 0``, calibrate the fusion on held-out documents. Returns a summary."""
     from xned.engine.linker import Linker
     from xned.evaluate import load_titles
-    from xned.export.experts.calibrate import calibrate_on
     from xned.export.manifest import update_manifest
 
     bundle = Path(bundle)
@@ -297,22 +296,31 @@ def train_experts(
     summary: dict[str, Any] = {"docs": ex.docs, "mentions": ex.mentions, "not_in_kb": ex.unknown}
     experts_dir = bundle / "experts"
     if held:
-        # Experts trained without the held-out documents score them for calibration.
         e_tr, x_tr = ex.arrays(without_held=True)
         te = train_models(linker.kb, e_tr, x_tr, ex.seen_kept, pseudo, log=log)
-        tmp = bundle / "experts.calibration"
-        write_experts(tmp, te, meta)
-        try:
-            from xned.engine.experts import Experts
-
-            linker.experts = Experts(tmp)
-            summary["calibration"] = calibrate_on(linker, held, bundle / "scoring.json", seed=seed, log=log)
-        finally:
-            linker.experts = None
-            shutil.rmtree(tmp, ignore_errors=True)
+        summary["calibration"] = _calibrate_held_out(linker, te, meta, held, seed=seed, log=log)
     te = train_models(linker.kb, ents, x, ex.seen, pseudo, log=log)
     info = write_experts(experts_dir, te, meta)
     summary["experts"] = info["stats"]
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     update_manifest(bundle, provenance={"experts": {**meta, **info["stats"]}})
     return summary
+
+
+def _calibrate_held_out(
+    linker: Linker, te: TrainedExperts, meta: dict[str, Any], held: list[TrainDoc], *, seed: int, log: Log
+) -> dict[str, Any]:
+    """Experts trained without the held-out documents score them, and the fusion
+    (``scoring.json``) is fit on those scores: the weight the fusion gives to experts is
+    measured on contexts the experts never saw."""
+    from xned.engine.experts import Experts
+    from xned.export.experts.calibrate import calibrate_on
+
+    tmp = linker.root / "experts.calibration"
+    write_experts(tmp, te, meta)
+    try:
+        linker.experts = Experts(tmp)
+        return calibrate_on(linker, held, linker.root / "scoring.json", seed=seed, log=log)
+    finally:
+        linker.experts = None
+        shutil.rmtree(tmp, ignore_errors=True)

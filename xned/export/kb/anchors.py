@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,13 +42,64 @@ def read_wikipedia(
     With ``link_prob`` a second pass over the dump counts how often each anchor text occurs
     in the articles' plain text (on token boundaries, normalized as alias keys), linked or
     not: P(link | string) = anchor count / occurrences, used by mention detection."""
-    import marisa_trie
+    from xned.export.spill import grouped
 
-    from xned.export.spill import Spill, grouped
+    dump = _first_pass(path, getattr(b, "run_records", 1_000_000), lang)
+    try:
+        resolver = _Resolver(dump, b.wiki_titles, titles_tsv)
+        unresolved = 0
+        if link_prob:
+            _link_probability(path, b, dump.lang, dump.anchors)
+        for (target,), rows in grouped(dump.anchors.merged(), 1):
+            qid = resolver.resolve(target)
+            if qid is None:
+                unresolved += 1
+                continue
+            where = f"{path.name}:{target}"
+            b.add_entity(qid, label=target if dump.lang == "en" else "", where=where, weak=True)
+            for anchor, group in itertools.groupby(rows, key=lambda r: r[0]):
+                b.add_count(dump.lang, anchor, qid, float(sum(int(r[1]) for r in group)), where=where)
+        for t in dump.pages.merged():
+            qid = resolver.lookup(t)
+            if qid is not None:
+                b.add_name(dump.lang, re.sub(r"\s*\([^)]*\)$", "", t), qid, where=path.name)
+        for line in dump.redirects.merged():
+            src, dst = line.split("\t", 1)
+            qid = resolver.resolve(dst)
+            if qid is not None:
+                b.add_name(dump.lang, src, qid, alias=True, where=path.name)
+    finally:
+        dump.close()
+    if unresolved:
+        b.report.warn(
+            "unresolved_links",
+            f"{path.name}: {unresolved:,} distinct link targets have no QID "
+            f"(give Wikidata sitelinks or --titles title<TAB>qid)",
+        )
+        b.report.counts["unresolved_links"] += unresolved - 1
+    return dump.n_pages
 
-    run = getattr(b, "run_records", 1_000_000)
-    anchors = Spill("anchors", run_records=run)  # target, anchor, count
-    redirect_recs = Spill("redirects", run_records=run)  # source, target
+
+@dataclass
+class _Dump:
+    """What the first pass over a dump leaves on disk: anchor counts, redirects and titles."""
+
+    lang: str
+    n_pages: int
+    anchors: Spill  # target, anchor, count
+    redirects: Spill  # source, target
+    pages: Spill  # title
+
+    def close(self) -> None:
+        for sp in (self.anchors, self.redirects, self.pages):
+            sp.close()
+
+
+def _first_pass(path: Path, run: int, lang: str | None) -> _Dump:
+    from xned.export.spill import Spill
+
+    anchors = Spill("anchors", run_records=run)
+    redirects = Spill("redirects", run_records=run)
     pages = Spill("pages", run_records=run)
     local: dict[tuple[str, str], int] = defaultdict(int)
 
@@ -64,84 +116,66 @@ def read_wikipedia(
             dump_lang = dump_language(name)
 
     n = 0
-    for page in iter_pages(path, on_dbname):
-        if page.ns != "0":
-            continue
-        n += 1
-        if page.redirect:
-            redirect_recs.add(f"{wiki_title(page.title)}\t{wiki_title(page.redirect)}")
-            continue
-        pages.add(wiki_title(page.title))
-        for m in LINK_RE.finditer(page.text):
-            target = wiki_title(m.group(1))
-            if ":" in target or not target:
-                continue  # File:, Category:, interwiki
-            anchor = (m.group(2) if m.group(2) is not None else m.group(1)).strip()
-            anchor = _CTRL.sub(" ", anchor).strip()
-            if anchor:
-                local[(target, anchor)] += 1
-        if len(local) >= run:
-            flush_local()
-    flush_local()
-    if dump_lang is None:
-        raise KBBuildError(f"{path}: cannot tell the dump's language (no <dbname>); pass --wiki-lang.")
-    extra: dict[str, str] = {}
-    if titles_tsv is not None:
-        for line in Path(titles_tsv).read_text(encoding="utf-8").splitlines():
-            parts = line.split("\t")
-            if len(parts) == 2 and not line.startswith("#"):
-                extra.setdefault(wiki_title(parts[0]), parts[1].strip())
-    sitelinks = b.wiki_titles
-    redirects = marisa_trie.Trie(line.replace("\t", "\x1f", 1) for line in redirect_recs.merged())
+    try:
+        for page in iter_pages(path, on_dbname):
+            if page.ns != "0":
+                continue
+            n += 1
+            if page.redirect:
+                redirects.add(f"{wiki_title(page.title)}\t{wiki_title(page.redirect)}")
+                continue
+            pages.add(wiki_title(page.title))
+            for m in LINK_RE.finditer(page.text):
+                target = wiki_title(m.group(1))
+                if ":" in target or not target:
+                    continue  # File:, Category:, interwiki
+                anchor = (m.group(2) if m.group(2) is not None else m.group(1)).strip()
+                anchor = _CTRL.sub(" ", anchor).strip()
+                if anchor:
+                    local[(target, anchor)] += 1
+            if len(local) >= run:
+                flush_local()
+        flush_local()
+        if dump_lang is None:
+            raise KBBuildError(f"{path}: cannot tell the dump's language (no <dbname>); pass --wiki-lang.")
+    except BaseException:
+        for sp in (anchors, redirects, pages):
+            sp.close()
+        raise
+    return _Dump(dump_lang, n, anchors, redirects, pages)
 
-    def lookup(t: str) -> str | None:
-        if sitelinks is not None and (q := sitelinks.get(dump_lang, t)) is not None:
+
+class _Resolver:
+    """Wikipedia titles -> QIDs: the Wikidata sitelinks of the same build, then a
+    ``title<TAB>qid`` TSV, following short redirect chains of the dump."""
+
+    def __init__(self, dump: _Dump, sitelinks: Any, titles_tsv: Path | None):
+        import marisa_trie
+
+        self.lang = dump.lang
+        self.sitelinks = sitelinks
+        self.extra: dict[str, str] = {}
+        if titles_tsv is not None:
+            for line in Path(titles_tsv).read_text(encoding="utf-8").splitlines():
+                parts = line.split("\t")
+                if len(parts) == 2 and not line.startswith("#"):
+                    self.extra.setdefault(wiki_title(parts[0]), parts[1].strip())
+        self.redirects = marisa_trie.Trie(line.replace("\t", "\x1f", 1) for line in dump.redirects.merged())
+
+    def lookup(self, t: str) -> str | None:
+        if self.sitelinks is not None and (q := self.sitelinks.get(self.lang, t)) is not None:
             return q
-        return extra.get(t)
+        return self.extra.get(t)
 
-    def resolve(t: str) -> str | None:
+    def resolve(self, t: str) -> str | None:
         for _ in range(3):  # follow short redirect chains
-            if (q := lookup(t)) is not None:
+            if (q := self.lookup(t)) is not None:
                 return q
-            hits = redirects.keys(t + "\x1f")
+            hits = self.redirects.keys(t + "\x1f")
             if not hits:
                 return None
             t = min(hits).split("\x1f", 1)[1]
-        return lookup(t)
-
-    unresolved = 0
-    try:
-        if link_prob:
-            _link_probability(path, b, dump_lang, anchors)
-        for (target,), rows in grouped(anchors.merged(), 1):
-            qid = resolve(target)
-            if qid is None:
-                unresolved += 1
-                continue
-            where = f"{path.name}:{target}"
-            b.add_entity(qid, label=target if dump_lang == "en" else "", where=where, weak=True)
-            for anchor, group in itertools.groupby(rows, key=lambda r: r[0]):
-                b.add_count(dump_lang, anchor, qid, float(sum(int(r[1]) for r in group)), where=where)
-        for t in pages.merged():
-            qid = lookup(t)
-            if qid is not None:
-                b.add_name(dump_lang, re.sub(r"\s*\([^)]*\)$", "", t), qid, where=path.name)
-        for line in redirect_recs.merged():
-            src, dst = line.split("\t", 1)
-            qid = resolve(dst)
-            if qid is not None:
-                b.add_name(dump_lang, src, qid, alias=True, where=path.name)
-    finally:
-        for sp in (anchors, redirect_recs, pages):
-            sp.close()
-    if unresolved:
-        b.report.warn(
-            "unresolved_links",
-            f"{path.name}: {unresolved:,} distinct link targets have no QID "
-            f"(give Wikidata sitelinks or --titles title<TAB>qid)",
-        )
-        b.report.counts["unresolved_links"] += unresolved - 1
-    return n
+        return self.lookup(t)
 
 
 def _link_probability(path: Path, b: KBBuilder, lang: str, anchors: Spill) -> None:
