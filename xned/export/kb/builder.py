@@ -37,6 +37,7 @@ from xned.errors import InputError, KBBuildError
 from xned.export.kb.filter import EntityFilter, kept_items, subclass_closure
 from xned.export.kb.writer import EntityIndex, EntityRow, TableStream, write_kb
 from xned.export.spill import RUN_RECORDS, Spill, grouped
+from xned.fsutil import atomic_write_text
 from xned.langs import normalize_lang
 
 QID_RE = re.compile(r"^Q[1-9][0-9]*$")
@@ -424,7 +425,5 @@ class KBBuilder:
         # Conflicts are found while merging, so the warning counts are final only now.
         out["warnings"] = dict(sorted(self.report.counts.items()))
         meta_path = Path(dest) / "meta.json"
-        tmp = meta_path.with_name("meta.json.incomplete")
-        tmp.write_text(json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(meta_path)
+        atomic_write_text(meta_path, json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         return out

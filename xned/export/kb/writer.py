@@ -19,6 +19,7 @@ from xned.engine.kb import SEP
 from xned.engine.normalize import fold
 from xned.export.kb.vectors import noting, shared_names
 from xned.export.spill import Spill, grouped
+from xned.fsutil import replace_dir
 
 
 @dataclass
@@ -376,14 +377,7 @@ def write_kb(
             (tmp / "build.json").write_text(
                 json.dumps(build, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
             )
-        old = dest.with_name(dest.name + ".old")
-        if dest.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(dest, old)
-        os.replace(tmp, dest)
-        if old.exists():
-            shutil.rmtree(old)
+        replace_dir(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
