@@ -150,6 +150,30 @@ def test_link_probability_from_wikipedia_text(tmp_path):
     assert np.isnan(KB(tmp_path / "kb2").link_probability("en", "paris"))
 
 
+def test_links_outside_the_plain_text_are_not_anchors(tmp_path):
+    # Links inside an infobox template or a reference are not in the article's plain text:
+    # counted as anchors but not as occurrences, they pushed P(link | string) above 1.
+    text = (
+        "{{Infobox city|twin=[[Berlin|Berlin city]] and [[Berlin|Berlin city]]}}"
+        "Paris twins with [[Berlin|Berlin city]].<ref>See [[Berlin|Berlin city]].</ref>"
+    )
+    xml = tmp_path / "enwiki-pages-articles.xml"
+    xml.write_text(
+        "<mediawiki><siteinfo><dbname>enwiki</dbname></siteinfo><page><title>Paris</title><ns>0</ns>"
+        f"<revision><text>{text}</text></revision></page></mediawiki>\n",
+        encoding="utf-8",
+    )
+    titles = tmp_path / "titles.tsv"
+    titles.write_text("Berlin\tQ64\n", encoding="utf-8")
+    b = KBBuilder()
+    try:
+        read_source(xml, b, titles_tsv=titles, link_prob=True)
+        counts = [line.split("\t") for line in b.alias_records.merged() if line.split("\t")[3] == "C"]
+    finally:
+        b.close()
+    assert [(c[1], c[2], float(c[4])) for c in counts] == [("berlin city", "0000000064", 1.0)]
+
+
 def test_wikipedia_articles_as_training_contexts(tmp_path):
     from xned.export.experts.data import UNRESOLVED, read_training
 

@@ -45,9 +45,6 @@ def wiki_title(t: str) -> str:
     return t[:1].upper() + t[1:] if t else t
 
 
-LINK_RE = re.compile(r"\[\[([^\[\]|#<>{}]+)(?:#[^\[\]|]*)?(?:\|([^\[\]]*))?\]\]")
-
-
 def _tag(elem: ET.Element) -> str:
     return elem.tag.rsplit("}", 1)[-1]
 
