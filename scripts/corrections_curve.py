@@ -42,7 +42,8 @@ def as_input(doc, spans):
 def main() -> None:
     from xned.engine.linker import Linker
     from xned.engine.normalize import normalize
-    from xned.evaluate import dataset_name, load_titles, read_dataset
+    from xned.evaluate import dataset_name, read_dataset
+    from xned.titles import load_titles
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bundle", type=Path)

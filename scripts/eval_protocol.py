@@ -108,8 +108,9 @@ def train_files(data: Path, source_langs: list[str]) -> list[Path]:
 
 
 def build_anchors(files: list[Path], titles_tsv: Path, out: Path, holdout: float, seed: int) -> int:
-    from xned.evaluate import load_titles, read_jsonl
+    from xned.evaluate import read_jsonl
     from xned.export.experts.data import in_holdout
+    from xned.titles import load_titles
 
     titles = load_titles(titles_tsv)
     counts: collections.Counter[tuple[str, str, str]] = collections.Counter()

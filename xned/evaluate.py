@@ -34,6 +34,7 @@ from typing import Any
 
 from xned.engine.scoring import VARIANTS, Scorer, rank
 from xned.errors import InputError
+from xned.titles import load_titles, title_key
 
 MAX_LINE = 16 * 1024 * 1024
 
@@ -143,26 +144,6 @@ class Stats:
         return out
 
 
-def load_titles(path: Path | None) -> dict[str, str]:
-    if path is None:
-        return {}
-    out: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 2 or not parts[1].startswith("Q"):
-                if lineno == 1 or not line.strip():
-                    continue
-                raise InputError(f"{path}:{lineno}: expected title<TAB>QID, got {line.strip()[:80]!r}")
-            out[_title_key(parts[0])] = parts[1]
-    return out
-
-
-def _title_key(title: str) -> str:
-    t = title.replace("_", " ").strip()
-    return t[:1].upper() + t[1:]
-
-
 def _gold(m: dict[str, Any], titles: dict[str, str], where: str, text: str) -> Gold:
     try:
         s, e = int(m["start"]), int(m["end"])
@@ -174,7 +155,7 @@ def _gold(m: dict[str, Any], titles: dict[str, str], where: str, text: str) -> G
     title = m.get("title") or None
     unresolved = False
     if qid is None and title:
-        qid = titles.get(_title_key(title))
+        qid = titles.get(title_key(title))
         unresolved = qid is None
     return Gold(s, e, text[s:e], qid, title, unresolved)
 
@@ -238,7 +219,7 @@ def read_nif(path: Path, titles: dict[str, str], lang: str | None = None) -> Ite
                 qid = ref.rsplit("/", 1)[1]
             elif "wikipedia.org/wiki/" in ref:
                 title = unquote(ref.rsplit("/wiki/", 1)[1])
-                qid = titles.get(_title_key(title))
+                qid = titles.get(title_key(title))
                 unresolved = qid is None
         phrases.setdefault(ctx, []).append(
             Gold(int(str(s)), int(str(e)), "", qid if qid and qid[:1] == "Q" else None, title, unresolved)

@@ -39,7 +39,7 @@ def test_nif_reads_qids_and_titles(tmp_path, linker):
     path.write_text(NIF, encoding="utf-8")
     titles = tmp_path / "titles.tsv"
     titles.write_text("Tokyo\tQ1490\n", encoding="utf-8")
-    from xned.evaluate import load_titles
+    from xned.titles import load_titles
 
     docs = read_dataset(path, load_titles(titles))
     assert len(docs) == 1

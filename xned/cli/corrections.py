@@ -71,7 +71,7 @@ def teach_cli(
     """Teach corrections: every mention of FILE becomes one, used at once by every xned that
     loads this bundle (link, eval, serve). Lines that cannot be read are skipped and named."""
     from xned.engine.linker import Linker
-    from xned.evaluate import load_titles
+    from xned.titles import load_titles
 
     if not data.is_file():
         raise InputError(f"Input file {data} not found.")

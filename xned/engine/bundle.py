@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xned.engine import layout as L
 from xned.errors import BundleError
 
 FORMAT = "xned-bundle"
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+MANIFEST = L.MANIFEST
 _MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 REBUILD_HINT = (
     "rebuild the bundle (xned kb build ... / xned export encoder ...) or reinstall xned for the default bundle"

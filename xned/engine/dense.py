@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from xned.engine import layout as L
 from xned.errors import BundleError
 
-INDEX_FILE = "dense.usearch"
-MEAN_FILE = "dense_mean.npy"
+INDEX_FILE = L.KBDir.DENSE_INDEX
+MEAN_FILE = L.KBDir.DENSE_MEAN
 EXPANSION_SEARCH = 128  # beam width of a search: recall against time, measured in the README
 
 

@@ -1,18 +1,7 @@
 """Word experts: one small softmax classifier per mention string (alias key).
 
-Layout under ``experts/`` (arrays memory-mapped, ``allow_pickle=False``)::
-
-    meta.json            {"dim": D, "experts": E,
-                          "source_langs": [...], "languages": [...]}
-    keys.marisa          Trie over "<lang>\\x1f<normalized key>"; key id -> key_model.npy
-    key_model.npy        int32 [K] model id (aliases with the same candidate set share one)
-    model_offsets.npy    int64 [E+1] class rows of each model
-    classes.npy          int32 [R] global entity index of each class row
-    weights.npy          int8 [R, D] class weight rows
-    scales.npy           float32 [R] per-row dequantization scale
-    bias.npy             float32 [R] per-row bias (carries the expert's source-language prior)
-    hubness.npy          float16 [N] per KB entity: mean of its 10 highest cosines to the
-                         source-language training contexts (optional; see scoring.py)
+Layout under ``experts/``: ``xned.engine.layout.ExpertsDir`` (names, dtypes, shapes) and
+``docs/bundle.md``.
 
 An expert scores ``softmax(W x + b)`` over its classes for the mention-in-context
 embedding ``x``.
@@ -27,6 +16,7 @@ from pathlib import Path
 import marisa_trie
 import numpy as np
 
+from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT
 from xned.engine.kb import _load_npy, _load_trie
 from xned.errors import BundleError
@@ -37,21 +27,21 @@ SEP = "\x1f"
 class Experts:
     def __init__(self, root: Path):
         self.root = Path(root)
-        meta_path = self.root / "meta.json"
+        meta_path = self.root / L.ExpertsDir.META
         try:
             self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise BundleError(f"Expert metadata {meta_path} is missing; {REBUILD_HINT}.") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BundleError(f"{meta_path} is corrupted ({exc}); {REBUILD_HINT}.") from None
-        self.keys: marisa_trie.Trie = _load_trie(self.root / "keys.marisa")
-        self.key_model = _load_npy(self.root / "key_model.npy")
-        self.model_offsets = _load_npy(self.root / "model_offsets.npy")
-        self.classes = _load_npy(self.root / "classes.npy")
-        self.weights = _load_npy(self.root / "weights.npy")
-        self.scales = _load_npy(self.root / "scales.npy")
-        self.bias = _load_npy(self.root / "bias.npy")
-        hub = self.root / "hubness.npy"
+        self.keys: marisa_trie.Trie = _load_trie(self.root / L.ExpertsDir.KEYS)
+        self.key_model = _load_npy(self.root / L.ExpertsDir.KEY_MODEL)
+        self.model_offsets = _load_npy(self.root / L.ExpertsDir.MODEL_OFFSETS)
+        self.classes = _load_npy(self.root / L.ExpertsDir.CLASSES)
+        self.weights = _load_npy(self.root / L.ExpertsDir.WEIGHTS)
+        self.scales = _load_npy(self.root / L.ExpertsDir.SCALES)
+        self.bias = _load_npy(self.root / L.ExpertsDir.BIAS)
+        hub = self.root / L.ExpertsDir.HUBNESS
         self.hubness = _load_npy(hub) if hub.exists() else None
         if len(self.key_model) != len(self.keys) or len(self.classes) != len(self.weights):
             raise BundleError(f"Experts in {self.root} are inconsistent; {REBUILD_HINT}.")

@@ -1,25 +1,7 @@
 """Memory-mapped entity store and per-language alias tables (read side).
 
-Layout under ``kb/`` (all arrays are ``.npy``, loaded with ``mmap_mode="r"`` and
-``allow_pickle=False``)::
-
-    meta.json                      counts, entity types, languages, vector dim, priors rule
-    entities/qids.marisa           marisa Trie of QIDs; an entity's index is its key id
-    entities/text.bin              UTF-8 "label\\x1fdescription" records
-    entities/text_offsets.npy      int64 [N+1] byte offsets into text.bin
-    entities/type.npy              int32 [N] index into meta["types"]
-    entities/popularity.npy        float32 [N] in [0, 1] (rank-normalized per source)
-    entities/vectors.npy           int8 [N, D] entity embeddings (optional)
-    entities/vector_scales.npy     float32 [N] per-row scale: v = vectors * scale
-    entities/vector_rows.npy       int32 [N] (optional): the row of each entity in vectors.npy
-                                   ([M, D], M <= N), -1 for none (kb build --vectors ambiguous)
-    aliases/<lang>/keys.marisa     marisa Trie of normalized alias keys
-    aliases/<lang>/offsets.npy     int64 [K+1] candidate ranges by key id
-    aliases/<lang>/cands.npy       int32 [M] entity indices, best prior first
-    aliases/<lang>/priors.npy      float32 [M] p(entity | alias); sums to <= 1 per key
-    aliases/<lang>/link_prob.npy   float32 [K] P(link | string occurs), NaN if unknown
-    aliases/<lang>/fold.marisa     accent-folded keys (Latin scripts) ...
-    aliases/<lang>/fold_offsets.npy, fold_targets.npy   ... -> key ids of keys.marisa
+Layout under ``kb/``: ``xned.engine.layout`` (names, dtypes, shapes) and ``docs/bundle.md``.
+Arrays are ``.npy`` loaded with ``mmap_mode="r"`` and ``allow_pickle=False``.
 
 ``kb/overlay/`` (written by ``xned kb add``) has the same layout for added or updated
 entities; it is merged at lookup time (see ``KB.lookup``) until ``xned kb compact``.
@@ -39,6 +21,7 @@ from typing import Any
 import marisa_trie
 import numpy as np
 
+from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT
 from xned.engine.dense import DenseIndex, open_dense
 from xned.engine.morph import split_inflected, suffixes
@@ -56,28 +39,28 @@ MIN_CONTAINED = 3  # shortest alias (characters) taken from inside a longer ment
 class EntityStore:
     def __init__(self, root: Path):
         self.root = root
-        self.qids = _load_trie(root / "qids.marisa")
+        self.qids = _load_trie(root / L.Entities.QIDS)
         self.text = (
-            np.memmap(root / "text.bin", dtype=np.uint8, mode="r")
-            if (root / "text.bin").stat().st_size
+            np.memmap(root / L.Entities.TEXT, dtype=np.uint8, mode="r")
+            if (root / L.Entities.TEXT).stat().st_size
             else np.zeros(0, np.uint8)
         )
-        self.text_offsets = _load_npy(root / "text_offsets.npy")
-        self.type_ids = _load_npy(root / "type.npy")
-        self.popularity = _load_npy(root / "popularity.npy")
+        self.text_offsets = _load_npy(root / L.Entities.TEXT_OFFSETS)
+        self.type_ids = _load_npy(root / L.Entities.TYPE)
+        self.popularity = _load_npy(root / L.Entities.POPULARITY)
         n = len(self.qids)
         if len(self.text_offsets) != n + 1 or len(self.type_ids) != n or len(self.popularity) != n:
             raise BundleError(f"Entity store {root} is inconsistent ({n} QIDs); {REBUILD_HINT}.")
-        vec = root / "vectors.npy"
+        vec = root / L.Entities.VECTORS
         self.vectors: np.ndarray | None = None
         self.vector_scales: np.ndarray | None = None
         self.vector_rows: np.ndarray | None = None  # None: row i is entity i
         if vec.exists():
             self.vectors = _load_npy(vec)
-            self.vector_scales = _load_npy(root / "vector_scales.npy")
+            self.vector_scales = _load_npy(root / L.Entities.VECTOR_SCALES)
             m = n
-            if (root / "vector_rows.npy").exists():
-                self.vector_rows = _load_npy(root / "vector_rows.npy")
+            if (root / L.Entities.VECTOR_ROWS).exists():
+                self.vector_rows = _load_npy(root / L.Entities.VECTOR_ROWS)
                 m = self.vectors.shape[0]
                 if len(self.vector_rows) != n or (n and int(self.vector_rows.max()) >= m):
                     raise BundleError(f"Entity vector rows in {root} do not match {n} entities; {REBUILD_HINT}.")
@@ -133,8 +116,8 @@ class KB:
         self.root = Path(root)
         self.base = self._load_part(self.root, 0)
         self.overlay: _Part | None = None
-        ov = self.root / "overlay"
-        if (ov / "meta.json").exists():
+        ov = self.root / L.KBDir.OVERLAY
+        if (ov / L.KBDir.META).exists():
             self.overlay = self._load_part(ov, len(self.base.entities))
         self._superseded: dict[int, int] = {}
         if self.overlay is not None:
@@ -147,17 +130,18 @@ class KB:
 
     @staticmethod
     def _load_part(root: Path, offset: int) -> _Part:
-        meta_path = root / "meta.json"
+        meta_path = root / L.KBDir.META
         if not meta_path.is_file():
             raise BundleError(f"KB metadata {meta_path} is missing; {REBUILD_HINT}.")
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BundleError(f"{meta_path} is corrupted ({exc}); {REBUILD_HINT}.") from None
-        entities = EntityStore(root / "entities")
+        entities = EntityStore(root / L.KBDir.ENTITIES)
         langs = meta.get("languages", {})
-        tables = LazyTables(root / "aliases", langs, len(entities))
-        index = KeyIndex(root / "key_index") if (root / "key_index" / "languages.json").exists() else None
+        tables = LazyTables(root / L.KBDir.ALIASES, langs, len(entities))
+        ki = root / L.KBDir.KEY_INDEX
+        index = KeyIndex(ki) if (ki / L.KeyIndex.LANGUAGES).exists() else None
         return _Part(root, offset, entities, meta, tables, index)
 
     # -- dense retrieval --------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from xned import config
+from xned.engine import layout as L
 from xned.engine.bundle import Manifest, check_files, read_manifest
 from xned.engine.corrections import NIL, Corrections, make_examples
 from xned.engine.decision import MentionFeatures, decide
@@ -98,8 +99,8 @@ class Linker:
         check_files(manifest, verify=verify)
         kb = KB(root / "kb")
         encoder: Encoder | None = None
-        if (root / "encoder" / "config.json").is_file() or (root / "encoder").exists():
-            encoder = Encoder(root / "encoder", providers=providers, threads=threads)
+        if (root / L.ENCODER / L.ENCODER_CONFIG).is_file() or (root / L.ENCODER).exists():
+            encoder = Encoder(root / L.ENCODER, providers=providers, threads=threads)
             encoder.check_providers()
         elif variant != "prior":
             warnings.warn(
@@ -109,8 +110,8 @@ class Linker:
                 stacklevel=2,
             )
         _ = kb.dense  # a broken dense index is an error of the bundle, found now
-        experts = Experts(root / "experts") if (root / "experts" / "meta.json").exists() else None
-        scorer = Scorer.load(root / "scoring.json", variant)
+        experts = Experts(root / L.EXPERTS) if (root / L.EXPERTS / L.ExpertsDir.META).exists() else None
+        scorer = Scorer.load(root / L.SCORING, variant)
         if threshold is not None:
             scorer.threshold = threshold
         if top_k < 1:

@@ -10,6 +10,7 @@ from pathlib import Path
 import marisa_trie
 import numpy as np
 
+from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT
 from xned.engine.normalize import fold
 from xned.errors import BundleError
@@ -44,14 +45,14 @@ class AliasTable:
         self.root = root
         self.lang = lang
         self.n_entities = n_entities
-        self.keys = _load_trie(root / "keys.marisa")
-        self.offsets = _load_npy(root / "offsets.npy")
-        self.cands = _load_npy(root / "cands.npy")
-        self.priors = _load_npy(root / "priors.npy")
-        self.link_prob = _load_npy(root / "link_prob.npy")
-        self.fold_keys = _load_trie(root / "fold.marisa")
-        self.fold_offsets = _load_npy(root / "fold_offsets.npy")
-        self.fold_targets = _load_npy(root / "fold_targets.npy")
+        self.keys = _load_trie(root / L.AliasTable.KEYS)
+        self.offsets = _load_npy(root / L.AliasTable.OFFSETS)
+        self.cands = _load_npy(root / L.AliasTable.CANDS)
+        self.priors = _load_npy(root / L.AliasTable.PRIORS)
+        self.link_prob = _load_npy(root / L.AliasTable.LINK_PROB)
+        self.fold_keys = _load_trie(root / L.AliasTable.FOLD)
+        self.fold_offsets = _load_npy(root / L.AliasTable.FOLD_OFFSETS)
+        self.fold_targets = _load_npy(root / L.AliasTable.FOLD_TARGETS)
         if len(self.offsets) != len(self.keys) + 1 or len(self.cands) != len(self.priors):
             raise BundleError(
                 f"Alias table {root} is inconsistent ({len(self.keys)} keys, "
@@ -131,15 +132,15 @@ class KeyIndex:
 
     def __init__(self, root: Path):
         try:
-            self.names: list[str] = json.loads((root / "languages.json").read_text(encoding="utf-8"))
+            self.names: list[str] = json.loads((root / L.KeyIndex.LANGUAGES).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{root}/languages.json is unreadable ({exc}); {REBUILD_HINT}.") from None
-        self.keys = _load_trie(root / "keys.marisa")
-        self.offsets = _load_npy(root / "offsets.npy")
-        self.langs_arr = _load_npy(root / "langs.npy")
-        self.fold = _load_trie(root / "fold.marisa")
-        self.fold_offsets = _load_npy(root / "fold_offsets.npy")
-        self.fold_langs_arr = _load_npy(root / "fold_langs.npy")
+            raise BundleError(f"{root / L.KeyIndex.LANGUAGES} is unreadable ({exc}); {REBUILD_HINT}.") from None
+        self.keys = _load_trie(root / L.KeyIndex.KEYS)
+        self.offsets = _load_npy(root / L.KeyIndex.OFFSETS)
+        self.langs_arr = _load_npy(root / L.KeyIndex.LANGS)
+        self.fold = _load_trie(root / L.KeyIndex.FOLD)
+        self.fold_offsets = _load_npy(root / L.KeyIndex.FOLD_OFFSETS)
+        self.fold_langs_arr = _load_npy(root / L.KeyIndex.FOLD_LANGS)
         if len(self.offsets) != len(self.keys) + 1 or len(self.fold_offsets) != len(self.fold) + 1:
             raise BundleError(f"Key index {root} is inconsistent; {REBUILD_HINT}.")
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from xned.engine import layout as L
 from xned.errors import InputError, KBBuildError
 from xned.export.kb.build import build_kb
 from xned.export.kb.builder import BuildReport
@@ -174,7 +175,7 @@ def _build_staged(
         from xned.export.kb.dense import build_dense_index
 
         dense_info = build_dense_index(bundle / "kb")
-    added = bundle / "kb_sources"
+    added = bundle / L.KBDir.SOURCES
     if added.is_dir():  # a full build replaces the KB together with earlier `kb add` overlays
         n = len(list(added.iterdir()))
         shutil.rmtree(added)
@@ -201,7 +202,7 @@ def index_bundle(bundle: Path, *, log: Callable[[str], None] | None = None) -> d
     from xned.export.kb.dense import build_dense_index
 
     bundle = Path(bundle)
-    if not (bundle / "kb" / "meta.json").is_file():
+    if not (bundle / L.KB / L.KBDir.META).is_file():
         raise InputError(f"{bundle} has no KB (no kb/meta.json); build one with: xned kb build ... --bundle {bundle}")
     with bundle_transaction(bundle) as stage:
         info = build_dense_index(stage / "kb", log=log or (lambda _line: None))

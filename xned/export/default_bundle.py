@@ -34,6 +34,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from xned.engine import layout as L
 from xned.errors import ExportError
 from xned.fsutil import atomic_write_text, check_replaceable_dir, replace_dir
 
@@ -209,7 +210,7 @@ def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, lo
     )
     log("building the KB with entity vectors")
     meta, report = build_kb_into_bundle([jsonl], stage, threads=threads)
-    _portable_build_record(stage / "kb" / "build.json", jsonl)
+    _portable_build_record(stage / L.KB / L.KBDir.BUILD, jsonl)
     update_manifest(stage)  # build.json changed: re-hash before anything loads the bundle
     log("calibrating scoring.json on Wikipedia anchors")
     calibrate_on_anchors(stage, [src / "gensim" / p for p in WIKI_SAMPLES], threads=threads, log=log)

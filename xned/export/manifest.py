@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from xned import __version__
+from xned.engine import layout as L
 from xned.engine.bundle import MANIFEST, read_manifest, write_manifest
 from xned.errors import BundleError
 
@@ -25,7 +26,7 @@ def update_manifest(root: Path, **sections: Any) -> None:
     data.update(sections)
     data["provenance"] = prov
     data["created_by"] = f"xned {__version__}"
-    kb_meta = root / "kb" / "meta.json"
+    kb_meta = root / L.KB / L.KBDir.META
     if kb_meta.exists():
         meta = json.loads(kb_meta.read_text(encoding="utf-8"))
         data["languages"] = sorted(meta.get("languages", {}))

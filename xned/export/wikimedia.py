@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from xned.errors import KBBuildError
+from xned.titles import title_key as wiki_title  # the one title rule
 
 
 def open_maybe_compressed(path: Path) -> Any:
@@ -37,12 +38,6 @@ def open_maybe_compressed(path: Path) -> Any:
     if name.endswith(".gz"):
         return gzip.open(path, "rb")
     return open(path, "rb")
-
-
-def wiki_title(t: str) -> str:
-    t = t.replace("_", " ").strip()
-    t = re.sub(r"\s+", " ", t)
-    return t[:1].upper() + t[1:] if t else t
 
 
 def _tag(elem: ET.Element) -> str:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xned.engine import layout as L
 from xned.engine.normalize import normalize
 from xned.export.experts.calibrate import calibrate_on
 from xned.export.experts.data import UNRESOLVED, TrainDoc
@@ -134,7 +135,7 @@ def calibrate_on_anchors(
     docs = [d for p in samples for d in anchor_docs(linker, Path(p))]
     counts = label_counts(docs)
     log(f"anchors: {counts}")
-    result = calibrate_on(linker, docs, bundle / "scoring.json", log=log)
+    result = calibrate_on(linker, docs, bundle / L.SCORING, log=log)
     result["fit"]["anchors"] = counts
     update_manifest(
         bundle,

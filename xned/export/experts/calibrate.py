@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xned.engine import layout as L
 from xned.engine.scoring import FEATURES, Scorer
 from xned.errors import InputError
 from xned.fsutil import atomic_write_text
@@ -211,15 +212,15 @@ def calibrate(
     """``xned experts calibrate``: fit the bundle's fusion on annotated files (which must
     not be the experts' training documents) and write ``scoring.json``."""
     from xned.engine.linker import Linker
-    from xned.evaluate import load_titles
     from xned.export.experts.data import read_training
     from xned.export.manifest import update_manifest
+    from xned.titles import load_titles
 
     bundle = Path(bundle)
     linker = Linker.load(bundle, threads=threads, use_corrections=False)
     docs = list(read_training(files, titles=load_titles(titles), source_langs=set(langs) if langs else None))
     if not docs:
         raise InputError(f"No documents to calibrate on in {', '.join(str(f) for f in files)}.")
-    result = calibrate_on(linker, docs, bundle / "scoring.json", log=log)
+    result = calibrate_on(linker, docs, bundle / L.SCORING, log=log)
     update_manifest(bundle, provenance={"scoring": {"files": [Path(f).name for f in files], **result["fit"]}})
     return result

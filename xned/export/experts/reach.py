@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from xned.engine import layout as L
 from xned.engine.normalize import normalize
 from xned.engine.scoring import DEFAULT_BIAS, DEFAULT_THRESHOLD, DEFAULT_WEIGHTS
 from xned.errors import InputError
@@ -81,7 +82,7 @@ def measure_reach(
             f"{', '.join(str(p) for p in samples)}; give a larger Wikipedia sample (>= {MIN_PAIRS} pairs)."
         )
     lo, hi = (round(float(x), 4) for x in np.percentile(cos, [50, 90]))
-    path = bundle / "scoring.json"
+    path = bundle / L.SCORING
     if path.is_file():
         data = json.loads(path.read_text(encoding="utf-8"))
     else:  # the defaults the bundle links with, written out

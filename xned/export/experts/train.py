@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import marisa_trie
 import numpy as np
 
+from xned.engine import layout as L
 from xned.engine.experts import SEP
 from xned.errors import InputError
 from xned.export.experts.data import UNRESOLVED, TrainDoc, in_holdout, read_training
@@ -199,24 +200,25 @@ def write_experts(out: Path, te: TrainedExperts, meta: dict[str, Any]) -> dict[s
     scales = (np.abs(w).max(axis=1) / 127.0).astype(np.float32) if len(w) else np.zeros(0, np.float32)
     q = np.round(w / np.maximum(scales, 1e-12)[:, None]).clip(-127, 127).astype(np.int8) if len(w) else w
     sizes = [len(c) for c in te.classes]
-    trie.save(str(tmp / "keys.marisa"))
-    _save_npy(tmp / "key_model.npy", key_model)
-    _save_npy(tmp / "model_offsets.npy", np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
-    _save_npy(tmp / "classes.npy", np.concatenate(te.classes) if te.classes else np.zeros(0, np.int32))
-    _save_npy(tmp / "weights.npy", q.astype(np.int8))
-    _save_npy(tmp / "scales.npy", scales)
-    _save_npy(tmp / "bias.npy", np.concatenate(te.bias).astype(np.float32) if te.bias else np.zeros(0, np.float32))
+    trie.save(str(tmp / L.ExpertsDir.KEYS))
+    _save_npy(tmp / L.ExpertsDir.KEY_MODEL, key_model)
+    _save_npy(tmp / L.ExpertsDir.MODEL_OFFSETS, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+    _save_npy(tmp / L.ExpertsDir.CLASSES, np.concatenate(te.classes) if te.classes else np.zeros(0, np.int32))
+    _save_npy(tmp / L.ExpertsDir.WEIGHTS, q.astype(np.int8))
+    _save_npy(tmp / L.ExpertsDir.SCALES, scales)
+    bias = np.concatenate(te.bias).astype(np.float32) if te.bias else np.zeros(0, np.float32)
+    _save_npy(tmp / L.ExpertsDir.BIAS, bias)
     if te.hubness is not None:
-        _save_npy(tmp / "hubness.npy", te.hubness.astype(np.float16))
+        _save_npy(tmp / L.ExpertsDir.HUBNESS, te.hubness.astype(np.float16))
     langs = sorted({k.split(SEP, 1)[0] for k, _ in keys})
     full = {**meta, "dim": int(w.shape[1]) if w.ndim == 2 and len(w) else 0, "experts": len(sizes)}
     full["languages"] = langs
     full["stats"] = te.stats
     # the experts' own files; hubness.npy is per KB entity, not per expert
-    nbytes = sum(p.stat().st_size for p in tmp.iterdir() if p.name != "hubness.npy")
+    nbytes = sum(p.stat().st_size for p in tmp.iterdir() if p.name != L.ExpertsDir.HUBNESS)
     full["stats"]["bytes"] = nbytes
     full["stats"]["bytes_per_expert"] = round(nbytes / max(len(sizes), 1), 1)
-    (tmp / "meta.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (tmp / L.ExpertsDir.META).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     replace_dir(tmp, out)
     return full
 
@@ -240,8 +242,8 @@ def train_experts(
     """Train the bundle's experts on ``files`` (source-language contexts only) and, with
     ``holdout > 0``, calibrate the fusion on held-out documents. Returns a summary."""
     from xned.engine.linker import Linker
-    from xned.evaluate import load_titles
     from xned.export.manifest import update_manifest
+    from xned.titles import load_titles
 
     bundle = Path(bundle)
     src = set(source_langs or ["en"])
@@ -294,7 +296,7 @@ def train_experts(
         "method": "class-balanced softmax per candidate set + log source-language frequency prior",
     }
     summary: dict[str, Any] = {"docs": ex.docs, "mentions": ex.mentions, "not_in_kb": ex.unknown}
-    experts_dir = bundle / "experts"
+    experts_dir = bundle / L.EXPERTS
     if held:
         e_tr, x_tr = ex.arrays(without_held=True)
         te = train_models(linker.kb, e_tr, x_tr, ex.seen_kept, pseudo, log=log)
@@ -320,7 +322,7 @@ def _calibrate_held_out(
     write_experts(tmp, te, meta)
     try:
         linker.experts = Experts(tmp)
-        return calibrate_on(linker, held, linker.root / "scoring.json", seed=seed, log=log)
+        return calibrate_on(linker, held, linker.root / L.SCORING, seed=seed, log=log)
     finally:
         linker.experts = None
         shutil.rmtree(tmp, ignore_errors=True)

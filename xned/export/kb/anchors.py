@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from xned.errors import KBBuildError
 from xned.export.wikimedia import dump_language, iter_pages, plain_text_with_links, wiki_title
+from xned.titles import load_titles
 
 if TYPE_CHECKING:
     from xned.export.kb.builder import KBBuilder
@@ -156,12 +157,7 @@ class _Resolver:
 
         self.lang = dump.lang
         self.sitelinks = sitelinks
-        self.extra: dict[str, str] = {}
-        if titles_tsv is not None:
-            for line in Path(titles_tsv).read_text(encoding="utf-8").splitlines():
-                parts = line.split("\t")
-                if len(parts) == 2 and not line.startswith("#"):
-                    self.extra.setdefault(wiki_title(parts[0]), parts[1].strip())
+        self.extra = load_titles(titles_tsv)
         self.redirects = marisa_trie.Trie(line.replace("\t", "\x1f", 1) for line in dump.redirects.merged())
 
     def lookup(self, t: str) -> str | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from xned.engine import layout as L
 from xned.export.kb.builder import BuildReport, KBBuilder
 from xned.export.kb.filter import EntityFilter
 from xned.export.kb.sources import read_source
@@ -86,7 +87,7 @@ def finish_build(
     return meta, b.report
 
 
-SOURCES_DIR = "kb_sources"
+SOURCES_DIR = L.KBDir.SOURCES
 
 
 BUNDLE_PREFIX = "@bundle/"

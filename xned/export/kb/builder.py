@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from xned.engine import layout as L
 from xned.engine.normalize import normalize, undot
 from xned.errors import InputError, KBBuildError
 from xned.export.kb.filter import EntityFilter, kept_items, subclass_closure
@@ -424,6 +425,6 @@ class KBBuilder:
             self.close()
         # Conflicts are found while merging, so the warning counts are final only now.
         out["warnings"] = dict(sorted(self.report.counts.items()))
-        meta_path = Path(dest) / "meta.json"
+        meta_path = Path(dest) / L.KBDir.META
         atomic_write_text(meta_path, json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         return out

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from xned.engine import layout as L
 from xned.engine.dense import INDEX_FILE, MEAN_FILE, DenseIndex
 from xned.errors import InputError
 from xned.fsutil import atomic_file, fsync_dir
@@ -39,7 +40,7 @@ def build_dense_index(kb_root: Path, *, log: Callable[[str], None] = _noop) -> d
     """Write ``kb_root/dense.usearch`` from ``kb_root/entities/vectors.npy`` (deterministic)."""
     from usearch.index import Index
 
-    path = Path(kb_root) / "entities" / "vectors.npy"
+    path = Path(kb_root) / L.KBDir.ENTITIES / L.Entities.VECTORS
     if not path.is_file():
         raise InputError(
             f"{kb_root} has no entity vectors ({path}); build the KB with an encoder and without --no-vectors."
@@ -47,7 +48,7 @@ def build_dense_index(kb_root: Path, *, log: Callable[[str], None] = _noop) -> d
     vectors = np.load(path, mmap_mode="r", allow_pickle=False)
     if vectors.ndim != 2 or vectors.dtype != np.int8:
         raise InputError(f"{path} is not an int8 [entities, dim] array; rebuild the KB.")
-    rows_path = path.with_name("vector_rows.npy")  # kb build --vectors ambiguous: row r is entity ents[r]
+    rows_path = path.with_name(L.Entities.VECTOR_ROWS)  # kb build --vectors ambiguous: row r is entity ents[r]
     ents = np.flatnonzero(np.load(rows_path, allow_pickle=False) >= 0) if rows_path.is_file() else None
     t0 = time.perf_counter()
     n = len(vectors)

@@ -26,6 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from xned.engine import layout as L
 from xned.errors import InputError, KBBuildError
 from xned.export.kb.build import BUNDLE_PREFIX, SOURCES_DIR, build_kb
 from xned.export.kb.builder import KBBuilder
@@ -62,9 +63,9 @@ def resolve_source(rec: dict[str, Any], bundle: Path, moved: dict[str, Path] | N
 
 def read_build(bundle: Path) -> dict[str, Any]:
     kb = Path(bundle) / "kb"
-    if not (kb / "meta.json").is_file():
+    if not (kb / L.KBDir.META).is_file():
         raise InputError(f"{bundle} has no kb/meta.json; build a KB first with: xned kb build ... --bundle {bundle}")
-    path = kb / "build.json"
+    path = kb / L.KBDir.BUILD
     if not path.is_file():
         raise KBBuildError(f"{kb} does not record its sources (no build.json); rebuild it with xned kb build.")
     try:
@@ -158,7 +159,7 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
     sources = [resolve_source(r, bundle, moved) for r in build.get("sources", [])]
     sources += _overlay_sources(bundle, build)
     reader_args = {k: v for k, v in (opts.get("reader_args") or {}).items() if v is not None}
-    had_dense = (bundle / "kb" / "dense.usearch").is_file()
+    had_dense = (bundle / L.KB / L.KBDir.DENSE_INDEX).is_file()
     meta, _ = build_kb(
         sources,
         bundle / "kb",

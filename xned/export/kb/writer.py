@@ -15,6 +15,7 @@ from typing import Any
 import marisa_trie
 import numpy as np
 
+from xned.engine import layout as L
 from xned.engine.kb import SEP
 from xned.engine.normalize import fold
 from xned.export.kb.vectors import noting, shared_names
@@ -127,26 +128,26 @@ def write_entities(
                 yield f"Q{x}"
 
     trie = marisa_trie.Trie(qids())
-    trie.save(str(root / "qids.marisa"))
+    trie.save(str(root / L.Entities.QIDS))
     key_of_pos = np.fromiter((trie[k] for k in qids()), np.int32, count=n)
     pos_of_key = np.empty(n, np.int32)
     pos_of_key[key_of_pos] = np.arange(n, dtype=np.int32)
     blob = np.memmap(text_tmp, np.uint8, mode="r") if os.path.getsize(text_tmp) else np.zeros(0, np.uint8)
-    new_off = _permute_records(blob, np.frombuffer(offsets, np.int64), pos_of_key, root / "text.bin")
+    new_off = _permute_records(blob, np.frombuffer(offsets, np.int64), pos_of_key, root / L.Entities.TEXT)
     del blob
     text_tmp.unlink()
-    _save(root / "text_offsets.npy", new_off)
+    _save(root / L.Entities.TEXT_OFFSETS, new_off)
     types = sorted(type_ix)
     remap = np.zeros(max(len(type_ix), 1), np.int32)
     for name, i in type_ix.items():
         remap[i] = types.index(name)
     tids = np.frombuffer(type_ids, np.int32) if n else np.zeros(0, np.int32)
-    _save(root / "type.npy", remap[tids][pos_of_key] if n else np.zeros(0, np.int32))
+    _save(root / L.Entities.TYPE, remap[tids][pos_of_key] if n else np.zeros(0, np.int32))
     pop_sorted = np.frombuffer(pops, np.float32).copy() if n else np.zeros(0, np.float32)
-    _save(root / "popularity.npy", pop_sorted[pos_of_key])
+    _save(root / L.Entities.POPULARITY, pop_sorted[pos_of_key])
     if embed is not None and dim:
         v = np.memmap(vec_tmp, np.float32, mode="r", shape=(n, dim))
-        q8 = np.lib.format.open_memmap(root / "vectors.npy", mode="w+", dtype=np.int8, shape=(n, dim))  # on disk
+        q8 = np.lib.format.open_memmap(root / L.Entities.VECTORS, mode="w+", dtype=np.int8, shape=(n, dim))  # on disk
         scales = np.empty(n, np.float32)
         for i in range(0, n, 65536):
             idx = pos_of_key[i : i + 65536]
@@ -157,7 +158,7 @@ def write_entities(
         del v
         q8.flush()
         del q8
-        _save(root / "vector_scales.npy", scales)
+        _save(root / L.Entities.VECTOR_SCALES, scales)
     vec_tmp.unlink()
     return EntityIndex(q, key_of_pos, pop_sorted, types, dim)
 
@@ -199,7 +200,7 @@ def write_alias_table(
                 yield line[:-1]
 
     trie = marisa_trie.Trie(read_keys())
-    trie.save(str(root / "keys.marisa"))
+    trie.save(str(root / L.AliasTable.KEYS))
     n = len(trie)
     key_of_pos = np.fromiter((trie[k] for k in read_keys()), np.int32, count=n_sorted)
     keys_tmp.unlink()
@@ -207,19 +208,19 @@ def write_alias_table(
     pos_of_key, off_sorted, offsets = _key_order(key_of_pos, sz)
     c = np.frombuffer(cands, np.int32) if len(cands) else np.zeros(0, np.int32)
     p = np.frombuffer(pris, np.float32) if len(pris) else np.zeros(0, np.float32)
-    _save(root / "offsets.npy", offsets)
-    _write_reordered(root / "cands.npy", c, pos_of_key, off_sorted)
-    _write_reordered(root / "priors.npy", p, pos_of_key, off_sorted)
+    _save(root / L.AliasTable.OFFSETS, offsets)
+    _write_reordered(root / L.AliasTable.CANDS, c, pos_of_key, off_sorted)
+    _write_reordered(root / L.AliasTable.PRIORS, p, pos_of_key, off_sorted)
     del c, p, cands, pris, off_sorted
     lp_arr = np.frombuffer(lps, np.float32) if n else np.zeros(0, np.float32)
-    _save(root / "link_prob.npy", lp_arr[pos_of_key])
+    _save(root / L.AliasTable.LINK_PROB, lp_arr[pos_of_key])
     # accent-folded keys -> key ids
     fold_keys = (fk for (fk,), _ in grouped(folds.merged(), 1))
     ftrie = marisa_trie.Trie(fold_keys)
-    ftrie.save(str(root / "fold.marisa"))
+    ftrie.save(str(root / L.AliasTable.FOLD))
     _write_ragged(
-        root / "fold_offsets.npy",
-        root / "fold_targets.npy",
+        root / L.AliasTable.FOLD_OFFSETS,
+        root / L.AliasTable.FOLD_TARGETS,
         (
             (ftrie[fk], np.sort(key_of_pos[[int(r[0]) for r in rest]]).tolist())
             for (fk,), rest in grouped(folds.merged(), 1)
@@ -294,13 +295,16 @@ def write_key_index(root: Path, langs: list[str], key_langs: Spill, fold_langs: 
     ``langs.npy`` / ``fold_langs.npy`` (int16 positions in ``languages.json``)."""
     root.mkdir(parents=True, exist_ok=True)
     pos = {lang: i for i, lang in enumerate(langs)}
-    (root / "languages.json").write_text(json.dumps(langs) + "\n", encoding="utf-8")
-    for trie_name, prefix, spill in (("keys.marisa", "", key_langs), ("fold.marisa", "fold_", fold_langs)):
+    (root / L.KeyIndex.LANGUAGES).write_text(json.dumps(langs) + "\n", encoding="utf-8")
+    for trie_name, offsets_name, langs_name, spill in (
+        (L.KeyIndex.KEYS, L.KeyIndex.OFFSETS, L.KeyIndex.LANGS, key_langs),
+        (L.KeyIndex.FOLD, L.KeyIndex.FOLD_OFFSETS, L.KeyIndex.FOLD_LANGS, fold_langs),
+    ):
         trie = marisa_trie.Trie(k for (k,), _ in grouped(spill.merged(), 1))
         trie.save(str(root / trie_name))
         _write_ragged(
-            root / f"{prefix}offsets.npy",
-            root / f"{prefix}langs.npy",
+            root / offsets_name,
+            root / langs_name,
             ((trie[k], sorted({pos[r[0]] for r in rows if r[0] in pos})) for (k,), rows in grouped(spill.merged(), 1)),
             np.int16,
         )
@@ -333,7 +337,7 @@ def write_kb(
     tmp.mkdir(parents=True)
     some = embed is not None and getattr(embed, "shared_only", False)
     try:
-        index = write_entities(tmp / "entities", entities, None if some else embed)
+        index = write_entities(tmp / L.KBDir.ENTITIES, entities, None if some else embed)
         counts = {}
         key_langs = Spill("key-langs")
         fold_langs = Spill("fold-langs")
@@ -348,15 +352,15 @@ def write_kb(
                     if fk is not None:
                         fold_langs.add(f"{fk}\t{lang}")
 
-                n = write_alias_table(tmp / "aliases" / lang, keyed, on_key=on_key)
+                n = write_alias_table(tmp / L.KBDir.ALIASES / lang, keyed, on_key=on_key)
                 if n:
                     counts[lang] = n
                 else:
-                    shutil.rmtree(tmp / "aliases" / lang)
-            write_key_index(tmp / "key_index", sorted(counts), key_langs, fold_langs)
+                    shutil.rmtree(tmp / L.KBDir.ALIASES / lang)
+            write_key_index(tmp / L.KBDir.KEY_INDEX, sorted(counts), key_langs, fold_langs)
             if names is not None and embed is not None:
                 mask = shared_names(names, len(index))
-                index.vector_dim = embed_some(tmp / "entities", index, mask, embed)
+                index.vector_dim = embed_some(tmp / L.KBDir.ENTITIES, index, mask, embed)
                 meta = {**meta, "vectors": {"rule": "ambiguous", "entities": int(mask.sum())}}
         finally:
             key_langs.close()
@@ -370,11 +374,11 @@ def write_kb(
             "languages": counts,
             "vector_dim": index.vector_dim,
         }
-        (tmp / "meta.json").write_text(
+        (tmp / L.KBDir.META).write_text(
             json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         if build is not None:
-            (tmp / "build.json").write_text(
+            (tmp / L.KBDir.BUILD).write_text(
                 json.dumps(build, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
             )
         replace_dir(tmp, dest)
@@ -388,11 +392,11 @@ def embed_some(root: Path, index: EntityIndex, mask: np.ndarray, embed: Callable
     """Embed the entities of ``mask`` from the written store: ``vectors.npy`` int8 [M, D] and
     ``vector_scales.npy`` [M] for those M only, ``vector_rows.npy`` int32 [N] (the row of
     each entity, -1 for none). Returns the dimension (0 when nothing was embedded)."""
-    text = np.memmap(root / "text.bin", np.uint8, mode="r") if (root / "text.bin").stat().st_size else None
-    offsets = np.load(root / "text_offsets.npy", mmap_mode="r")
-    types = np.load(root / "type.npy", mmap_mode="r")
+    text = np.memmap(root / L.Entities.TEXT, np.uint8, mode="r") if (root / L.Entities.TEXT).stat().st_size else None
+    offsets = np.load(root / L.Entities.TEXT_OFFSETS, mmap_mode="r")
+    types = np.load(root / L.Entities.TYPE, mmap_mode="r")
     trie = marisa_trie.Trie()
-    trie.load(str(root / "qids.marisa"))
+    trie.load(str(root / L.Entities.QIDS))
     which = np.flatnonzero(mask)
     q8: Any = None
     scales = np.zeros(len(which), np.float32)
@@ -406,7 +410,7 @@ def embed_some(root: Path, index: EntityIndex, mask: np.ndarray, embed: Callable
         v = np.asarray(embed(rows), np.float32)
         if q8 is None:  # on disk, not in memory
             shape = (len(which), v.shape[1])
-            q8 = np.lib.format.open_memmap(root / "vectors.npy", mode="w+", dtype=np.int8, shape=shape)
+            q8 = np.lib.format.open_memmap(root / L.Entities.VECTORS, mode="w+", dtype=np.int8, shape=shape)
         sc = np.maximum(np.abs(v).max(axis=1), 1e-12) / 127.0
         q8[a : a + len(part)] = np.clip(np.rint(v / sc[:, None]), -127, 127).astype(np.int8)
         scales[a : a + len(part)] = sc
@@ -416,8 +420,8 @@ def embed_some(root: Path, index: EntityIndex, mask: np.ndarray, embed: Callable
     dim = int(q8.shape[1])
     q8.flush()
     del q8
-    _save(root / "vector_scales.npy", scales)
+    _save(root / L.Entities.VECTOR_SCALES, scales)
     row_of = np.full(len(mask), -1, np.int32)
     row_of[which] = np.arange(len(which), dtype=np.int32)
-    _save(root / "vector_rows.npy", row_of)
+    _save(root / L.Entities.VECTOR_ROWS, row_of)
     return dim

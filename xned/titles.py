@@ -1,0 +1,44 @@
+"""Wikipedia titles: the one key rule (KB build, training contexts, gold data) and the one
+``title<TAB>QID`` reader."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from xned.errors import InputError
+
+MAX_LINE = 4096  # characters; a longer line is not a title map row
+
+
+def title_key(title: str) -> str:
+    """Wikipedia's title rule: underscores are spaces, runs of white space collapse, and the
+    first letter is case-insensitive (stored upper-case)."""
+    t = re.sub(r"\s+", " ", title.replace("_", " ")).strip()
+    return t[:1].upper() + t[1:] if t else t
+
+
+def load_titles(path: Path | None) -> dict[str, str]:
+    """``title<TAB>QID`` rows (a header line, blank lines and ``#`` comments are skipped) as
+    ``title_key(title) -> QID``. When two titles share a key, the first row wins. A row that
+    is not a title and a QID is an ``InputError`` naming the line."""
+    if path is None:
+        return {}
+    out: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip() or line.startswith("#"):
+                    continue
+                parts = line.rstrip("\n").split("\t")
+                qid = parts[1].strip() if len(parts) >= 2 else ""
+                if len(line) > MAX_LINE or not re.fullmatch(r"Q[1-9][0-9]*", qid):
+                    if lineno == 1:
+                        continue  # a header
+                    raise InputError(f"{path}:{lineno}: expected title<TAB>QID, got {line.strip()[:80]!r}")
+                out.setdefault(title_key(parts[0]), qid)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"Title map {path} is not UTF-8 ({exc}).") from None
+    except OSError as exc:
+        raise InputError(f"Title map {path} cannot be read ({exc.strerror or exc}).") from None
+    return out
