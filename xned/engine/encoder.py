@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,6 +118,9 @@ class Encoder:
         self.batch_rows = batch_size  # fixed rows per batch instead of the token budget
         self._session: Any = None
         self._tokenizer: Any = None
+        self._lock = threading.Lock()
+        self._session_thread: threading.Thread | None = None
+        self._session_error: BaseException | None = None
         self._inputs: set[str] = set()
         self._chosen: list[str] | None = None
 
@@ -139,6 +143,11 @@ class Encoder:
     def _load_tokenizer(self) -> Any:
         if self._tokenizer is None:
             from tokenizers import Tokenizer
+
+            # The tokenizer is only ever needed to feed the session: create the session in a
+            # thread meanwhile (ONNX Runtime releases the GIL while it loads; tokenizers
+            # holds it), so a cold start pays max(tokenizer, session), not their sum.
+            self._start_session_thread()
 
             path = self.root / self.config["tokenizer"]
             if not path.is_file():
@@ -166,7 +175,37 @@ class Encoder:
             }
         return self._tokenizer
 
+    def _start_session_thread(self) -> None:
+        with self._lock:
+            if self._session is not None or self._session_thread is not None:
+                return
+            import onnxruntime  # noqa: F401  # imported here: an import in the thread would wait for the GIL
+
+            def create() -> None:
+                try:
+                    self._create_session()
+                except BaseException as exc:  # re-raised by _load_session in the caller's thread
+                    self._session_error = exc
+
+            self._session_thread = threading.Thread(target=create, name="xned-ort-session", daemon=True)
+            self._session_thread.start()
+
     def _load_session(self) -> Any:
+        if self._session is None:
+            thread = self._session_thread
+            if thread is not None:
+                thread.join()
+                if self._session_error is not None:
+                    raise self._session_error
+            else:
+                with self._lock:
+                    if self._session is None and self._session_thread is None:
+                        self._create_session()
+                if self._session is None:  # another thread started the load meanwhile
+                    return self._load_session()
+        return self._session
+
+    def _create_session(self) -> None:
         if self._session is None:
             import onnxruntime as ort
 
@@ -182,13 +221,13 @@ class Encoder:
             opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             try:
-                self._session = ort.InferenceSession(
+                session = ort.InferenceSession(
                     str(path), sess_options=opts, providers=self._chosen or choose_providers(self.providers)
                 )
             except Exception as exc:
                 raise BundleError(f"Encoder model {path} cannot be loaded ({exc}); {REBUILD_HINT}.") from None
-            self._inputs = {i.name for i in self._session.get_inputs()}
-        return self._session
+            self._inputs = {i.name for i in session.get_inputs()}
+            self._session = session  # last: another thread may use it as soon as it is set
 
     @property
     def dim(self) -> int:
