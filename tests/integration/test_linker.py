@@ -301,6 +301,18 @@ def test_manifest_paths_must_stay_inside_the_bundle(bundle_copy, tmp_path):
         Linker.load(bundle_copy)
 
 
+def test_a_directory_symlink_out_of_the_bundle_is_refused(bundle_copy, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "data.npy").write_bytes(b"x" * 10)
+    (bundle_copy / "kb" / "extra").symlink_to(elsewhere, target_is_directory=True)
+    data = json.loads((bundle_copy / "manifest.json").read_text(encoding="utf-8"))
+    data["files"]["kb/extra/data.npy"] = {"size": 10, "sha256": "0" * 64}
+    (bundle_copy / "manifest.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(BundleError, match="kb/extra leads outside the bundle"):
+        Linker.load(bundle_copy)
+
+
 def test_same_size_corruption_of_candidates_is_an_error_naming_the_file(bundle_copy):
     path = bundle_copy / "kb" / "aliases" / "en" / "cands.npy"
     arr = np.load(path)
