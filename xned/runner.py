@@ -56,6 +56,7 @@ class LinkOptions:
             max_chars=self.max_chars,
             use_corrections=self.use_corrections,
             state=self.state,
+            prefetch=True,  # whoever links a stream will encode: the session loads meanwhile
         )
 
     def as_dict(self) -> dict[str, Any]:

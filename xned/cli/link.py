@@ -42,12 +42,6 @@ CORRECTIONS_OPT = typer.Option(
 )
 
 
-def load_linker(bundle: Path | None, **kw: Any):
-    from xned.engine.linker import Linker
-
-    return Linker.load(bundle, **kw)
-
-
 def _link_on_ray(
     input: Path | None,
     output: Path | None,

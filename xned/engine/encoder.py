@@ -175,6 +175,11 @@ class Encoder:
             }
         return self._tokenizer
 
+    def prefetch(self) -> None:
+        """Start creating the ONNX session in a thread now (it is otherwise created on first
+        use, together with the tokenizer)."""
+        self._start_session_thread()
+
     def _start_session_thread(self) -> None:
         with self._lock:
             if self._session is not None or self._session_thread is not None:
@@ -187,7 +192,9 @@ class Encoder:
                 except BaseException as exc:  # re-raised by _load_session in the caller's thread
                     self._session_error = exc
 
-            self._session_thread = threading.Thread(target=create, name="xned-ort-session", daemon=True)
+            # Not a daemon: the interpreter waits for it at exit. ONNX Runtime aborts the process
+            # (SIGABRT) if it exits while a session is being created in another thread.
+            self._session_thread = threading.Thread(target=create, name="xned-ort-session", daemon=False)
             self._session_thread.start()
 
     def _load_session(self) -> Any:

@@ -83,6 +83,7 @@ class Linker:
         dense_k: int = 10,
         use_corrections: bool = True,
         state: str | Path | None = None,
+        prefetch: bool = False,
     ) -> Linker:
         """Open a bundle (None = ``$XNED_BUNDLE`` or the embedded default bundle).
 
@@ -92,17 +93,21 @@ class Linker:
         candidates retrieved by its vector in context (0 switches that off). The analyst's
         corrections of this bundle in the state directory (``state``, else ``$XNED_STATE``,
         else the user data directory; see ``xned.engine.state``) are applied unless
-        ``use_corrections`` is False.
+        ``use_corrections`` is False. ``prefetch`` starts creating the ONNX session in a
+        thread at once, for callers that will encode (``xned link``, the worker pool): the
+        session then loads while the KB opens and the tokenizer loads.
         """
         root = Path(bundle) if bundle is not None else config.default_bundle_path()
         manifest = read_manifest(root)
-        check_files(manifest, verify=verify)
-        kb = KB(root / "kb")
+        check_files(manifest, verify=verify)  # before any file is opened: paths stay inside the bundle
         encoder: Encoder | None = None
         if (root / L.ENCODER / L.ENCODER_CONFIG).is_file() or (root / L.ENCODER).exists():
             encoder = Encoder(root / L.ENCODER, providers=providers, threads=threads)
             encoder.check_providers()
-        elif variant != "prior":
+            if prefetch:
+                encoder.prefetch()
+        kb = KB(root / L.KB)
+        if encoder is None and variant != "prior":
             warnings.warn(
                 f"Bundle {root} has no encoder: mentions are linked by prior only (lookups work as usual). "
                 f"Add one with: xned kb build ... --encoder DIR",
