@@ -57,6 +57,25 @@ class Manifest:
         return list(self.data.get("languages", []))
 
 
+def read_json_object(
+    path: Path, what: str, *, error: type[Exception] = BundleError, hint: str = REBUILD_HINT, max_bytes: int = 1 << 30
+) -> dict[str, Any]:
+    """The JSON object in ``path`` (a bundle file described as ``what``), or ``error`` naming
+    the file: missing, larger than ``max_bytes``, not UTF-8 JSON, or not an object."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} is missing; {hint}.")
+    if path.stat().st_size > max_bytes:
+        raise error(f"{what} {path} is larger than {max_bytes} bytes; {hint}.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path} is corrupted ({exc}); {hint}.") from None
+    if not isinstance(data, dict):
+        raise error(f"{path} must hold a JSON object; {hint}.")
+    return data
+
+
 def read_manifest(root: Path) -> Manifest:
     root = Path(root)
     if not root.is_dir():

@@ -18,7 +18,6 @@ back to their mentions.
 from __future__ import annotations
 
 import bisect
-import json
 import threading
 import warnings
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from xned.engine.bundle import REBUILD_HINT
+from xned.engine.bundle import REBUILD_HINT, read_json_object
 from xned.errors import BundleError
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -83,14 +82,7 @@ class Encoder:
     ):
         self.root = Path(root)
         cfg_path = self.root / "config.json"
-        if not cfg_path.is_file():
-            raise BundleError(f"Encoder config {cfg_path} is missing; {REBUILD_HINT}.")
-        try:
-            user = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{cfg_path} is corrupted ({exc}); {REBUILD_HINT}.") from None
-        if not isinstance(user, dict):
-            raise BundleError(f"{cfg_path} must hold a JSON object; {REBUILD_HINT}.")
+        user = read_json_object(cfg_path, "Encoder config", max_bytes=1 << 20)
         self.config = {**DEFAULT_CONFIG, **user}
 
         def number(key: str, kind: type, low: float) -> Any:

@@ -9,7 +9,6 @@ embedding ``x``.
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import marisa_trie
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.bundle import REBUILD_HINT
+from xned.engine.bundle import REBUILD_HINT, read_json_object
 from xned.engine.kb import _load_npy, _load_trie
 from xned.errors import BundleError
 
@@ -27,13 +26,7 @@ SEP = "\x1f"
 class Experts:
     def __init__(self, root: Path):
         self.root = Path(root)
-        meta_path = self.root / L.ExpertsDir.META
-        try:
-            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BundleError(f"Expert metadata {meta_path} is missing; {REBUILD_HINT}.") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{meta_path} is corrupted ({exc}); {REBUILD_HINT}.") from None
+        self.meta = read_json_object(self.root / L.ExpertsDir.META, "Expert metadata")
         self.keys: marisa_trie.Trie = _load_trie(self.root / L.ExpertsDir.KEYS)
         self.key_model = _load_npy(self.root / L.ExpertsDir.KEY_MODEL)
         self.model_offsets = _load_npy(self.root / L.ExpertsDir.MODEL_OFFSETS)

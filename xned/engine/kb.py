@@ -11,7 +11,6 @@ language.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,7 +21,7 @@ import marisa_trie
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.bundle import REBUILD_HINT
+from xned.engine.bundle import REBUILD_HINT, read_json_object
 from xned.engine.dense import DenseIndex, open_dense
 from xned.engine.morph import split_inflected, suffixes
 from xned.engine.normalize import dehyphenate, is_cjk, umlauts, undot
@@ -130,13 +129,7 @@ class KB:
 
     @staticmethod
     def _load_part(root: Path, offset: int) -> _Part:
-        meta_path = root / L.KBDir.META
-        if not meta_path.is_file():
-            raise BundleError(f"KB metadata {meta_path} is missing; {REBUILD_HINT}.")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{meta_path} is corrupted ({exc}); {REBUILD_HINT}.") from None
+        meta = read_json_object(root / L.KBDir.META, "KB metadata")
         entities = EntityStore(root / L.KBDir.ENTITIES)
         langs = meta.get("languages", {})
         tables = LazyTables(root / L.KBDir.ALIASES, langs, len(entities))

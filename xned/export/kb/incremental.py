@@ -20,13 +20,13 @@ and modification time are checked); ``--source OLD=NEW`` points at moved files.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from xned.engine import layout as L
+from xned.engine.bundle import read_json_object
 from xned.errors import InputError, KBBuildError
 from xned.export.kb.build import BUNDLE_PREFIX, SOURCES_DIR, build_kb
 from xned.export.kb.builder import KBBuilder
@@ -65,16 +65,8 @@ def read_build(bundle: Path) -> dict[str, Any]:
     kb = Path(bundle) / "kb"
     if not (kb / L.KBDir.META).is_file():
         raise InputError(f"{bundle} has no kb/meta.json; build a KB first with: xned kb build ... --bundle {bundle}")
-    path = kb / L.KBDir.BUILD
-    if not path.is_file():
-        raise KBBuildError(f"{kb} does not record its sources (no build.json); rebuild it with xned kb build.")
-    try:
-        build = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise KBBuildError(f"{path} is corrupted ({exc}); rebuild the KB with xned kb build.") from None
-    if not isinstance(build, dict):
-        raise KBBuildError(f"{path} is not a JSON object; rebuild the KB with xned kb build.")
-    return build
+    hint = "rebuild the KB with xned kb build"
+    return read_json_object(kb / L.KBDir.BUILD, "The KB's record of its sources", error=KBBuildError, hint=hint)
 
 
 def _overlay_sources(bundle: Path, build: dict[str, Any]) -> list[Path]:
