@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from xned.errors import InputError
+from xned.types import QID_RE
 
 MAX_LINE = 4096  # characters; a longer line is not a title map row
 
@@ -32,7 +33,7 @@ def load_titles(path: Path | None) -> dict[str, str]:
                     continue
                 parts = line.rstrip("\n").split("\t")
                 qid = parts[1].strip() if len(parts) >= 2 else ""
-                if len(line) > MAX_LINE or not re.fullmatch(r"Q[1-9][0-9]*", qid):
+                if len(line) > MAX_LINE or not QID_RE.fullmatch(qid):
                     if lineno == 1:
                         continue  # a header
                     raise InputError(f"{path}:{lineno}: expected title<TAB>QID, got {line.strip()[:80]!r}")

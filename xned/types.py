@@ -3,7 +3,16 @@ Python string, ``end`` exclusive."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+QID_RE = re.compile(r"Q[1-9][0-9]*")  # a Wikidata item id (use fullmatch)
+MAX_QID_CHARS = 11  # Q + 10 digits: the KB build keys QIDs zero-padded to 10 digits
+
+
+def is_qid(value: object) -> bool:
+    """The one QID rule: ``Q``, a non-zero digit, at most 10 digits in all."""
+    return isinstance(value, str) and len(value) <= MAX_QID_CHARS and QID_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)

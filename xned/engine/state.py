@@ -35,6 +35,7 @@ import numpy as np
 
 from xned.errors import InputError
 from xned.fsutil import atomic_file
+from xned.types import is_qid
 
 FILE = "corrections.jsonl"
 FORMAT_VERSION = 1
@@ -42,7 +43,6 @@ EXPORT_HEADER = "xned-corrections"
 MAX_FILE_BYTES = 256 * 1024 * 1024  # a corrections file is read whole: bound it
 LOCK_TIMEOUT = 30.0
 CONTEXT_CHARS = 100  # each side of the mention in the stored context
-_QID = re.compile(r"Q[1-9][0-9]{0,11}")
 _ID = re.compile(r"[0-9a-f]{12}")
 
 
@@ -116,7 +116,7 @@ class Example:
                 raise bad(f"{k!r} must be a string or null")
         if not _ID.fullmatch(obj["id"]):
             raise bad(f"id {obj['id'][:40]!r} is not 12 hex digits")
-        if obj.get("qid") is not None and not _QID.fullmatch(obj["qid"]):
+        if obj.get("qid") is not None and not is_qid(obj["qid"]):
             raise bad(f"qid {obj['qid'][:40]!r} is not a Wikidata item id (Q123)")
         if not obj["key"] or len(obj["key"]) > 1000 or len(obj["context"]) > 4 * CONTEXT_CHARS + 1000:
             raise bad("key or context is empty or too long")

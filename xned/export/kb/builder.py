@@ -40,8 +40,8 @@ from xned.export.kb.writer import EntityIndex, EntityRow, TableStream, write_kb
 from xned.export.spill import RUN_RECORDS, Spill, grouped
 from xned.fsutil import atomic_write_text
 from xned.langs import normalize_lang
+from xned.types import MAX_QID_CHARS, QID_RE, is_qid
 
-QID_RE = re.compile(r"^Q[1-9][0-9]*$")
 UNSTATED = {"mul", "und", "match", "native", "zxx", "mis"}
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ALIAS_CHARS = 200
@@ -173,10 +173,10 @@ class KBBuilder:
         non-empty type, label and description win (a different later one is reported as a
         conflict unless ``weak``), popularity keeps the maximum per source. ``dump`` marks an
         item of a Wikidata dump (the one kind of record an entity filter drops)."""
-        if not QID_RE.match(qid):
+        if not QID_RE.fullmatch(qid):
             self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r} (expected Q followed by digits)")
             return False
-        if len(qid) > 11:
+        if len(qid) > MAX_QID_CHARS:
             self.fail_or_warn("bad_qid", f"{where}: QID {qid!r} is out of range")
             return False
         pops = ";".join(f"{k}={float(v)!r}" for k, v in sorted((popularity or {}).items()) if math.isfinite(v))
@@ -212,7 +212,7 @@ class KBBuilder:
         if len(key) > MAX_ALIAS_CHARS:
             self.report.warn("long_alias", f"{where}: alias of {len(key)} characters for {qid} skipped")
             return
-        if not QID_RE.match(qid) or len(qid) > 11:
+        if not is_qid(qid):
             self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r} for name {name!r}")
             return
         weight = "0.5" if alias else "1.0"
@@ -249,7 +249,7 @@ class KBBuilder:
         if len(key) > MAX_ALIAS_CHARS:
             self.report.warn("long_alias", f"{where}: anchor of {len(key)} characters for {qid} skipped")
             return
-        if not QID_RE.match(qid) or len(qid) > 11:
+        if not is_qid(qid):
             self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r}")
             return
         self.alias_records.add(f"{lang}\t{key}\t{int(qid[1:]):010d}\tC\t{float(count)!r}")

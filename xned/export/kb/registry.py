@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from xned.errors import KBBuildError
+from xned.types import QID_RE
 
 MAX_JSON_BYTES = 256 * 1024 * 1024
 NAME_TAGS = ("brand", "operator", "network")
@@ -87,7 +88,7 @@ def _load(path: Path) -> Any:
 
 
 def _qid(value: Any) -> str | None:
-    if isinstance(value, str) and re.fullmatch(r"Q[1-9][0-9]*", value):
+    if isinstance(value, str) and QID_RE.fullmatch(value):
         return value
     return None
 

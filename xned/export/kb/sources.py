@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from xned.errors import KBBuildError
-from xned.export.kb.builder import QID_RE, KBBuilder
+from xned.export.kb.builder import KBBuilder
+from xned.types import QID_RE
 
 MAX_LINE = 4 * 1024 * 1024  # longest line read from a TSV/JSONL source
 
@@ -104,7 +105,7 @@ def read_counts_tsv(path: Path, b: KBBuilder) -> int:
         except ValueError:
             b.fail_or_warn("bad_count", f"{where}: count {count!r} is not a number")
             continue
-        if not QID_RE.match(qid):
+        if not QID_RE.fullmatch(qid):
             b.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r}")
             continue
         b.add_count(lang, alias, qid, c, where=where)
