@@ -86,13 +86,8 @@ def read_manifest(root: Path) -> Manifest:
     path = root / MANIFEST
     if not path.is_file():
         raise BundleError(f"{path} is missing: {root} is not an xned bundle; {REBUILD_HINT}.")
-    if path.stat().st_size > _MAX_MANIFEST_BYTES:
-        raise BundleError(f"{path} is larger than {_MAX_MANIFEST_BYTES} bytes; {REBUILD_HINT}.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path} is corrupted ({exc}); {REBUILD_HINT}.") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    data = read_json_object(path, "Manifest", max_bytes=_MAX_MANIFEST_BYTES)
+    if data.get("format") != FORMAT:
         raise BundleError(f'{path} is not an xned manifest (no "format": "{FORMAT}").')
     version = data.get("format_version")
     if version != FORMAT_VERSION:
