@@ -47,13 +47,17 @@ def parse_popularity(field: str) -> dict[str, float]:
     return {k: float(v) for k, v in _NUM.findall(field)}
 
 
+def _rows(path: Path) -> Iterator[tuple[str, list[str]]]:
+    """The tab-separated fields of each line that is not blank or a ``#`` comment, with the
+    ``file:line`` that names it."""
+    for lineno, line in _lines(path):
+        if line.strip() and not line.startswith("#"):
+            yield f"{path.name}:{lineno}", line.split("\t")
+
+
 def read_entity_tsv(path: Path, b: KBBuilder) -> int:
     n = 0
-    for lineno, line in _lines(path):
-        if not line.strip() or line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        where = f"{path.name}:{lineno}"
+    for where, cols in _rows(path):
         if len(cols) < 6:
             b.fail_or_warn(
                 "bad_line",
@@ -88,11 +92,7 @@ def read_entity_tsv(path: Path, b: KBBuilder) -> int:
 
 def read_counts_tsv(path: Path, b: KBBuilder) -> int:
     n = 0
-    for lineno, line in _lines(path):
-        if not line.strip() or line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        where = f"{path.name}:{lineno}"
+    for where, cols in _rows(path):
         if len(cols) != 4:
             b.fail_or_warn(
                 "bad_line",
