@@ -17,7 +17,8 @@ DATA must hold ``kb/`` (Wikidata-keyed TSV extracts, ``dataset_entities.tsv``,
    QIDs seen in ``train/``; or none) and the anchors, with entity vectors from ``--encoder``.
 4. Experts (``xned experts train``) on the ``--source-lang`` training files only; the fusion
    is calibrated on the held-out fraction of those documents with experts trained without
-   them.
+   them. The mention detector (``xned detector train``) on the ``--detector-train`` files
+   in those languages.
 5. ``xned eval`` on the files of ``eval/``; markdown + JSON in WORK.
 
 Nothing from ``eval/`` is used before step 5. The KB of a (supplement, holdout, seed) is
@@ -139,6 +140,13 @@ def main() -> None:
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--skip-experts", action="store_true")
     ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument(
+        "--detector-train",
+        default="elevant-oke-*,hipe-ajmc-train.*,wned-ace.*",
+        help="train/ files (globs, --source-lang only) for the trained mention detector; '' = none. The "
+        "default leaves out sets whose names are only partly marked (wned-aquaint, wned-wikipedia and "
+        "wned-clueweb mark a subset of the names; wned-iitb also marks common nouns)",
+    )
     ap.add_argument("--vectors", choices=("all", "ambiguous"), default="all", help="which entities to embed")
     ap.add_argument("--no-dense", action="store_true", help="no dense retrieval index (alias candidates only)")
     ap.add_argument("--limit", type=int, default=None, help="documents per eval file (smoke runs)")
@@ -210,6 +218,17 @@ def main() -> None:
         )
         timings["experts_s"] = round(time.perf_counter() - t, 1)
         log(f"experts: {json.dumps(info)}")
+    det_files = sorted(
+        {p for g in args.detector_train.split(",") if g.strip() for p in (data / "train").glob(g.strip())}
+        & set(train_files(data, src_langs))
+    )
+    if det_files:
+        from xned.export.detector.train import train_detector
+
+        t = time.perf_counter()
+        info = train_detector(bundle, det_files, source_langs=src_langs, seed=args.seed, threads=args.threads, log=log)
+        timings["detector_s"] = round(time.perf_counter() - t, 1)
+        log(f"detector: {json.dumps(info)}")
     wiki = sorted((data / "dumps" / "wiki_xml_dump_samples").glob("*wiki-latest-pages-articles*.bz2"))
     if wiki:  # how far an analyst's correction carries (xned experts reach; no labels used)
         from xned.export.experts.reach import measure_reach
@@ -236,6 +255,7 @@ def main() -> None:
         "source_langs": src_langs,
         "seed": args.seed,
         "holdout": args.holdout,
+        "detector_train": [p.name for p in det_files],
     }
     (work / f"report-{tag}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (work / f"report-{tag}.md").write_text(markdown(report) + "\n", encoding="utf-8")

@@ -10,7 +10,9 @@ Every figure comes from the same corpus in the same run, so ratios hold on a noi
   sampled from ``/proc`` every 50 ms;
 - **warm latency**: p50/p95 of one ``Linker.link`` per document in a loaded process;
 - **prior-only floor**: the same corpus in a loaded process with ``variant="prior"`` (no
-  encoder): the upper bound the pipeline can reach around the encoder.
+  encoder): the upper bound the pipeline can reach around the encoder;
+- **detection** (bundles with a trained detector, detected mentions): warm mentions/s with
+  the trained detector (the default) and with the rule-based detection, interleaved.
 """
 
 from __future__ import annotations
@@ -208,6 +210,19 @@ def run_bench(
         times[variant] = (statistics.median(ts), n)
     result["warm_mentions_per_s"] = round(times["fused"][1] / times["fused"][0], 1)
     result["prior_only_floor_mentions_per_s"] = round(times["prior"][1] / times["prior"][0], 1)
+    if not given_spans and linker.tagger is not None:
+        # the trained detector against the rule-based detection, interleaved in this process
+        rules = Linker.load(bundle, threads=threads, use_corrections=False, detection="rules")
+        walls: dict[str, list[float]] = {"model": [], "rules": []}
+        found: dict[str, int] = {}
+        for _ in range(repeat):
+            for name, lk in (("model", linker), ("rules", rules)):
+                t = time.perf_counter()
+                found[name] = sum(len(r.links) for r in lk.link_batch(docs))
+                walls[name].append(time.perf_counter() - t)
+        for name, ws in walls.items():
+            result[f"warm_{name}_detection_mentions_per_s"] = round(found[name] / statistics.median(ws), 1)
+            result[f"warm_{name}_detection_mentions"] = found[name]
     result["loadavg_after"] = os.getloadavg()[0]
     result["bundle"] = str(linker.root)
     return result

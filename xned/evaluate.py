@@ -78,6 +78,14 @@ class Stats:
     det_pred: int = 0  # mention detection, span only (every detected span; every gold span, NIL too)
     det_gold: int = 0
     det_hit: int = 0
+    # the same with the trained detector (bundles with detector/), from its own pass
+    e2e_pred_model: int = 0
+    e2e_gold_model: int = 0
+    e2e_hit_model: int = 0
+    det_pred_model: int = 0
+    det_gold_model: int = 0
+    det_hit_model: int = 0
+    seconds_model: float = 0.0  # that pass: detection, candidates, encoding and decisions
     seconds: float = 0.0
     # reliability of the fused confidence of linked (non-NIL) decisions, in 10 bins
     cal_n: list[int] = field(default_factory=lambda: [0] * 10)
@@ -89,6 +97,10 @@ class Stats:
             setattr(self, k, getattr(self, k) + getattr(o, k))
         for k in ("e2e_pred", "e2e_gold", "e2e_hit", "det_pred", "det_gold", "det_hit", "seconds"):
             setattr(self, k, getattr(self, k) + getattr(o, k))
+            if k != "seconds":
+                k += "_model"
+                setattr(self, k, getattr(self, k) + getattr(o, k))
+        self.seconds_model += o.seconds_model
         for d in ("correct", "nil_pred", "nil_hit"):
             for v in VARIANTS:
                 getattr(self, d)[v] += getattr(o, d)[v]
@@ -135,12 +147,15 @@ class Stats:
             out[f"nil_p_{v}"] = r(self.nil_hit[v], self.nil_pred[v])
             out[f"nil_r_{v}"] = r(self.nil_hit[v], self.nil)
         out["ece_fused"], out["reliability_fused"] = self.reliability()
-        if self.e2e_gold or self.e2e_pred:
-            p, rec = r(self.e2e_hit, self.e2e_pred), r(self.e2e_hit, self.e2e_gold)
-            out.update(e2e_p=p, e2e_r=rec, e2e_f1=round(2 * p * rec / (p + rec), 4) if p and rec else 0.0)
-        if self.det_gold or self.det_pred:
-            p, rec = r(self.det_hit, self.det_pred), r(self.det_hit, self.det_gold)
-            out.update(det_p=p, det_r=rec, det_f1=round(2 * p * rec / (p + rec), 4) if p and rec else 0.0)
+        for suffix in ("", "_model"):
+            for kind in ("e2e", "det"):
+                pred, gold, hit = (getattr(self, f"{kind}_{x}{suffix}") for x in ("pred", "gold", "hit"))
+                if gold or pred:
+                    p, rec = r(hit, pred), r(hit, gold)
+                    f1 = round(2 * p * rec / (p + rec), 4) if p and rec else 0.0
+                    out.update({f"{kind}_p{suffix}": p, f"{kind}_r{suffix}": rec, f"{kind}_f1{suffix}": f1})
+        if self.seconds_model:
+            out["detected_per_s_model"] = r(self.det_pred_model, self.seconds_model)
         return out
 
 
@@ -277,26 +292,19 @@ def evaluate_docs(
         inputs = [
             {"id": d.id, "lang": d.lang, "text": d.text, "mentions": [(g.start, g.end) for g in d.gold]} for d in chunk
         ]
-        analyses = linker.analyze(inputs, given_spans=True, also_detect=end_to_end)
+        analyses = linker.analyze(inputs, given_spans=True, also_detect=end_to_end, detection="rules")
+        if end_to_end and getattr(linker, "tagger", None) is not None:
+            t1 = time.perf_counter()
+            for d, res in zip(chunk, linker.analyze(inputs, given_spans=False, detection="model"), strict=True):
+                if not isinstance(res, Analysis):
+                    raise InputError(f"document {d.id}: {res.error}")
+                _count_detected(st, "_model", linker, d, res.mentions, scorers)
+            st.seconds_model += time.perf_counter() - t1
         for d, res in zip(chunk, analyses, strict=True):
             if not isinstance(res, Analysis):
                 raise InputError(f"document {d.id}: {res.error}")
             if end_to_end and res.detected is not None:
-                # End-to-end: detected mentions, fused system, strong match (span + QID).
-                gold_links = {(g.start, g.end, g.qid) for g in d.gold if g.qid}
-                pred = set()
-                for f in res.detected:
-                    lk = linker.decide(f, scorers.get("fused", linker.scorer))
-                    if lk.qid is not None:
-                        pred.add((lk.start, lk.end, lk.qid))
-                st.e2e_gold += len(gold_links)
-                st.e2e_pred += len(pred)
-                st.e2e_hit += len(gold_links & pred)
-                gold_spans = {(g.start, g.end) for g in d.gold}
-                spans = {(f.mention.start, f.mention.end) for f in res.detected}
-                st.det_gold += len(gold_spans)
-                st.det_pred += len(spans)
-                st.det_hit += len(gold_spans & spans)
+                _count_detected(st, "", linker, d, res.detected, scorers)
             for g, f in zip(d.gold, res.mentions, strict=True):
                 st.mentions += 1
                 qids = [linker.kb.qid(int(e)) for e in f.ents]
@@ -334,8 +342,26 @@ def evaluate_docs(
                                 "gold_in_candidates": g.qid in qids,
                             }
                         )
-    st.seconds = time.perf_counter() - t0
+    st.seconds = time.perf_counter() - t0 - st.seconds_model
     return st, samples
+
+
+def _count_detected(
+    st: Stats, suffix: str, linker: Any, d: EvalDoc, detected: list[Any], scorers: dict[str, Scorer]
+) -> None:
+    """End-to-end (fused system, strong match: span + QID) and span-only detection counts."""
+    gold_links = {(g.start, g.end, g.qid) for g in d.gold if g.qid}
+    pred = set()
+    for f in detected:
+        lk = linker.decide(f, scorers.get("fused", linker.scorer))
+        if lk.qid is not None:
+            pred.add((lk.start, lk.end, lk.qid))
+    gold_spans = {(g.start, g.end) for g in d.gold}
+    spans = {(f.mention.start, f.mention.end) for f in detected}
+    for kind, p, g in (("e2e", pred, gold_links), ("det", spans, gold_spans)):
+        setattr(st, f"{kind}_gold{suffix}", getattr(st, f"{kind}_gold{suffix}") + len(g))
+        setattr(st, f"{kind}_pred{suffix}", getattr(st, f"{kind}_pred{suffix}") + len(p))
+        setattr(st, f"{kind}_hit{suffix}", getattr(st, f"{kind}_hit{suffix}") + len(g & p))
 
 
 def evaluate(
@@ -392,9 +418,16 @@ def markdown(report: dict[str, Any]) -> str:
         ("e2e_p", "e2e P", "{:.1%}"),
         ("e2e_r", "e2e R", "{:.1%}"),
         ("e2e_f1", "e2e F1", "{:.1%}"),
+        ("det_f1_model", "model det F1", "{:.1%}"),
+        ("e2e_p_model", "model e2e P", "{:.1%}"),
+        ("e2e_r_model", "model e2e R", "{:.1%}"),
+        ("e2e_f1_model", "model e2e F1", "{:.1%}"),
         ("ece_fused", "ECE", "{:.3f}"),
         ("mentions_per_s", "mentions/s", "{:.0f}"),
+        ("detected_per_s_model", "model detected/s", "{:.0f}"),
     ]
+    rows = report["datasets"].values()
+    cols = [c for c in cols if not c[0].endswith("_model") or any(r.get(c[0]) is not None for r in rows)]
     lines = ["| dataset | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, row in report["datasets"].items():
         cells = []

@@ -41,6 +41,7 @@ class LinkOptions:
     verify: bool = False
     use_corrections: bool = True
     state: str | None = None  # corrections state directory (None: $XNED_STATE or the user data directory)
+    detection: str = "auto"  # model, rules or auto (see Linker.load)
 
     def load(self) -> Any:
         from xned.engine.linker import Linker
@@ -56,6 +57,7 @@ class LinkOptions:
             max_chars=self.max_chars,
             use_corrections=self.use_corrections,
             state=self.state,
+            detection=self.detection,
             prefetch=True,  # whoever links a stream will encode: the session loads meanwhile
         )
 

@@ -37,6 +37,12 @@ BUNDLE_OPT = typer.Option(
 STATE_OPT = typer.Option(
     None, "--state", help="Corrections state directory (default: $XNED_STATE or the user data directory)."
 )
+DETECTION_OPT = typer.Option(
+    "auto",
+    "--detection",
+    help="How mentions are found when none are given: model (the bundle's trained detector), "
+    "rules (alias-table matches), auto (the model where the bundle has one).",
+)
 CORRECTIONS_OPT = typer.Option(
     True, "--corrections/--no-corrections", help="Apply the analyst's corrections of this bundle (xned teach)."
 )
@@ -145,6 +151,7 @@ def link_cli(
     ),
     state: Path | None = STATE_OPT,
     use_corrections: bool = CORRECTIONS_OPT,
+    detection: str = DETECTION_OPT,
 ) -> None:
     """Link entity mentions to Wikidata. Results go to stdout (or -o); progress to stderr."""
     from xned.langs import normalize_lang
@@ -181,6 +188,7 @@ def link_cli(
         verify=verify,
         use_corrections=use_corrections,
         state=None if state is None else str(state),
+        detection=detection,
     )
     if workers <= 1:
         linker = opts.load()

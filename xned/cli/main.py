@@ -33,7 +33,7 @@ def _root(
 
 
 def _register() -> None:
-    from xned.cli import bench, bundle, corrections, evaluate, experts, export, info, kb, link, serve
+    from xned.cli import bench, bundle, corrections, detector, evaluate, experts, export, info, kb, link, serve
 
     link.register(app)
     serve.register(app)
@@ -43,6 +43,7 @@ def _register() -> None:
     export.register(app)
     evaluate.register(app)
     experts.register(app)
+    detector.register(app)
     corrections.register(app)
     bundle.register(app)
 

@@ -283,6 +283,53 @@ class Encoder:
         pooled = np.stack(self._run(seqs, lambda _, h: h[0].copy() if cls else h.mean(axis=0)))
         return _normalize_rows(pooled.astype(np.float32))
 
+    def pool(self, h: np.ndarray, lead: int, a: int, b: int) -> np.ndarray:
+        """The vector of the mention at body tokens ``[a, b)`` of one encoded sequence whose
+        states are ``h`` (body from ``lead``): mention and context means, weighted."""
+        if self.pooling == "cls":
+            return h[0].copy()
+        ctx = h.mean(axis=0)
+        if self.pooling == "mean" or b <= a:
+            return ctx
+        men = h[lead + a : lead + b].mean(axis=0)
+        w = self.mention_weight
+        return w * _normalize_rows(men) + (1 - w) * _normalize_rows(ctx)
+
+    def encode_documents(
+        self,
+        texts: Sequence[str],
+        protect: Sequence[Sequence[tuple[int, int]]],
+        visit: Any,
+    ) -> list[list[Any]]:
+        """Every token of every text through the encoder exactly once, in chunks of at most
+        ``chunk_tokens`` whose cuts avoid the character spans ``protect[d]`` (candidate
+        mentions). For each chunk, ``visit(d, offsets, h, lead)`` is called with the
+        document index, the chunk's character offsets ``[n, 2]`` (one row per body token) and
+        the states ``h`` of the wrapped sequence (body tokens from ``lead``); the results are
+        returned per document in chunk order. Memory holds one batch of states."""
+        tok = self.tokenizer
+        room = self.max_length - len(self._cls) - len(self._sep) - len(self._prefix["query"])
+        size = max(8, min(room, self.chunk_tokens))
+        encs = tok.encode_batch(list(texts), add_special_tokens=False)
+        seqs: list[list[int]] = []
+        where: list[tuple[int, np.ndarray]] = []
+        per_doc: list[list[int]] = []
+        for d, (enc, spans) in enumerate(zip(encs, protect, strict=True)):
+            ids = enc.ids
+            offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+            bounds = chunk_bounds(len(ids), token_spans(enc.offsets, spans) if len(ids) else [], size)
+            mine = []
+            for c0, c1 in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+                if c1 <= c0:
+                    continue
+                mine.append(len(seqs))
+                seqs.append(self._wrap(list(ids[c0:c1]), "query"))
+                where.append((d, offs[c0:c1]))
+            per_doc.append(mine)
+        lead = len(self._cls) + len(self._prefix["query"])
+        results = self._run(seqs, lambda i, h: visit(where[i][0], where[i][1], h, lead)) if seqs else []
+        return [[results[i] for i in mine] for mine in per_doc]
+
     def embed_mentions(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[np.ndarray]:
         """For each document, an L2-normalized ``[n_mentions, H]`` array of mention-in-context
         embeddings. ``spans[d]`` are character spans into ``texts[d]``.
@@ -319,18 +366,7 @@ class Encoder:
                 inside[wid].append((a, b))
 
         def pool(i: int, h: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
-            if self.pooling == "cls":
-                return dict.fromkeys(inside[i], h[0].copy())
-            ctx = h.mean(axis=0)
-            out = {}
-            for a, b in inside[i]:
-                if self.pooling == "mean" or b <= a:
-                    out[(a, b)] = ctx
-                else:
-                    men = h[lead + a : lead + b].mean(axis=0)
-                    w = self.mention_weight
-                    out[(a, b)] = w * _normalize_rows(men) + (1 - w) * _normalize_rows(ctx)
-            return out
+            return {(a, b): self.pool(h, lead, a, b) for a, b in inside[i]}
 
         pooled = self._run(seqs, pool) if seqs else []
         dim = next((len(v) for d in pooled for v in d.values()), 0)

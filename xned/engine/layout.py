@@ -13,6 +13,7 @@ SCORING = "scoring.json"
 ENCODER = "encoder"  # config.json, model.onnx, tokenizer.json
 ENCODER_CONFIG = "config.json"
 EXPERTS = "experts"
+DETECTOR = "detector"  # optional: the trained mention detector head
 KB = "kb"
 
 
@@ -80,3 +81,13 @@ class ExpertsDir:
     SCALES = "scales.npy"  # float32 [classes]
     BIAS = "bias.npy"  # float32 [classes], incl. the log frequency prior
     HUBNESS = "hubness.npy"  # float16 [N] per KB entity (optional)
+
+
+class DetectorDir:
+    """``detector/``: a token-classification head (O, B, I) on the encoder's token states."""
+
+    META = "meta.json"  # labels, source languages, training data, min_score, measured figures
+    W1 = "w1.npy"  # float32 [D, h], input standardization folded in
+    B1 = "b1.npy"  # float32 [h]
+    W2 = "w2.npy"  # float32 [h, 3]
+    B2 = "b2.npy"  # float32 [3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,15 +22,21 @@ from xned.engine.documents import MentionLike, as_document, as_mention, check_te
 from xned.engine.encoder import Encoder
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
-from xned.engine.mentions import Detector
+from xned.engine.mentions import Detector, Span
 from xned.engine.morph import suffixes
 from xned.engine.normalize import normalize
 from xned.engine.propagation import propagate
 from xned.engine.scoring import Scorer
 from xned.engine.state import Example
+from xned.engine.tagger import Tagger
 from xned.errors import BundleError, InputError
 from xned.langs import normalize_lang, suggest
 from xned.types import DocResult, Document, Link, Mention
+
+DETECTION = ("auto", "model", "rules")
+#: a rule-based match the trained detector rejects is kept when its alias key's link
+#: probability (how often the string is a link where it occurs) is at least this
+KEEP_LINK_PROB = 0.5
 
 
 @dataclass
@@ -54,6 +61,7 @@ class Linker:
         top_k: int = 30,
         max_chars: int = config.MAX_DOC_CHARS,
         dense_k: int = 10,
+        tagger: Tagger | None = None,
     ):
         self.root = root
         self.manifest = manifest
@@ -64,6 +72,7 @@ class Linker:
         self.top_k = top_k
         self.max_chars = max_chars
         self.dense_k = dense_k
+        self.tagger = tagger  # the trained mention detector; None: rule-based detection
         self._detectors: dict[str | None, Detector] = {}
         self._taught: Any = None  # the corrections' taught-key trie the detectors were built with
         self.corrections: Corrections | None = None
@@ -84,6 +93,7 @@ class Linker:
         use_corrections: bool = True,
         state: str | Path | None = None,
         prefetch: bool = False,
+        detection: str = "auto",
     ) -> Linker:
         """Open a bundle (None = ``$XNED_BUNDLE`` or the embedded default bundle).
 
@@ -95,8 +105,13 @@ class Linker:
         else the user data directory; see ``xned.engine.state``) are applied unless
         ``use_corrections`` is False. ``prefetch`` starts creating the ONNX session in a
         thread at once, for callers that will encode (``xned link``, the worker pool): the
-        session then loads while the KB opens and the tokenizer loads.
+        session then loads while the KB opens and the tokenizer loads. ``detection`` chooses
+        how mentions are found when none are given: ``model`` (the bundle's trained detector,
+        ``detector/``), ``rules`` (alias-table matches), ``auto`` (the model where the bundle
+        has one).
         """
+        if detection not in DETECTION:
+            raise InputError(f"Unknown detection {detection!r}; use one of {', '.join(DETECTION)}.")
         root = Path(bundle) if bundle is not None else config.default_bundle_path()
         manifest = read_manifest(root)
         check_files(manifest, verify=verify)  # before any file is opened: paths stay inside the bundle
@@ -123,7 +138,27 @@ class Linker:
             raise InputError(f"top_k must be at least 1 (got {top_k}).")
         if dense_k < 0:
             raise InputError(f"dense_k must be 0 or more (got {dense_k}).")
-        linker = cls(root, manifest, kb, encoder, experts, scorer, top_k=top_k, max_chars=max_chars, dense_k=dense_k)
+        tagger = None
+        has_detector = (root / L.DETECTOR / L.DetectorDir.META).exists()
+        if detection == "model" and not (has_detector and encoder is not None):
+            raise InputError(
+                f"Bundle {root} has no trained mention detector ({L.DETECTOR}/ with an encoder); "
+                f"train one with: xned detector train DATA.jsonl --bundle {root}, or use --detection rules."
+            )
+        if detection != "rules" and has_detector and encoder is not None:
+            tagger = Tagger(root / L.DETECTOR, dim=int(encoder.config.get("dim", 0)) or None)
+        linker = cls(
+            root,
+            manifest,
+            kb,
+            encoder,
+            experts,
+            scorer,
+            top_k=top_k,
+            max_chars=max_chars,
+            dense_k=dense_k,
+            tagger=tagger,
+        )
         if use_corrections:
             linker.corrections = Corrections.open(root, state, linker._base_scores, kb.index, scorer.reach)
         return linker
@@ -203,15 +238,17 @@ class Linker:
         return self._detectors[lang]
 
     def _prepare(
-        self, raw: Document | str | dict[str, Any], lang: str | None, given: bool
-    ) -> tuple[Document, list[Mention]]:
+        self, raw: Document | str | dict[str, Any], lang: str | None, given: bool, detection: str
+    ) -> tuple[Document, list[Mention] | None]:
+        """The document and its mentions: given, rule-detected, or None when the trained
+        detector finds them during the encoder pass."""
         doc = as_document(raw, lang)
         check_text(doc.text, self.max_chars)
         self.kb.check_lang(doc.lang)
         self._check_table(doc.lang)
         if doc.mentions is not None and given:
             return doc, [as_mention(m, doc.text) for m in doc.mentions]
-        return doc, self._detect(doc)
+        return doc, None if detection == "model" else self._detect(doc)
 
     def analyze(
         self,
@@ -221,13 +258,16 @@ class Linker:
         *,
         also_detect: bool = False,
         skip_decided: bool = False,
+        detection: str | None = None,
     ) -> list[Analysis | DocResult]:
         """Mentions with their candidate features (no decision), for evaluation and
         calibration: one ``Analysis`` per document, or a ``DocResult`` carrying the error.
-        With ``also_detect`` the detected mentions are analysed too (``Analysis.detected``),
-        sharing one encoder pass with the given ones. With ``skip_decided`` mentions whose
-        decision cannot depend on the context (``Scorer.without_context``) are not encoded."""
-        return self._analyze(list(docs), lang, given_spans, also_detect, skip_decided)
+        With ``also_detect`` the rule-detected mentions are analysed too
+        (``Analysis.detected``), sharing one encoder pass with the given ones. With
+        ``skip_decided`` mentions whose decision cannot depend on the context
+        (``Scorer.without_context``) are not encoded. ``detection`` (``model`` or ``rules``)
+        overrides how this linker detects mentions where none are given."""
+        return self._analyze(list(docs), lang, given_spans, also_detect, skip_decided, detection)
 
     def _candidates(self, doc: Document, ments: list[Mention]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Candidate generation, with document-level propagation of longer mentions."""
@@ -243,20 +283,78 @@ class Linker:
         ]
 
     def _prepare_all(
-        self, raw_docs: list[Any], lang: str | None, given: bool, also_detect: bool
-    ) -> list[tuple[Document, list[list[Mention]], list[list[tuple[np.ndarray, np.ndarray]]]] | DocResult]:
-        """Per document: its mention sets and their candidates, or its error record."""
+        self, raw_docs: list[Any], lang: str | None, given: bool, also_detect: bool, detection: str
+    ) -> tuple[list[Any], dict[int, Any]]:
+        """Per document: its mention sets and their candidates (``(doc, sets, cands)``), or
+        its error record; and, for the documents whose mentions the trained detector found,
+        their vectors by span (``_tag``)."""
         out: list[Any] = []
+        todo: dict[int, Document] = {}
         for raw in raw_docs:
             if isinstance(raw, DocResult):
                 out.append(raw)
                 continue
             try:
-                doc, ments = self._prepare(raw, lang, given)
-                sets = [ments, self._detect(doc)] if also_detect else [ments]
-                out.append((doc, sets, [self._candidates(doc, m) for m in sets]))
+                doc, ments = self._prepare(raw, lang, given, detection)
+                if ments is None:
+                    todo[len(out)] = doc
+                out.append((doc, ments, [self._detect(doc)] if also_detect else []))
             except Exception as exc:  # one bad document never stops the others
                 out.append(error_result(raw, lang, exc))
+        tagged = self._tag(todo)
+        for i, item in enumerate(out):
+            if isinstance(item, DocResult):
+                continue
+            doc, ments, extra = item
+            try:
+                if ments is None:
+                    found = tagged[i]
+                    if isinstance(found, BaseException):
+                        raise found
+                    ments = [Mention(s, e, doc.text[s:e]) for s, e in found]
+                sets = [ments, *extra]
+                out[i] = (doc, sets, [self._candidates(doc, m) for m in sets])
+            except Exception as exc:
+                out[i] = error_result(doc, lang, exc)
+        return out, tagged
+
+    def _tag(self, todo: dict[int, Document]) -> dict[int, Any]:
+        """The trained detector over the documents ``todo`` (index -> document): per
+        document its mention vectors by span (the spans are its mentions), or the exception
+        that stopped it. One encoder pass over every token gives both (see ``tagging``)."""
+        if not todo:
+            return {}
+        from xned.engine.tagging import tag_documents
+
+        assert self.tagger is not None and self.encoder is not None
+        idx = sorted(todo)
+        docs = [todo[i] for i in idx]
+
+        def run(sub: list[Document]) -> list[dict[tuple[int, int], np.ndarray]]:
+            assert self.tagger is not None and self.encoder is not None
+            return tag_documents(self.encoder, self.tagger, [d.text for d in sub], [self._rule_spans(d) for d in sub])
+
+        try:
+            return dict(zip(idx, run(docs), strict=True))
+        except Exception:
+            if len(idx) == 1:
+                return {idx[0]: sys.exc_info()[1]}
+        out: dict[int, Any] = {}
+        for i, d in zip(idx, docs, strict=True):  # the failure stays with the document that caused it
+            try:
+                out[i] = run([d])[0]
+            except Exception as exc:
+                out[i] = exc
+        return out
+
+    def _rule_spans(self, doc: Document) -> list[tuple[Span, bool]]:
+        """The rule-based matches of a document, each with whether it stands on its own
+        (kept even where the trained detector disagrees: an alias that is usually a link, or
+        a string an analyst taught)."""
+        out = []
+        for sp in self._detector(doc.lang).detect(doc.text):
+            lp = self._detector(doc.lang).link_prob(sp.key)
+            out.append((sp, lp == lp and lp >= KEEP_LINK_PROB))
         return out
 
     def _needs_context(self, doc: Document, m: Mention, ents: np.ndarray, pri: np.ndarray) -> bool:
@@ -274,10 +372,15 @@ class Linker:
         given: bool,
         also_detect: bool = False,
         skip_decided: bool = False,
+        detection: str | None = None,
     ) -> list[Analysis | DocResult]:
         if self.corrections is not None:
             self.corrections.sync()  # another process may have taught something
-        prepared = self._prepare_all(raw_docs, lang, given, also_detect)
+        if detection is None:
+            detection = "model" if self.tagger is not None else "rules"
+        elif detection == "model" and self.tagger is None:
+            raise InputError(f"Bundle {self.root} was loaded without a trained mention detector.")
+        prepared, tagged = self._prepare_all(raw_docs, lang, given, also_detect, detection)
         use_vectors = (
             self.encoder is not None
             and self.scorer.variant != "prior"
@@ -290,15 +393,21 @@ class Linker:
             if isinstance(item, DocResult) or not use_vectors:
                 continue
             doc, sets, cands = item
+            have = tagged.get(i)
+            have = have if isinstance(have, dict) else {}
             wanted = {
                 (m.start, m.end)
                 for ments, per in zip(sets, cands, strict=True)
                 for m, (ents, pri) in zip(ments, per, strict=True)
-                if dense or (len(ents) and (not skip_decided or self._needs_context(doc, m, ents, pri)))
+                if (m.start, m.end) not in have
+                and (dense or (len(ents) and (not skip_decided or self._needs_context(doc, m, ents, pri))))
             }
             if wanted:
                 spans[i] = sorted(wanted)
         vectors = self._encode(prepared, spans)
+        for i, have in tagged.items():  # the detector's pass already gave its mentions' vectors
+            if isinstance(have, dict) and use_vectors and not isinstance(vectors.get(i), BaseException):
+                vectors[i] = {**have, **(vectors.get(i) or {})}
         retrieved = self._retrieve(vectors) if dense else {}
         out: list[Analysis | DocResult] = []
         for i, item in enumerate(prepared):

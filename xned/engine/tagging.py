@@ -1,0 +1,131 @@
+"""Detection with the trained detector, fused with the alias tables, in one encoder pass.
+
+Every token of a document goes through the encoder once (``Encoder.encode_documents``, chunk
+cuts kept off the rule-based matches). In each chunk the detector head tags the pieces
+(``Tagger``); the mentions of the chunk are
+
+1. the detector's spans (a span with no candidate becomes a NIL mention later);
+2. the rule-based matches it rejected whose alias stands on its own (``keep`` in
+   ``rule_spans``: a high link probability, or a string an analyst taught), where they do
+   not overlap a detected span;
+
+and each is pooled from the states at hand into its vector in context, exactly as
+``Encoder.embed_mentions`` pools a given span. Document-level consistency: every other
+occurrence of a detected surface in the same document (whole words, not inside another
+mention) becomes a mention too, with the vector of its first occurrence, so one name is
+linked one way throughout the document.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from xned.engine.encoder import token_spans
+from xned.engine.mentions import Span
+from xned.engine.normalize import CJK_CLASS
+from xned.engine.tagger import Tagger
+
+Spans = dict[tuple[int, int], np.ndarray]
+_CJK = re.compile(f"[{CJK_CLASS}]")
+MIN_REPEAT_CHARS = 2  # a repeated surface shorter than this is not propagated
+
+
+def tag_documents(
+    encoder: Any,
+    tagger: Tagger,
+    texts: Sequence[str],
+    rule_spans: Sequence[Sequence[tuple[Span, bool]]],
+) -> list[Spans]:
+    """Per text, its mentions (character spans, sorted) with their vectors."""
+    starts = [[sp.start for sp, _ in rules] for rules in rule_spans]
+
+    def visit(d: int, offsets: np.ndarray, h: np.ndarray, lead: int) -> list[tuple[int, int, np.ndarray]]:
+        text = texts[d]
+        body = h[lead : lead + len(offsets)]
+        probs = tagger.probs(body)
+        tagged = [(t.start, t.end) for t in tagger.decode(text, offsets, probs)]
+        lo, hi = int(offsets[0][0]), int(offsets[-1][1])
+        rules = rule_spans[d][bisect.bisect_left(starts[d], lo) : bisect.bisect_left(starts[d], hi)]
+        inside = 1.0 - probs[:, 0]
+        pieces = token_spans(offsets.tolist(), [(sp.start, sp.end) for sp, _ in rules])
+        found = fuse(
+            tagged,
+            [
+                ((sp.start, sp.end), keep or float(inside[a:b].mean()) >= tagger.rule_min_score)
+                for (sp, keep), (a, b) in zip(rules, pieces, strict=True)
+            ],
+        )
+        if not found:
+            return []
+        toks = token_spans(offsets.tolist(), found)
+        vecs = np.stack([encoder.pool(h, lead, a, b) for a, b in toks]).astype(np.float32)
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return [(s, e, v) for (s, e), v in zip(found, vecs, strict=True)]
+
+    chunks = encoder.encode_documents(texts, [[(sp.start, sp.end) for sp, _ in r] for r in rule_spans], visit)
+    return [
+        _repeat(text, {(s, e): v for part in parts for s, e, v in part})
+        for text, parts in zip(texts, chunks, strict=True)
+    ]
+
+
+def fuse(tagged: Sequence[tuple[int, int]], rules: Sequence[tuple[tuple[int, int], bool]]) -> list[tuple[int, int]]:
+    """The mentions of one chunk from the detector's spans and the rule-based matches
+    (``(span, keep)``), sorted and disjoint:
+
+    - a detected span that holds every match it overlaps stays as it is;
+    - otherwise the matches it overlaps replace it: the alias tables know where the name
+      ends ("Barack" + "Obama" tagged apart, "ヨタ自動車" cut in a word, are the matches
+      "Barack Obama" and "トヨタ自動車");
+    - a match no detected span overlaps is kept only if it stands on its own (``keep``).
+    """
+    out: list[tuple[int, int]] = []
+    used: set[tuple[int, int]] = set()
+    for t0, t1 in tagged:
+        over = [r for r, _ in rules if r[0] < t1 and t0 < r[1]]
+        if all(t0 <= r0 and r1 <= t1 for r0, r1 in over):
+            out.append((t0, t1))
+        else:
+            out.extend(over)
+        used.update(over)
+    out.extend(r for r, keep in rules if keep and r not in used)
+    result: list[tuple[int, int]] = []
+    for sp in sorted(set(out), key=lambda x: (x[0], -x[1])):
+        if not result or sp[0] >= result[-1][1]:
+            result.append(sp)
+    return result
+
+
+def _repeat(text: str, found: Spans) -> Spans:
+    """``found`` plus every other whole-word occurrence of its surfaces (see the module doc)."""
+    if not found:
+        return found
+    taken = sorted(found)
+    begins = [s for s, _ in taken]
+    out = dict(found)
+    first: dict[str, np.ndarray] = {}
+    for s, e in taken:
+        first.setdefault(text[s:e], found[(s, e)])
+    added: list[tuple[int, int]] = []
+    for surface, vec in sorted(first.items(), key=lambda kv: -len(kv[0])):  # longer names first
+        if len(surface) < MIN_REPEAT_CHARS:
+            continue
+        cjk = bool(_CJK.search(surface))
+        pos = text.find(surface)
+        while pos >= 0:
+            end = pos + len(surface)
+            whole = cjk or ((pos == 0 or not text[pos - 1].isalnum()) and (end == len(text) or not text[end].isalnum()))
+            k = bisect.bisect_right(begins, end) - 1  # the last mention starting before ``end``
+            overlaps = any(s < end and pos < e for s, e in taken[max(0, k - 8) : k + 1]) or any(
+                s < end and pos < e for s, e in added
+            )
+            if whole and not overlaps:
+                out[(pos, end)] = vec
+                added.append((pos, end))
+            pos = text.find(surface, pos + 1)
+    return dict(sorted(out.items()))

@@ -1,0 +1,1 @@
+"""Training-time tools for the trained mention detector (``xned detector``)."""
