@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from xned.engine.detection import _repeat, fuse
 from xned.engine.tagger import decode
-from xned.engine.tagging import _repeat, fuse
 from xned.export.detector.train import IGNORE, TAG_B, TAG_I, TAG_O, bio_labels
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xned.engine.corrections import Corrections
+from xned.engine.experts import Experts
 from xned.engine.kb import KB
 from xned.engine.normalize import normalize
 from xned.engine.scoring import Scorer, rank
@@ -26,6 +27,36 @@ class MentionFeatures:
     vector: np.ndarray | None
     hub: np.ndarray | None = None
     dense: np.ndarray | None = None  # 1.0 where the candidate came from dense retrieval only
+
+
+def features(
+    kb: KB,
+    experts: Experts | None,
+    scorer: Scorer,
+    lang: str | None,
+    m: Mention,
+    ents: np.ndarray,
+    pri: np.ndarray,
+    dense: np.ndarray | None,
+    vec: np.ndarray | None,
+) -> MentionFeatures:
+    """A mention's features: its candidates' cosines to its vector in context, its word
+    expert's probabilities (where one applies) and the candidates' hubness."""
+    sims = expert_p = None
+    if len(ents) and experts is not None and (vec is not None or len(ents) == 1):
+        model = experts.model_for(lang, normalize(m.text), ents)
+        if model >= 0:
+            # one candidate: the softmax over the expert's classes among them is 1 or unknown
+            expert_p = experts.predict(model, vec, ents) if vec is not None else experts.known(model, ents)
+    if len(ents) and vec is not None and kb.has_vectors:
+        ev = kb.vectors(ents)
+        if ev is not None:
+            sims = ev @ vec
+            none = ~ev.any(axis=1)  # no vector (--vectors ambiguous, an overlay entity): typical cosine
+            if none.any():
+                sims[none] = scorer.sim_typical
+    hub = experts.hubness_of(ents) if experts is not None and len(ents) else None
+    return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense)
 
 
 def decide(

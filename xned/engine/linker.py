@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -15,15 +14,15 @@ from xned import config
 from xned.engine import layout as L
 from xned.engine.bundle import Manifest, check_files, read_manifest
 from xned.engine.corrections import NIL, Corrections, make_examples
-from xned.engine.decision import MentionFeatures, decide
+from xned.engine.decision import MentionFeatures, decide, features
 from xned.engine.dense import with_retrieved
 from xned.engine.describe import describe
-from xned.engine.documents import MentionLike, as_document, as_mention, check_text, error_result
+from xned.engine.detection import MentionFinder
+from xned.engine.documents import MentionLike, as_document, as_mention, check_text, error_result, per_document
 from xned.engine.encoder import Encoder
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
-from xned.engine.mentions import Detector, Span
-from xned.engine.morph import suffixes
+from xned.engine.mentions import Detector
 from xned.engine.normalize import normalize
 from xned.engine.propagation import propagate
 from xned.engine.scoring import Scorer
@@ -32,11 +31,6 @@ from xned.engine.tagger import Tagger
 from xned.errors import BundleError, InputError
 from xned.langs import normalize_lang, suggest
 from xned.types import DocResult, Document, Link, Mention
-
-DETECTION = ("auto", "model", "rules")
-#: a rule-based match the trained detector rejects is kept when its alias key's link
-#: probability (how often the string is a link where it occurs) is at least this
-KEEP_LINK_PROB = 0.5
 
 
 @dataclass
@@ -72,9 +66,9 @@ class Linker:
         self.top_k = top_k
         self.max_chars = max_chars
         self.dense_k = dense_k
-        self.tagger = tagger  # the trained mention detector; None: rule-based detection
-        self._detectors: dict[str | None, Detector] = {}
-        self._taught: Any = None  # the corrections' taught-key trie the detectors were built with
+        self.finder = MentionFinder(
+            kb, tagger, encoder, lambda: self.corrections.taught_keys() if self.corrections is not None else None
+        )
         self.corrections: Corrections | None = None
 
     @classmethod
@@ -110,8 +104,6 @@ class Linker:
         ``detector/``), ``rules`` (alias-table matches), ``auto`` (the model where the bundle
         has one).
         """
-        if detection not in DETECTION:
-            raise InputError(f"Unknown detection {detection!r}; use one of {', '.join(DETECTION)}.")
         root = Path(bundle) if bundle is not None else config.default_bundle_path()
         manifest = read_manifest(root)
         check_files(manifest, verify=verify)  # before any file is opened: paths stay inside the bundle
@@ -138,15 +130,7 @@ class Linker:
             raise InputError(f"top_k must be at least 1 (got {top_k}).")
         if dense_k < 0:
             raise InputError(f"dense_k must be 0 or more (got {dense_k}).")
-        tagger = None
-        has_detector = (root / L.DETECTOR / L.DetectorDir.META).exists()
-        if detection == "model" and not (has_detector and encoder is not None):
-            raise InputError(
-                f"Bundle {root} has no trained mention detector ({L.DETECTOR}/ with an encoder); "
-                f"train one with: xned detector train DATA.jsonl --bundle {root}, or use --detection rules."
-            )
-        if detection != "rules" and has_detector and encoder is not None:
-            tagger = Tagger(root / L.DETECTOR, dim=int(encoder.config.get("dim", 0)) or None)
+        tagger = Tagger.open(root, encoder, detection)
         linker = cls(
             root,
             manifest,
@@ -162,6 +146,11 @@ class Linker:
         if use_corrections:
             linker.corrections = Corrections.open(root, state, linker._base_scores, kb.index, scorer.reach)
         return linker
+
+    @property
+    def tagger(self) -> Tagger | None:
+        """The trained mention detector (None: rule-based detection)."""
+        return self.finder.tagger
 
     # -- public API -------------------------------------------------------------------------
     def link(
@@ -222,20 +211,8 @@ class Linker:
             )
 
     def _detector(self, lang: str | None) -> Detector:
-        taught = self.corrections.taught_keys() if self.corrections is not None else None
-        if taught is not self._taught:  # the corrections changed: detectors see the new keys
-            self._detectors.clear()
-            self._taught = taught
-        if lang not in self._detectors:
-            keys, folds = self.kb.detection_tries(lang)
-            self._detectors[lang] = Detector(
-                [*keys, taught] if taught is not None else keys,
-                # a string an analyst taught as an entity is always a mention
-                lambda k: 1.0 if taught is not None and k in taught else self.kb.link_probability(lang, k),
-                fold_tries=folds,
-                endings=suffixes(lang),
-            )
-        return self._detectors[lang]
+        """The alias-table detector of ``lang``, with the analyst's taught strings."""
+        return self.finder.rules_for(lang)
 
     def _prepare(
         self, raw: Document | str | dict[str, Any], lang: str | None, given: bool, detection: str
@@ -248,7 +225,7 @@ class Linker:
         self._check_table(doc.lang)
         if doc.mentions is not None and given:
             return doc, [as_mention(m, doc.text) for m in doc.mentions]
-        return doc, None if detection == "model" else self._detect(doc)
+        return doc, None if detection == "model" else self.finder.rules(doc)
 
     def analyze(
         self,
@@ -277,17 +254,11 @@ class Linker:
             per = [self.corrections.extend(k, *p) for k, p in zip(keys, per, strict=True)]
         return propagate(keys, per, self.top_k)
 
-    def _detect(self, doc: Document) -> list[Mention]:
-        return [
-            Mention(sp.start, sp.end, doc.text[sp.start : sp.end]) for sp in self._detector(doc.lang).detect(doc.text)
-        ]
-
     def _prepare_all(
         self, raw_docs: list[Any], lang: str | None, given: bool, also_detect: bool, detection: str
     ) -> tuple[list[Any], dict[int, Any]]:
-        """Per document: its mention sets and their candidates (``(doc, sets, cands)``), or
-        its error record; and, for the documents whose mentions the trained detector found,
-        their vectors by span (``_tag``)."""
+        """Per document its mention sets and their candidates (``(doc, sets, cands)``) or its
+        error record; and the vectors by span of the mentions the trained detector found."""
         out: list[Any] = []
         todo: dict[int, Document] = {}
         for raw in raw_docs:
@@ -298,10 +269,10 @@ class Linker:
                 doc, ments = self._prepare(raw, lang, given, detection)
                 if ments is None:
                     todo[len(out)] = doc
-                out.append((doc, ments, [self._detect(doc)] if also_detect else []))
+                out.append((doc, ments, [self.finder.rules(doc)] if also_detect else []))
             except Exception as exc:  # one bad document never stops the others
                 out.append(error_result(raw, lang, exc))
-        tagged = self._tag(todo)
+        tagged = self.finder.tag(todo)
         for i, item in enumerate(out):
             if isinstance(item, DocResult):
                 continue
@@ -317,45 +288,6 @@ class Linker:
             except Exception as exc:
                 out[i] = error_result(doc, lang, exc)
         return out, tagged
-
-    def _tag(self, todo: dict[int, Document]) -> dict[int, Any]:
-        """The trained detector over the documents ``todo`` (index -> document): per
-        document its mention vectors by span (the spans are its mentions), or the exception
-        that stopped it. One encoder pass over every token gives both (see ``tagging``)."""
-        if not todo:
-            return {}
-        from xned.engine.tagging import tag_documents
-
-        assert self.tagger is not None and self.encoder is not None
-        idx = sorted(todo)
-        docs = [todo[i] for i in idx]
-
-        def run(sub: list[Document]) -> list[dict[tuple[int, int], np.ndarray]]:
-            assert self.tagger is not None and self.encoder is not None
-            return tag_documents(self.encoder, self.tagger, [d.text for d in sub], [self._rule_spans(d) for d in sub])
-
-        try:
-            return dict(zip(idx, run(docs), strict=True))
-        except Exception:
-            if len(idx) == 1:
-                return {idx[0]: sys.exc_info()[1]}
-        out: dict[int, Any] = {}
-        for i, d in zip(idx, docs, strict=True):  # the failure stays with the document that caused it
-            try:
-                out[i] = run([d])[0]
-            except Exception as exc:
-                out[i] = exc
-        return out
-
-    def _rule_spans(self, doc: Document) -> list[tuple[Span, bool]]:
-        """The rule-based matches of a document, each with whether it stands on its own
-        (kept even where the trained detector disagrees: an alias that is usually a link, or
-        a string an analyst taught)."""
-        out = []
-        for sp in self._detector(doc.lang).detect(doc.text):
-            lp = self._detector(doc.lang).link_prob(sp.key)
-            out.append((sp, lp == lp and lp >= KEEP_LINK_PROB))
-        return out
 
     def _needs_context(self, doc: Document, m: Mention, ents: np.ndarray, pri: np.ndarray) -> bool:
         if not len(ents):
@@ -435,30 +367,15 @@ class Linker:
         return out
 
     def _encode(self, prepared: list[Any], spans: dict[int, list[tuple[int, int]]]) -> dict[int, Any]:
-        """Mention vectors per document (one encoder pass over the chunk); if the pass fails,
-        each document is encoded alone so the failure stays with the document that caused it."""
-        need = sorted(spans)
-        if not need:
-            return {}
-        texts = [prepared[i][0].text for i in need]
+        """Mention vectors per document, by span (one batched encoder pass; a document whose
+        pass fails gets the exception instead)."""
 
-        def run(idx: list[int], txt: list[str]) -> dict[int, Any]:
+        def run(idx: list[int]) -> dict[int, Any]:
             assert self.encoder is not None
-            arrs = self.encoder.embed_mentions(txt, [spans[i] for i in idx])
+            arrs = self.encoder.embed_mentions([prepared[i][0].text for i in idx], [spans[i] for i in idx])
             return {i: dict(zip(spans[i], arr, strict=True)) for i, arr in zip(idx, arrs, strict=True)}
 
-        try:
-            return run(need, texts)
-        except Exception:
-            if len(need) == 1:
-                raise
-        out: dict[int, Any] = {}
-        for i, t in zip(need, texts, strict=True):
-            try:
-                out.update(run([i], [t]))
-            except Exception as exc:
-                out[i] = exc
-        return out
+        return per_document(sorted(spans), run) if spans else {}
 
     def _retrieve(self, vectors: dict[int, Any]) -> dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]]:
         """Dense candidates of every encoded mention, in one batched search."""
@@ -469,31 +386,9 @@ class Linker:
         return dict(zip(keys, self.kb.retrieve(mat, self.dense_k), strict=True))
 
     def _features(
-        self,
-        doc: Document,
-        m: Mention,
-        ents: np.ndarray,
-        pri: np.ndarray,
-        dense: np.ndarray | None,
-        vec: np.ndarray | None,
+        self, doc: Document, m: Mention, ents: np.ndarray, pri: np.ndarray, dense: Any, vec: Any
     ) -> MentionFeatures:
-        sims = expert_p = None
-        if len(ents) and self.experts is not None and (vec is not None or len(ents) == 1):
-            model = self.experts.model_for(doc.lang, normalize(m.text), ents)
-            if model >= 0:
-                # one candidate: the softmax over the expert's classes among them is 1 or unknown
-                expert_p = (
-                    self.experts.predict(model, vec, ents) if vec is not None else self.experts.known(model, ents)
-                )
-        if len(ents) and vec is not None and self.kb.has_vectors:
-            ev = self.kb.vectors(ents)
-            if ev is not None:
-                sims = ev @ vec
-                none = ~ev.any(axis=1)  # no vector (--vectors ambiguous, an overlay entity): typical cosine
-                if none.any():
-                    sims[none] = self.scorer.sim_typical
-        hub = self.experts.hubness_of(ents) if self.experts is not None and len(ents) else None
-        return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense)
+        return features(self.kb, self.experts, self.scorer, doc.lang, m, ents, pri, dense, vec)
 
     def _process(
         self,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +27,10 @@ from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT, read_json_object
 from xned.engine.kb import _load_npy
 from xned.engine.mentions import tokenize
-from xned.errors import BundleError
+from xned.errors import BundleError, InputError
 
 LABELS = ("O", "B", "I")
+DETECTION = ("auto", "model", "rules")
 MIN_SCORE = 0.5
 #: chosen on dev subsets (MEANTIME en/ja, HIPE-2020 de/fr dev, 40 documents each): end-to-end
 #: F1 24.1 with the rules alone, 21.2 with the detector alone, 24.2-24.5 fused at 0.1-0.2
@@ -70,6 +72,22 @@ class Tagger:
         for name in ("min_score", "rule_min_score"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise BundleError(f"Detector {name} {getattr(self, name)} is not in [0, 1]; {REBUILD_HINT}.")
+
+    @classmethod
+    def open(cls, bundle: Path, encoder: Any, detection: str = "auto") -> Tagger | None:
+        """The bundle's detector for ``detection`` (``model``: required, ``auto``: where the
+        bundle has one, ``rules``: none)."""
+        if detection not in DETECTION:
+            raise InputError(f"Unknown detection {detection!r}; use one of {', '.join(DETECTION)}.")
+        present = (bundle / L.DETECTOR / L.DetectorDir.META).exists() and encoder is not None
+        if detection == "model" and not present:
+            raise InputError(
+                f"Bundle {bundle} has no trained mention detector ({L.DETECTOR}/ with an encoder); "
+                f"train one with: xned detector train DATA.jsonl --bundle {bundle}, or use --detection rules."
+            )
+        if detection == "rules" or not present:
+            return None
+        return cls(bundle / L.DETECTOR, dim=int(encoder.config.get("dim", 0)) or None)
 
     @property
     def dim(self) -> int:

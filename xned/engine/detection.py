@@ -1,4 +1,6 @@
-"""Detection with the trained detector, fused with the alias tables, in one encoder pass.
+"""How mentions are found where none are given: alias-table matches (``mentions.Detector``,
+one per language, rebuilt when an analyst teaches a new string), or the trained detector
+(``tagger.Tagger``) fused with those matches in one encoder pass.
 
 Every token of a document goes through the encoder once (``Encoder.encode_documents``, chunk
 cuts kept off the rule-based matches). In each chunk the detector head tags the pieces
@@ -25,14 +27,83 @@ from typing import Any
 
 import numpy as np
 
+from xned.engine.documents import per_document
 from xned.engine.encoder import token_spans
-from xned.engine.mentions import Span
+from xned.engine.mentions import Detector, Span
+from xned.engine.morph import suffixes
 from xned.engine.normalize import CJK_CLASS
 from xned.engine.tagger import Tagger
+from xned.types import Document, Mention
 
 Spans = dict[tuple[int, int], np.ndarray]
 _CJK = re.compile(f"[{CJK_CLASS}]")
 MIN_REPEAT_CHARS = 2  # a repeated surface shorter than this is not propagated
+#: a rule-based match the trained detector rejects is kept when its alias key's link
+#: probability (how often the string is a link where it occurs) is at least this
+KEEP_LINK_PROB = 0.5
+
+
+class MentionFinder:
+    """The rule-based detectors of a KB (per language) and, where the bundle has one, the
+    trained detector with the encoder it reads."""
+
+    def __init__(self, kb: Any, tagger: Tagger | None = None, encoder: Any = None, taught: Any = None):
+        self.kb = kb
+        self.tagger = tagger
+        self.encoder = encoder
+        self.taught = taught or (lambda: None)  # () -> the analyst's taught-key trie (or None)
+        self._detectors: dict[str | None, Detector] = {}
+        self._taught: Any = None  # the taught-key trie the detectors were built with
+
+    def rules_for(self, lang: str | None) -> Detector:
+        """The alias-table detector of ``lang``, with the analyst's taught keys (a string
+        taught as an entity is always a mention)."""
+        taught = self.taught()
+        if taught is not self._taught:  # the corrections changed: detectors see the new keys
+            self._detectors.clear()
+            self._taught = taught
+        if lang not in self._detectors:
+            keys, folds = self.kb.detection_tries(lang)
+            self._detectors[lang] = Detector(
+                [*keys, taught] if taught is not None else keys,
+                lambda k: 1.0 if taught is not None and k in taught else self.kb.link_probability(lang, k),
+                fold_tries=folds,
+                endings=suffixes(lang),
+            )
+        return self._detectors[lang]
+
+    def rules(self, doc: Document) -> list[Mention]:
+        spans = self.rules_for(doc.lang).detect(doc.text)
+        return [Mention(sp.start, sp.end, doc.text[sp.start : sp.end]) for sp in spans]
+
+    def rule_spans(self, doc: Document) -> list[tuple[Span, bool]]:
+        """The rule-based matches of a document, each with whether it stands on its own
+        (kept even where the trained detector disagrees: an alias that is usually a link, or
+        a string an analyst taught)."""
+        det = self.rules_for(doc.lang)
+        out = []
+        for sp in det.detect(doc.text):
+            lp = det.link_prob(sp.key)
+            out.append((sp, lp == lp and lp >= KEEP_LINK_PROB))
+        return out
+
+    def tag(self, todo: dict[int, Document]) -> dict[int, Any]:
+        """The trained detector over the documents ``todo`` (index -> document): per
+        document its mention vectors by span (the spans are its mentions), or the exception
+        that stopped it (the failure stays with the document that caused it)."""
+        if not todo:
+            return {}
+        if self.tagger is None or self.encoder is None:
+            raise RuntimeError("no trained detector loaded")
+
+        def run(idx: list[int]) -> dict[int, Spans]:
+            assert self.tagger is not None
+            docs = [todo[i] for i in idx]
+            spans = [self.rule_spans(d) for d in docs]
+            found = tag_documents(self.encoder, self.tagger, [d.text for d in docs], spans)
+            return dict(zip(idx, found, strict=True))
+
+        return per_document(sorted(todo), run)
 
 
 def tag_documents(
