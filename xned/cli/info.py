@@ -39,6 +39,12 @@ def info_cli(
     if isinstance(enc.get("source"), dict):
         typer.echo(f"            source: {enc['source'].get('name', enc['source'])}")
     typer.echo(f"experts     {info['experts']:,}")
+    det = info["detection"]
+    typer.echo(
+        "detection   alias-table matches (no trained detector)"
+        if det == "rules"
+        else f"detection   trained detector ({', '.join(det.get('source_langs') or [])}) fused with alias-table matches"
+    )
     cor = info["corrections"]
     if cor is not None:
         typer.echo(

@@ -29,6 +29,9 @@ def describe(linker: Any) -> dict[str, Any]:
         if linker.encoder is None
         else {k: v for k, v in linker.encoder.config.items() if k not in ("model", "tokenizer")},
         "experts": 0 if linker.experts is None else len(linker.experts),
+        "detection": "rules"
+        if linker.tagger is None
+        else {"model": "trained", **{k: linker.tagger.meta.get(k) for k in ("source_langs", "training_files")}},
         "corrections": _corrections(linker.corrections),
         "scoring": {
             "weights": linker.scorer.weights,

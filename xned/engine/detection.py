@@ -173,17 +173,16 @@ def fuse(tagged: Sequence[tuple[int, int]], rules: Sequence[tuple[tuple[int, int
 
 
 def _repeat(text: str, found: Spans) -> Spans:
-    """``found`` plus every other whole-word occurrence of its surfaces (see the module doc)."""
+    """``found`` (disjoint spans) plus every other whole-word occurrence of its surfaces that
+    overlaps no mention (see the module doc); longer surfaces first."""
     if not found:
         return found
-    taken = sorted(found)
-    begins = [s for s, _ in taken]
+    taken = sorted(found)  # disjoint, sorted: a new span can only overlap the last one starting before its end
     out = dict(found)
     first: dict[str, np.ndarray] = {}
     for s, e in taken:
         first.setdefault(text[s:e], found[(s, e)])
-    added: list[tuple[int, int]] = []
-    for surface, vec in sorted(first.items(), key=lambda kv: -len(kv[0])):  # longer names first
+    for surface, vec in sorted(first.items(), key=lambda kv: -len(kv[0])):
         if len(surface) < MIN_REPEAT_CHARS:
             continue
         cjk = bool(_CJK.search(surface))
@@ -191,12 +190,9 @@ def _repeat(text: str, found: Spans) -> Spans:
         while pos >= 0:
             end = pos + len(surface)
             whole = cjk or ((pos == 0 or not text[pos - 1].isalnum()) and (end == len(text) or not text[end].isalnum()))
-            k = bisect.bisect_right(begins, end) - 1  # the last mention starting before ``end``
-            overlaps = any(s < end and pos < e for s, e in taken[max(0, k - 8) : k + 1]) or any(
-                s < end and pos < e for s, e in added
-            )
-            if whole and not overlaps:
+            k = bisect.bisect_left(taken, (end, -1)) - 1
+            if whole and (k < 0 or taken[k][1] <= pos):
                 out[(pos, end)] = vec
-                added.append((pos, end))
+                taken.insert(k + 1, (pos, end))
             pos = text.find(surface, pos + 1)
     return dict(sorted(out.items()))
