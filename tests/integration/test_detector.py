@@ -124,3 +124,20 @@ def test_cli_train_without_source_documents(trained, tmp_path):
     assert code == 1
     assert msg.startswith("Error: No training documents in language(s) de") and "--source-lang" in msg
     assert "Traceback" not in msg
+
+
+def test_bench_measures_both_detections(trained, tmp_path):
+    from xned.bench import run_bench
+
+    bundle, _ = trained
+    texts = ["She was with Lamar in the house.", "The singer Priam visited Paris and Berlin."]
+    corpus = tmp_path / "corpus.jsonl"
+    # given spans in the corpus are ignored here: detection is measured
+    corpus.write_text("".join(json.dumps({"text": t, "lang": "en", "mentions": [[0, 3]]}) + "\n" for t in texts))
+    res = run_bench(bundle, [corpus], repeat=1, workers=1)
+    for name in ("model", "rules"):
+        lk = Linker.load(bundle, detection=name, use_corrections=False)
+        expected = sum(len(lk.link(t, "en")) for t in texts)
+        assert res[f"warm_{name}_detection_mentions"] == expected
+        assert res[f"warm_{name}_detection_mentions_per_s"] > 0
+    assert res["warm_model_detection_mentions"] != res["warm_rules_detection_mentions"]
