@@ -20,7 +20,10 @@ NED mode (gold spans given), from one analysis pass shared by all variants:
   below the threshold) against NIL gold.
 
 End-to-end mode (mentions detected by the linker, fused system): strong match, i.e. same
-span and same QID, precision/recall/F1 over non-NIL links and non-NIL gold.
+span and same QID, precision/recall/F1 over non-NIL links and non-NIL gold; and detection
+alone (span match, every gold span, NIL too). With the alias-table detection always; with
+the trained detector too where the bundle has one (``*_model`` columns, its own pass, timed
+as ``detected_per_s_model``), side by side.
 """
 
 from __future__ import annotations
@@ -418,6 +421,8 @@ def markdown(report: dict[str, Any]) -> str:
         ("e2e_p", "e2e P", "{:.1%}"),
         ("e2e_r", "e2e R", "{:.1%}"),
         ("e2e_f1", "e2e F1", "{:.1%}"),
+        ("det_p_model", "model det P", "{:.1%}"),
+        ("det_r_model", "model det R", "{:.1%}"),
         ("det_f1_model", "model det F1", "{:.1%}"),
         ("e2e_p_model", "model e2e P", "{:.1%}"),
         ("e2e_r_model", "model e2e R", "{:.1%}"),
