@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,40 @@ class EvalDoc:
 
 
 @dataclass
+class Detected:
+    """One detection mode's counts: end to end (span + QID, non-NIL) and span only (every
+    detected span; every gold span, NIL too), and the seconds of its own pass (0: shared)."""
+
+    e2e_pred: int = 0
+    e2e_gold: int = 0
+    e2e_hit: int = 0
+    det_pred: int = 0
+    det_gold: int = 0
+    det_hit: int = 0
+    seconds: float = 0.0
+
+    def add(self, o: Detected) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(o, f.name))
+
+    def count(self, kind: str, pred: set[Any], gold: set[Any]) -> None:
+        for name, n in (("pred", len(pred)), ("gold", len(gold)), ("hit", len(pred & gold))):
+            setattr(self, f"{kind}_{name}", getattr(self, f"{kind}_{name}") + n)
+
+    def summary(self, suffix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for kind in ("e2e", "det"):
+            pred, gold, hit = (getattr(self, f"{kind}_{x}") for x in ("pred", "gold", "hit"))
+            if gold or pred:
+                p, rec = (round(hit / pred, 4) if pred else None), (round(hit / gold, 4) if gold else None)
+                f1 = round(2 * p * rec / (p + rec), 4) if p and rec else 0.0
+                out.update({f"{kind}_p{suffix}": p, f"{kind}_r{suffix}": rec, f"{kind}_f1{suffix}": f1})
+        if self.seconds:
+            out[f"detected_per_s{suffix}"] = round(self.det_pred / self.seconds, 4)
+        return out
+
+
+@dataclass
 class Stats:
     mentions: int = 0
     in_kb: int = 0
@@ -75,20 +109,8 @@ class Stats:
     correct: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VARIANTS, 0))
     nil_pred: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VARIANTS, 0))
     nil_hit: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VARIANTS, 0))
-    e2e_pred: int = 0
-    e2e_gold: int = 0
-    e2e_hit: int = 0
-    det_pred: int = 0  # mention detection, span only (every detected span; every gold span, NIL too)
-    det_gold: int = 0
-    det_hit: int = 0
-    # the same with the trained detector (bundles with detector/), from its own pass
-    e2e_pred_model: int = 0
-    e2e_gold_model: int = 0
-    e2e_hit_model: int = 0
-    det_pred_model: int = 0
-    det_gold_model: int = 0
-    det_hit_model: int = 0
-    seconds_model: float = 0.0  # that pass: detection, candidates, encoding and decisions
+    # detection counts per mode: "rules" (always), "model" (bundles with a trained detector)
+    detection: dict[str, Detected] = field(default_factory=lambda: {"rules": Detected(), "model": Detected()})
     seconds: float = 0.0
     # reliability of the fused confidence of linked (non-NIL) decisions, in 10 bins
     cal_n: list[int] = field(default_factory=lambda: [0] * 10)
@@ -98,12 +120,9 @@ class Stats:
     def add(self, o: Stats) -> None:
         for k in ("mentions", "in_kb", "nil", "unresolved", "in_cands", "cand_total"):
             setattr(self, k, getattr(self, k) + getattr(o, k))
-        for k in ("e2e_pred", "e2e_gold", "e2e_hit", "det_pred", "det_gold", "det_hit", "seconds"):
-            setattr(self, k, getattr(self, k) + getattr(o, k))
-            if k != "seconds":
-                k += "_model"
-                setattr(self, k, getattr(self, k) + getattr(o, k))
-        self.seconds_model += o.seconds_model
+        self.seconds += o.seconds
+        for mode, counts in o.detection.items():
+            self.detection[mode].add(counts)
         for d in ("correct", "nil_pred", "nil_hit"):
             for v in VARIANTS:
                 getattr(self, d)[v] += getattr(o, d)[v]
@@ -150,15 +169,8 @@ class Stats:
             out[f"nil_p_{v}"] = r(self.nil_hit[v], self.nil_pred[v])
             out[f"nil_r_{v}"] = r(self.nil_hit[v], self.nil)
         out["ece_fused"], out["reliability_fused"] = self.reliability()
-        for suffix in ("", "_model"):
-            for kind in ("e2e", "det"):
-                pred, gold, hit = (getattr(self, f"{kind}_{x}{suffix}") for x in ("pred", "gold", "hit"))
-                if gold or pred:
-                    p, rec = r(hit, pred), r(hit, gold)
-                    f1 = round(2 * p * rec / (p + rec), 4) if p and rec else 0.0
-                    out.update({f"{kind}_p{suffix}": p, f"{kind}_r{suffix}": rec, f"{kind}_f1{suffix}": f1})
-        if self.seconds_model:
-            out["detected_per_s_model"] = r(self.det_pred_model, self.seconds_model)
+        out.update(self.detection["rules"].summary(""))
+        out.update(self.detection["model"].summary("_model"))
         return out
 
 
@@ -301,13 +313,13 @@ def evaluate_docs(
             for d, res in zip(chunk, linker.analyze(inputs, given_spans=False, detection="model"), strict=True):
                 if not isinstance(res, Analysis):
                     raise InputError(f"document {d.id}: {res.error}")
-                _count_detected(st, "_model", linker, d, res.mentions, scorers)
-            st.seconds_model += time.perf_counter() - t1
+                _count_detected(st, "model", linker, d, res.mentions, scorers)
+            st.detection["model"].seconds += time.perf_counter() - t1
         for d, res in zip(chunk, analyses, strict=True):
             if not isinstance(res, Analysis):
                 raise InputError(f"document {d.id}: {res.error}")
             if end_to_end and res.detected is not None:
-                _count_detected(st, "", linker, d, res.detected, scorers)
+                _count_detected(st, "rules", linker, d, res.detected, scorers)
             for g, f in zip(d.gold, res.mentions, strict=True):
                 st.mentions += 1
                 qids = [linker.kb.qid(int(e)) for e in f.ents]
@@ -345,26 +357,22 @@ def evaluate_docs(
                                 "gold_in_candidates": g.qid in qids,
                             }
                         )
-    st.seconds = time.perf_counter() - t0 - st.seconds_model
+    st.seconds = time.perf_counter() - t0 - st.detection["model"].seconds
     return st, samples
 
 
 def _count_detected(
-    st: Stats, suffix: str, linker: Any, d: EvalDoc, detected: list[Any], scorers: dict[str, Scorer]
+    st: Stats, mode: str, linker: Any, d: EvalDoc, detected: list[Any], scorers: dict[str, Scorer]
 ) -> None:
     """End-to-end (fused system, strong match: span + QID) and span-only detection counts."""
-    gold_links = {(g.start, g.end, g.qid) for g in d.gold if g.qid}
     pred = set()
     for f in detected:
         lk = linker.decide(f, scorers.get("fused", linker.scorer))
         if lk.qid is not None:
             pred.add((lk.start, lk.end, lk.qid))
-    gold_spans = {(g.start, g.end) for g in d.gold}
-    spans = {(f.mention.start, f.mention.end) for f in detected}
-    for kind, p, g in (("e2e", pred, gold_links), ("det", spans, gold_spans)):
-        setattr(st, f"{kind}_gold{suffix}", getattr(st, f"{kind}_gold{suffix}") + len(g))
-        setattr(st, f"{kind}_pred{suffix}", getattr(st, f"{kind}_pred{suffix}") + len(p))
-        setattr(st, f"{kind}_hit{suffix}", getattr(st, f"{kind}_hit{suffix}") + len(g & p))
+    counts = st.detection[mode]
+    counts.count("e2e", pred, {(g.start, g.end, g.qid) for g in d.gold if g.qid})
+    counts.count("det", {(f.mention.start, f.mention.end) for f in detected}, {(g.start, g.end) for g in d.gold})
 
 
 def evaluate(
