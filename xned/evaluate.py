@@ -66,8 +66,7 @@ class EvalDoc:
 
 @dataclass
 class Detected:
-    """One detection mode's counts: end to end (span + QID, non-NIL) and span only (every
-    detected span; every gold span, NIL too), and the seconds of its own pass (0: shared)."""
+    """One detection mode's counts: end to end (span + QID, non-NIL), span only (NIL gold too)."""
 
     e2e_pred: int = 0
     e2e_gold: int = 0

@@ -7,7 +7,7 @@ import json
 
 from xned import Linker
 from xned.export.experts.anchors import anchor_docs, calibrate_on_anchors, gold_for
-from xned.export.experts.data import UNRESOLVED
+from xned.export.training_docs import UNRESOLVED
 
 PAGES = [
     ("Paris, France", None, "#REDIRECT [[Paris]]", "Paris"),

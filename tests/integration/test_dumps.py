@@ -175,7 +175,7 @@ def test_links_outside_the_plain_text_are_not_anchors(tmp_path):
 
 
 def test_wikipedia_articles_as_training_contexts(tmp_path):
-    from xned.export.experts.data import UNRESOLVED, read_training
+    from xned.export.training_docs import UNRESOLVED, read_training
 
     xml = tmp_path / "enwiki-pages-articles.xml"
     xml.write_text(

@@ -9,9 +9,9 @@ import pytest
 
 from xned import Linker
 from xned.errors import InputError
-from xned.export.experts.data import in_holdout
 from xned.export.experts.fit import fit_softmax
 from xned.export.experts.train import train_experts
+from xned.export.training_docs import in_holdout
 
 PLANET = [
     "{m} is the smallest planet closest to the Sun in the Solar System.",

@@ -24,8 +24,8 @@ import numpy as np
 from xned.engine import layout as L
 from xned.engine.tagger import LABELS, MIN_SCORE, RULE_MIN_SCORE
 from xned.errors import InputError
-from xned.export.experts.data import TrainDoc, read_training
 from xned.export.manifest import update_manifest
+from xned.export.training_docs import TrainDoc, read_training
 from xned.fsutil import atomic_write_text, replace_dir
 
 Log = Callable[[str], None]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from xned.engine import layout as L
 from xned.engine.normalize import normalize
 from xned.export.experts.calibrate import calibrate_on
-from xned.export.experts.data import UNRESOLVED, TrainDoc
+from xned.export.training_docs import UNRESOLVED, TrainDoc
 from xned.export.wikimedia import dump_language, iter_pages, plain_text_with_links, wiki_title
 
 if TYPE_CHECKING:

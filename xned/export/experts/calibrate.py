@@ -44,7 +44,7 @@ def gather(linker: Linker, docs: Sequence[Any], *, batch: int = 16) -> list[tupl
     """Per mention: (feature matrix ``[n_cands, F]``, gold row or -1 for a gold entity
     that is no candidate, -2 for NIL gold). Unresolved gold is skipped."""
     from xned.engine.linker import Analysis
-    from xned.export.experts.data import UNRESOLVED
+    from xned.export.training_docs import UNRESOLVED
 
     sc = Scorer()
     out: list[tuple[np.ndarray, int]] = []
@@ -212,8 +212,8 @@ def calibrate(
     """``xned experts calibrate``: fit the bundle's fusion on annotated files (which must
     not be the experts' training documents) and write ``scoring.json``."""
     from xned.engine.linker import Linker
-    from xned.export.experts.data import read_training
     from xned.export.manifest import update_manifest
+    from xned.export.training_docs import read_training
     from xned.titles import load_titles
 
     bundle = Path(bundle)

@@ -14,7 +14,7 @@ Training data:
   (``"<label>, <description>."``), one per candidate, so classes with few or no examples
   still have a point in the same (query) embedding space.
 
-The models and their fit: ``experts.fit``; the training documents: ``experts.data``.
+The models and their fit: ``experts.fit``; the training documents: ``export.training_docs``.
 
 Calibration (``holdout > 0``): documents are split by a hash of their id; experts trained
 on the rest score the held-out documents, and the fusion weights of
@@ -40,8 +40,8 @@ import numpy as np
 from xned.engine import layout as L
 from xned.engine.experts import SEP
 from xned.errors import InputError
-from xned.export.experts.data import UNRESOLVED, TrainDoc, in_holdout, read_training
 from xned.export.experts.fit import TrainedExperts, train_models
+from xned.export.training_docs import UNRESOLVED, TrainDoc, in_holdout, read_training
 from xned.fsutil import replace_dir
 
 if TYPE_CHECKING:

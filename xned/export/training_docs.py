@@ -1,5 +1,6 @@
-"""Training documents for the word experts, read as ``TrainDoc`` streams: canonical JSONL, or
-Wikipedia XML dumps where each ``[[Target|anchor]]`` link becomes a mention of ``Target``
+"""Annotated training documents of the word experts and the mention detector, read as
+``TrainDoc`` streams: canonical JSONL, or Wikipedia XML dumps where each
+``[[Target|anchor]]`` link becomes a mention of ``Target``
 (mapped to a QID through a title map, following redirects of the same dump) in the
 article's plain text. Also the deterministic document split used for calibration."""
 
