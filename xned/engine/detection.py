@@ -29,7 +29,7 @@ import numpy as np
 
 from xned.engine.documents import per_document
 from xned.engine.encoder import token_spans
-from xned.engine.mentions import Detector, Span
+from xned.engine.mentions import Detector, Span, tokenize
 from xned.engine.morph import suffixes
 from xned.engine.normalize import CJK_CLASS
 from xned.engine.tagger import Tagger
@@ -115,15 +115,22 @@ def tag_documents(
     """Per text, its mentions (character spans, sorted) with their vectors."""
     starts = [[sp.start for sp, _ in rules] for rules in rule_spans]
 
+    words: dict[int, list[tuple[int, int]]] = {}
+
+    def words_of(d: int) -> list[tuple[int, int]]:
+        if d not in words:
+            words[d] = tokenize(texts[d])
+        return words[d]
+
     def visit(d: int, offsets: np.ndarray, h: np.ndarray, lead: int) -> list[tuple[int, int, np.ndarray]]:
         text = texts[d]
         body = h[lead : lead + len(offsets)]
         probs = tagger.probs(body)
-        tagged = [(t.start, t.end) for t in tagger.decode(text, offsets, probs)]
+        tagged = [(t.start, t.end) for t in tagger.decode(text, offsets, probs, lambda: words_of(d))]
         lo, hi = int(offsets[0][0]), int(offsets[-1][1])
         rules = rule_spans[d][bisect.bisect_left(starts[d], lo) : bisect.bisect_left(starts[d], hi)]
         inside = 1.0 - probs[:, 0]
-        pieces = token_spans(offsets.tolist(), [(sp.start, sp.end) for sp, _ in rules])
+        pieces = token_spans(offsets, [(sp.start, sp.end) for sp, _ in rules])
         found = fuse(
             tagged,
             [
@@ -133,7 +140,7 @@ def tag_documents(
         )
         if not found:
             return []
-        toks = token_spans(offsets.tolist(), found)
+        toks = token_spans(offsets, found)
         vecs = np.stack([encoder.pool(h, lead, a, b) for a, b in toks]).astype(np.float32)
         vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         return [(s, e, v) for (s, e), v in zip(found, vecs, strict=True)]

@@ -378,7 +378,9 @@ class Encoder:
         return results
 
 
-def token_spans(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+def token_spans(
+    offsets: Sequence[tuple[int, int]] | np.ndarray, spans: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
     """Token range ``[a, b)`` of each character span (at least one token where the text has any)."""
     n = len(offsets)
     offs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)

@@ -101,13 +101,15 @@ class Tagger:
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
-    def decode(self, text: str, offsets: np.ndarray, probs: np.ndarray) -> list[Tagged]:
+    def decode(self, text: str, offsets: np.ndarray, probs: np.ndarray, words: Any = None) -> list[Tagged]:
         """Mention spans (characters of ``text``) from the label probabilities of the pieces
         whose character ranges are ``offsets`` ``[n, 2]``; see the module docstring."""
-        return decode(text, offsets, probs, self.min_score)
+        return decode(text, offsets, probs, self.min_score, words)
 
 
-def decode(text: str, offsets: np.ndarray, probs: np.ndarray, min_score: float) -> list[Tagged]:
+def decode(text: str, offsets: np.ndarray, probs: np.ndarray, min_score: float, words: Any = None) -> list[Tagged]:
+    """``words``: a callable giving ``tokenize(text)`` (cached by the caller: a document is
+    decoded chunk by chunk, and tokenizing the whole text per chunk would be quadratic)."""
     inside = 1.0 - probs[:, 0]
     # a piece is in a mention when P(not O) reaches min_score; B or I, whichever is likelier
     labels = np.where(inside >= min_score, 1 + (probs[:, 2] > probs[:, 1]), 0)
@@ -126,7 +128,7 @@ def decode(text: str, offsets: np.ndarray, probs: np.ndarray, min_score: float) 
         runs.append((start, len(labels)))
     if not runs:
         return []
-    words = tokenize(text)
+    words = words() if words is not None else tokenize(text)
     word_starts = [s for s, _ in words]
     out: list[Tagged] = []
     for a, b in runs:
