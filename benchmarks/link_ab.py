@@ -20,13 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+# What the installed ``xned`` console script runs (``entry``, not ``python -m``: the two
+# exit differently).
+SCRIPT = "import sys; from xned.cli.main import entry; sys.argv[0] = 'xned'; entry()"
+
 
 def run(checkout: Path, args: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     t = time.perf_counter()
-    p = subprocess.run(
-        [sys.executable, "-m", "xned.cli.main", "link", *args], env=env, cwd=checkout, capture_output=True
-    )
+    p = subprocess.run([sys.executable, "-c", SCRIPT, "link", *args], env=env, cwd=checkout, capture_output=True)
     wall = time.perf_counter() - t
     if p.returncode not in (0, 1):
         raise SystemExit(f"{checkout}: {p.stderr.decode(errors='replace')[-800:]}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
+from typing import NoReturn
 
 import typer
 
@@ -90,8 +93,33 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    """The ``xned`` console script: ``main`` then a fast exit."""
+    exit_fast(main())
+
+
+def exit_fast(code: int) -> NoReturn:
+    """End the process the way a normal exit would, minus the interpreter's teardown.
+
+    Non-daemon threads are joined and the ``atexit`` handlers run (logging, multiprocessing
+    and Ray shutdown, temporary directories), the standard streams are flushed, then
+    ``os._exit``. What is skipped is the freeing of every object: dropping the tokenizer's
+    180k-piece model alone takes 0.25 s, the whole teardown 0.4-0.5 s of a 2.2 s one-shot
+    ``xned link``. Under a tracer or profiler (coverage, pyinstrument) the normal exit is
+    kept, so they can write their reports."""
+    if sys.gettrace() is not None or sys.getprofile() is not None:
+        sys.exit(code)
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed pipe: Python's own exit says 120 then
+            code = code or 120
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    entry()
+    sys.exit(main())
