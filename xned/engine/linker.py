@@ -249,7 +249,7 @@ class Linker:
     def _candidates(self, doc: Document, ments: list[Mention]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Candidate generation, with document-level propagation of longer mentions."""
         keys = [normalize(m.text) for m in ments]
-        per = [self.kb.lookup(doc.lang, k, top_k=self.top_k) for k in keys]
+        per = self.kb.lookup_all(doc.lang, keys, top_k=self.top_k)
         if self.corrections is not None and self.corrections.by_key:
             per = [self.corrections.extend(k, *p) for k, p in zip(keys, per, strict=True)]
         return propagate(keys, per, self.top_k)

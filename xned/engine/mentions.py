@@ -89,7 +89,8 @@ class Detector:
         toks = tokenize(text)
         if not toks:
             return []
-        out = self._scan(text, toks, normalize, self.tries)
+        seen: dict[str, float] = {}  # link probability per key: a long text repeats its names
+        out = self._scan(text, toks, normalize, self.tries, seen)
         # Accent-insensitive pass (folded text against folded keys and plain keys) for the
         # characters not already covered by an exact match.
         covered = {i for sp in out for i in range(sp.start, sp.end)}
@@ -100,12 +101,13 @@ class Detector:
                 toks,
                 lambda t: fold(normalize(t)) or normalize(t),
                 self.fold_tries + self.tries,
+                seen,
             )
             if not any(i in covered for i in range(sp.start, sp.end))
         ]
         return sorted(out + extra, key=lambda sp: sp.start)
 
-    def _scan(self, text: str, toks: list[tuple[int, int]], keyfn, tries: list) -> list[Span]:
+    def _scan(self, text: str, toks: list[tuple[int, int]], keyfn, tries: list, seen: dict[str, float]) -> list[Span]:
         joined, starts, ends = joined_keys(text, toks, keyfn)
         spans: list[Span] = []
         i = 0
@@ -125,7 +127,7 @@ class Detector:
                         j = self._inflected_end(joined, ends, p + len(key))
                     if j is None or (best is not None and j <= best[0]):
                         continue
-                    if self._accept(key, text[s_tok : toks[j][1]]):
+                    if self._accept(key, text[s_tok : toks[j][1]], seen):
                         best = (j, key)
             if best is None:
                 i += 1
@@ -145,10 +147,12 @@ class Detector:
                 return j if joined[pos : pos + length] in self.endings else None
         return None
 
-    def _accept(self, key: str, surface: str) -> bool:
+    def _accept(self, key: str, surface: str, seen: dict[str, float]) -> bool:
         if len(key) < 2:
             return False
-        lp = self.link_prob(key)
+        lp = seen.get(key)
+        if lp is None:
+            lp = seen[key] = self.link_prob(key)
         if lp == lp:  # known
             return lp >= self.min_link_prob
         return not _cased_without_capital(surface)
