@@ -190,6 +190,9 @@ def test_lookup_fallbacks(tmp_path):
     ents, pri = kb.lookup("ja", "トランプ")  # one part of a middle-dot name, as a weak alias
     assert [kb.qid(e) for e in ents] == ["Q22686"]
     assert qids("ja", "ドナルドトランプ") == ["Q22686"]
+    assert qids("ja", "トランプ大統領") == ["Q22686"]  # a katakana word ends where the kanji start
+    assert qids("ja", "トランプタワー") == []  # no name inside one katakana word (Trump Tower)
+    assert qids("ja", "ストランプ") == []
 
 
 def test_key_index_gives_the_same_candidates_as_asking_every_table(tmp_path):
@@ -207,6 +210,10 @@ def test_key_index_gives_the_same_candidates_as_asking_every_table(tmp_path):
         ("fr", "berlín"),
         ("ja", "トランプ"),
         ("en", "nothing here"),
+        (None, "paris"),  # no language: every table that holds the key
+        (None, "東京の知事"),
+        (None, "oesterreich"),
+        (None, "nothing here"),
     ]
     with_index = [KB(tmp_path / "kb").lookup(lang, key) for lang, key in probes]
     assert KB(tmp_path / "kb").base.index is not None

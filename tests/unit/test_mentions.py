@@ -19,6 +19,23 @@ def test_tokenize_cjk_per_character_latin_per_word():
     assert toks == ["EU", "の", "失", "業", "率", "New", "York"]
 
 
+def test_a_katakana_run_is_one_word():
+    text = "ボーイングとﾄﾖﾀ自動車・ジョージ"
+    toks = [text[s:e] for s, e in tokenize(text)]
+    assert toks == ["ボーイング", "と", "ﾄﾖﾀ", "自", "動", "車", "・", "ジョージ"]
+
+
+def test_no_match_inside_a_katakana_word():
+    det = detector(["イン", "エア", "バス", "ボーイング", "トヨタ", "ジョージ"])
+    # "Boeing" holds "in", "Airbus" holds "air" and "bus": none of them is a mention
+    assert spans(det, "エアバスとボーイングイン") == []
+    assert spans(det, "ボーイングとトヨタ自動車、ジョージ・ブッシュ") == [
+        ("ボーイング", "ボーイング"),
+        ("トヨタ", "トヨタ"),
+        ("ジョージ", "ジョージ"),
+    ]
+
+
 def test_longest_match_over_token_boundaries():
     det = detector(["new york", "new york city", "york"])
     assert spans(det, "I love New York City.") == [("New York City", "new york city")]

@@ -31,7 +31,7 @@ from xned.engine.documents import per_document
 from xned.engine.encoder import token_spans
 from xned.engine.mentions import Detector, Span, tokenize
 from xned.engine.morph import suffixes
-from xned.engine.normalize import CJK_CLASS
+from xned.engine.normalize import CJK_CLASS, inside_katakana_word
 from xned.engine.tagger import Tagger
 from xned.types import Document, Mention
 
@@ -196,7 +196,10 @@ def _repeat(text: str, found: Spans) -> Spans:
         pos = text.find(surface)
         while pos >= 0:
             end = pos + len(surface)
-            whole = cjk or ((pos == 0 or not text[pos - 1].isalnum()) and (end == len(text) or not text[end].isalnum()))
+            if cjk:  # any position, but not inside a katakana word
+                whole = not inside_katakana_word(text, pos) and not inside_katakana_word(text, end)
+            else:
+                whole = (pos == 0 or not text[pos - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
             k = bisect.bisect_left(taken, (end, -1)) - 1
             if whole and (k < 0 or taken[k][1] <= pos):
                 out[(pos, end)] = vec

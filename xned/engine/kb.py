@@ -24,7 +24,7 @@ from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT, read_json_object
 from xned.engine.dense import DenseIndex, open_dense
 from xned.engine.morph import split_inflected, suffixes
-from xned.engine.normalize import dehyphenate, is_cjk, umlauts, undot
+from xned.engine.normalize import dehyphenate, inside_katakana_word, is_cjk, umlauts, undot
 from xned.engine.tables import AliasTable, KeyIndex, LazyTables, _load_npy, _load_trie
 from xned.errors import BundleError, InputError
 from xned.langs import normalize_lang
@@ -373,7 +373,7 @@ class KB:
         """Candidates of the longest alias (of any language) found inside ``key`` on token
         boundaries."""
         starts = [0] + [i + 1 for i, ch in enumerate(key) if ch == " "]
-        starts += [i for i, ch in enumerate(key) if is_cjk(ch) and i not in starts]
+        starts += [i for i, ch in enumerate(key) if is_cjk(ch) and i not in starts and not inside_katakana_word(key, i)]
         best_len = 0
         best: set[str] = set()
         for part in [self.base] + ([self.overlay] if self.overlay else []):
@@ -385,7 +385,9 @@ class KB:
                         shortest = 2 if is_cjk(k[0]) else MIN_CONTAINED
                         if len(k) < max(shortest, best_len) or k == key:
                             continue
-                        if end < len(key) and key[end] != " " and not is_cjk(key[end - 1]) and not is_cjk(key[end]):
+                        if inside_katakana_word(key, end) or (
+                            end < len(key) and key[end] != " " and not is_cjk(key[end - 1]) and not is_cjk(key[end])
+                        ):
                             continue  # must end on a token boundary
                         if len(k) > best_len:
                             best_len, best = len(k), set()

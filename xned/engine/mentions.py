@@ -19,9 +19,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from xned.engine.normalize import CJK_CLASS, fold, normalize
+from xned.engine.normalize import CJK_CLASS, KATAKANA_CLASS, fold, normalize
 
-TOKEN_RE = re.compile(rf"[{CJK_CLASS}]|[^\W_{CJK_CLASS}]+|\S")
+TOKEN_RE = re.compile(rf"[{KATAKANA_CLASS}]+|[{CJK_CLASS}]|[^\W_{CJK_CLASS}]+|\S")  # a katakana run is one word
 MAX_KEY_CHARS = 80
 
 

@@ -34,6 +34,19 @@ def is_cjk(ch: str) -> bool:
     return _CJK_CHAR.match(ch) is not None
 
 
+#: Katakana letters and the prolonged sound mark (full and half width). Loanwords and foreign
+#: names are written in katakana without spaces, so a run of these is one word: "ボーイング"
+#: (Boeing) holds "イン", "エアバス" (Airbus) holds "エア" and "バス", and neither is a mention
+#: or a name inside it. The middle dot "・" is not in the class: it separates words.
+KATAKANA_CLASS = "\u30a1-\u30fa\u30fc-\u30fe\uff66-\uff9f"
+_KATAKANA_CHAR = re.compile(f"[{KATAKANA_CLASS}]")
+
+
+def inside_katakana_word(text: str, i: int) -> bool:
+    """Whether position ``i`` of ``text`` falls between two letters of one katakana word."""
+    return 0 < i < len(text) and bool(_KATAKANA_CHAR.match(text[i - 1])) and bool(_KATAKANA_CHAR.match(text[i]))
+
+
 _WS = re.compile(r"\s+")
 # Line-break hyphenation of OCR'd text ("Frank¬\nreich") and soft hyphens join the word.
 _HYPHENATION = re.compile(r"¬\s*|\u00ad")
