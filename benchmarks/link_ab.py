@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-# What the installed ``xned`` console script runs (``entry``, not ``python -m``: the two
-# exit differently).
+# What the installed ``xned`` console script runs (``entry``: before 2496fce, ``python -m``
+# exited differently).
 SCRIPT = "import sys; from xned.cli.main import entry; sys.argv[0] = 'xned'; entry()"
 
 

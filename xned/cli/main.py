@@ -121,5 +121,5 @@ def exit_fast(code: int) -> NoReturn:
     os._exit(code)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # ``python -m xned.cli.main``: the same exit as the script
+    entry()
