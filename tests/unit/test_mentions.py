@@ -53,6 +53,14 @@ def test_lowercase_common_words_are_not_linked_without_link_prob():
     assert spans(det, "an apple in Paris") == [("Paris", "paris")]
 
 
+def test_a_capitalized_word_the_text_also_writes_in_lower_case_is_not_a_name():
+    det = detector(["the", "store", "apple", "us", "new york"])
+    text = "The store opened. Apple said the Store in New York would help us and the US."
+    assert spans(det, text) == [("Apple", "apple"), ("New York", "new york"), ("US", "us")]
+    # without the lower-case use, a capitalized word still counts (link probability unknown)
+    assert spans(det, "The Store opened.") == [("The", "the"), ("Store", "store")]
+
+
 def test_known_link_probability_overrides_capitalization():
     det = detector(["apple", "the"], {"apple": 0.5, "the": 0.001})
     assert spans(det, "The apple") == [("apple", "apple")]

@@ -67,6 +67,15 @@ def _cased_without_capital(surface: str) -> bool:
     return has_cased
 
 
+class _TextState:
+    """What one ``Detector.detect`` call learns about its text: the link probability of each
+    key asked (a long text repeats its names), and the words it writes in lower case."""
+
+    def __init__(self, text: str, toks: list[tuple[int, int]]):
+        self.link_prob: dict[str, float] = {}
+        self.lower = {w for s, e in toks if (w := text[s:e]).islower()}
+
+
 class Detector:
     """Scans text with one or more alias tries (``keys`` objects supporting ``prefixes``)."""
 
@@ -89,8 +98,8 @@ class Detector:
         toks = tokenize(text)
         if not toks:
             return []
-        seen: dict[str, float] = {}  # link probability per key: a long text repeats its names
-        out = self._scan(text, toks, normalize, self.tries, seen)
+        state = _TextState(text, toks)
+        out = self._scan(text, toks, normalize, self.tries, state)
         # Accent-insensitive pass (folded text against folded keys and plain keys) for the
         # characters not already covered by an exact match.
         covered = {i for sp in out for i in range(sp.start, sp.end)}
@@ -101,13 +110,13 @@ class Detector:
                 toks,
                 lambda t: fold(normalize(t)) or normalize(t),
                 self.fold_tries + self.tries,
-                seen,
+                state,
             )
             if not any(i in covered for i in range(sp.start, sp.end))
         ]
         return sorted(out + extra, key=lambda sp: sp.start)
 
-    def _scan(self, text: str, toks: list[tuple[int, int]], keyfn, tries: list, seen: dict[str, float]) -> list[Span]:
+    def _scan(self, text: str, toks: list[tuple[int, int]], keyfn, tries: list, state: _TextState) -> list[Span]:
         joined, starts, ends = joined_keys(text, toks, keyfn)
         spans: list[Span] = []
         i = 0
@@ -127,7 +136,7 @@ class Detector:
                         j = self._inflected_end(joined, ends, p + len(key))
                     if j is None or (best is not None and j <= best[0]):
                         continue
-                    if self._accept(key, text[s_tok : toks[j][1]], seen):
+                    if self._accept(key, text[s_tok : toks[j][1]], state):
                         best = (j, key)
             if best is None:
                 i += 1
@@ -147,12 +156,17 @@ class Detector:
                 return j if joined[pos : pos + length] in self.endings else None
         return None
 
-    def _accept(self, key: str, surface: str, seen: dict[str, float]) -> bool:
+    def _accept(self, key: str, surface: str, state: _TextState) -> bool:
         if len(key) < 2:
             return False
-        lp = seen.get(key)
+        lp = state.link_prob.get(key)
         if lp is None:
-            lp = seen[key] = self.link_prob(key)
+            lp = state.link_prob[key] = self.link_prob(key)
         if lp == lp:  # known
             return lp >= self.min_link_prob
-        return not _cased_without_capital(surface)
+        if _cased_without_capital(surface):
+            return False
+        # A capitalized word that the same text also writes in lower case is a common word
+        # at a sentence start or in a title ("The", "This", "Store"), not a name; acronyms
+        # ("US" beside "us") and names of several words are not judged this way.
+        return not (surface.istitle() and surface.isalpha() and surface.lower() in state.lower)
