@@ -25,6 +25,14 @@ def test_a_katakana_run_is_one_word():
     assert toks == ["ボーイング", "と", "ﾄﾖﾀ", "自", "動", "車", "・", "ジョージ"]
 
 
+def test_a_word_broken_by_ocr_hyphenation_is_one_word():
+    text = "Frank¬\nreich und Ver¬ handlung; Ver\u00adtrag"
+    assert [text[s:e] for s, e in tokenize(text)] == ["Frank¬\nreich", "und", "Ver¬ handlung", ";", "Ver\u00adtrag"]
+    det = detector(["frankreich", "frank", "ver"])
+    # the whole word matches as normalize joins it; no fragment ("Frank", "Ver") does
+    assert spans(det, text) == [("Frank¬\nreich", "frankreich")]
+
+
 def test_no_match_inside_a_katakana_word():
     det = detector(["イン", "エア", "バス", "ボーイング", "トヨタ", "ジョージ"])
     # "Boeing" holds "in", "Airbus" holds "air" and "bus": none of them is a mention

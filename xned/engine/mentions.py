@@ -21,7 +21,10 @@ from dataclasses import dataclass
 
 from xned.engine.normalize import CJK_CLASS, KATAKANA_CLASS, fold, normalize
 
-TOKEN_RE = re.compile(rf"[{KATAKANA_CLASS}]+|[{CJK_CLASS}]|[^\W_{CJK_CLASS}]+|\S")  # a katakana run is one word
+# A katakana run is one word; so is a word broken at a line end by OCR'd hyphenation
+# ("Frank¬\nreich", as ``normalize`` joins it) or holding soft hyphens.
+_WORD = rf"[^\W_{CJK_CLASS}]+"
+TOKEN_RE = re.compile(rf"[{KATAKANA_CLASS}]+|[{CJK_CLASS}]|{_WORD}(?:(?:¬\s*|\u00ad){_WORD})*|\S")
 MAX_KEY_CHARS = 80
 
 
