@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from xned.engine.normalize import CJK_CLASS, KATAKANA_CLASS, fold, normalize
 
@@ -76,7 +77,12 @@ class _TextState:
 
     def __init__(self, text: str, toks: list[tuple[int, int]]):
         self.link_prob: dict[str, float] = {}
-        self.lower = {w for s, e in toks if (w := text[s:e]).islower()}
+        self._text, self._toks = text, toks
+
+    @cached_property
+    def lower(self) -> set[str]:
+        """Built on first need: only a capitalized match of unknown link probability asks."""
+        return {w for s, e in self._toks if (w := self._text[s:e]).islower()}
 
 
 class Detector:
