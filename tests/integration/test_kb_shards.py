@@ -81,3 +81,42 @@ def test_a_compressed_dump_is_one_shard_and_cannot_be_ranged(tmp_path):
     assert plan([dump], 1) == [(0, dump, 0, None)]
     with pytest.raises(KBBuildError, match="decompress it to shard it"):
         read_wikidata(dump, KBBuilder(), byte_range=(0, 10))
+
+
+def test_workers_cut_an_uncompressed_dump_into_one_range_per_worker(sources, tmp_path, monkeypatch):
+    import bz2
+
+    from typer.testing import CliRunner
+
+    from xned.cli.main import app
+    from xned.export.kb import shards
+
+    dump = sources[0]
+    size = dump.stat().st_size
+    monkeypatch.setattr(shards, "LOCAL_MIN_SHARD", size)
+    plan_ = shards.local_shards(sources, 3)
+    assert plan_ is not None and plan_["shard_bytes"] == -(-size // 3)
+    assert len([s for s in plan(sources, plan_["shard_bytes"]) if s[0] == 0]) == 3
+    assert shards.local_shards(sources, 1) is None  # one process: nothing to share
+    monkeypatch.setattr(shards, "LOCAL_MIN_SHARD", size + 1)
+    assert shards.local_shards(sources, 3) is None  # too small to pay for the processes
+    packed = tmp_path / "wd.json.bz2"
+    packed.write_bytes(bz2.compress(dump.read_bytes()))
+    monkeypatch.setattr(shards, "LOCAL_MIN_SHARD", 1)
+    assert shards.local_shards([*sources, packed], 2) is None  # a compressed dump cannot be cut
+    # the command line: --workers 2 reads two ranges in two processes, and builds the same KB
+    tasks = []
+    real = shards.local_runner
+
+    def spy(workers):
+        run = real(workers)
+        return lambda batch: tasks.append(len(batch)) or run(batch)
+
+    monkeypatch.setattr(shards, "local_runner", spy)
+    runner = CliRunner()
+    for workers in ("1", "2"):
+        args = ["kb", "build", *map(str, sources[:3]), "--bundle", str(tmp_path / f"b{workers}"), "--no-vectors"]
+        res = runner.invoke(app, [*args, "--workers", workers])
+        assert res.exit_code == 0, res.output
+    assert [t for t in tasks if t] == [4]  # --workers 2 only: the dump's two ranges, the TSV and the counts
+    assert _files(tmp_path / "b2" / "kb") == _files(tmp_path / "b1" / "kb")

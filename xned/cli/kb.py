@@ -63,7 +63,9 @@ def build_cli(
         False, "--no-dense", help="Do not build the dense retrieval index (candidates without an alias)."
     ),
     threads: int | None = typer.Option(None, "--threads", min=1),
-    workers: int = typer.Option(1, "--workers", min=1, help="Processes decoding Wikidata dump lines."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Processes reading a Wikidata dump (byte ranges of an uncompressed one)."
+    ),
     titles: Path | None = typer.Option(
         None, "--titles", help="title<TAB>qid TSV mapping Wikipedia link targets to QIDs."
     ),
@@ -120,6 +122,10 @@ def build_cli(
         shards = {"runner": kb_runner(address), "work": work, "shard_bytes": max(1, int(shard_mb * 1024 * 1024))}
     elif engine != "local":
         raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
+    elif workers > 1:
+        from xned.export.kb.shards import local_shards
+
+        shards = local_shards(sources, workers)
     from xned.export.kb.filter import EntityFilter
 
     entity_filter = EntityFilter.make(profile, keep_class, min_sitelinks, max_entities)

@@ -56,12 +56,15 @@ _EXTRA_FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "
 # Middle dots and similar name separators (Japanese katakana names, Catalan):
 # "ジョン・スミス" should match "ジョンスミス" and "John Smith" style keys.
 _DOTS = str.maketrans({"・": " ", "·": " ", "･": " ", "‧": " "})
+_DOT = re.compile("[・·･‧]")
 
 
 def normalize(text: str) -> str:
     """The lookup key of an alias or a mention surface."""
-    text = unicodedata.normalize("NFKC", _HYPHENATION.sub("", text)).casefold()
-    return _WS.sub(" ", text).strip()
+    if "¬" in text or "\u00ad" in text:
+        text = _HYPHENATION.sub("", text)
+    # str.split() splits at the characters ``\s`` matches, so this is ``_WS.sub(" ", t).strip()``
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 @lru_cache(maxsize=65536)
@@ -98,9 +101,9 @@ def umlauts(key: str) -> str | None:
 
 def undot(key: str) -> str | None:
     """Key with name-separating middle dots turned into spaces (then collapsed), or None."""
-    out = key.translate(_DOTS)
-    if out == key:
+    if _DOT.search(key) is None:
         return None
+    out = key.translate(_DOTS)
     return _WS.sub(" ", out).strip()
 
 

@@ -36,6 +36,7 @@ from xned.engine import layout as L
 from xned.engine.normalize import normalize, undot
 from xned.errors import InputError, KBBuildError
 from xned.export.kb.filter import EntityFilter, kept_items, subclass_closure
+from xned.export.kb.priors import entity_totals, keyed_batches
 from xned.export.kb.writer import EntityIndex, EntityRow, TableStream, write_kb
 from xned.export.spill import RUN_RECORDS, Spill, grouped
 from xned.fsutil import atomic_write_text
@@ -45,7 +46,6 @@ from xned.types import MAX_QID_CHARS, QID_RE, is_qid
 UNSTATED = {"mul", "und", "match", "native", "zxx", "mis"}
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ALIAS_CHARS = 200
-BETA = 1.0
 PART_WEIGHT = 0.1  # ``kind`` of one part of a middle-dot name
 
 
@@ -120,6 +120,8 @@ class KBBuilder:
         self.class_records = Spill("classes", run_records=run_records, tmp_dir=tmp_dir)
         self.edge_records = Spill("edges", run_records=run_records, tmp_dir=tmp_dir)
         self._kept: np.ndarray | None = None
+        self._lang_keys: dict[str, str | None] = {}  # source language code -> table (lang_key)
+        self._named = ("", "")  # the last QID add_name checked, and its 10-digit number
         self._source = 0
         self._start = 0
         self._seq = 0
@@ -199,7 +201,10 @@ class KBBuilder:
             self.edge_records.add(f"{int(c[1:]):010d}\t{qn:010d}")
 
     def add_name(self, lang_code: str, name: str, qid: str, *, alias: bool = False, where: str = "") -> None:
-        lang = lang_key(lang_code)
+        try:
+            lang = self._lang_keys[lang_code]
+        except KeyError:
+            lang = self._lang_keys[lang_code] = lang_key(lang_code)
         if lang is None:
             self.report.warn("bad_lang", f"{where}: unknown language code {lang_code!r} (name {name!r} skipped)")
             return
@@ -212,22 +217,25 @@ class KBBuilder:
         if len(key) > MAX_ALIAS_CHARS:
             self.report.warn("long_alias", f"{where}: alias of {len(key)} characters for {qid} skipped")
             return
-        if not is_qid(qid):
-            self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r} for name {name!r}")
-            return
-        weight = "0.5" if alias else "1.0"
-        qn = int(qid[1:])
-        self.alias_records.add(f"{lang}\t{key}\t{qn:010d}\tN\t{weight}")
+        if qid != self._named[0]:  # an item's names come together: check and format its QID once
+            if not is_qid(qid):
+                self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r} for name {name!r}")
+                return
+            self._named = (qid, f"{int(qid[1:]):010d}")
+        qn = self._named[1]
+        tail = f"\t{qn}\tN\t{'0.5' if alias else '1.0'}"
+        add = self.alias_records.add
+        add(f"{lang}\t{key}{tail}")
         if (spaced := undot(key)) is not None:  # "パリス・ヒルトン" also as "パリス ヒルトン", "パリスヒルトン"
-            self.alias_records.add(f"{lang}\t{spaced}\t{qn:010d}\tN\t{weight}")
-            self.alias_records.add(f"{lang}\t{spaced.replace(' ', '')}\t{qn:010d}\tN\t{weight}")
+            add(f"{lang}\t{spaced}{tail}")
+            add(f"{lang}\t{spaced.replace(' ', '')}{tail}")
             # Each part of a dotted name ("ドナルド・トランプ": "トランプ") is a weak alias:
             # Japanese and Chinese text often names a foreign person or firm by one part.
             parts = spaced.split(" ")
             if len(parts) > 1:
                 for part in set(parts):
                     if len(part) >= 2:
-                        self.alias_records.add(f"{lang}\t{part}\t{qn:010d}\tN\t{PART_WEIGHT}")
+                        add(f"{lang}\t{part}\t{qn}\tN\t{PART_WEIGHT}")
 
     def add_count(self, lang_code: str, name: str, qid: str, count: float, *, where: str = "") -> None:
         lang = lang_key(lang_code)
@@ -330,70 +338,10 @@ class KBBuilder:
 
     def _tables(self, index: EntityIndex, pop: np.ndarray) -> TableStream:
         """Per language, the keyed candidates with priors (see the module docstring)."""
-        total = np.zeros(len(index), np.float64)  # T(e): counts over every language
-        for line in self.alias_records.merged():
-            f = line.split("\t")
-            if f[3] == "C":
-                pos = int(index.positions(np.array([int(f[2])]))[0])
-                if pos >= 0:
-                    total[pos] += float(f[4])
-        groups = grouped(self.alias_records.merged(), 2)
-        for lang, items in itertools.groupby(groups, key=lambda g: g[0][0]):
-            yield lang, self._keyed(items, index, pop, total)
-
-    def _keyed(self, items, index: EntityIndex, pop: np.ndarray, total: np.ndarray, batch: int = 4096):
-        """Candidates and priors of each key, computed ``batch`` keys at a time (one
-        vectorized QID lookup per batch)."""
-        pending: list[tuple[str, dict[int, float], dict[int, float], float, float]] = []
-
-        def emit():
-            qns = np.fromiter((q for _, kinds, _, _, _ in pending for q in kinds), np.int64)
-            pos = index.positions(qns) if len(qns) else np.zeros(0, np.int64)
-            ok = pos >= 0
-            safe = np.maximum(pos, 0)
-            ent_l = np.where(ok, index.key_of_pos[safe] if len(pos) else pos, -1).tolist()
-            tot_l = np.log1p(total[safe]).tolist() if len(pos) else []
-            pop_l = pop[safe].tolist() if len(pos) else []
-            at = 0
-            for key, kinds, native, occ, linked in pending:
-                q_raw: dict[int, float] = {}
-                ent_of: dict[int, int] = {}
-                for q, w in kinds.items():
-                    e = ent_l[at]
-                    if e >= 0:
-                        q_raw[q] = w * (1.0 + tot_l[at]) * (0.25 + pop_l[at])
-                        ent_of[q] = e
-                    at += 1
-                if not q_raw:
-                    continue
-                z = sum(q_raw.values())
-                n_native = sum(c for q, c in native.items() if q in q_raw)
-                pri = {q: (native.get(q, 0.0) + BETA * v / z) / (n_native + BETA) for q, v in q_raw.items()}
-                ranked = sorted(pri.items(), key=lambda kv: (-kv[1], kv[0]))[: self.top_k]
-                lp = min(1.0, linked / occ) if occ > 0 else float("nan")
-                yield key, [ent_of[q] for q, _ in ranked], [p for _, p in ranked], lp
-            pending.clear()
-
-        for (_lang, key), rows in items:
-            kinds: dict[int, float] = {}
-            native: dict[int, float] = {}
-            occ = linked = 0.0
-            for r in rows:
-                qn = int(r[0])
-                if r[1] == "N":
-                    kinds[qn] = max(kinds.get(qn, 0.0), float(r[2]))
-                elif r[1] == "C":
-                    native[qn] = native.get(qn, 0.0) + float(r[2])
-                else:
-                    occ += float(r[2])
-                    linked += float(r[3])
-            for qn in native:
-                kinds.setdefault(qn, 0.5)
-            if kinds or occ:
-                pending.append((key, dict(sorted(kinds.items())), native, occ, linked))
-            if len(pending) >= batch:
-                yield from emit()
-        yield from emit()
+        total = entity_totals(self.alias_records.merged(), index)
+        lines = self.alias_records.merged()
+        for lang, rows in itertools.groupby(lines, key=lambda line: line[: line.index("\t")]):
+            yield lang, keyed_batches(rows, index, pop, total, self.top_k)
 
     def write(
         self,

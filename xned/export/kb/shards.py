@@ -90,6 +90,24 @@ def plan(sources: list[Path], shard_bytes: int = SHARD_BYTES) -> list[tuple[int,
     return out
 
 
+LOCAL_MIN_SHARD = 16 * 1024 * 1024
+
+
+def local_shards(sources: Iterable[Path], workers: int) -> dict[str, Any] | None:
+    """How ``xned kb build --workers N`` reads on this machine: every uncompressed Wikidata
+    dump cut into N byte ranges (at most ``SHARD_BYTES`` each) read by N processes, the
+    same KB as one reader. None (one reader, whose decoding ``workers`` processes share)
+    where that does not pay: no uncompressed dump of ``LOCAL_MIN_SHARD`` bytes, or a
+    compressed dump, which cannot be cut."""
+    dumps = [Path(p) for p in sources if _WIKIDATA.search(Path(p).name.lower()) and Path(p).is_file()]
+    if any(not p.name.lower().endswith(".json") for p in dumps):
+        return None
+    size = max((p.stat().st_size for p in dumps), default=0)
+    if workers <= 1 or size < LOCAL_MIN_SHARD:
+        return None
+    return {"runner": local_runner(workers), "shard_bytes": min(SHARD_BYTES, -(-size // workers))}
+
+
 def read_shard(task: ShardTask) -> ShardOutput:
     """Read one shard into a fresh builder; its runs stay in ``task.work``."""
     from xned.export.kb.wikidata import TitleMap
@@ -220,4 +238,4 @@ def build_sharded(
                 shutil.rmtree(work / f"shard{k:05d}", ignore_errors=True)
 
 
-__all__ = ["ShardOutput", "ShardTask", "build_sharded", "local_runner", "plan", "read_shard"]
+__all__ = ["ShardOutput", "ShardTask", "build_sharded", "local_runner", "local_shards", "plan", "read_shard"]

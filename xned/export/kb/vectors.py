@@ -10,22 +10,23 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from xned.engine.normalize import fold
+from xned.export.kb.keyed import KeyedBatch
 from xned.export.spill import Spill
 
 
-def noting(
-    keyed: Iterable[tuple[str, list[int], list[float], float]], names: Spill
-) -> Iterator[tuple[str, list[int], list[float], float]]:
+def noting(keyed: Iterable[KeyedBatch], names: Spill) -> Iterator[KeyedBatch]:
     """``keyed`` unchanged, each (name, entity) pair noted in ``names`` (the key and its
     folded form)."""
-    for row in keyed:
-        key, ents = row[0], row[1]
-        fk = fold(key)
-        for e in ents:
-            names.add(f"{key}\t{e}")
-            if fk is not None:
-                names.add(f"{fk}\t{e}")
-        yield row
+    for batch in keyed:
+        ends = np.cumsum(batch.sizes).tolist()
+        cands = batch.cands.tolist()
+        for key, a, b in zip(batch.keys, [0, *ends[:-1]], ends, strict=True):
+            fk = fold(key)
+            for e in cands[a:b]:
+                names.add(f"{key}\t{e}")
+                if fk is not None:
+                    names.add(f"{fk}\t{e}")
+        yield batch
 
 
 def shared_names(names: Spill, n: int) -> np.ndarray:

@@ -148,6 +148,9 @@ def _chunks(path: Path, byte_range: tuple[int, int | None] | None = None) -> Ite
         yield start, buf
 
 
+_CTRL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class TitleMap:
     """Wikipedia title -> QID per language, from Wikidata sitelinks, kept on disk: records
     go to a ``Spill`` while the dump is read; a language's map is a marisa trie of
@@ -161,7 +164,7 @@ class TitleMap:
         self._tries: dict[str, Any] = {}
 
     def add(self, lang: str, title: str, qid: str) -> None:
-        title = re.sub(r"[\x00-\x1f\x7f]", " ", title).strip()
+        title = _CTRL.sub(" ", title).strip()
         if title:
             self.records.add(f"{lang}\t{title}\t{qid}")
 

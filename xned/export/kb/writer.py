@@ -18,8 +18,9 @@ import numpy as np
 from xned.engine import layout as L
 from xned.engine.kb import SEP
 from xned.engine.normalize import fold
+from xned.export.kb.keyed import KeyedBatch
 from xned.export.kb.vectors import noting, shared_names
-from xned.export.spill import Spill, grouped
+from xned.export.spill import Spill
 from xned.fsutil import replace_dir
 
 
@@ -163,46 +164,50 @@ def write_entities(
     return EntityIndex(q, key_of_pos, pop_sorted, types, dim)
 
 
-def write_alias_table(
-    root: Path,
-    keyed: Iterable[tuple[str, list[int], list[float], float]],
-    *,
-    run_records: int = 1_000_000,
-    on_key: Callable[[str, str | None], None] | None = None,
-) -> int:
-    """Stream ``(key, entity indices, priors, link probability)`` in sorted key order into
-    one language's table; the arrays are then reordered by the key trie's ids."""
+def _extend(arr: array, values: np.ndarray) -> None:
+    arr.frombytes(np.ascontiguousarray(values, np.dtype(arr.typecode)).tobytes())
+
+
+def write_alias_table(root: Path, batches: Iterable[KeyedBatch]) -> int:
+    """Stream batches of keyed candidates, in sorted key order, into one language's table;
+    the arrays are then reordered by the key trie's ids."""
     root.mkdir(parents=True, exist_ok=True)
     keys_tmp = root / "keys.sorted.tmp"
+    folds_tmp = root / "folds.tmp"
     cands = array("i")
     pris = array("f")
     sizes = array("i")
     lps = array("f")
-    folds = Spill("fold", run_records=run_records)
+    fold_at = array("q")  # sorted position of the key of each folded key
     n_sorted = 0
-    with open(keys_tmp, "w", encoding="utf-8", newline="\n") as kf:
-        for key, ents, pri, lp in keyed:
-            kf.write(key + "\n")
-            cands.extend(ents)
-            pris.extend(pri)
-            sizes.append(len(ents))
-            lps.append(lp)
-            fk = fold(key)
-            if fk is not None:
-                folds.add(f"{fk}\t{n_sorted:012d}")
-            if on_key is not None:
-                on_key(key, fk)
-            n_sorted += 1
+    with (
+        open(keys_tmp, "w", encoding="utf-8", newline="\n") as kf,
+        open(folds_tmp, "w", encoding="utf-8", newline="\n") as ff,
+    ):
+        for b in batches:
+            if not b.keys:
+                continue
+            kf.write("\n".join(b.keys) + "\n")
+            _extend(cands, b.cands)
+            _extend(pris, b.priors)
+            _extend(sizes, b.sizes)
+            _extend(lps, b.link_prob)
+            for i, key in enumerate(b.keys, n_sorted):
+                fk = fold(key)
+                if fk is not None:
+                    ff.write(fk + "\n")
+                    fold_at.append(i)
+            n_sorted += len(b.keys)
 
-    def read_keys() -> Iterator[str]:
-        with open(keys_tmp, encoding="utf-8", newline="\n") as kf:
-            for line in kf:
+    def read_lines(path: Path) -> Iterator[str]:
+        with open(path, encoding="utf-8", newline="\n") as f:
+            for line in f:
                 yield line[:-1]
 
-    trie = marisa_trie.Trie(read_keys())
+    trie = marisa_trie.Trie(read_lines(keys_tmp))
     trie.save(str(root / L.AliasTable.KEYS))
     n = len(trie)
-    key_of_pos = np.fromiter((trie[k] for k in read_keys()), np.int32, count=n_sorted)
+    key_of_pos = np.fromiter((trie[k] for k in read_lines(keys_tmp)), np.int32, count=n_sorted)
     keys_tmp.unlink()
     sz = np.frombuffer(sizes, np.int32) if n else np.zeros(0, np.int32)
     pos_of_key, off_sorted, offsets = _key_order(key_of_pos, sz)
@@ -214,21 +219,24 @@ def write_alias_table(
     del c, p, cands, pris, off_sorted
     lp_arr = np.frombuffer(lps, np.float32) if n else np.zeros(0, np.float32)
     _save(root / L.AliasTable.LINK_PROB, lp_arr[pos_of_key])
-    # accent-folded keys -> key ids
-    fold_keys = (fk for (fk,), _ in grouped(folds.merged(), 1))
-    ftrie = marisa_trie.Trie(fold_keys)
+    # accent-folded keys -> the key ids that fold to them
+    ftrie = marisa_trie.Trie(read_lines(folds_tmp))
     ftrie.save(str(root / L.AliasTable.FOLD))
-    _write_ragged(
-        root / L.AliasTable.FOLD_OFFSETS,
-        root / L.AliasTable.FOLD_TARGETS,
-        (
-            (ftrie[fk], np.sort(key_of_pos[[int(r[0]) for r in rest]]).tolist())
-            for (fk,), rest in grouped(folds.merged(), 1)
-        ),
-        np.int32,
-    )
-    folds.close()
+    fids = np.fromiter((ftrie[fk] for fk in read_lines(folds_tmp)), np.int64, count=len(fold_at))
+    folds_tmp.unlink()
+    at = np.frombuffer(fold_at, np.int64) if len(fold_at) else np.zeros(0, np.int64)
+    _write_pairs(root / L.AliasTable.FOLD_OFFSETS, root / L.AliasTable.FOLD_TARGETS, fids, key_of_pos[at], len(ftrie))
     return n
+
+
+def _write_pairs(offsets_path: Path, values_path: Path, rows: np.ndarray, values: np.ndarray, n_rows: int) -> None:
+    """Ragged rows from ``(row, value)`` pairs (unique): int64 offsets by row id and each
+    row's values in increasing order."""
+    order = np.lexsort((values, rows))
+    offsets = np.zeros(n_rows + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=offsets[1:])
+    _save(offsets_path, offsets)
+    _save(values_path, values[order])
 
 
 REORDER_CHUNK = 1 << 20  # keys per chunk when reordering rows by key id
@@ -267,50 +275,41 @@ def _write_reordered(path: Path, flat: np.ndarray, pos_of_key: np.ndarray, off_s
             f.write(np.ascontiguousarray(flat[idx]).tobytes())
 
 
-def _write_ragged(
-    offsets_path: Path, values_path: Path, rows: Iterable[tuple[int, list[int]]], dtype: type[np.integer]
-) -> None:
-    """Ragged rows ``(trie key id, values)``, one per key of the trie, in any key order:
-    written as int64 offsets by key id and the values in key-id order."""
-    flat = array(np.dtype(dtype).char)
-    sizes = array("q")
-    key_ids = array("q")
-    for kid, values in rows:
-        flat.extend(values)
-        sizes.append(len(values))
-        key_ids.append(kid)
-    n = len(sizes)
-    kp = np.frombuffer(key_ids, np.int64) if n else np.zeros(0, np.int64)
-    sz = np.frombuffer(sizes, np.int64) if n else np.zeros(0, np.int64)
-    pos_of_key, off_sorted, offsets = _key_order(kp, sz)
-    fl = np.frombuffer(flat, dtype) if len(flat) else np.zeros(0, dtype)
-    _save(offsets_path, offsets)
-    _write_reordered(values_path, fl, pos_of_key, off_sorted)
-
-
-def write_key_index(root: Path, langs: list[str], key_langs: Spill, fold_langs: Spill) -> None:
+def write_key_index(root: Path, tables: dict[str, Path]) -> None:
     """Which languages' tables hold each key (and each accent-folded key), so a lookup in
     "every other language" touches only the tables that can answer. ``keys.marisa`` /
     ``fold.marisa`` with ``offsets.npy`` / ``fold_offsets.npy`` (int64 ranges) into
-    ``langs.npy`` / ``fold_langs.npy`` (int16 positions in ``languages.json``)."""
+    ``langs.npy`` / ``fold_langs.npy`` (int16 positions in ``languages.json``).
+    ``tables``: the written alias table directory of each language."""
     root.mkdir(parents=True, exist_ok=True)
-    pos = {lang: i for i, lang in enumerate(langs)}
+    langs = sorted(tables)
     (root / L.KeyIndex.LANGUAGES).write_text(json.dumps(langs) + "\n", encoding="utf-8")
-    for trie_name, offsets_name, langs_name, spill in (
-        (L.KeyIndex.KEYS, L.KeyIndex.OFFSETS, L.KeyIndex.LANGS, key_langs),
-        (L.KeyIndex.FOLD, L.KeyIndex.FOLD_OFFSETS, L.KeyIndex.FOLD_LANGS, fold_langs),
+    for trie_name, offsets_name, langs_name, table_trie in (
+        (L.KeyIndex.KEYS, L.KeyIndex.OFFSETS, L.KeyIndex.LANGS, L.AliasTable.KEYS),
+        (L.KeyIndex.FOLD, L.KeyIndex.FOLD_OFFSETS, L.KeyIndex.FOLD_LANGS, L.AliasTable.FOLD),
     ):
-        trie = marisa_trie.Trie(k for (k,), _ in grouped(spill.merged(), 1))
+
+        def table_keys(lang: str, table_trie: str = table_trie) -> Iterator[str]:
+            t = marisa_trie.Trie()
+            t.mmap(str(tables[lang] / table_trie))
+            yield from t.iterkeys()
+
+        trie = marisa_trie.Trie(k for lang in langs for k in table_keys(lang))
         trie.save(str(root / trie_name))
-        _write_ragged(
+        ids, where = [], []
+        for i, lang in enumerate(langs):
+            ids.append(np.fromiter((trie[k] for k in table_keys(lang)), np.int64))
+            where.append(np.full(len(ids[-1]), i, np.int16))
+        _write_pairs(
             root / offsets_name,
             root / langs_name,
-            ((trie[k], sorted({pos[r[0]] for r in rows if r[0] in pos})) for (k,), rows in grouped(spill.merged(), 1)),
-            np.int16,
+            np.concatenate(ids) if ids else np.zeros(0, np.int64),
+            np.concatenate(where) if where else np.zeros(0, np.int16),
+            len(trie),
         )
 
 
-TableStream = Iterable[tuple[str, Iterable[tuple[str, list[int], list[float], float]]]]
+TableStream = Iterable[tuple[str, Iterable[KeyedBatch]]]
 
 
 def write_kb(
@@ -339,32 +338,22 @@ def write_kb(
     try:
         index = write_entities(tmp / L.KBDir.ENTITIES, entities, None if some else embed)
         counts = {}
-        key_langs = Spill("key-langs")
-        fold_langs = Spill("fold-langs")
         names = Spill("name-entities") if some else None
-        try:  # the spills' temporary runs go on success and on error alike
+        try:  # the spill's temporary runs go on success and on error alike
             for lang, keyed in tables(index):
                 if names is not None:
                     keyed = noting(keyed, names)
-
-                def on_key(key: str, fk: str | None, lang: str = lang) -> None:
-                    key_langs.add(f"{key}\t{lang}")
-                    if fk is not None:
-                        fold_langs.add(f"{fk}\t{lang}")
-
-                n = write_alias_table(tmp / L.KBDir.ALIASES / lang, keyed, on_key=on_key)
+                n = write_alias_table(tmp / L.KBDir.ALIASES / lang, keyed)
                 if n:
                     counts[lang] = n
                 else:
                     shutil.rmtree(tmp / L.KBDir.ALIASES / lang)
-            write_key_index(tmp / L.KBDir.KEY_INDEX, sorted(counts), key_langs, fold_langs)
+            write_key_index(tmp / L.KBDir.KEY_INDEX, {lang: tmp / L.KBDir.ALIASES / lang for lang in counts})
             if names is not None and embed is not None:
                 mask = shared_names(names, len(index))
                 index.vector_dim = embed_some(tmp / L.KBDir.ENTITIES, index, mask, embed)
                 meta = {**meta, "vectors": {"rule": "ambiguous", "entities": int(mask.sum())}}
         finally:
-            key_langs.close()
-            fold_langs.close()
             if names is not None:
                 names.close()
         meta = {
