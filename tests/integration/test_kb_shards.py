@@ -95,8 +95,8 @@ def test_workers_cut_an_uncompressed_dump_into_one_range_per_worker(sources, tmp
     size = dump.stat().st_size
     monkeypatch.setattr(shards, "LOCAL_MIN_SHARD", size)
     plan_ = shards.local_shards(sources, 3)
-    assert plan_ is not None and plan_["shard_bytes"] == -(-size // 3)
-    assert len([s for s in plan(sources, plan_["shard_bytes"]) if s[0] == 0]) == 3
+    assert plan_ is not None and plan_["shard_bytes"] == -(-size // 12)
+    assert len([s for s in plan(sources, plan_["shard_bytes"]) if s[0] == 0]) == 12  # four per worker
     assert shards.local_shards(sources, 1) is None  # one process: nothing to share
     monkeypatch.setattr(shards, "LOCAL_MIN_SHARD", size + 1)
     assert shards.local_shards(sources, 3) is None  # too small to pay for the processes
@@ -118,5 +118,5 @@ def test_workers_cut_an_uncompressed_dump_into_one_range_per_worker(sources, tmp
         args = ["kb", "build", *map(str, sources[:3]), "--bundle", str(tmp_path / f"b{workers}"), "--no-vectors"]
         res = runner.invoke(app, [*args, "--workers", workers])
         assert res.exit_code == 0, res.output
-    assert [t for t in tasks if t] == [4]  # --workers 2 only: the dump's two ranges, the TSV and the counts
+    assert [t for t in tasks if t] == [10]  # --workers 2 only: the dump's eight ranges, the TSV and the counts
     assert _files(tmp_path / "b2" / "kb") == _files(tmp_path / "b1" / "kb")

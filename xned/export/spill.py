@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import BinaryIO
 
 RUN_RECORDS = 1_000_000
 MAX_FANIN = 128  # runs merged at once; more are first merged in groups (fewer open files)
@@ -82,6 +83,14 @@ class Spill:
             for line in heapq.merge(*files):
                 yield line[:-1]
 
+    def sorted_runs(self) -> list[Path]:
+        """Every record written out, in at most ``MAX_FANIN`` sorted run files, for readers
+        in other processes (``merged_section``); this spill still owns and deletes them."""
+        self._flush()
+        while len(self.runs) > MAX_FANIN:
+            self._cascade()
+        return list(self.runs)
+
     def _cascade(self) -> None:
         """Merge the runs in groups of ``MAX_FANIN`` into longer runs (one pass)."""
         if self._dir is None:
@@ -109,6 +118,61 @@ class Spill:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
         self.runs = []
+
+
+def _first_at_or_after(f: BinaryIO, key: bytes, size: int) -> int:
+    """Byte offset of the first line >= ``key`` in a file of sorted lines (``size`` if
+    none), by bisection over byte offsets: O(log size) reads, as ``look(1)`` does."""
+
+    def line_after(p: int) -> tuple[int, bytes]:  # the first line that starts at p or later
+        f.seek(max(p - 1, 0))
+        if p > 0:
+            f.readline()
+        start = f.tell()
+        return start, f.readline()
+
+    lo, hi = 0, size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        _, line = line_after(mid)
+        if not line or line >= key:
+            hi = mid
+        else:
+            lo = mid + 1
+    return line_after(lo)[0]
+
+
+def sections(runs: list[Path]) -> dict[str, int]:
+    """The first fields of the records in sorted ``runs`` and their bytes, found by
+    bisection (no full read)."""
+    out: dict[str, int] = {}
+    for path in runs:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            at = 0
+            while at < size:
+                f.seek(at)
+                field = f.readline().split(b"\t", 1)[0]
+                end = _first_at_or_after(f, field + b"\n", size)  # "\n" sorts after "\t"
+                name = field.decode("utf-8")
+                out[name] = out.get(name, 0) + end - at
+                at = end
+    return dict(sorted(out.items()))
+
+
+def merged_section(runs: list[Path], field: str) -> Iterator[str]:
+    """The records of sorted ``runs`` whose first field is ``field``, in sorted order."""
+    prefix = field.encode("utf-8") + b"\t"
+
+    def lines(path: Path) -> Iterator[str]:
+        with open(path, "rb") as f:
+            f.seek(_first_at_or_after(f, prefix, path.stat().st_size))
+            for raw in f:
+                if not raw.startswith(prefix):
+                    return
+                yield raw[:-1].decode("utf-8")
+
+    return heapq.merge(*(lines(p) for p in runs))
 
 
 def grouped(lines: Iterator[str], n_fields: int) -> Iterator[tuple[tuple[str, ...], list[list[str]]]]:

@@ -61,6 +61,7 @@ def finish_build(
 ) -> tuple[dict[str, Any], BuildReport]:
     """Write the KB of a builder that has read every source (``build_kb``, ``kb.shards``)."""
     root = Path(bundle) if bundle is not None else Path(dest).parent
+    b.workers = max(1, int((reader_args or {}).get("workers", 1) or 1))
     options = {
         "langs": sorted(langs) if langs else None,
         "top_k": top_k,

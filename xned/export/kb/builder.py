@@ -19,10 +19,11 @@ where a Wikipedia dump gives both; NaN otherwise.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import re
+import shutil
+import tempfile
 from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -36,8 +37,8 @@ from xned.engine import layout as L
 from xned.engine.normalize import normalize, undot
 from xned.errors import InputError, KBBuildError
 from xned.export.kb.filter import EntityFilter, kept_items, subclass_closure
-from xned.export.kb.priors import entity_totals, keyed_batches
-from xned.export.kb.writer import EntityIndex, EntityRow, TableStream, write_kb
+from xned.export.kb.priors import AliasTables, entity_totals
+from xned.export.kb.writer import EntityIndex, EntityRow, write_kb
 from xned.export.spill import RUN_RECORDS, Spill, grouped
 from xned.fsutil import atomic_write_text
 from xned.langs import normalize_lang
@@ -112,8 +113,10 @@ class KBBuilder:
         self.tmp_dir = tmp_dir
         # qnum, seq, flag, type, label, description, popularity, where
         self.entity_records = Spill("entities", run_records=run_records, tmp_dir=tmp_dir)
-        # lang, key, qnum, kind (N name weight | C count | O occurrences), value(s)
+        # lang, key, qnum, kind, two values: N name weight, 0 | C count, 0 | O occurrences, linked
         self.alias_records = Spill("aliases", run_records=run_records, tmp_dir=tmp_dir)
+        # lang, key, qnum, count: the C records again, for the totals T(e) before the priors
+        self.count_records = Spill("counts", run_records=run_records, tmp_dir=tmp_dir)
         self.wiki_titles: Any = None  # Wikipedia title -> QID maps from Wikidata sitelinks (kb.wikidata)
         self.filter = entity_filter if entity_filter is not None and entity_filter.active else None
         # with a filter: qnum, P31 class (dump items) and parent, child (P279), see kb.filter
@@ -122,6 +125,8 @@ class KBBuilder:
         self._kept: np.ndarray | None = None
         self._lang_keys: dict[str, str | None] = {}  # source language code -> table (lang_key)
         self._named = ("", "")  # the last QID add_name checked, and its 10-digit number
+        self._scratch: Path | None = None  # the entity index arrays for the table writers
+        self.workers = 1  # processes writing alias tables (kb.writer.write_tables)
         self._source = 0
         self._start = 0
         self._seq = 0
@@ -138,6 +143,7 @@ class KBBuilder:
         return {
             "entities": self.entity_records,
             "aliases": self.alias_records,
+            "counts": self.count_records,
             "classes": self.class_records,
             "edges": self.edge_records,
         }
@@ -145,6 +151,9 @@ class KBBuilder:
     def close(self) -> None:
         for sp in self.spills().values():
             sp.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
         if self.wiki_titles is not None:
             self.wiki_titles.close()
 
@@ -223,7 +232,7 @@ class KBBuilder:
                 return
             self._named = (qid, f"{int(qid[1:]):010d}")
         qn = self._named[1]
-        tail = f"\t{qn}\tN\t{'0.5' if alias else '1.0'}"
+        tail = f"\t{qn}\tN\t{'0.5' if alias else '1.0'}\t0"
         add = self.alias_records.add
         add(f"{lang}\t{key}{tail}")
         if (spaced := undot(key)) is not None:  # "パリス・ヒルトン" also as "パリス ヒルトン", "パリスヒルトン"
@@ -235,7 +244,7 @@ class KBBuilder:
             if len(parts) > 1:
                 for part in set(parts):
                     if len(part) >= 2:
-                        add(f"{lang}\t{part}\t{qn}\tN\t{PART_WEIGHT}")
+                        add(f"{lang}\t{part}\t{qn}\tN\t{PART_WEIGHT}\t0")
 
     def add_count(self, lang_code: str, name: str, qid: str, count: float, *, where: str = "") -> None:
         lang = lang_key(lang_code)
@@ -260,7 +269,9 @@ class KBBuilder:
         if not is_qid(qid):
             self.fail_or_warn("bad_qid", f"{where}: invalid QID {qid!r}")
             return
-        self.alias_records.add(f"{lang}\t{key}\t{int(qid[1:]):010d}\tC\t{float(count)!r}")
+        qn = f"{int(qid[1:]):010d}"
+        self.alias_records.add(f"{lang}\t{key}\t{qn}\tC\t{float(count)!r}\t0")
+        self.count_records.add(f"{lang}\t{key}\t{qn}\t{float(count)!r}")  # the same order, for T(e)
 
     def add_occurrences(self, lang: str, key: str, n: float, linked: float) -> None:
         """``key`` appeared ``n`` times in text, ``linked`` of them as a link."""
@@ -309,39 +320,19 @@ class KBBuilder:
         items = ((qn, pops.get("sitelinks", 0.0)) for qn, _t, _l, _d, pops in self._merged_entities())
         self._kept = kept_items(self.filter, items, self.class_records.merged(), closure)
 
-    def _popularity(self) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted QID numbers, popularity) with per-source rank normalization: each
-        source's values become percentiles in (0, 1]; an entity keeps its best."""
-        qnums = array("q")
-        by_source: dict[str, tuple[array, array]] = {}
-        for pos, (qn, _t, _l, _d, pops) in enumerate(self._merged_entities()):
-            qnums.append(qn)
-            for src, val in pops.items():
-                slot = by_source.setdefault(src, (array("q"), array("d")))
-                slot[0].append(pos)
-                slot[1].append(val)
-        n = len(qnums)
-        pop = np.zeros(n, np.float64)
-        for _src, (pos_a, val_a) in sorted(by_source.items()):
-            arr = np.frombuffer(val_a, np.float64)
-            order = arr.argsort(kind="stable")
-            ranks = np.empty(len(arr), np.float64)
-            _, first, counts = np.unique(arr[order], return_index=True, return_counts=True)
-            ranks[order] = np.repeat(first + (counts - 1) / 2.0 + 1.0, counts)
-            where = np.frombuffer(pos_a, np.int64)
-            np.maximum.at(pop, where, ranks / len(arr))
-        return (np.frombuffer(qnums, np.int64) if n else np.zeros(0, np.int64)), pop
+    def _rows(self, ranks: _Ranks) -> Iterator[EntityRow]:
+        """The merged entities, popularity left at 0: its percentile ranks need every entity,
+        so ``ranks`` collects the values and ``write_entities`` asks for them at the end."""
+        for pos, (qn, typ, label, desc, pops) in enumerate(self._merged_entities(warn=True)):
+            ranks.add(pos, pops)
+            yield EntityRow(f"Q{qn}", typ, label, desc)
 
-    def _rows(self, pop: np.ndarray) -> Iterator[EntityRow]:
-        for pos, (qn, typ, label, desc, _pops) in enumerate(self._merged_entities(warn=True)):
-            yield EntityRow(f"Q{qn}", typ, label, desc, float(pop[pos]))
-
-    def _tables(self, index: EntityIndex, pop: np.ndarray) -> TableStream:
-        """Per language, the keyed candidates with priors (see the module docstring)."""
-        total = entity_totals(self.alias_records.merged(), index)
-        lines = self.alias_records.merged()
-        for lang, rows in itertools.groupby(lines, key=lambda line: line[: line.index("\t")]):
-            yield lang, keyed_batches(rows, index, pop, total, self.top_k)
+    def _tables(self, index: EntityIndex) -> AliasTables:
+        """The alias tables to write: the sorted alias records, the entity index and the
+        totals T(e), where worker processes can read them (see the module docstring)."""
+        total = entity_totals(self.count_records.merged(), index)
+        self._scratch = Path(tempfile.mkdtemp(prefix="xned-index-", dir=self.tmp_dir))
+        return AliasTables.save(self.alias_records.sorted_runs(), self._scratch, index, total, self.top_k)
 
     def write(
         self,
@@ -357,18 +348,16 @@ class KBBuilder:
                 **meta,
                 "filter": {**asdict(self.filter), "kept_dump_items": 0 if self._kept is None else len(self._kept)},
             }
-        qnums, pop = self._popularity()
+        ranks = _Ranks()
         meta = {
             **meta,
             "priors": "q(e|m) ∝ kind·(1+log1p(T(e)))·(0.25+pop(e)); "
             "p = (c + β·q)/(Σc + β), β=1; top_k=" + str(self.top_k),
         }
-
-        def tables(index: EntityIndex) -> TableStream:
-            return self._tables(index, index.popularity.astype(np.float64))
-
         try:
-            out = write_kb(dest, self._rows(pop), tables, meta, embed)
+            out = write_kb(
+                dest, self._rows(ranks), self._tables, meta, embed, popularity=ranks.popularity, workers=self.workers
+            )
         finally:
             self.close()
         # Conflicts are found while merging, so the warning counts are final only now.
@@ -376,3 +365,29 @@ class KBBuilder:
         meta_path = Path(dest) / L.KBDir.META
         atomic_write_text(meta_path, json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         return out
+
+
+class _Ranks:
+    """Popularity with per-source rank normalization: each source's values become
+    percentiles in (0, 1]; an entity keeps its best."""
+
+    def __init__(self) -> None:
+        self.by_source: dict[str, tuple[array, array]] = {}
+
+    def add(self, pos: int, pops: dict[str, float]) -> None:
+        for src, val in pops.items():
+            slot = self.by_source.setdefault(src, (array("q"), array("d")))
+            slot[0].append(pos)
+            slot[1].append(val)
+
+    def popularity(self, n: int) -> np.ndarray:
+        pop = np.zeros(n, np.float64)
+        for _src, (pos_a, val_a) in sorted(self.by_source.items()):
+            arr = np.frombuffer(val_a, np.float64)
+            order = arr.argsort(kind="stable")
+            ranks = np.empty(len(arr), np.float64)
+            _, first, counts = np.unique(arr[order], return_index=True, return_counts=True)
+            ranks[order] = np.repeat(first + (counts - 1) / 2.0 + 1.0, counts)
+            where = np.frombuffer(pos_a, np.int64)
+            np.maximum.at(pop, where, ranks / len(arr))
+        return pop

@@ -95,7 +95,7 @@ LOCAL_MIN_SHARD = 16 * 1024 * 1024
 
 def local_shards(sources: Iterable[Path], workers: int) -> dict[str, Any] | None:
     """How ``xned kb build --workers N`` reads on this machine: every uncompressed Wikidata
-    dump cut into N byte ranges (at most ``SHARD_BYTES`` each) read by N processes, the
+    dump cut into 4N byte ranges (at most ``SHARD_BYTES`` each) read by N processes, the
     same KB as one reader. None (one reader, whose decoding ``workers`` processes share)
     where that does not pay: no uncompressed dump of ``LOCAL_MIN_SHARD`` bytes, or a
     compressed dump, which cannot be cut."""
@@ -105,7 +105,8 @@ def local_shards(sources: Iterable[Path], workers: int) -> dict[str, Any] | None
     size = max((p.stat().st_size for p in dumps), default=0)
     if workers <= 1 or size < LOCAL_MIN_SHARD:
         return None
-    return {"runner": local_runner(workers), "shard_bytes": min(SHARD_BYTES, -(-size // workers))}
+    # four ranges per worker: a worker that finishes early takes the next one
+    return {"runner": local_runner(workers), "shard_bytes": min(SHARD_BYTES, -(-size // (4 * workers)))}
 
 
 def read_shard(task: ShardTask) -> ShardOutput:
