@@ -282,3 +282,50 @@ def test_a_second_writer_is_told_who_holds_the_bundle(tmp_path):
         with pytest.raises(KBBuildError, match=f"being built by PID {os.getpid()}"):
             second.__enter__()
     assert (tmp_path / "b" / "x").read_text(encoding="utf-8") == "1"
+
+
+def test_sections_of_sorted_runs_are_found_by_bisection(monkeypatch):
+    import random
+
+    from xned.export import spill
+
+    monkeypatch.setattr(spill, "MAX_FANIN", 4)
+    rng = random.Random(3)
+    sp = spill.Spill("t", run_records=37)
+    fields = ["de", "en", "en-x", "eo", "ja", "mul", "é"]  # "en" a prefix of "en-x", a non-ASCII one
+    lines = [f"{rng.choice(fields)}\t{rng.choice(['a', 'ab', ' x', 'é'])}{i}\t{rng.random()}" for i in range(1500)]
+    for line in lines:
+        sp.add(line)
+    runs = sp.sorted_runs()
+    assert 1 < len(runs) <= 4  # cascaded down to the fan-in
+    sizes = spill.sections(runs)
+    assert list(sizes) == sorted({line.split("\t")[0] for line in lines})
+    assert sum(sizes.values()) == sum(p.stat().st_size for p in runs)
+    for field in sizes:
+        want = sorted(line for line in lines if line.split("\t")[0] == field)
+        assert list(spill.merged_section(runs, field)) == want
+        assert sizes[field] == sum(len(line.encode()) + 1 for line in want)
+    assert list(spill.merged_section(runs, "fr")) == []
+    sp.close()
+
+
+def test_alias_tables_written_by_worker_processes_are_the_same(tmp_path, monkeypatch):
+    from xned.export.kb import tables
+
+    entities = write(tmp_path, "e.tsv", TSV)
+    counts = write(tmp_path, "a.counts.tsv", "en\tParis\tQ830149\t5\nen\tParis\tQ90\t95\n")
+    build_kb([entities, counts], tmp_path / "one" / "kb")
+    pools = []
+    real = tables.ProcessPoolExecutor
+
+    def pool(**kw):
+        pools.append(kw["max_workers"])
+        return real(**kw)
+
+    monkeypatch.setattr(tables, "PARALLEL_TABLE_BYTES", 0)
+    monkeypatch.setattr(tables, "ProcessPoolExecutor", pool)
+    build_kb([entities, counts], tmp_path / "two" / "kb", reader_args={"workers": 2})
+    assert pools == [2]  # two processes wrote the tables
+    assert _tree_digest(tmp_path / "one" / "kb") == _tree_digest(tmp_path / "two" / "kb")
+    groups = tables._balance({"en": 50, "de": 30, "fr": 25, "ja": 10}, 2)
+    assert sorted(map(sorted, groups)) == [["de", "fr"], ["en", "ja"]]  # 55 and 60 bytes of work
