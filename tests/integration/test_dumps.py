@@ -83,14 +83,30 @@ def test_dump_build_with_tiny_runs_is_identical(tmp_path):
             assert p.read_bytes() == (tmp_path / "many" / p.relative_to(tmp_path / "one")).read_bytes(), p
 
 
-def test_parallel_decoding_gives_identical_kb(tmp_path):
-    dump = tmp_path / "wd.json"
-    write_dump(dump, ITEMS * 3)
-    build_kb([dump], tmp_path / "a", reader_args={"workers": 1})
-    build_kb([dump], tmp_path / "b", reader_args={"workers": 2})
+@pytest.mark.parametrize("name", ["wd.json", "wd.json.bz2"])
+def test_parallel_decoding_gives_identical_kb(tmp_path, monkeypatch, name):
+    """Workers decode the chunks and keep records in builders of their own: the KB, the
+    warnings and the strict errors are those of one process."""
+    from xned.export.kb import wikidata
+
+    monkeypatch.setattr(wikidata, "CHUNK_LINES", 2)  # many chunks, for both workers
+    items = ITEMS * 3 + [item("Q91", "Filler"), item("Q90", "A later Paris")]  # the first label wins
+    items += [item(f"Q{500 + i}", f"Town {i}", f"Villa {i}") for i in range(12)]
+    dump = tmp_path / name
+    write_dump(dump, items, bad_line=True)
+    xml = tmp_path / "enwiki-pages-articles.xml"
+    xml.write_text(XML, encoding="utf-8")  # resolves its links through the workers' sitelinks
+    _, one = build_kb([dump, xml], tmp_path / "a", reader_args={"workers": 1})
+    _, two = build_kb([dump, xml], tmp_path / "b", reader_args={"workers": 2})
     for p in (tmp_path / "a").rglob("*"):
         if p.is_file():
             assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
+    assert one.counts == two.counts and two.counts["bad_json"] == 1 and two.counts["conflict"] >= 1
+    assert KB(tmp_path / "b").record(KB(tmp_path / "b").index("Q90"))[0] == "Paris"
+    assert KB(tmp_path / "b").lookup("en", "german capital")[0].size  # a link resolved by sitelink
+    with pytest.raises(KBBuildError, match=r"wd.json(.bz2)?:3: malformed JSON line"):
+        build_kb([dump], tmp_path / "c", strict=True, reader_args={"workers": 2})
+    assert not (tmp_path / "c").exists()
 
 
 def test_malformed_dump_line_skipped_or_strict(tmp_path):

@@ -64,7 +64,11 @@ def build_cli(
     ),
     threads: int | None = typer.Option(None, "--threads", min=1),
     workers: int = typer.Option(
-        1, "--workers", min=1, help="Processes reading a Wikidata dump (byte ranges of an uncompressed one)."
+        1,
+        "--workers",
+        min=1,
+        help="Processes reading Wikidata dumps (byte ranges of an uncompressed one, the lines of a compressed one) "
+        "and writing the alias tables.",
     ),
     titles: Path | None = typer.Option(
         None, "--titles", help="title<TAB>qid TSV mapping Wikipedia link targets to QIDs."

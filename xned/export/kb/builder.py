@@ -126,6 +126,7 @@ class KBBuilder:
         self._lang_keys: dict[str, str | None] = {}  # source language code -> table (lang_key)
         self._named = ("", "")  # the last QID add_name checked, and its 10-digit number
         self._scratch: Path | None = None  # the entity index arrays for the table writers
+        self.work_dirs: list[Path] = []  # run files adopted from reading workers (kb.wikidata)
         self.workers = 1  # processes writing alias tables (kb.writer.write_tables)
         self._source = 0
         self._start = 0
@@ -137,6 +138,11 @@ class KBBuilder:
         one QID merge in the order (source, start, reading order), so a build sharded any
         way merges them as the single-process build does."""
         self._source, self._start, self._seq = index, start, 0
+
+    @property
+    def source(self) -> int:
+        """The index of the source being read (``begin_source``)."""
+        return self._source
 
     def spills(self) -> dict[str, Spill]:
         """The record spills a shard hands over (``kb.shards``)."""
@@ -154,6 +160,9 @@ class KBBuilder:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+        for d in self.work_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        self.work_dirs = []
         if self.wiki_titles is not None:
             self.wiki_titles.close()
 

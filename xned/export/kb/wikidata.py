@@ -15,8 +15,10 @@ import contextlib
 import json
 import multiprocessing
 import re
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -198,44 +200,122 @@ def read_wikidata(
     The items' Wikipedia sitelinks go to ``b.wiki_titles`` (a ``TitleMap``) to resolve the
     links of Wikipedia dumps read later in the same build. ``byte_range`` reads only the
     lines that start in ``[start, stop)`` of an uncompressed dump (a shard, ``kb.shards``).
+    With ``workers`` > 1 this process only reads (and decompresses) the lines: ``workers``
+    processes decode them and add them to builders of their own, whose sorted runs ``b``
+    then adopts (the same KB: records of one item merge in reading order).
     """
-    n = 0
     if b.wiki_titles is None:
         b.wiki_titles = TitleMap(getattr(b, "run_records", 1_000_000), getattr(b, "tmp_dir", None))
-    title_map = b.wiki_titles
     at = "" if byte_range is None else f" of the shard from byte {byte_range[0]:,}"
-
-    def consume(start: int, recs: list[tuple], bad: list[int]) -> None:
-        nonlocal n
-        for i in bad:
-            b.fail_or_warn("bad_json", f"{path.name}:{start + i}{at}: malformed JSON line in the dump")
-        for qid, typ, label, desc, n_sites, names, site_titles, p31, p279 in recs:
-            where = f"{path.name}:{qid}"
-            pop = {"sitelinks": float(n_sites)}
-            if not b.add_entity(qid, type=typ, label=label, description=desc, popularity=pop, where=where, dump=True):
-                continue
-            b.add_classes(qid, p31, p279)
-            n += 1
-            for code, name, is_alias in names:
-                b.add_name(code, name, qid, alias=is_alias, where=where)
-            for lang, title in site_titles.items():
-                title_map.add(lang.replace("_", "-"), title, qid)
-
     if byte_range is not None and re.search(r"\.(gz|bz2)$", path.name):
         raise KBBuildError(f"{path}: a compressed dump cannot be read by byte ranges; decompress it to shard it.")
     if workers <= 1:
+        n = 0
         for start, lines in _chunks(path, byte_range):
-            recs, bad = _parse_chunk(lines)
-            consume(start, recs, bad)
+            n += _consume(b, path, at, start, *_parse_chunk(lines))
         return n
+    return _read_in_workers(path, b, workers, byte_range, at)
+
+
+def _consume(b: KBBuilder, path: Path, at: str, start: int, recs: list[tuple], bad: list[int]) -> int:
+    """Add parsed items to ``b``; returns how many were added."""
+    n = 0
+    for i in bad:
+        b.fail_or_warn("bad_json", f"{path.name}:{start + i}{at}: malformed JSON line in the dump")
+    for qid, typ, label, desc, n_sites, names, site_titles, p31, p279 in recs:
+        where = f"{path.name}:{qid}"
+        pop = {"sitelinks": float(n_sites)}
+        if not b.add_entity(qid, type=typ, label=label, description=desc, popularity=pop, where=where, dump=True):
+            continue
+        b.add_classes(qid, p31, p279)
+        n += 1
+        for code, name, is_alias in names:
+            b.add_name(code, name, qid, alias=is_alias, where=where)
+        for lang, title in site_titles.items():
+            b.wiki_titles.add(lang.replace("_", "-"), title, qid)
+    return n
+
+
+_WORKER: dict[str, Any] = {}  # in a worker process of ``_read_in_workers``: its builder and barrier
+
+
+def _worker_init(options: dict[str, Any], work: str, barrier: Any) -> None:
+    from xned.export.kb.builder import KBBuilder
+    from xned.export.kb.filter import EntityFilter
+
+    tmp = Path(tempfile.mkdtemp(prefix="worker-", dir=work))
+    b = KBBuilder(
+        langs=set(options["langs"]) if options["langs"] else None,
+        top_k=options["top_k"],
+        strict=options["strict"],
+        run_records=options["run_records"],
+        tmp_dir=tmp,
+        entity_filter=EntityFilter.from_dict(options["filter"]),
+    )
+    b.wiki_titles = TitleMap(b.run_records, tmp)
+    _WORKER.update(builder=b, barrier=barrier)
+
+
+def _worker_chunk(source: int, path: str, at: str, start: int, lines: list[bytes]) -> int:
+    b = _WORKER["builder"]
+    b.begin_source(source, start)  # records of one item merge by (source, first line of the chunk, order)
+    return _consume(b, Path(path), at, start, *_parse_chunk(lines))
+
+
+def _worker_finish(_: int) -> dict[str, Any]:
+    """The worker's sorted runs and report. Every worker gets exactly one of these tasks:
+    each waits at the barrier until all workers hold one."""
+    _WORKER["barrier"].wait(timeout=3600)
+    b = _WORKER["builder"]
+    out = {
+        "runs": {name: ([str(p) for p in sp.finish()], len(sp)) for name, sp in b.spills().items()},
+        "titles": ([str(p) for p in b.wiki_titles.records.finish()], len(b.wiki_titles.records)),
+        "skipped": b.report.skipped,
+        "counts": dict(b.report.counts),
+        "examples": {k: list(v) for k, v in b.report.examples.items()},
+    }
+    b.close()  # the handed-over runs stay, in the reading builder's work directory
+    return out
+
+
+def _read_in_workers(path: Path, b: KBBuilder, workers: int, byte_range: tuple[int, int | None] | None, at: str) -> int:
+    work = Path(tempfile.mkdtemp(prefix="xned-read-", dir=getattr(b, "tmp_dir", None)))
+    b.work_dirs.append(work)  # removed with the builder's spills
+    options = {
+        "langs": sorted(b.langs) if b.langs else None,
+        "top_k": b.top_k,
+        "strict": b.strict,
+        "run_records": b.run_records,
+        "filter": asdict(b.filter) if b.filter is not None else None,
+    }
     # spawn: a forked child can deadlock on a lock held by a parent thread (the encoder's)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(workers)
+    n = 0
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(options, str(work), barrier)
+    )
+    try:
         pending: list = []
         for start, lines in _chunks(path, byte_range):
-            pending.append((start, pool.submit(_parse_chunk, lines)))
-            while len(pending) > 2 * workers:  # bounded read-ahead, input order kept
-                s, fut = pending.pop(0)
-                consume(s, *fut.result())
-        for s, fut in pending:
-            consume(s, *fut.result())
+            pending.append(pool.submit(_worker_chunk, b.source, str(path), at, start, lines))
+            while len(pending) > 2 * workers:  # bounded read-ahead
+                n += pending.pop(0).result()
+        n += sum(f.result() for f in pending)
+        outputs = list(pool.map(_worker_finish, range(workers)))
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    spills = b.spills()
+    for out in outputs:
+        for name, (runs, total) in out["runs"].items():
+            spills[name].adopt([Path(p) for p in runs], total)
+        b.wiki_titles.records.adopt([Path(p) for p in out["titles"][0]], out["titles"][1])
+        b.report.skipped += out["skipped"]
+        for kind, c in out["counts"].items():
+            b.report.counts[kind] += c
+        for kind, msgs in out["examples"].items():
+            for msg in msgs:
+                b.report.keep_example(kind, msg)
     return n
