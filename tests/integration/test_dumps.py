@@ -229,3 +229,49 @@ def test_the_page_iterator_does_not_grow_with_the_dump(tmp_path):
 
     small, large = peak(4_000), peak(40_000)
     assert large < small * 1.5 + 200_000, (small, large)  # ~85 B per kept page would add ~3 MB
+
+
+def _odd_items():
+    """Dump lines of every shape the typed decoder must read as the generic one does."""
+    full = item("Q90", "Paris", "París", ["City of Light"], sites=("enwiki", "commonswiki", "frwiki"))
+    full["claims"]["P279"] = [{"mainsnak": {"datavalue": {"value": {"id": "Q486972"}}}}]
+    full["claims"]["P31"].append({"mainsnak": {"snaktype": "somevalue"}})  # no datavalue
+    full["claims"]["P31"].append({"mainsnak": {"datavalue": {"value": "not an item"}}})
+    empty = {"type": "item", "id": "Q7", "labels": [], "descriptions": [], "aliases": [], "claims": [], "sitelinks": []}
+    odd = [
+        full,
+        empty,
+        {"type": "item", "id": "Q8"},  # nothing but the id
+        {"type": "property", "id": "P31", "labels": {"en": {"value": "instance of"}}},
+        {"type": "item", "id": "Q9", "labels": {"en": {"language": "en"}, "de": {"value": ""}}},
+        {"type": "item", "id": "Q10", "labels": {"en": "a bare string"}},  # not the schema's shape
+        {"type": "item", "id": "Q11", "aliases": {"en": {"value": "a map, not a list"}}},
+        {"type": "item", "id": 12},
+    ]
+    return [json.dumps(o, ensure_ascii=False).encode() for o in odd]
+
+
+def test_typed_item_decoding_reads_what_the_generic_decoder_reads():
+    from xned.export.kb import items
+    from xned.export.kb.wikidata import _parse_chunk, _parse_entity
+
+    lines = _odd_items()
+    try:  # the real samples too, where present
+        d = shared_data("dumps", "wikidata_json_samples_opentapioca")
+        with bz2.open(d / "short_stream.json.bz2") as f:
+            lines += [raw.strip().rstrip(b",") for raw in f if raw.strip() not in (b"[", b"]", b"")]
+    except pytest.skip.Exception:
+        pass
+    typed = fallback = 0
+    for line in lines:
+        want = _parse_entity(json.loads(line))
+        try:
+            got = items.parse_item(items.decoder.decode(line))
+            typed += 1
+        except items.ValidationError:
+            fallback += 1
+            got = want
+        assert got == want, line[:200]
+        assert _parse_chunk([line]) == ([want] if want is not None else [], [])
+    assert fallback == 2 and typed >= 6  # the bare string and the map of aliases take the generic path
+    assert _parse_chunk([b'{"type": "item", "id": "Q1", broken']) == ([], [0])

@@ -309,7 +309,7 @@ def test_sections_of_sorted_runs_are_found_by_bisection(monkeypatch):
     sp.close()
 
 
-def test_alias_tables_written_by_worker_processes_are_the_same(tmp_path, monkeypatch):
+def test_alias_tables_and_key_index_by_worker_processes_are_the_same(tmp_path, monkeypatch):
     from xned.export.kb import tables
 
     entities = write(tmp_path, "e.tsv", TSV)
@@ -323,9 +323,10 @@ def test_alias_tables_written_by_worker_processes_are_the_same(tmp_path, monkeyp
         return real(**kw)
 
     monkeypatch.setattr(tables, "PARALLEL_TABLE_BYTES", 0)
+    monkeypatch.setattr(tables, "PARALLEL_INDEX_KEYS", 0)
     monkeypatch.setattr(tables, "ProcessPoolExecutor", pool)
     build_kb([entities, counts], tmp_path / "two" / "kb", reader_args={"workers": 2})
-    assert pools == [2]  # two processes wrote the tables
+    assert pools == [2, 2]  # two processes wrote the tables, two found the key index ids
     assert _tree_digest(tmp_path / "one" / "kb") == _tree_digest(tmp_path / "two" / "kb")
     groups = tables._balance({"en": 50, "de": 30, "fr": 25, "ja": 10}, 2)
     assert sorted(map(sorted, groups)) == [["de", "fr"], ["en", "ja"]]  # 55 and 60 bytes of work

@@ -140,37 +140,70 @@ def _write_reordered(path: Path, flat: np.ndarray, pos_of_key: np.ndarray, off_s
             f.write(np.ascontiguousarray(flat[idx]).tobytes())
 
 
-def write_key_index(root: Path, tables: dict[str, Path]) -> None:
+PARALLEL_INDEX_KEYS = 1_000_000  # fewer table keys than this: the key index ids are found in this process
+
+
+def _trie_keys(path: Path) -> Iterator[str]:
+    t = marisa_trie.Trie()
+    t.mmap(str(path))
+    yield from t.iterkeys()
+
+
+def _ids_in(index_trie: str, tables: list[str], table_trie: str) -> list[np.ndarray]:
+    """The id in the key index trie of every key of each table (in the table trie's order):
+    one worker's share of ``write_key_index``."""
+    trie = marisa_trie.Trie()
+    trie.mmap(index_trie)
+    return [np.fromiter((trie[k] for k in _trie_keys(Path(t) / table_trie)), np.int64) for t in tables]
+
+
+def write_key_index(root: Path, tables: dict[str, Path], sizes: dict[str, int] | None = None, workers: int = 1) -> None:
     """Which languages' tables hold each key (and each accent-folded key), so a lookup in
     "every other language" touches only the tables that can answer. ``keys.marisa`` /
     ``fold.marisa`` with ``offsets.npy`` / ``fold_offsets.npy`` (int64 ranges) into
     ``langs.npy`` / ``fold_langs.npy`` (int16 positions in ``languages.json``).
-    ``tables``: the written alias table directory of each language."""
+    ``tables``: the written alias table directory of each language; ``sizes`` their key
+    counts, by which ``workers`` processes share the lookups of large indexes."""
     root.mkdir(parents=True, exist_ok=True)
     langs = sorted(tables)
     (root / L.KeyIndex.LANGUAGES).write_text(json.dumps(langs) + "\n", encoding="utf-8")
-    for trie_name, offsets_name, langs_name, table_trie in (
+    kinds = (
         (L.KeyIndex.KEYS, L.KeyIndex.OFFSETS, L.KeyIndex.LANGS, L.AliasTable.KEYS),
         (L.KeyIndex.FOLD, L.KeyIndex.FOLD_OFFSETS, L.KeyIndex.FOLD_LANGS, L.AliasTable.FOLD),
-    ):
-
-        def table_keys(lang: str, table_trie: str = table_trie) -> Iterator[str]:
-            t = marisa_trie.Trie()
-            t.mmap(str(tables[lang] / table_trie))
-            yield from t.iterkeys()
-
-        trie = marisa_trie.Trie(k for lang in langs for k in table_keys(lang))
+    )
+    n_keys = {}
+    for trie_name, _, _, table_trie in kinds:
+        trie = marisa_trie.Trie(k for lang in langs for k in _trie_keys(tables[lang] / table_trie))
         trie.save(str(root / trie_name))
-        ids, where = [], []
-        for i, lang in enumerate(langs):
-            ids.append(np.fromiter((trie[k] for k in table_keys(lang)), np.int64))
-            where.append(np.full(len(ids[-1]), i, np.int16))
+        n_keys[trie_name] = len(trie)
+    sizes = sizes or {lang: 1 for lang in langs}
+    parallel = workers > 1 and len(langs) > 1 and sum(sizes.values()) >= PARALLEL_INDEX_KEYS
+    groups = _balance({lang: sizes.get(lang, 1) for lang in langs}, workers if parallel else 1)
+    jobs = [
+        (str(root / trie_name), [str(tables[lang]) for lang in group], table_trie)
+        for trie_name, _, _, table_trie in kinds
+        for group in groups
+    ]
+    if parallel:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=len(groups), mp_context=ctx) as pool:
+            results = list(pool.map(_ids_in, *zip(*jobs, strict=True)))
+    else:
+        results = [_ids_in(*job) for job in jobs]
+    for k, (trie_name, offsets_name, langs_name, _) in enumerate(kinds):
+        found = {
+            lang: ids
+            for group, part in zip(groups, results[k * len(groups) : (k + 1) * len(groups)], strict=True)
+            for lang, ids in zip(group, part, strict=True)
+        }
+        ids = [found[lang] for lang in langs]
+        where = [np.full(len(found[lang]), i, np.int16) for i, lang in enumerate(langs)]
         _write_pairs(
             root / offsets_name,
             root / langs_name,
             np.concatenate(ids) if ids else np.zeros(0, np.int64),
             np.concatenate(where) if where else np.zeros(0, np.int16),
-            len(trie),
+            n_keys[trie_name],
         )
 
 

@@ -96,6 +96,10 @@ def _item_values(statements: Any) -> list[str]:
 
 def _parse_chunk(lines: list[bytes]) -> tuple[list[tuple], list[int]]:
     decode, errors = _decoder()
+    try:
+        from xned.export.kb import items as typed
+    except ImportError:  # no msgspec: the generic decoder for every line
+        typed = None  # type: ignore[assignment]
     out, bad = [], []
     for i, raw in enumerate(lines):
         line = raw.strip()
@@ -103,6 +107,18 @@ def _parse_chunk(lines: list[bytes]) -> tuple[list[tuple], list[int]]:
             line = line[:-1]
         if not line or line in (b"[", b"]"):
             continue
+        if typed is not None:  # only the fields a build reads become objects (kb.items)
+            try:
+                rec = typed.parse_item(typed.decoder.decode(line))
+            except typed.ValidationError:
+                pass  # a shape the schema does not fit: the generic decoder below decides
+            except typed.DecodeError:
+                bad.append(i)
+                continue
+            else:
+                if rec is not None:
+                    out.append(rec)
+                continue
         try:
             obj = decode(line)
             if not isinstance(obj, dict):

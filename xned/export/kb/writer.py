@@ -196,7 +196,8 @@ def write_kb(
         names = Spill("name-entities") if some else None
         try:  # the spill's temporary runs go on success and on error alike
             counts = write_tables(tables(index), tmp / L.KBDir.ALIASES, workers, names)
-            write_key_index(tmp / L.KBDir.KEY_INDEX, {lang: tmp / L.KBDir.ALIASES / lang for lang in counts})
+            tables_at = {lang: tmp / L.KBDir.ALIASES / lang for lang in counts}
+            write_key_index(tmp / L.KBDir.KEY_INDEX, tables_at, counts, workers)
             if names is not None and embed is not None:
                 mask = shared_names(names, len(index))
                 index.vector_dim = embed_some(tmp / L.KBDir.ENTITIES, index, mask, embed)
