@@ -120,3 +120,46 @@ def test_workers_cut_an_uncompressed_dump_into_one_range_per_worker(sources, tmp
         assert res.exit_code == 0, res.output
     assert [t for t in tasks if t] == [10]  # --workers 2 only: the dump's eight ranges, the TSV and the counts
     assert _files(tmp_path / "b2" / "kb") == _files(tmp_path / "b1" / "kb")
+
+
+def test_a_killed_worker_fails_the_build_with_a_clear_error_and_writes_nothing(tmp_path):
+    """A decoding worker killed mid-build (out of memory, say): exit 1, one ``Error:`` line
+    naming the fix, no traceback, no KB and no spilled runs left behind."""
+    import gzip
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    dump = tmp_path / "wd.json.gz"
+    lines = [json.dumps(item(f"Q{i + 1}", f"Town {i}", f"Villa {i}", [f"T{i}", f"Burg {i}"])) for i in range(60_000)]
+    dump.write_bytes(gzip.compress(("[\n" + ",\n".join(lines) + "\n]\n").encode(), compresslevel=1))
+    spills = tmp_path / "tmp"
+    spills.mkdir()
+    env = {**os.environ, "TMPDIR": str(spills)}
+    cmd = [sys.executable, "-m", "xned.cli.main", "kb", "build", str(dump), "--bundle", str(tmp_path / "b")]
+    proc = subprocess.Popen([*cmd, "--no-vectors", "--workers", "2"], stderr=subprocess.PIPE, text=True, env=env)
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and proc.poll() is None and time.monotonic() < deadline:
+        for pid in os.listdir("/proc"):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if stat[1] == str(proc.pid) and b"spawn_main" in cmdline:
+                time.sleep(0.5)  # let it take a chunk
+                os.kill(int(pid), signal.SIGKILL)
+                killed = int(pid)
+                break
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=120)
+    assert killed is not None, "no worker process was seen"
+    assert proc.returncode == 1, err
+    assert "Error: A worker process of the build died" in err and "fewer --workers" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "b" / "kb").exists()
+    assert not list(spills.iterdir())  # no spill or worker directory left behind

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from xned.cli.link import BUNDLE_OPT
-from xned.errors import InputError
+from xned.errors import InputError, KBBuildError
 
 kb_app = typer.Typer(help="Build, extend and inspect knowledge bases.", no_args_is_help=True)
 
@@ -133,23 +133,31 @@ def build_cli(
     from xned.export.kb.filter import EntityFilter
 
     entity_filter = EntityFilter.make(profile, keep_class, min_sitelinks, max_entities)
-    meta, report = build_kb_into_bundle(
-        sources,
-        bundle,
-        encoder=encoder,
-        langs=_langs(langs),
-        top_k=top_k,
-        strict=strict,
-        vectors="none" if no_vectors else vectors,
-        threads=threads,
-        progress=progress,
-        reader_args={"workers": workers, "titles_tsv": titles, "lang": wiki_lang, "link_prob": link_prob},
-        vector_cache=vector_cache,
-        max_skipped=max_skipped,
-        dense=not no_dense,
-        shards=shards,
-        entity_filter=entity_filter,
-    )
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        meta, report = build_kb_into_bundle(
+            sources,
+            bundle,
+            encoder=encoder,
+            langs=_langs(langs),
+            top_k=top_k,
+            strict=strict,
+            vectors="none" if no_vectors else vectors,
+            threads=threads,
+            progress=progress,
+            reader_args={"workers": workers, "titles_tsv": titles, "lang": wiki_lang, "link_prob": link_prob},
+            vector_cache=vector_cache,
+            max_skipped=max_skipped,
+            dense=not no_dense,
+            shards=shards,
+            entity_filter=entity_filter,
+        )
+    except BrokenProcessPool:
+        raise KBBuildError(
+            f"A worker process of the build died (killed, or out of memory) with --workers {workers}; the KB "
+            "was not written. Run again with fewer --workers, or on a machine with more memory."
+        ) from None
     dt = time.perf_counter() - t0
     n_alias = sum(meta["languages"].values())
     typer.echo(

@@ -40,10 +40,14 @@ def build_kb(
     ``xned kb compact`` can repeat the build; paths inside ``bundle`` are stored relative."""
     sources = [Path(s) for s in sources]
     b = KBBuilder(langs=langs, top_k=top_k, strict=strict, run_records=run_records, entity_filter=entity_filter)
-    for i, src in enumerate(sources):
-        b.begin_source(i)
-        n = read_source(src, b, **(reader_args or {}))
-        b.report.sources.append({"path": src.name, "records": n})
+    try:
+        for i, src in enumerate(sources):
+            b.begin_source(i)
+            n = read_source(src, b, **(reader_args or {}))
+            b.report.sources.append({"path": src.name, "records": n})
+    except BaseException:
+        b.close()  # the spilled runs go with the failed build (writing closes it otherwise)
+        raise
     return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle, entity_filter)
 
 
