@@ -15,6 +15,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -26,15 +27,39 @@ from xned.errors import KBBuildError
 from xned.titles import title_key as wiki_title  # the one title rule
 
 
+class _Bz2Raw(io.RawIOBase):
+    """``indexed_bzip2``'s reader with Python's error for a stream that ends early: it raises
+    a bare ``RuntimeError("std::exception")``, ``bz2`` an ``EOFError``."""
+
+    def __init__(self, f: Any):
+        self.f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        try:
+            return self.f.readinto(b)
+        except RuntimeError as exc:
+            raise EOFError(f"the bz2 data ends early or is damaged: {exc}") from None
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
+
+
 def open_maybe_compressed(path: Path) -> Any:
+    """A binary file object over ``path``, decompressed by its suffix; a bz2 file is decoded
+    by ``indexed_bzip2`` on every core (its blocks are found and decoded in parallel, even
+    in one stream) where it is installed, else by Python's ``bz2`` on one."""
     name = path.name.lower()
     if name.endswith(".bz2"):
         try:
-            import indexed_bzip2  # parallel bz2 decoding where installed
-
-            return io.BufferedReader(indexed_bzip2.open(str(path), parallelization=2))  # type: ignore[arg-type]
+            import indexed_bzip2
         except ImportError:
             return bz2.open(path, "rb")
+        threads = max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2)
+        return io.BufferedReader(_Bz2Raw(indexed_bzip2.open(str(path), parallelization=threads)))
     if name.endswith(".gz"):
         return gzip.open(path, "rb")
     return open(path, "rb")
