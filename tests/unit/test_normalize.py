@@ -48,3 +48,18 @@ def test_fold_output_has_no_combining_marks(s):
     f = fold(normalize(s))
     if f is not None:
         assert not any(unicodedata.category(ch) == "Mn" for ch in unicodedata.normalize("NFD", f))
+
+
+WHITESPACE = [chr(c) for c in range(0x3001) if chr(c).isspace()]  # every one below U+3000 and it
+
+
+@given(
+    st.text(alphabet=st.sampled_from([*WHITESPACE, "a", "B", "¬", "\u00ad", "É", "・", "ﬁ", "Ａ", "-"]), max_size=30)
+)
+def test_normalize_is_the_regex_formulation(text):
+    """``normalize`` splits with ``str.split``; it must give what the regex did: NFKC,
+    casefold, every run of ``\\s`` one space, stripped, hyphenation marks removed."""
+    import re
+
+    want = unicodedata.normalize("NFKC", re.sub(r"¬\s*|\u00ad", "", text)).casefold()
+    assert normalize(text) == re.sub(r"\s+", " ", want).strip()
