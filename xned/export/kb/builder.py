@@ -47,6 +47,13 @@ from xned.types import MAX_QID_CHARS, QID_RE, is_qid
 UNSTATED = {"mul", "und", "match", "native", "zxx", "mis"}
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ALIAS_CHARS = 200
+
+
+def _spaced(text: str) -> str:
+    """Control characters as spaces (a printable string has none: no regex pass)."""
+    return text if text.isprintable() else _CTRL.sub(" ", text)
+
+
 PART_WEIGHT = 0.1  # ``kind`` of one part of a middle-dot name
 
 
@@ -200,7 +207,7 @@ class KBBuilder:
             self.fail_or_warn("bad_qid", f"{where}: QID {qid!r} is out of range")
             return False
         pops = ";".join(f"{k}={float(v)!r}" for k, v in sorted((popularity or {}).items()) if math.isfinite(v))
-        fields = (_CTRL.sub(" ", x).strip() for x in (type, label, description, where))
+        fields = (_spaced(x).strip() for x in (type, label, description, where))
         typ, lab, desc, wh = fields
         self._seq += 1
         seq = f"{self._source:05d}{self._start:015d}{self._seq:012d}"
@@ -228,7 +235,7 @@ class KBBuilder:
             return
         if not self._want(lang):
             return
-        key = normalize(_CTRL.sub(" ", name))
+        key = normalize(_spaced(name))
         if not key:
             self.report.warn("empty_alias", f"{where}: empty alias for {qid} in {lang_code!r}")
             return
@@ -268,7 +275,7 @@ class KBBuilder:
             return
         if not self._want(lang):
             return
-        key = normalize(_CTRL.sub(" ", name))
+        key = normalize(_spaced(name))
         if not key:
             self.report.warn("empty_alias", f"{where}: empty anchor text for {qid}")
             return
