@@ -19,6 +19,7 @@ where a Wikipedia dump gives both; NaN otherwise.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -39,7 +40,7 @@ from xned.errors import InputError, KBBuildError
 from xned.export.kb.filter import EntityFilter, kept_items, subclass_closure
 from xned.export.kb.priors import AliasTables, entity_totals
 from xned.export.kb.writer import EntityIndex, EntityRow, write_kb
-from xned.export.spill import RUN_RECORDS, Spill, grouped
+from xned.export.spill import RUN_RECORDS, Spill
 from xned.fsutil import atomic_write_text
 from xned.langs import normalize_lang
 from xned.types import MAX_QID_CHARS, QID_RE, is_qid
@@ -296,11 +297,15 @@ class KBBuilder:
     # -- merging ----------------------------------------------------------------------------
     def _merged_entities(self, *, warn: bool = False) -> Iterator[tuple[int, str, str, str, dict[str, float]]]:
         kept = self._kept
-        for (qn,), rows in grouped(self.entity_records.merged(), 1):
-            if kept is not None and not any(r[1] == "-" for r in rows):  # filtered (kb.filter)
-                i = int(np.searchsorted(kept, int(qn)))
-                if i >= len(kept) or kept[i] != int(qn):
+        wanted = _walk(kept) if kept is not None else None
+        nxt = next(wanted, None) if wanted is not None else None
+        for qn, lines in self._entity_groups():
+            if wanted is not None:  # filtered (kb.filter): a merge join with the kept QIDs, no split
+                while nxt is not None and nxt < qn:
+                    nxt = next(wanted, None)
+                if nxt != qn and all(line.split("\t", 3)[2] != "-" for line in lines):
                     continue
+            rows = [line.split("\t")[1:] for line in lines]
             typ = label = desc = ""
             origin = {"label": "", "description": ""}
             pops: dict[str, float] = {}
@@ -333,8 +338,24 @@ class KBBuilder:
         if self.filter.classes:
             closure = subclass_closure(self.edge_records.merged(), [int(c[1:]) for c in self.filter.classes])
         self._kept = None
-        items = ((qn, pops.get("sitelinks", 0.0)) for qn, _t, _l, _d, pops in self._merged_entities())
-        self._kept = kept_items(self.filter, items, self.class_records.merged(), closure)
+        self._kept = kept_items(self.filter, self._sitelinks(), self.class_records.merged(), closure)
+
+    def _entity_groups(self) -> Iterator[tuple[int, list[str]]]:
+        """The merged entity records by QID number (the first field, 10 digits), unsplit."""
+        for qn, lines in itertools.groupby(self.entity_records.merged(), key=lambda line: line[:10]):
+            yield int(qn), list(lines)
+
+    def _sitelinks(self) -> Iterator[tuple[int, float]]:
+        """(QID number, sitelinks) of every entity: the largest ``sitelinks`` popularity of its
+        records, 0 without one; only the popularity field is read."""
+        for qn, lines in self._entity_groups():
+            best = None
+            for line in lines:
+                for item in line.rsplit("\t", 2)[1].split(";"):
+                    if item.startswith("sitelinks="):
+                        v = float(item[10:])
+                        best = v if best is None else max(best, v)
+            yield qn, 0.0 if best is None else best
 
     def _rows(self, ranks: _Ranks) -> Iterator[EntityRow]:
         """The merged entities, popularity left at 0: its percentile ranks need every entity,
@@ -381,6 +402,12 @@ class KBBuilder:
         meta_path = Path(dest) / L.KBDir.META
         atomic_write_text(meta_path, json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         return out
+
+
+def _walk(sorted_qnums: np.ndarray) -> Iterator[int]:
+    """The values of a sorted array as Python ints, a chunk at a time."""
+    for a in range(0, len(sorted_qnums), 1 << 16):
+        yield from sorted_qnums[a : a + (1 << 16)].tolist()
 
 
 class _Ranks:
