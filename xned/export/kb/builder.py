@@ -25,10 +25,8 @@ import math
 import re
 import shutil
 import tempfile
-from array import array
-from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,8 @@ from xned.engine import layout as L
 from xned.engine.normalize import normalize, undot
 from xned.errors import InputError, KBBuildError
 from xned.export.kb.filter import EntityFilter, kept_items, subclass_closure
-from xned.export.kb.priors import AliasTables, entity_totals
+from xned.export.kb.priors import AliasTables, Ranks, entity_totals
+from xned.export.kb.report import BuildReport
 from xned.export.kb.writer import EntityIndex, EntityRow, write_kb
 from xned.export.spill import RUN_RECORDS, Spill
 from xned.fsutil import atomic_write_text
@@ -67,31 +66,6 @@ def lang_key(code: str) -> str | None:
         return normalize_lang(code)
     except InputError:
         return None
-
-
-@dataclass
-class BuildReport:
-    """What a build skipped or doubted: a count per kind and its first few examples (a
-    dump with a million odd lines gives one summary line per kind, not a million)."""
-
-    sources: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # the examples, in order, and notes
-    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    max_warnings: int = 20
-    per_kind: int = 3
-    skipped: int = 0  # input records skipped as malformed (non-strict builds)
-
-    def warn(self, kind: str, msg: str) -> None:
-        self.counts[kind] += 1
-        self.keep_example(kind, msg)
-
-    def keep_example(self, kind: str, msg: str) -> None:
-        ex = self.examples.setdefault(kind, [])
-        if len(ex) < self.per_kind:
-            ex.append(msg)
-            if len(self.warnings) < self.max_warnings:
-                self.warnings.append(msg)
 
 
 class KBBuilder:
@@ -139,6 +113,50 @@ class KBBuilder:
         self._source = 0
         self._start = 0
         self._seq = 0
+
+    def options(self) -> dict[str, Any]:
+        """What a builder in another process needs to read records as this one does (``like``)."""
+        return {
+            "langs": sorted(self.langs) if self.langs else None,
+            "top_k": self.top_k,
+            "strict": self.strict,
+            "run_records": self.run_records,
+            "filter": asdict(self.filter) if self.filter is not None else None,
+        }
+
+    @classmethod
+    def like(cls, options: dict[str, Any], tmp_dir: Path) -> KBBuilder:
+        """A builder for a share of the reading (a shard, a reading worker), from ``options``."""
+        return cls(
+            langs=set(options["langs"]) if options.get("langs") else None,
+            top_k=int(options.get("top_k", 30)),
+            strict=bool(options.get("strict", False)),
+            run_records=int(options.get("run_records", RUN_RECORDS)),
+            tmp_dir=tmp_dir,
+            entity_filter=EntityFilter.from_dict(options.get("filter")),
+        )
+
+    def hand_over(self) -> dict[str, Any]:
+        """This builder's sorted runs (each spill's files and record count) and report, for
+        another builder to ``adopt``; the run files are no longer this builder's to delete."""
+        return {
+            "runs": {name: ([str(p) for p in sp.finish()], len(sp)) for name, sp in self.spills().items()},
+            "skipped": self.report.skipped,
+            "counts": dict(self.report.counts),
+            "examples": {k: list(v) for k, v in self.report.examples.items()},
+        }
+
+    def adopt(self, handed: dict[str, Any]) -> None:
+        """Merge what another builder handed over (``hand_over``) into this one."""
+        spills = self.spills()
+        for name, (runs, total) in handed["runs"].items():
+            spills[name].adopt([Path(p) for p in runs], total)
+        self.report.skipped += handed["skipped"]
+        for kind, c in handed["counts"].items():
+            self.report.counts[kind] += c
+        for kind, msgs in handed["examples"].items():
+            for msg in msgs:
+                self.report.keep_example(kind, msg)
 
     def begin_source(self, index: int, start: int = 0) -> None:
         """Records from now on come from source ``index`` (its place in the build's source
@@ -357,7 +375,7 @@ class KBBuilder:
                         best = v if best is None else max(best, v)
             yield qn, 0.0 if best is None else best
 
-    def _rows(self, ranks: _Ranks) -> Iterator[EntityRow]:
+    def _rows(self, ranks: Ranks) -> Iterator[EntityRow]:
         """The merged entities, popularity left at 0: its percentile ranks need every entity,
         so ``ranks`` collects the values and ``write_entities`` asks for them at the end."""
         for pos, (qn, typ, label, desc, pops) in enumerate(self._merged_entities(warn=True)):
@@ -385,7 +403,7 @@ class KBBuilder:
                 **meta,
                 "filter": {**asdict(self.filter), "kept_dump_items": 0 if self._kept is None else len(self._kept)},
             }
-        ranks = _Ranks()
+        ranks = Ranks()
         meta = {
             **meta,
             "priors": "q(e|m) ∝ kind·(1+log1p(T(e)))·(0.25+pop(e)); "
@@ -408,29 +426,3 @@ def _walk(sorted_qnums: np.ndarray) -> Iterator[int]:
     """The values of a sorted array as Python ints, a chunk at a time."""
     for a in range(0, len(sorted_qnums), 1 << 16):
         yield from sorted_qnums[a : a + (1 << 16)].tolist()
-
-
-class _Ranks:
-    """Popularity with per-source rank normalization: each source's values become
-    percentiles in (0, 1]; an entity keeps its best."""
-
-    def __init__(self) -> None:
-        self.by_source: dict[str, tuple[array, array]] = {}
-
-    def add(self, pos: int, pops: dict[str, float]) -> None:
-        for src, val in pops.items():
-            slot = self.by_source.setdefault(src, (array("q"), array("d")))
-            slot[0].append(pos)
-            slot[1].append(val)
-
-    def popularity(self, n: int) -> np.ndarray:
-        pop = np.zeros(n, np.float64)
-        for _src, (pos_a, val_a) in sorted(self.by_source.items()):
-            arr = np.frombuffer(val_a, np.float64)
-            order = arr.argsort(kind="stable")
-            ranks = np.empty(len(arr), np.float64)
-            _, first, counts = np.unique(arr[order], return_index=True, return_counts=True)
-            ranks[order] = np.repeat(first + (counts - 1) / 2.0 + 1.0, counts)
-            where = np.frombuffer(pos_a, np.int64)
-            np.maximum.at(pop, where, ranks / len(arr))
-        return pop

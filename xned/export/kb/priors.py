@@ -189,3 +189,29 @@ def _compute(
                 lp[a:b][has],
             ),
         )
+
+
+class Ranks:
+    """Popularity with per-source rank normalization: each source's values become
+    percentiles in (0, 1]; an entity keeps its best."""
+
+    def __init__(self) -> None:
+        self.by_source: dict[str, tuple[array, array]] = {}
+
+    def add(self, pos: int, pops: dict[str, float]) -> None:
+        for src, val in pops.items():
+            slot = self.by_source.setdefault(src, (array("q"), array("d")))
+            slot[0].append(pos)
+            slot[1].append(val)
+
+    def popularity(self, n: int) -> np.ndarray:
+        pop = np.zeros(n, np.float64)
+        for _src, (pos_a, val_a) in sorted(self.by_source.items()):
+            arr = np.frombuffer(val_a, np.float64)
+            order = arr.argsort(kind="stable")
+            ranks = np.empty(len(arr), np.float64)
+            _, first, counts = np.unique(arr[order], return_index=True, return_counts=True)
+            ranks[order] = np.repeat(first + (counts - 1) / 2.0 + 1.0, counts)
+            where = np.frombuffer(pos_a, np.int64)
+            np.maximum.at(pop, where, ranks / len(arr))
+        return pop

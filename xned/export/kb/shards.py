@@ -59,13 +59,9 @@ class ShardOutput:
     source: int
     start: int
     records: int
-    runs: dict[str, list[str]]  # spill name (KBBuilder.spills) -> run files
-    totals: dict[str, int]
+    handed: dict[str, Any]  # the shard builder's runs and report (KBBuilder.hand_over)
     title_runs: list[str]
     title_total: int
-    skipped: int
-    counts: dict[str, int]
-    examples: dict[str, list[str]]
 
 
 Runner = Callable[[list[ShardTask]], list[ShardOutput]]
@@ -116,14 +112,7 @@ def read_shard(task: ShardTask) -> ShardOutput:
     opts = task.options
     work = Path(task.work)
     work.mkdir(parents=True, exist_ok=True)
-    b = KBBuilder(
-        langs=set(opts["langs"]) if opts.get("langs") else None,
-        top_k=int(opts.get("top_k", 30)),
-        strict=bool(opts.get("strict", False)),
-        run_records=int(opts.get("run_records", RUN_RECORDS)),
-        tmp_dir=work,
-        entity_filter=EntityFilter.from_dict(opts.get("filter")),
-    )
+    b = KBBuilder.like(opts, work)
     b.begin_source(task.source, task.start)
     if task.title_runs:
         b.wiki_titles = TitleMap(b.run_records, work)
@@ -138,13 +127,9 @@ def read_shard(task: ShardTask) -> ShardOutput:
         task.source,
         task.start,
         n,
-        {name: [str(p) for p in sp.finish()] for name, sp in b.spills().items()},
-        {name: len(sp) for name, sp in b.spills().items()},
+        b.hand_over(),
         [str(p) for p in titles.records.finish()] if titles is not None else [],
         len(titles.records) if titles is not None else 0,
-        b.report.skipped,
-        dict(b.report.counts),
-        {k: list(v) for k, v in b.report.examples.items()},
     )
     b.close()
     return out
@@ -218,17 +203,9 @@ def build_sharded(
             langs=langs, top_k=top_k, strict=strict, run_records=run_records, tmp_dir=work, entity_filter=entity_filter
         )
         records = [0] * len(sources)
-        spills = b.spills()
         for o in outputs:
-            for name, files in o.runs.items():
-                spills[name].adopt([Path(p) for p in files], o.totals[name])
+            b.adopt(o.handed)
             records[o.source] += o.records
-            b.report.skipped += o.skipped
-            for kind, c in o.counts.items():
-                b.report.counts[kind] += c
-            for kind, msgs in o.examples.items():
-                for msg in msgs:
-                    b.report.keep_example(kind, msg)
         b.report.sources = [{"path": s.name, "records": n} for s, n in zip(sources, records, strict=True)]
         return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle, entity_filter)
     finally:

@@ -223,12 +223,14 @@ class TableSource(Protocol):
 PARALLEL_TABLE_BYTES = 16 * 1024 * 1024  # less than this: tables are written in this process
 
 
-def _write_tables(source: TableSource, langs: list[str], root: str) -> dict[str, int]:
+def _write_tables(source: TableSource, langs: list[str], root: str, names: Spill | None = None) -> dict[str, int]:
     """Write the tables of ``langs`` under ``root``: their key counts (an empty table is
-    removed). The unit of work of a worker process."""
+    removed); ``names`` notes the (name, entity) pairs (``kb.vectors``). The unit of work of
+    a worker process."""
     counts = {}
     for lang in langs:
-        n = write_alias_table(Path(root) / lang, source.batches(lang))
+        batches = source.batches(lang)
+        n = write_alias_table(Path(root) / lang, noting(batches, names) if names is not None else batches)
         if n:
             counts[lang] = n
         else:
@@ -251,15 +253,7 @@ def write_tables(source: TableSource, root: Path, workers: int = 1, names: Spill
     (name, entity) pairs (``kb.vectors``), in this process. Returns key counts by language."""
     sizes = source.langs()
     if names is not None or workers <= 1 or len(sizes) < 2 or sum(sizes.values()) < PARALLEL_TABLE_BYTES:
-        counts = {}
-        for lang in sizes:
-            batches = source.batches(lang)
-            n = write_alias_table(root / lang, noting(batches, names) if names is not None else batches)
-            if n:
-                counts[lang] = n
-            else:
-                shutil.rmtree(root / lang)
-        return counts
+        return _write_tables(source, list(sizes), str(root), names)
     groups = _balance(sizes, workers)
     counts = {}
     # spawn: a forked child inherits the parent's thread pools (ONNX Runtime) in any state

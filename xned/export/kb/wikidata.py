@@ -18,7 +18,6 @@ import re
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -257,17 +256,9 @@ _WORKER: dict[str, Any] = {}  # in a worker process of ``_read_in_workers``: its
 
 def _worker_init(options: dict[str, Any], work: str, barrier: Any) -> None:
     from xned.export.kb.builder import KBBuilder
-    from xned.export.kb.filter import EntityFilter
 
     tmp = Path(tempfile.mkdtemp(prefix="worker-", dir=work))
-    b = KBBuilder(
-        langs=set(options["langs"]) if options["langs"] else None,
-        top_k=options["top_k"],
-        strict=options["strict"],
-        run_records=options["run_records"],
-        tmp_dir=tmp,
-        entity_filter=EntityFilter.from_dict(options["filter"]),
-    )
+    b = KBBuilder.like(options, tmp)
     b.wiki_titles = TitleMap(b.run_records, tmp)
     _WORKER.update(builder=b, barrier=barrier)
 
@@ -283,13 +274,8 @@ def _worker_finish(_: int) -> dict[str, Any]:
     each waits at the barrier until all workers hold one."""
     _WORKER["barrier"].wait(timeout=3600)
     b = _WORKER["builder"]
-    out = {
-        "runs": {name: ([str(p) for p in sp.finish()], len(sp)) for name, sp in b.spills().items()},
-        "titles": ([str(p) for p in b.wiki_titles.records.finish()], len(b.wiki_titles.records)),
-        "skipped": b.report.skipped,
-        "counts": dict(b.report.counts),
-        "examples": {k: list(v) for k, v in b.report.examples.items()},
-    }
+    out = b.hand_over()
+    out["titles"] = ([str(p) for p in b.wiki_titles.records.finish()], len(b.wiki_titles.records))
     b.close()  # the handed-over runs stay, in the reading builder's work directory
     return out
 
@@ -297,13 +283,7 @@ def _worker_finish(_: int) -> dict[str, Any]:
 def _read_in_workers(path: Path, b: KBBuilder, workers: int, byte_range: tuple[int, int | None] | None, at: str) -> int:
     work = Path(tempfile.mkdtemp(prefix="xned-read-", dir=getattr(b, "tmp_dir", None)))
     b.work_dirs.append(work)  # removed with the builder's spills
-    options = {
-        "langs": sorted(b.langs) if b.langs else None,
-        "top_k": b.top_k,
-        "strict": b.strict,
-        "run_records": b.run_records,
-        "filter": asdict(b.filter) if b.filter is not None else None,
-    }
+    options = b.options()
     # spawn: a forked child can deadlock on a lock held by a parent thread (the encoder's)
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(workers)
@@ -323,15 +303,7 @@ def _read_in_workers(path: Path, b: KBBuilder, workers: int, byte_range: tuple[i
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
-    spills = b.spills()
     for out in outputs:
-        for name, (runs, total) in out["runs"].items():
-            spills[name].adopt([Path(p) for p in runs], total)
+        b.adopt(out)
         b.wiki_titles.records.adopt([Path(p) for p in out["titles"][0]], out["titles"][1])
-        b.report.skipped += out["skipped"]
-        for kind, c in out["counts"].items():
-            b.report.counts[kind] += c
-        for kind, msgs in out["examples"].items():
-            for msg in msgs:
-                b.report.keep_example(kind, msg)
     return n
