@@ -1,6 +1,7 @@
 """Candidates and priors of one language's alias keys (the formula: ``kb.builder``),
 computed a batch of keys at a time with numpy from the merged alias records
-``lang<TAB>key<TAB>qnum<TAB>kind<TAB>value(s)`` (sorted: by key, then QID number, then kind).
+``lang<TAB>key<TAB>qnum<TAB>kind<TAB>value<TAB>value`` (sorted: by key, then QID number,
+then kind); and the entities' popularity ranks (``Ranks``) that the formula uses.
 
 Every sum runs in record order (``np.bincount`` adds sequentially) and every product in
 the order the formula is written, so the priors are the float64 values a per-key Python
