@@ -1,8 +1,10 @@
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
+import xned
 from xned.engine.linker import Linker
 from xned.errors import KBBuildError
 from xned.export.bundle_ops import build_kb_into_bundle
@@ -134,6 +136,8 @@ def test_vectors_only_for_entities_that_share_a_name(tmp_path, bundle_path, sour
     assert meta["vectors"] == {"rule": "ambiguous", "entities": 2}
     full = _bundle(tmp_path, bundle_path, "full")
     build_kb_into_bundle([sources / "base.tsv"], full)
+    for b in (some, full):  # a calibrated fusion (the default bundle's): similarity decides NIL
+        shutil.copy(Path(xned.__file__).parent / "assets" / "default" / "scoring.json", b / "scoring.json")
     lk_some, lk_full = Linker.load(some, use_corrections=False), Linker.load(full, use_corrections=False)
     for q in ("Q90", "Q830149"):  # the same vector as a full build
         i = lk_some.kb.index(q)
@@ -145,12 +149,26 @@ def test_vectors_only_for_entities_that_share_a_name(tmp_path, bundle_path, sour
     prov = lk_some.manifest.data["provenance"]
     assert prov["kb"]["vectors"] == "ambiguous" and prov["dense_index"]["entities"] == 2  # only vectors are indexed
     text = "Paris and Berlin signed the treaty."
+    embedded.clear()
     a = lk_some.link(text, lang="en", candidates=True)
     b = lk_full.link(text, lang="en", candidates=True)
     assert [x.qid for x in a if x.text == "Paris"] == [x.qid for x in b if x.text == "Paris"]
-    # an entity without a vector that is a candidate next to others: the typical cosine
-    with_berlin = lk_some.link(text, lang="en", mentions=[(0, 5)], candidates=True)[0]
-    assert all(c.similarity is not None for c in with_berlin.candidates)
+    # an entity stored without a vector is embedded at run time when its similarity counts
+    # (once, then cached), with the passage the build embeds: a full build's cosine
+    assert embedded == ["Berlin: capital of Germany"] and lk_some.entity_vectors.computed == 1
+    lone = lk_some.link(text, lang="en", mentions=[(10, 16)], candidates=True)[0]
+    full = lk_full.link(text, lang="en", mentions=[(10, 16)], candidates=True)[0]
+    assert lone.qid == full.qid and lone.candidates[0].qid == "Q64"
+    assert [c.qid for c in lone.candidates] == [c.qid for c in full.candidates]
+    for c, d in zip(lone.candidates, full.candidates, strict=True):
+        assert c.similarity == pytest.approx(d.similarity, abs=0.01)
+    assert lone.candidates[0].similarity != pytest.approx(lk_some.scorer.sim_typical, abs=0.01)
+    assert lone.score == pytest.approx(full.score, abs=0.01)
+    assert lk_some.entity_vectors.computed == 1
+    # without an encoder to embed it: the typical cosine
+    lk_some.entity_vectors.encoder = None
+    typical = lk_some.link(text, lang="en", mentions=[(10, 16)], candidates=True)[0]
+    assert typical.candidates[0].similarity == pytest.approx(lk_some.scorer.sim_typical, abs=1e-6)
     # the rule is recorded and a compaction repeats it
     embedded.clear()
     compact(some)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xned.engine.corrections import Corrections
+from xned.engine.entity_vectors import EntityVectors
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
 from xned.engine.normalize import normalize
@@ -39,9 +40,11 @@ def features(
     pri: np.ndarray,
     dense: np.ndarray | None,
     vec: np.ndarray | None,
+    entity_vectors: EntityVectors | None = None,
 ) -> MentionFeatures:
     """A mention's features: its candidates' cosines to its vector in context, its word
-    expert's probabilities (where one applies) and the candidates' hubness."""
+    expert's probabilities (where one applies) and the candidates' hubness. Entity vectors
+    come from ``entity_vectors`` (which embeds those the KB lacks) or else the KB."""
     sims = expert_p = None
     if len(ents) and experts is not None and (vec is not None or len(ents) == 1):
         model = experts.model_for(lang, normalize(m.text), ents)
@@ -49,10 +52,10 @@ def features(
             # one candidate: the softmax over the expert's classes among them is 1 or unknown
             expert_p = experts.predict(model, vec, ents) if vec is not None else experts.known(model, ents)
     if len(ents) and vec is not None and kb.has_vectors:
-        ev = kb.vectors(ents)
+        ev = kb.vectors(ents) if entity_vectors is None else entity_vectors.get(ents)
         if ev is not None:
             sims = ev @ vec
-            none = ~ev.any(axis=1)  # no vector (--vectors ambiguous, an overlay entity): typical cosine
+            none = ~ev.any(axis=1)  # no vector and no encoder to embed it: typical cosine
             if none.any():
                 sims[none] = scorer.sim_typical
     hub = experts.hubness_of(ents) if experts is not None and len(ents) else None

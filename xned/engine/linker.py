@@ -20,6 +20,7 @@ from xned.engine.describe import describe
 from xned.engine.detection import MentionFinder
 from xned.engine.documents import MentionLike, as_document, as_mention, check_text, error_result, per_document
 from xned.engine.encoder import Encoder
+from xned.engine.entity_vectors import EntityVectors, encoded_candidates
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
 from xned.engine.mentions import Detector
@@ -66,6 +67,7 @@ class Linker:
         self.top_k = top_k
         self.max_chars = max_chars
         self.dense_k = dense_k
+        self.entity_vectors = EntityVectors(kb, encoder)
         self.finder = MentionFinder(
             kb, tagger, encoder, lambda: self.corrections.taught_keys() if self.corrections is not None else None
         )
@@ -97,9 +99,8 @@ class Linker:
         candidates retrieved by its vector in context (0 switches that off). The analyst's
         corrections of this bundle in the state directory (``state``, else ``$XNED_STATE``,
         else the user data directory; see ``xned.engine.state``) are applied unless
-        ``use_corrections`` is False. ``prefetch`` starts creating the ONNX session in a
-        thread at once, for callers that will encode (``xned link``, the worker pool): the
-        session then loads while the KB opens and the tokenizer loads. ``detection`` chooses
+        ``use_corrections`` is False. ``prefetch`` creates the ONNX session in a thread at
+        once (``xned link``, the worker pool), while the KB and tokenizer load. ``detection`` chooses
         how mentions are found when none are given: ``model`` (the bundle's trained detector,
         ``detector/``), ``rules`` (alias-table matches), ``auto`` (the model where the bundle
         has one).
@@ -341,6 +342,7 @@ class Linker:
             if isinstance(have, dict) and use_vectors and not isinstance(vectors.get(i), BaseException):
                 vectors[i] = {**have, **(vectors.get(i) or {})}
         retrieved = self._retrieve(vectors) if dense else {}
+        self.entity_vectors.prefetch(encoded_candidates(prepared, vectors))
         out: list[Analysis | DocResult] = []
         for i, item in enumerate(prepared):
             if isinstance(item, DocResult):
@@ -385,10 +387,8 @@ class Linker:
         mat = np.stack([vectors[i][(s, e)] for i, s, e in keys])
         return dict(zip(keys, self.kb.retrieve(mat, self.dense_k), strict=True))
 
-    def _features(
-        self, doc: Document, m: Mention, ents: np.ndarray, pri: np.ndarray, dense: Any, vec: Any
-    ) -> MentionFeatures:
-        return features(self.kb, self.experts, self.scorer, doc.lang, m, ents, pri, dense, vec)
+    def _features(self, doc: Document, m: Mention, ents: Any, pri: Any, dense: Any, vec: Any) -> MentionFeatures:
+        return features(self.kb, self.experts, self.scorer, doc.lang, m, ents, pri, dense, vec, self.entity_vectors)
 
     def _process(
         self,
@@ -441,8 +441,7 @@ class Linker:
         t = min(max(self.scorer.threshold, 1e-6), 1 - 1e-6)
         return [self.kb.qid(int(e)) for e in ents] + [NIL], np.append(z, np.log(t / (1 - t))).astype(np.float32)
 
-    # -- introspection ----------------------------------------------------------------------
-    def info(self) -> dict[str, Any]:
+    def info(self) -> dict[str, Any]:  # -- introspection
         """The bundle's summary (``xned kb info``, ``GET /info``)."""
         return describe(self)
 

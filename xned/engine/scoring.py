@@ -136,7 +136,7 @@ class Scorer:
             return z, np.clip(feats[:, 1], 0.0, 1.0)
         w = np.array([self.weights[k] for k in FEATURES], np.float32)
         z = feats @ w + self.bias
-        return z, 1.0 / (1.0 + np.exp(-z))
+        return z, 1.0 / (1.0 + np.exp(-np.clip(z, -80.0, 80.0)))  # float32: no overflow
 
     def without_context(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """For a mention with one candidate (whose rank cannot change), the (score, confidence)
