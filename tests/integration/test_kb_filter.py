@@ -130,3 +130,29 @@ def test_the_cap_keeps_the_most_linked_whatever_the_cuts(items, cap, min_links):
         kf._TopK.add = old
     assert got.tolist() == sorted(q for q, _ in want)
     assert got.tolist() == kf.kept_items(f, iter([(q, float(n)) for q, n in items]), iter([]), None).tolist()
+
+
+def test_the_laptop_profile_embeds_only_shared_names(tmp_path, bundle_path):
+    from typer.testing import CliRunner
+
+    from xned.cli.main import app
+
+    items = [
+        item("Q11", "John Smith", p31="Q5", sites=_sites(2)),
+        item("Q12", "John Smith", p31="Q5", sites=_sites(1)),  # shares a name with Q11
+        item("Q13", "Ada Lovelace", p31="Q5", sites=_sites(4)),
+    ]
+    dump = tmp_path / "wd.json"
+    dump.write_text("[\n" + ",\n".join(json.dumps(i) for i in items) + "\n]\n", encoding="utf-8")
+
+    def build(name, *extra):
+        b = tmp_path / name
+        args = ["kb", "build", str(dump), "--bundle", str(b), "--encoder", str(bundle_path / "encoder"), "--no-dense"]
+        res = CliRunner().invoke(app, [*args, *extra])
+        assert res.exit_code == 0, res.output
+        prov = json.loads((b / "manifest.json").read_text(encoding="utf-8"))["provenance"]["kb"]
+        return prov["vectors"], np.load(b / "kb" / "entities" / "vectors.npy").shape[0]
+
+    assert build("laptop", "--profile", "laptop") == ("ambiguous", 2)
+    assert build("laptop-all", "--profile", "laptop", "--vectors", "all") == ("all", 3)
+    assert build("default") == ("all", 3)

@@ -54,10 +54,12 @@ def build_cli(
         help="Fail (bundle unchanged) if more than this share of records is skipped.",
     ),
     no_vectors: bool = typer.Option(False, "--no-vectors", help="Do not compute entity embeddings."),
-    vectors: str = typer.Option(
-        "all",
+    vectors: str | None = typer.Option(
+        None,
         "--vectors",
-        help="Which entities to embed: all, or ambiguous (only those sharing a name with another entity).",
+        help="Which entities to embed at build: all, or ambiguous (only those sharing a name with another entity; "
+        "the others are embedded at run time when a mention needs them). "
+        "Default: all; ambiguous with --profile laptop.",
     ),
     no_dense: bool = typer.Option(
         False, "--no-dense", help="Do not build the dense retrieval index (candidates without an alias)."
@@ -130,9 +132,10 @@ def build_cli(
         from xned.export.kb.shards import local_shards
 
         shards = local_shards(sources, workers)
-    from xned.export.kb.filter import EntityFilter
+    from xned.export.kb.filter import EntityFilter, profile_vectors
 
     entity_filter = EntityFilter.make(profile, keep_class, min_sitelinks, max_entities)
+    vectors = vectors or profile_vectors(profile)
     from concurrent.futures.process import BrokenProcessPool
 
     try:

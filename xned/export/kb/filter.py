@@ -44,8 +44,15 @@ LAPTOP_CLASSES = (
 )
 PROFILES: dict[str, dict] = {
     "full": {},
-    "laptop": {"classes": LAPTOP_CLASSES, "min_sitelinks": 1, "max_entities": 3_000_000},
+    # the laptop profile embeds only entities that share a name; the others get theirs at
+    # run time, when a mention needs one (``xned.engine.entity_vectors``)
+    "laptop": {"classes": LAPTOP_CLASSES, "min_sitelinks": 1, "max_entities": 3_000_000, "vectors": "ambiguous"},
 }
+
+
+def profile_vectors(profile: str | None) -> str:
+    """The ``--vectors`` rule of a profile when none is given: ``all`` unless it says."""
+    return str(PROFILES.get(profile or "full", {}).get("vectors", "all"))
 
 
 @dataclass(frozen=True)
