@@ -1,4 +1,5 @@
 import bz2
+import functools
 import json
 
 import numpy as np
@@ -107,6 +108,41 @@ def test_parallel_decoding_gives_identical_kb(tmp_path, monkeypatch, name):
     with pytest.raises(KBBuildError, match=r"wd.json(.bz2)?:3: malformed JSON line"):
         build_kb([dump], tmp_path / "c", strict=True, reader_args={"workers": 2})
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sitelinks_are_kept_only_for_a_later_wikipedia_dump(tmp_path, monkeypatch, workers):
+    """The Wikipedia titles of a Wikidata dump's items are recorded only when a Wikipedia
+    dump follows it in the build (the only reader of them); without one the KB is the same."""
+    from xned.export.kb import wikidata
+
+    added = []
+    real = wikidata.TitleMap.add
+    monkeypatch.setattr(wikidata.TitleMap, "add", lambda self, *a: (added.append(a), real(self, *a)))
+    dump = tmp_path / "wd.json"
+    write_dump(dump, ITEMS)
+    xml = tmp_path / "enwiki-pages-articles.xml"
+    xml.write_text(XML, encoding="utf-8")
+    args = {"workers": workers}
+    build_kb([xml, dump], tmp_path / "before", reader_args=args)  # a Wikipedia dump first: no use for them
+    build_kb([dump], tmp_path / "alone", reader_args=args)
+    if workers == 1:  # (the workers' calls happen in other processes)
+        assert added == []
+    build_kb([dump, xml], tmp_path / "after", reader_args=args)
+    if workers == 1:
+        assert ("en", "Berlin", "Q64") in added
+    assert KB(tmp_path / "after").lookup("en", "german capital")[0].size  # resolved through a sitelink
+    assert not KB(tmp_path / "before").lookup("en", "german capital")[0].size
+    # the same KB as a build that records the titles anyway
+    monkeypatch.setattr(wikidata, "_consume", functools.partial(_consume_all_titles, wikidata._consume))
+    build_kb([dump], tmp_path / "recorded", reader_args={"workers": 1})
+    for p in (tmp_path / "recorded").rglob("*"):
+        if p.is_file() and p.name != "meta.json":
+            assert p.read_bytes() == (tmp_path / "alone" / p.relative_to(tmp_path / "recorded")).read_bytes(), p
+
+
+def _consume_all_titles(real, b, path, at, start, sitelinks, recs, bad):
+    return real(b, path, at, start, True, recs, bad)
 
 
 def test_malformed_dump_line_skipped_or_strict(tmp_path):

@@ -15,7 +15,7 @@ import numpy as np
 from xned.engine import layout as L
 from xned.export.kb.builder import BuildReport, KBBuilder
 from xned.export.kb.filter import EntityFilter
-from xned.export.kb.sources import read_source
+from xned.export.kb.sources import is_wikipedia, read_source
 from xned.export.kb.writer import EntityRow
 from xned.export.spill import RUN_RECORDS
 
@@ -43,7 +43,9 @@ def build_kb(
     try:
         for i, src in enumerate(sources):
             b.begin_source(i)
-            n = read_source(src, b, **(reader_args or {}))
+            # a Wikidata dump's sitelinks only serve Wikipedia dumps read after it
+            later = any(is_wikipedia(s) for s in sources[i + 1 :])
+            n = read_source(src, b, **{**(reader_args or {}), "sitelinks": later})
             b.report.sources.append({"path": src.name, "records": n})
     except BaseException:
         b.close()  # the spilled runs go with the failed build (writing closes it otherwise)

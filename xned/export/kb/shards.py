@@ -31,13 +31,12 @@ import numpy as np
 
 from xned.export.kb.builder import BuildReport, KBBuilder
 from xned.export.kb.filter import EntityFilter
-from xned.export.kb.sources import read_source
+from xned.export.kb.sources import is_wikipedia, read_source
 from xned.export.kb.writer import EntityRow
 from xned.export.spill import RUN_RECORDS
 
 SHARD_BYTES = 256 * 1024 * 1024
 _WIKIDATA = re.compile(r"\.json(\.gz|\.bz2)?$")
-_WIKIPEDIA = re.compile(r"\.xml(\.bz2)?$|\.xml-.*\.bz2$|-shortened\.bz2$")
 
 
 @dataclass(frozen=True)
@@ -65,10 +64,6 @@ class ShardOutput:
 
 
 Runner = Callable[[list[ShardTask]], list[ShardOutput]]
-
-
-def is_wikipedia(path: Path) -> bool:
-    return bool(_WIKIPEDIA.search(path.name.lower()))
 
 
 def plan(sources: list[Path], shard_bytes: int = SHARD_BYTES) -> list[tuple[int, Path, int, int | None]]:
@@ -174,7 +169,7 @@ def build_sharded(
     sources = [Path(s) for s in sources]
     own_work = work is None
     work = Path(tempfile.mkdtemp(prefix="xned-shards-")) if work is None else Path(work)
-    options = {
+    options: dict[str, Any] = {
         "langs": sorted(langs) if langs else None,
         "top_k": top_k,
         "strict": strict,
@@ -186,7 +181,10 @@ def build_sharded(
     try:
 
         def task(k: int, src: int, path: Path, start: int, stop: int | None, **kw: Any) -> ShardTask:
-            return ShardTask(src, str(path), start, stop, str(work / f"shard{k:05d}"), options, **kw)
+            # a Wikidata dump's sitelinks only serve the Wikipedia dumps read after it
+            later = any(is_wikipedia(s) for s in sources[src + 1 :])
+            opts = {**options, "reader_args": {**options["reader_args"], "sitelinks": later}}
+            return ShardTask(src, str(path), start, stop, str(work / f"shard{k:05d}"), opts, **kw)
 
         first = [task(k, *s) for k, s in enumerate(shards) if not is_wikipedia(s[1])]
         outputs = runner(first)

@@ -153,6 +153,14 @@ def read_entity_jsonl(path: Path, b: KBBuilder) -> int:
     return n
 
 
+_WIKIPEDIA = re.compile(r"\.xml(\.bz2)?$|\.xml-.*\.bz2$|-shortened\.bz2$")
+
+
+def is_wikipedia(path: Path) -> bool:
+    """Whether ``path`` is read as a Wikipedia XML dump."""
+    return bool(_WIKIPEDIA.search(Path(path).name.lower()))
+
+
 def read_source(path: Path, b: KBBuilder, **kw: Any) -> int:
     path = Path(path)
     if not path.is_file():
@@ -168,7 +176,7 @@ def read_source(path: Path, b: KBBuilder, **kw: Any) -> int:
 
     if re.search(r"\.json(\.gz|\.bz2)?$", name):
         return dumps.read_wikidata(path, b, **kw)
-    if re.search(r"\.xml(\.bz2)?$|\.xml-.*\.bz2$|-shortened\.bz2$", name):
+    if is_wikipedia(path):
         from xned.export.kb.anchors import read_wikipedia
 
         return read_wikipedia(path, b, **kw)

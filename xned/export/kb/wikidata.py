@@ -208,12 +208,19 @@ class TitleMap:
 
 
 def read_wikidata(
-    path: Path, b: KBBuilder, *, workers: int = 1, byte_range: tuple[int, int | None] | None = None, **_: Any
+    path: Path,
+    b: KBBuilder,
+    *,
+    workers: int = 1,
+    byte_range: tuple[int, int | None] | None = None,
+    sitelinks: bool = True,
+    **_: Any,
 ) -> int:
     """Add every item of a Wikidata JSON dump to the builder ``b``. Returns items read.
 
-    The items' Wikipedia sitelinks go to ``b.wiki_titles`` (a ``TitleMap``) to resolve the
-    links of Wikipedia dumps read later in the same build. ``byte_range`` reads only the
+    With ``sitelinks``, the items' Wikipedia sitelinks go to ``b.wiki_titles`` (a
+    ``TitleMap``) to resolve the links of Wikipedia dumps read later in the same build
+    (builds without one skip them: ``build_kb`` passes False). ``byte_range`` reads only the
     lines that start in ``[start, stop)`` of an uncompressed dump (a shard, ``kb.shards``).
     With ``workers`` > 1 this process only reads (and decompresses) the lines: ``workers``
     processes decode them and add them to builders of their own, whose sorted runs ``b``
@@ -227,13 +234,14 @@ def read_wikidata(
     if workers <= 1:
         n = 0
         for start, lines in _chunks(path, byte_range):
-            n += _consume(b, path, at, start, *_parse_chunk(lines))
+            n += _consume(b, path, at, start, sitelinks, *_parse_chunk(lines))
         return n
-    return _read_in_workers(path, b, workers, byte_range, at)
+    return _read_in_workers(path, b, workers, byte_range, at, sitelinks)
 
 
-def _consume(b: KBBuilder, path: Path, at: str, start: int, recs: list[tuple], bad: list[int]) -> int:
-    """Add parsed items to ``b``; returns how many were added."""
+def _consume(b: KBBuilder, path: Path, at: str, start: int, sitelinks: bool, recs: list[tuple], bad: list[int]) -> int:
+    """Add parsed items to ``b`` (their Wikipedia titles too with ``sitelinks``); returns
+    how many were added."""
     n = 0
     for i in bad:
         b.fail_or_warn("bad_json", f"{path.name}:{start + i}{at}: malformed JSON line in the dump")
@@ -246,8 +254,9 @@ def _consume(b: KBBuilder, path: Path, at: str, start: int, recs: list[tuple], b
         n += 1
         for code, name, is_alias in names:
             b.add_name(code, name, qid, alias=is_alias, where=where)
-        for lang, title in site_titles.items():
-            b.wiki_titles.add(lang.replace("_", "-"), title, qid)
+        if sitelinks:
+            for lang, title in site_titles.items():
+                b.wiki_titles.add(lang.replace("_", "-"), title, qid)
     return n
 
 
@@ -263,10 +272,10 @@ def _worker_init(options: dict[str, Any], work: str, barrier: Any) -> None:
     _WORKER.update(builder=b, barrier=barrier)
 
 
-def _worker_chunk(source: int, path: str, at: str, start: int, lines: list[bytes]) -> int:
+def _worker_chunk(source: int, path: str, at: str, sitelinks: bool, start: int, lines: list[bytes]) -> int:
     b = _WORKER["builder"]
     b.begin_source(source, start)  # records of one item merge by (source, first line of the chunk, order)
-    return _consume(b, Path(path), at, start, *_parse_chunk(lines))
+    return _consume(b, Path(path), at, start, sitelinks, *_parse_chunk(lines))
 
 
 def _worker_finish(_: int) -> dict[str, Any]:
@@ -280,7 +289,9 @@ def _worker_finish(_: int) -> dict[str, Any]:
     return out
 
 
-def _read_in_workers(path: Path, b: KBBuilder, workers: int, byte_range: tuple[int, int | None] | None, at: str) -> int:
+def _read_in_workers(
+    path: Path, b: KBBuilder, workers: int, byte_range: tuple[int, int | None] | None, at: str, sitelinks: bool
+) -> int:
     work = Path(tempfile.mkdtemp(prefix="xned-read-", dir=getattr(b, "tmp_dir", None)))
     b.work_dirs.append(work)  # removed with the builder's spills
     options = b.options()
@@ -294,7 +305,7 @@ def _read_in_workers(path: Path, b: KBBuilder, workers: int, byte_range: tuple[i
     try:
         pending: list = []
         for start, lines in _chunks(path, byte_range):
-            pending.append(pool.submit(_worker_chunk, b.source, str(path), at, start, lines))
+            pending.append(pool.submit(_worker_chunk, b.source, str(path), at, sitelinks, start, lines))
             while len(pending) > 2 * workers:  # bounded read-ahead
                 n += pending.pop(0).result()
         n += sum(f.result() for f in pending)
