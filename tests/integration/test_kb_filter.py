@@ -154,5 +154,7 @@ def test_the_laptop_profile_embeds_only_shared_names(tmp_path, bundle_path):
         return prov["vectors"], np.load(b / "kb" / "entities" / "vectors.npy").shape[0]
 
     assert build("laptop", "--profile", "laptop") == ("ambiguous", 2)
+    info = CliRunner().invoke(app, ["kb", "info", "--bundle", str(tmp_path / "laptop")])
+    assert "(2 entities stored, the others embedded when a mention needs them)" in info.output
     assert build("laptop-all", "--profile", "laptop", "--vectors", "all") == ("all", 3)
     assert build("default") == ("all", 3)

@@ -204,7 +204,13 @@ def info_cli(bundle: Path | None = BUNDLE_OPT) -> None:
     root = linker.root / "kb"
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     typer.echo(f"entities  {len(kb):,}" + ("  (with overlay)" if kb.overlay else ""))
-    typer.echo(f"vectors   {kb.dim or 'none'}")
+    stored = kb.base.entities.vectors
+    some = (
+        ""
+        if stored is None or stored.shape[0] == len(kb.base.entities)
+        else (f"  ({stored.shape[0]:,} entities stored, the others embedded when a mention needs them)")
+    )
+    typer.echo(f"vectors   {kb.dim or 'none'}{some}")
     typer.echo(f"size      {size / 1e6:.2f} MB on disk")
     typer.echo("language  keys        candidates  bytes")
     for table, _ in kb.tables_for(None):
