@@ -243,6 +243,9 @@ def export_encoder(
         if pruning is not None:
             config["vocab_pruning"] = pruning
         (stage / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        from xned.export.encoder.pieces import write_pieces
+
+        config["pieces"] = "tokenizer.model" if write_pieces(stage) else None  # the lighter tokenizer
         replace_dir(stage, out)
     config["seconds"] = round(time.perf_counter() - t0, 1)
     return config
