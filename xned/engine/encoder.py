@@ -39,7 +39,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "passage_prefix": "",
     "chunk_tokens": 128,
     "context_tokens": 32,
-    "batch_tokens": 4096,
+    "batch_tokens": 2048,  # 4096 held 77 MB more activations per process, no faster (measured)
 }
 
 
