@@ -41,6 +41,8 @@ class EntityVectors:
         self.computed = 0  # entities embedded so far (for benchmarks and tests)
 
     def _missing(self, ents: np.ndarray) -> np.ndarray:
+        if self.kb.overlay is None and self.kb.base.entities.vector_rows is None:
+            return np.zeros(0, np.int64)  # every entity has its vector: nothing to gather twice
         stored = self.kb.vectors(ents)
         if stored is None:
             return np.zeros(0, np.int64)
