@@ -148,7 +148,8 @@ def main() -> None:
         "wned-clueweb mark a subset of the names; wned-iitb also marks common nouns)",
     )
     ap.add_argument("--vectors", choices=("all", "ambiguous"), default="all", help="which entities to embed")
-    ap.add_argument("--no-dense", action="store_true", help="no dense retrieval index (alias candidates only)")
+    ap.add_argument("--no-dense", action="store_true", help="no dense or name index (alias candidates only)")
+    ap.add_argument("--no-names", action="store_true", help="no name index (alias and dense candidates)")
     ap.add_argument("--limit", type=int, default=None, help="documents per eval file (smoke runs)")
     ap.add_argument("--eval-glob", default="*.jsonl", help="which files of eval/ to evaluate")
     ap.add_argument("--tag", default="", help="suffix for the report files")
@@ -186,20 +187,24 @@ def main() -> None:
         log(f"KB: {meta['entities']} entities in {timings['kb_build_s']} s; warnings {dict(report.counts)}")
         prov = json.loads((kb_bundle / "manifest.json").read_text(encoding="utf-8"))["provenance"]["kb"]
         log(f"entity vectors: {prov['vectors']}, {prov.get('vector_stats')}")
-    if not args.no_dense and not (kb_bundle / "kb" / "dense.usearch").exists():
+    missing = {k: not (kb_bundle / "kb" / f"{k}.usearch").exists() for k in ("dense", "names")}
+    missing["names"] &= not args.no_names
+    if not args.no_dense and any(missing.values()):
         from xned.export.bundle_ops import index_bundle
 
-        info = index_bundle(kb_bundle, threads=args.threads)
-        timings["dense_index_s"] = info["seconds"]
-        log(f"dense index: {info}")
+        info = index_bundle(kb_bundle, **missing, threads=args.threads, vector_cache=work / "vector-cache", log=log)
+        for k, v in info.items():
+            timings[f"{k}_s"] = v["seconds"]
+            log(f"{k}: {v}")
     tag = args.tag or f"{kb_tag}-{'+'.join(src_langs)}"
     bundle = work / f"bundle-{tag}"
     shutil.rmtree(bundle, ignore_errors=True)
     shutil.copytree(kb_bundle, bundle, copy_function=os.link)  # hard links: the KB is read-only here
-    if args.no_dense:
+    if args.no_dense or args.no_names:
         from xned.export.manifest import update_manifest
 
-        for name in ("dense.usearch", "dense_mean.npy"):
+        gone = ("names.usearch", "names_mean.npy") + (("dense.usearch", "dense_mean.npy") if args.no_dense else ())
+        for name in gone:
             (bundle / "kb" / name).unlink(missing_ok=True)
         update_manifest(bundle)
     if not args.skip_experts:
@@ -251,6 +256,7 @@ def main() -> None:
     report["timings"] = timings
     report["config"] = {
         "dense": not args.no_dense,
+        "names": not (args.no_dense or args.no_names),
         "supplement": args.supplement,
         "source_langs": src_langs,
         "seed": args.seed,

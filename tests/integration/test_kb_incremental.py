@@ -101,20 +101,26 @@ def test_vector_cache_embeds_each_text_once(tmp_path, bundle_path, sources, monk
     real = Encoder.embed_texts
 
     def counting(self, texts, kind="passage"):
-        calls.append(len(texts))
+        calls.append((kind, len(texts)))
         return real(self, texts, kind)
+
+    def embedded(kind):
+        return sum(n for k, n in calls if k == kind)
 
     monkeypatch.setattr(Encoder, "embed_texts", counting)
     cache = tmp_path / "cache"
     a = _bundle(tmp_path, bundle_path, "a")
     build_kb_into_bundle([sources / "base.tsv"], a, vector_cache=cache)
-    assert sum(calls) == 3 and list(cache.rglob("vectors.sqlite"))
+    # entity passages, and the labels of the name index ("query"), each through the cache
+    assert embedded("passage") == 3 and embedded("query") == 3 and list(cache.rglob("vectors.sqlite"))
     b = _bundle(tmp_path, bundle_path, "b")
     build_kb_into_bundle([sources / "base.tsv", sources / "added.tsv"], b, vector_cache=cache)
-    assert sum(calls) == 3 + 1  # only the new entity (Berlin keeps its first description)
+    assert embedded("passage") == 3 + 1  # only the new entity (Berlin keeps its first description)
+    assert embedded("query") == 3 + 1  # and its label
     c = _bundle(tmp_path, bundle_path, "c")
     build_kb_into_bundle([sources / "base.tsv"], c, vector_cache=cache)
-    assert sum(calls) == 4
+    assert embedded("passage") == 4 and embedded("query") == 4
+    assert (a / "kb" / "names.usearch").read_bytes() == (c / "kb" / "names.usearch").read_bytes()
     assert (a / "kb" / "entities" / "vectors.npy").read_bytes() == (c / "kb" / "entities" / "vectors.npy").read_bytes()
 
 
@@ -125,7 +131,8 @@ def test_vectors_only_for_entities_that_share_a_name(tmp_path, bundle_path, sour
     real = Encoder.embed_texts
 
     def counting(self, texts, kind="passage"):
-        embedded.extend(texts)
+        if kind == "passage":  # entity passages (labels and mention strings are queries)
+            embedded.extend(texts)
         return real(self, texts, kind)
 
     monkeypatch.setattr(Encoder, "embed_texts", counting)

@@ -267,7 +267,7 @@ def test_detection_without_language_uses_the_union_trie_and_finds_the_same_spans
         fold_tries=[t.fold_keys for t in tables],
     )
     for text in ("Paris Hilton flew from Zürich to Tokyo and Berlín.", "東京とベルリン", "Tokio y Berlin y Paris"):
-        assert linker._detector(None).detect(text) == per_table.detect(text)
+        assert linker.finder.rules_for(None).detect(text) == per_table.detect(text)
     assert [lk.qid for lk in linker.link("Tokyo and Berlin")] == ["Q1490", "Q64"]
 
 

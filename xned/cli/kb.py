@@ -62,7 +62,7 @@ def build_cli(
         "Default: all; ambiguous with --profile laptop.",
     ),
     no_dense: bool = typer.Option(
-        False, "--no-dense", help="Do not build the dense retrieval index (candidates without an alias)."
+        False, "--no-dense", help="Do not build the dense and name indexes (candidates without an alias)."
     ),
     threads: int | None = typer.Option(None, "--threads", min=1),
     workers: int = typer.Option(
@@ -180,17 +180,29 @@ def build_cli(
 
 @kb_app.command("index")
 def index_cli(
-    bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle whose KB gets a dense retrieval index."),
+    bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle whose KB gets the retrieval indexes."),
+    dense: bool = typer.Option(True, "--dense/--no-dense", help="The dense index of entity vectors."),
+    names: bool = typer.Option(True, "--names/--no-names", help="The name index of entity labels (needs the encoder)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="Encoder threads for the labels."),
 ) -> None:
-    """Build (or rebuild) kb/dense.usearch: candidates for mentions by vector, with no alias needed."""
+    """Build (or rebuild) kb/dense.usearch and kb/names.usearch: candidates for mentions by
+    vector in context and by name in any script, with no alias needed."""
     from xned.export.bundle_ops import index_bundle
 
-    info = index_bundle(bundle)
-    typer.echo(
-        f"Indexed {info['entities']:,} entity vectors into {bundle / 'kb' / 'dense.usearch'} "
-        f"({info['bytes'] / 1e6:.1f} MB, {info['seconds']} s)",
-        err=True,
-    )
+    if not dense and not names:
+        raise InputError("--no-dense and --no-names leave nothing to build; drop one of them.")
+    info = index_bundle(bundle, dense=dense, names=names, threads=threads)
+    for name, what, file in (
+        ("dense_index", "entity vectors", "dense.usearch"),
+        ("name_index", "entity labels", "names.usearch"),
+    ):
+        if name in info:
+            i = info[name]
+            n = i.get("labels", i.get("entities", 0))
+            typer.echo(
+                f"Indexed {n:,} {what} into {bundle / 'kb' / file} ({i['bytes'] / 1e6:.1f} MB, {i['seconds']} s)",
+                err=True,
+            )
 
 
 @kb_app.command("info")

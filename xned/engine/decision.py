@@ -28,6 +28,7 @@ class MentionFeatures:
     vector: np.ndarray | None
     hub: np.ndarray | None = None
     dense: np.ndarray | None = None  # 1.0 where the candidate came from dense retrieval only
+    name: np.ndarray | None = None  # cosine of the mention string and the candidate's label
 
 
 def features(
@@ -39,12 +40,16 @@ def features(
     ents: np.ndarray,
     pri: np.ndarray,
     dense: np.ndarray | None,
+    name: np.ndarray | None,
     vec: np.ndarray | None,
     entity_vectors: EntityVectors | None = None,
 ) -> MentionFeatures:
     """A mention's features: its candidates' cosines to its vector in context, its word
     expert's probabilities (where one applies) and the candidates' hubness. Entity vectors
-    come from ``entity_vectors`` (which embeds those the KB lacks) or else the KB."""
+    come from ``entity_vectors`` (which embeds those the KB lacks) or else the KB; a
+    retrieved-only candidate (``dense`` = 1) is never embedded at run time: dense hits have
+    a stored vector, and a name hit without one gets the typical cosine (embedding every
+    name hit of a ``--vectors ambiguous`` bundle cost more than the whole context pass)."""
     sims = expert_p = None
     if len(ents) and experts is not None and (vec is not None or len(ents) == 1):
         model = experts.model_for(lang, normalize(m.text), ents)
@@ -52,14 +57,17 @@ def features(
             # one candidate: the softmax over the expert's classes among them is 1 or unknown
             expert_p = experts.predict(model, vec, ents) if vec is not None else experts.known(model, ents)
     if len(ents) and vec is not None and kb.has_vectors:
-        ev = kb.vectors(ents) if entity_vectors is None else entity_vectors.get(ents)
+        ev = kb.vectors(ents)
+        alias = np.ones(len(ents), bool) if dense is None else dense == 0
+        if ev is not None and entity_vectors is not None and alias.any():
+            ev[alias] = entity_vectors.get(ents[alias])
         if ev is not None:
             sims = ev @ vec
             none = ~ev.any(axis=1)  # no vector and no encoder to embed it: typical cosine
             if none.any():
                 sims[none] = scorer.sim_typical
     hub = experts.hubness_of(ents) if experts is not None and len(ents) else None
-    return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense)
+    return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense, name)
 
 
 def decide(
@@ -72,8 +80,10 @@ def decide(
     key = normalize(m.text)
     fix = corrections is not None and f.vector is not None and corrections.covers(key)
     one = len(ents) == 1 and not fix
-    decided = scorer.without_context(scorer.features(pri, None, f.expert, f.hub)) if one else None
-    z, conf = decided if decided is not None else scorer.score(scorer.features(pri, sims, f.expert, f.hub, f.dense))
+    decided = scorer.without_context(scorer.features(pri, None, f.expert, f.hub, None, f.name)) if one else None
+    z, conf = (
+        decided if decided is not None else scorer.score(scorer.features(pri, sims, f.expert, f.hub, f.dense, f.name))
+    )
     qids = [kb.qid(int(e)) for e in ents]
     corrected = False
     if fix:

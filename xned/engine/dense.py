@@ -36,8 +36,9 @@ EXPANSION_SEARCH = 128  # beam width of a search: recall against time, measured 
 class DenseIndex:
     """Nearest-entity search over ``kb/dense.usearch`` (opened on first use)."""
 
-    def __init__(self, path: Path, n_entities: int, dim: int):
+    def __init__(self, path: Path, n_entities: int, dim: int, mean_file: str = MEAN_FILE):
         self.path = path
+        self.mean_file = mean_file
         self.n_entities = n_entities
         self.dim = dim
         self._index: Any = None
@@ -60,7 +61,7 @@ class DenseIndex:
                     f"{self.path} holds {len(index)} vectors of {index.ndim} dimensions but the KB has "
                     f"{self.n_entities} entities of {self.dim}; rebuild it with: xned kb index"
                 )
-            mean_path = self.path.with_name(MEAN_FILE)
+            mean_path = self.path.with_name(self.mean_file)
             try:
                 mean = np.load(mean_path, allow_pickle=False)
             except (OSError, ValueError) as exc:
@@ -80,6 +81,27 @@ class DenseIndex:
         v = np.asarray(vectors, np.float32)
         v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9) - mean
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+
+    def check(self) -> None:
+        """Open the index now: a broken file is the bundle's error, not one document's."""
+        self._open()
+
+    def centred(self, vectors: np.ndarray) -> np.ndarray:
+        """``vectors`` centred on this index's mean, as its entries and queries are."""
+        self._open()
+        assert self._mean is not None
+        return self.centre(vectors, self._mean)
+
+    def stored(self, ids: np.ndarray) -> np.ndarray:
+        """The indexed (centred, unit, int8-rounded) vectors of entities ``ids`` as float32
+        ``[n, dim]``; zeros for an entity the index does not hold."""
+        out = np.zeros((len(ids), self.dim), np.float32)
+        if len(ids):
+            got = self._open().get(np.asarray(ids, np.uint64), dtype=np.float32)
+            for r, v in enumerate(got if isinstance(got, tuple) else [got]):
+                if v is not None:
+                    out[r] = v
+        return out
 
     def search(self, vectors: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per row of ``vectors`` [B, dim]: (entity indices, centred cosines), nearest first."""
@@ -119,14 +141,16 @@ def with_retrieved(
     return ents, np.concatenate([pri.astype(np.float32), np.zeros(len(extra), np.float32)]), mask
 
 
-def open_dense(kb_root: Path, n_entities: int, dim: int) -> DenseIndex | None:
-    """The bundle's index if it has one (usearch is imported on the first search)."""
-    path = kb_root / INDEX_FILE
+def open_dense(kb_root: Path, n_entities: int, dim: int, names: bool = False) -> DenseIndex | None:
+    """The bundle's index if it has one (usearch is imported on the first search): of entity
+    vectors, or with ``names`` of entity labels (``xned.engine.names``)."""
+    index_file, mean_file = (L.KBDir.NAMES_INDEX, L.KBDir.NAMES_MEAN) if names else (INDEX_FILE, MEAN_FILE)
+    path = kb_root / index_file
     if not path.is_file():
         return None
-    if not dim or not (kb_root / MEAN_FILE).is_file():
+    if not dim or not (kb_root / mean_file).is_file():
         raise BundleError(
-            f"{path} needs entity vectors and {kb_root / MEAN_FILE}; rebuild it with: xned kb index, "
-            f"or delete it to link without dense candidates"
+            f"{path} needs entity vectors and {kb_root / mean_file}; rebuild it with: xned kb index, "
+            f"or delete it to link without {'name' if names else 'dense'} candidates"
         )
-    return DenseIndex(path, n_entities, dim)
+    return DenseIndex(path, n_entities, dim, mean_file)

@@ -25,6 +25,7 @@ def describe(linker: Any) -> dict[str, Any]:
         "aliases": {t.lang: len(t) for t, _ in linker.kb.tables_for(None)},
         "overlay": linker.kb.overlay is not None,
         "dense_index": linker.kb.dense is not None,
+        "name_index": linker.names.index is not None,
         "encoder": None
         if linker.encoder is None
         else {k: v for k, v in linker.encoder.config.items() if k not in ("model", "tokenizer")},

@@ -143,11 +143,15 @@ class KB:
         """Nearest-entity index over the base entities' vectors (None: the bundle has none)."""
         return open_dense(self.root, len(self.base.entities), self.dim)
 
-    def retrieve(self, vectors: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per mention vector: the ``k`` nearest entities (global indices, cosines)."""
-        if self.dense is None:
+    def retrieve(
+        self, vectors: np.ndarray, k: int, index: DenseIndex | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query vector: the ``k`` nearest entities (global indices, cosines) in ``index``
+        (default: the dense index of entity vectors)."""
+        index = self.dense if index is None else index
+        if index is None:
             return [(np.zeros(0, np.int32), np.zeros(0, np.float32)) for _ in range(len(vectors))]
-        out = self.dense.search(vectors, k)
+        out = index.search(vectors, k)
         if self._superseded:  # an overlay entity replaces the base entity with its QID
             out = [(np.array([self._superseded.get(i, i) for i in ids.tolist()], np.int32), c) for ids, c in out]
         return out

@@ -29,6 +29,8 @@ class KBDir:
     SOURCES = "kb_sources"  # beside kb/: the files given to ``xned kb add``
     DENSE_INDEX = "dense.usearch"  # usearch HNSW over the centred int8 entity vectors
     DENSE_MEAN = "dense_mean.npy"  # float32 [D], subtracted before indexing and search
+    NAMES_INDEX = "names.usearch"  # usearch HNSW over the centred int8 vectors of entity labels alone
+    NAMES_MEAN = "names_mean.npy"  # float32 [D], their mean (as DENSE_MEAN)
 
 
 class Entities:

@@ -15,7 +15,6 @@ from xned.engine import layout as L
 from xned.engine.bundle import Manifest, check_files, read_manifest
 from xned.engine.corrections import NIL, Corrections, make_examples
 from xned.engine.decision import MentionFeatures, decide, features
-from xned.engine.dense import with_retrieved
 from xned.engine.describe import describe
 from xned.engine.detection import MentionFinder
 from xned.engine.documents import MentionLike, as_document, as_mention, check_text, error_result, per_document
@@ -23,7 +22,7 @@ from xned.engine.encoder import Encoder
 from xned.engine.entity_vectors import EntityVectors, encoded_candidates
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
-from xned.engine.mentions import Detector
+from xned.engine.names import NAMES_K, Names, retrieve, with_found
 from xned.engine.normalize import normalize
 from xned.engine.propagation import propagate
 from xned.engine.scoring import Scorer
@@ -57,6 +56,7 @@ class Linker:
         max_chars: int = config.MAX_DOC_CHARS,
         dense_k: int = 10,
         tagger: Tagger | None = None,
+        names_k: int = NAMES_K,
     ):
         self.root = root
         self.manifest = manifest
@@ -68,6 +68,7 @@ class Linker:
         self.max_chars = max_chars
         self.dense_k = dense_k
         self.entity_vectors = EntityVectors(kb, encoder)
+        self.names = Names(kb, encoder, names_k)
         self.finder = MentionFinder(
             kb, tagger, encoder, lambda: self.corrections.taught_keys() if self.corrections is not None else None
         )
@@ -86,6 +87,7 @@ class Linker:
         threshold: float | None = None,
         max_chars: int = config.MAX_DOC_CHARS,
         dense_k: int = 10,
+        names_k: int = NAMES_K,
         use_corrections: bool = True,
         state: str | Path | None = None,
         prefetch: bool = False,
@@ -96,7 +98,8 @@ class Linker:
         Arrays are memory-mapped; the ONNX session starts on first use. ``verify`` checks
         every file's sha256 against the manifest (otherwise sizes only). Where the bundle has
         a dense index (``kb/dense.usearch``), each mention also gets up to ``dense_k``
-        candidates retrieved by its vector in context (0 switches that off). The analyst's
+        candidates retrieved by its vector in context, and with a name index up to ``names_k``
+        by its string (``xned.engine.names``; 0 switches either off). The analyst's
         corrections of this bundle in the state directory (``state``, else ``$XNED_STATE``,
         else the user data directory; see ``xned.engine.state``) are applied unless
         ``use_corrections`` is False. ``prefetch`` creates the ONNX session in a thread at
@@ -129,8 +132,8 @@ class Linker:
             scorer.threshold = threshold
         if top_k < 1:
             raise InputError(f"top_k must be at least 1 (got {top_k}).")
-        if dense_k < 0:
-            raise InputError(f"dense_k must be 0 or more (got {dense_k}).")
+        if dense_k < 0 or names_k < 0:
+            raise InputError(f"dense_k and names_k must be 0 or more (got {dense_k}, {names_k}).")
         tagger = Tagger.open(root, encoder, detection)
         linker = cls(
             root,
@@ -143,6 +146,7 @@ class Linker:
             max_chars=max_chars,
             dense_k=dense_k,
             tagger=tagger,
+            names_k=names_k,
         )
         if use_corrections:
             linker.corrections = Corrections.open(root, state, linker._base_scores, kb.index, scorer.reach)
@@ -210,10 +214,6 @@ class Linker:
                 f"({suggest(lang, self.kb.languages)}). Link without --lang to use every table, "
                 f"or build one with: xned kb build ... --langs {lang}"
             )
-
-    def _detector(self, lang: str | None) -> Detector:
-        """The alias-table detector of ``lang``, with the analyst's taught strings."""
-        return self.finder.rules_for(lang)
 
     def _prepare(
         self, raw: Document | str | dict[str, Any], lang: str | None, given: bool, detection: str
@@ -295,7 +295,7 @@ class Linker:
             return False
         if len(ents) > 1 or (self.corrections is not None and self.corrections.covers(normalize(m.text))):
             return True
-        f = self._features(doc, m, ents, pri, None, None)
+        f = self._features(doc, m, ents, pri, None, None, None)
         return self.scorer.without_context(self.scorer.features(f.priors, None, f.expert, f.hub)) is None
 
     def _analyze(
@@ -319,8 +319,8 @@ class Linker:
             and self.scorer.variant != "prior"
             and (self.kb.has_vectors or self.experts is not None)
         )
-        # with dense retrieval every mention is encoded: its vector finds the candidates
-        dense = use_vectors and self.dense_k > 0 and self.kb.dense is not None
+        # with dense or name retrieval every mention is encoded: its vectors find candidates
+        dense = use_vectors and ((self.dense_k > 0 and self.kb.dense is not None) or self.names.index is not None)
         spans: dict[int, list[tuple[int, int]]] = {}  # document -> the spans to encode
         for i, item in enumerate(prepared):
             if isinstance(item, DocResult) or not use_vectors:
@@ -341,7 +341,7 @@ class Linker:
         for i, have in tagged.items():  # the detector's pass already gave its mentions' vectors
             if isinstance(have, dict) and use_vectors and not isinstance(vectors.get(i), BaseException):
                 vectors[i] = {**have, **(vectors.get(i) or {})}
-        retrieved = self._retrieve(vectors) if dense else {}
+        retrieved = retrieve(self.kb, self.names, self.dense_k, prepared, vectors) if dense else {}
         self.entity_vectors.prefetch(encoded_candidates(prepared, vectors))
         out: list[Analysis | DocResult] = []
         for i, item in enumerate(prepared):
@@ -358,7 +358,9 @@ class Linker:
                     self._features(
                         doc,
                         m,
-                        *with_retrieved(ents, pri, retrieved.get((i, m.start, m.end)), self.top_k),
+                        *with_found(
+                            ents, pri, *retrieved.get((i, m.start, m.end), (None, None)), self.top_k, self.names
+                        ),
                         None if vecs is None else vecs.get((m.start, m.end)),
                     )
                     for m, (ents, pri) in zip(ments, per, strict=True)
@@ -379,16 +381,12 @@ class Linker:
 
         return per_document(sorted(spans), run) if spans else {}
 
-    def _retrieve(self, vectors: dict[int, Any]) -> dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]]:
-        """Dense candidates of every encoded mention, in one batched search."""
-        keys = [(i, s, e) for i, per in vectors.items() if isinstance(per, dict) for s, e in per]
-        if not keys:
-            return {}
-        mat = np.stack([vectors[i][(s, e)] for i, s, e in keys])
-        return dict(zip(keys, self.kb.retrieve(mat, self.dense_k), strict=True))
-
-    def _features(self, doc: Document, m: Mention, ents: Any, pri: Any, dense: Any, vec: Any) -> MentionFeatures:
-        return features(self.kb, self.experts, self.scorer, doc.lang, m, ents, pri, dense, vec, self.entity_vectors)
+    def _features(
+        self, doc: Document, m: Mention, ents: Any, pri: Any, dense: Any, name: Any, vec: Any
+    ) -> MentionFeatures:
+        return features(
+            self.kb, self.experts, self.scorer, doc.lang, m, ents, pri, dense, name, vec, self.entity_vectors
+        )
 
     def _process(
         self,
@@ -436,7 +434,7 @@ class Linker:
         ents, pri = self.kb.lookup(lang, key, top_k=self.top_k)
         if self.corrections is not None:
             ents, pri = self.corrections.extend(key, ents, pri)
-        f = self._features(Document(mention, lang), Mention(0, len(mention), mention), ents, pri, None, vec)
+        f = self._features(Document(mention, lang), Mention(0, len(mention), mention), ents, pri, None, None, vec)
         z, _ = self.scorer.score(self.scorer.features(f.priors, f.sims, f.expert, f.hub))
         t = min(max(self.scorer.threshold, 1e-6), 1 - 1e-6)
         return [self.kb.qid(int(e)) for e in ents] + [NIL], np.append(z, np.log(t / (1 - t))).astype(np.float32)

@@ -15,6 +15,8 @@ Every candidate ``c`` of a mention gets features
                 names it; ``xned.engine.dense``), else 0. Its prior is 0, so ``log_prior``
                 sits at the floor; this weight says how much more a retrieved candidate is
                 worth than that floor
+    name        centred cosine between the mention string alone and the candidate's label
+                alone (``xned.engine.names``; 0 without a name index)
 
 and a linear score ``z = bias + sum_f w_f * feature_f``. Candidates are ranked by ``z``;
 ties break on prior, then QID. The confidence of a link is ``sigmoid(z)`` of the chosen
@@ -38,7 +40,7 @@ import numpy as np
 
 from xned.errors import BundleError, InputError
 
-FEATURES = ("log_prior", "sim", "sim_gap", "expert", "has_expert", "hub", "dense")
+FEATURES = ("log_prior", "sim", "sim_gap", "expert", "has_expert", "hub", "dense", "name")
 VARIANTS = ("fused", "prior", "similarity", "experts")
 
 DEFAULT_WEIGHTS = {
@@ -49,6 +51,7 @@ DEFAULT_WEIGHTS = {
     "has_expert": 0.5,
     "hub": 0.0,
     "dense": 0.0,
+    "name": 0.0,
 }
 DEFAULT_BIAS = 0.5
 DEFAULT_THRESHOLD = 0.3
@@ -102,6 +105,7 @@ class Scorer:
         experts: np.ndarray | None,
         hub: np.ndarray | None = None,
         dense: np.ndarray | None = None,
+        name: np.ndarray | None = None,
     ) -> np.ndarray:
         n = len(priors)
         f = np.zeros((n, len(FEATURES)), np.float32)
@@ -117,6 +121,8 @@ class Scorer:
             f[:, 5] = hub
         if dense is not None and n:
             f[:, 6] = dense
+        if name is not None and n:
+            f[:, 7] = name
         return f
 
     def score(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -170,11 +170,13 @@ def _build_staged(
     finally:
         if embed is not None:
             embed.flush()
-    dense_info = None
-    if dense and embed is not None and meta.get("entities"):
+    dense_info = names_info = None
+    if dense and embed is not None and meta.get("vector_dim"):  # none: no entity shares a name
         from xned.export.kb.dense import build_dense_index
+        from xned.export.kb.names import build_name_index
 
         dense_info = build_dense_index(bundle / "kb")
+        names_info = build_name_index(bundle / "kb", bundle / "encoder", threads=threads, cache=vector_cache)
     added = bundle / L.KBDir.SOURCES
     if added.is_dir():  # a full build replaces the KB together with earlier `kb add` overlays
         n = len(list(added.iterdir()))
@@ -191,20 +193,40 @@ def _build_staged(
                 **({"vector_stats": {k: round(v, 1) for k, v in embed.stats.items()}} if embed is not None else {}),
             },
             "dense_index": dense_info,
+            "name_index": names_info,
         },
     )
     return meta, report
 
 
-def index_bundle(bundle: Path, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """``xned kb index``: add or rebuild the dense index of a bundle, as one transaction;
-    ``log`` gets progress lines."""
+def index_bundle(
+    bundle: Path,
+    *,
+    dense: bool = True,
+    names: bool = True,
+    threads: int | None = None,
+    vector_cache: Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """``xned kb index``: add or rebuild the dense index and/or the name index of a bundle
+    (the name index needs the bundle's encoder), as one transaction; ``log`` gets progress
+    lines. Returns what was built, by index."""
     from xned.export.kb.dense import build_dense_index
+    from xned.export.kb.names import build_name_index
 
     bundle = Path(bundle)
     if not (bundle / L.KB / L.KBDir.META).is_file():
         raise InputError(f"{bundle} has no KB (no kb/meta.json); build one with: xned kb build ... --bundle {bundle}")
+    if names and not (bundle / L.ENCODER / L.ENCODER_CONFIG).is_file():
+        raise InputError(f"{bundle} has no encoder; the name index needs one (xned kb build ... --encoder DIR).")
+    info: dict[str, Any] = {}
     with bundle_transaction(bundle) as stage:
-        info = build_dense_index(stage / "kb", log=log or (lambda _line: None))
-        update_manifest(stage, provenance={"dense_index": info})
+        say = log or (lambda _line: None)
+        if dense:
+            info["dense_index"] = build_dense_index(stage / "kb", log=say)
+        if names:
+            info["name_index"] = build_name_index(
+                stage / "kb", stage / L.ENCODER, threads=threads, cache=vector_cache, log=say
+            )
+        update_manifest(stage, provenance=info)
     return info

@@ -59,7 +59,7 @@ def gather(linker: Linker, docs: Sequence[Any], *, batch: int = 16) -> list[tupl
             for (_, _, qid), f in zip(d.spans, res.mentions, strict=True):
                 if qid == UNRESOLVED:
                     continue
-                feats = sc.features(f.priors, f.sims, f.expert, f.hub, f.dense)
+                feats = sc.features(f.priors, f.sims, f.expert, f.hub, f.dense, f.name)
                 if qid is None:
                     out.append((feats, -2))
                     continue
@@ -70,26 +70,45 @@ def gather(linker: Linker, docs: Sequence[Any], *, batch: int = 16) -> list[tupl
 
 
 def fit_ranking(groups: list[tuple[np.ndarray, int]], *, iters: int = 50) -> np.ndarray:
-    """Conditional-logit weights over groups with a gold candidate and >= 2 candidates."""
-    usable = [(f, g) for f, g in groups if g >= 0 and len(f) >= 2]
+    """Conditional-logit weights over groups with a gold candidate and >= 2 candidates:
+    Newton's method, each step halved until the penalized log-likelihood does not fall (a
+    full step can overshoot when a feature nearly separates gold from the rest)."""
+    usable = [(f.astype(np.float64), g) for f, g in groups if g >= 0 and len(f) >= 2]
     k = len(FEATURES)
     w = np.zeros(k)
     if not usable:
         return w
+
+    def loglik(w: np.ndarray) -> float:
+        total = -0.5 * RIDGE * float(w @ w)
+        for f, g in usable:
+            z = f @ w
+            m = z.max()
+            total += float(z[g] - m - np.log(np.exp(z - m).sum()))
+        return total
+
+    current = loglik(w)
     for _ in range(iters):
         grad = -RIDGE * w
         hess = -RIDGE * np.eye(k)
         for f, g in usable:
-            f64 = f.astype(np.float64)
-            z = f64 @ w
+            z = f @ w
             p = np.exp(z - z.max())
             p /= p.sum()
-            mean = p @ f64
-            grad += f64[g] - mean
-            hess -= (f64.T * p) @ f64 - np.outer(mean, mean)
+            mean = p @ f
+            grad += f[g] - mean
+            hess -= (f.T * p) @ f - np.outer(mean, mean)
         step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-6:
+        t = 1.0
+        while t > 1e-6:
+            trial = loglik(w - t * step)
+            if trial >= current - 1e-9:
+                break
+            t /= 2
+        else:
+            break  # no step improves the fit: at the optimum up to rounding
+        w, current = w - t * step, trial
+        if np.abs(t * step).max() < 1e-6:
             break
     return w
 

@@ -152,6 +152,7 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
     sources += _overlay_sources(bundle, build)
     reader_args = {k: v for k, v in (opts.get("reader_args") or {}).items() if v is not None}
     had_dense = (bundle / L.KB / L.KBDir.DENSE_INDEX).is_file()
+    had_names = (bundle / L.KB / L.KBDir.NAMES_INDEX).is_file()
     meta, _ = build_kb(
         sources,
         bundle / "kb",
@@ -167,5 +168,9 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
         from xned.export.kb.dense import build_dense_index
 
         build_dense_index(bundle / "kb")
+    if had_names and meta.get("vector_dim"):  # and their labels
+        from xned.export.kb.names import build_name_index
+
+        build_name_index(bundle / "kb", bundle / L.ENCODER, threads=threads)
     update_manifest(bundle)
     return meta
