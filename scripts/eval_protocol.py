@@ -149,7 +149,7 @@ def main() -> None:
     )
     ap.add_argument("--vectors", choices=("all", "ambiguous"), default="all", help="which entities to embed")
     ap.add_argument("--no-dense", action="store_true", help="no dense or name index (alias candidates only)")
-    ap.add_argument("--no-names", action="store_true", help="no name index (alias and dense candidates)")
+    ap.add_argument("--names", action="store_true", help="with the name index (candidates by name, any script)")
     ap.add_argument("--limit", type=int, default=None, help="documents per eval file (smoke runs)")
     ap.add_argument("--eval-glob", default="*.jsonl", help="which files of eval/ to evaluate")
     ap.add_argument("--tag", default="", help="suffix for the report files")
@@ -188,7 +188,7 @@ def main() -> None:
         prov = json.loads((kb_bundle / "manifest.json").read_text(encoding="utf-8"))["provenance"]["kb"]
         log(f"entity vectors: {prov['vectors']}, {prov.get('vector_stats')}")
     missing = {k: not (kb_bundle / "kb" / f"{k}.usearch").exists() for k in ("dense", "names")}
-    missing["names"] &= not args.no_names
+    missing["names"] &= args.names
     if not args.no_dense and any(missing.values()):
         from xned.export.bundle_ops import index_bundle
 
@@ -200,7 +200,7 @@ def main() -> None:
     bundle = work / f"bundle-{tag}"
     shutil.rmtree(bundle, ignore_errors=True)
     shutil.copytree(kb_bundle, bundle, copy_function=os.link)  # hard links: the KB is read-only here
-    if args.no_dense or args.no_names:
+    if args.no_dense or not args.names:
         from xned.export.manifest import update_manifest
 
         gone = ("names.usearch", "names_mean.npy") + (("dense.usearch", "dense_mean.npy") if args.no_dense else ())
@@ -256,7 +256,7 @@ def main() -> None:
     report["timings"] = timings
     report["config"] = {
         "dense": not args.no_dense,
-        "names": not (args.no_dense or args.no_names),
+        "names": args.names and not args.no_dense,
         "supplement": args.supplement,
         "source_langs": src_langs,
         "seed": args.seed,

@@ -104,16 +104,16 @@ def test_kb_index_builds_the_dense_and_name_indexes(small_bundle):
     dense, names = small_bundle / "kb" / "dense.usearch", small_bundle / "kb" / "names.usearch"
     dense.unlink(missing_ok=True)
     names.unlink(missing_ok=True)
-    code, _, err = cli("kb", "index", "--bundle", str(small_bundle), "--no-names")
+    code, _, err = cli("kb", "index", "--bundle", str(small_bundle))
     assert code == 0, err
     assert "Indexed 2 entity vectors" in err and "labels" not in err
     assert dense.is_file() and not names.exists()
-    code, _, err = cli("kb", "index", "--bundle", str(small_bundle), "--no-dense", "--threads", "1")
+    code, _, err = cli("kb", "index", "--bundle", str(small_bundle), "--no-dense", "--names", "--threads", "1")
     assert code == 0, err
     assert "Indexed 2 entity labels" in err and names.is_file()
     manifest = json.loads((small_bundle / "manifest.json").read_text())
     assert {"kb/dense.usearch", "kb/names.usearch", "kb/names_mean.npy"} <= set(manifest["files"])
-    code, _, err = cli("kb", "index", "--bundle", str(small_bundle), "--no-dense", "--no-names")
+    code, _, err = cli("kb", "index", "--bundle", str(small_bundle), "--no-dense")
     assert code == 1 and err.startswith("Error:") and "nothing to build" in err
 
 

@@ -13,7 +13,7 @@ from xned.export.manifest import update_manifest
 
 @pytest.fixture()
 def dense_bundle(bundle_copy):
-    info = index_bundle(bundle_copy, names=False)["dense_index"]
+    info = index_bundle(bundle_copy)["dense_index"]
     assert info["entities"] == 38 and (bundle_copy / "kb" / "dense.usearch").is_file()
     assert not (bundle_copy / "kb" / "names.usearch").exists()
     return bundle_copy
@@ -23,7 +23,7 @@ def test_the_index_is_deterministic(dense_bundle):
     """Same vectors, same bytes: compacted and sharded builds are compared byte for byte."""
     path = dense_bundle / "kb" / "dense.usearch"
     first = path.read_bytes()
-    index_bundle(dense_bundle, names=False)
+    index_bundle(dense_bundle)
     assert path.read_bytes() == first
 
 
@@ -72,5 +72,5 @@ def test_broken_or_mismatched_index_is_a_bundle_error(dense_bundle, bundle_path)
     linker = Linker.load(dense_bundle)
     with pytest.raises(BundleError, match="dense.usearch"):
         linker.link("Paris is nice.", lang="en", mentions=[(0, 5)])
-    index_bundle(dense_bundle, names=False)  # a rebuild repairs it
+    index_bundle(dense_bundle)  # a rebuild repairs it
     assert Linker.load(dense_bundle, verify=True).link("Paris is nice.", lang="en", mentions=[(0, 5)])[0].qid

@@ -110,15 +110,15 @@ def test_vector_cache_embeds_each_text_once(tmp_path, bundle_path, sources, monk
     monkeypatch.setattr(Encoder, "embed_texts", counting)
     cache = tmp_path / "cache"
     a = _bundle(tmp_path, bundle_path, "a")
-    build_kb_into_bundle([sources / "base.tsv"], a, vector_cache=cache)
+    build_kb_into_bundle([sources / "base.tsv"], a, vector_cache=cache, names=True)
     # entity passages, and the labels of the name index ("query"), each through the cache
     assert embedded("passage") == 3 and embedded("query") == 3 and list(cache.rglob("vectors.sqlite"))
     b = _bundle(tmp_path, bundle_path, "b")
-    build_kb_into_bundle([sources / "base.tsv", sources / "added.tsv"], b, vector_cache=cache)
+    build_kb_into_bundle([sources / "base.tsv", sources / "added.tsv"], b, vector_cache=cache, names=True)
     assert embedded("passage") == 3 + 1  # only the new entity (Berlin keeps its first description)
     assert embedded("query") == 3 + 1  # and its label
     c = _bundle(tmp_path, bundle_path, "c")
-    build_kb_into_bundle([sources / "base.tsv"], c, vector_cache=cache)
+    build_kb_into_bundle([sources / "base.tsv"], c, vector_cache=cache, names=True)
     assert embedded("passage") == 4 and embedded("query") == 4
     assert (a / "kb" / "names.usearch").read_bytes() == (c / "kb" / "names.usearch").read_bytes()
     assert (a / "kb" / "entities" / "vectors.npy").read_bytes() == (c / "kb" / "entities" / "vectors.npy").read_bytes()

@@ -38,7 +38,7 @@ def named(tmp_path_factory):
     root = tmp_path_factory.mktemp("names")
     (root / "kb.tsv").write_text(KB, encoding="utf-8")
     bundle = root / "bundle"
-    meta, _ = build_kb_into_bundle([root / "kb.tsv"], bundle, encoder=ENCODER, threads=1)
+    meta, _ = build_kb_into_bundle([root / "kb.tsv"], bundle, encoder=ENCODER, threads=1, names=True)
     assert meta["entities"] == 10
     return bundle
 
@@ -84,7 +84,7 @@ def test_the_index_is_deterministic_and_rebuilt_by_kb_index(named, tmp_path):
     copy = tmp_path / "b"
     shutil.copytree(named, copy)
     first = (copy / "kb" / "names.usearch").read_bytes()
-    info = index_bundle(copy, dense=False, threads=1)
+    info = index_bundle(copy, dense=False, names=True, threads=1)
     assert info["name_index"]["labels"] == 10 and "dense_index" not in info
     assert (copy / "kb" / "names.usearch").read_bytes() == first
 
@@ -104,7 +104,7 @@ def test_broken_index_is_a_bundle_error(named, tmp_path):
     update_manifest(copy)
     with pytest.raises(BundleError, match="names.usearch"):
         Linker.load(copy, dense_k=0).link("トヨタ", mentions=[(0, 3)])
-    index_bundle(copy, dense=False)  # a rebuild repairs it
+    index_bundle(copy, dense=False, names=True)  # a rebuild repairs it
     assert Linker.load(copy, dense_k=0, verify=True).link("トヨタ", mentions=[(0, 3)])
 
 
@@ -112,7 +112,7 @@ def test_kb_index_needs_an_encoder_for_names(bundle_copy):
     shutil.rmtree(bundle_copy / "encoder")
     update_manifest(bundle_copy)
     with pytest.raises(InputError, match="no encoder"):
-        index_bundle(bundle_copy, dense=False)
+        index_bundle(bundle_copy, dense=False, names=True)
 
 
 def test_a_name_hit_without_a_stored_vector_is_not_embedded(tmp_path):
@@ -121,7 +121,9 @@ def test_a_name_hit_without_a_stored_vector_is_not_embedded(tmp_path):
     context pass)."""
     (tmp_path / "kb.tsv").write_text(KB + "Q1000001\tperson\tHonda\ta racing driver\tpop:1\t\n", encoding="utf-8")
     bundle = tmp_path / "bundle"
-    meta, _ = build_kb_into_bundle([tmp_path / "kb.tsv"], bundle, encoder=ENCODER, threads=1, vectors="ambiguous")
+    meta, _ = build_kb_into_bundle(
+        [tmp_path / "kb.tsv"], bundle, encoder=ENCODER, threads=1, vectors="ambiguous", names=True
+    )
     assert meta["vectors"]["entities"] == 2 and (bundle / "kb" / "names.usearch").is_file()
     linker = Linker.load(bundle, dense_k=0, threads=1, use_corrections=False)
     f = _mention(linker, "ボーイングが新しい契約を発表した。", (0, 5), None)

@@ -62,7 +62,13 @@ def build_cli(
         "Default: all; ambiguous with --profile laptop.",
     ),
     no_dense: bool = typer.Option(
-        False, "--no-dense", help="Do not build the dense and name indexes (candidates without an alias)."
+        False, "--no-dense", help="Do not build the dense retrieval index (candidates without an alias)."
+    ),
+    names: bool = typer.Option(
+        False,
+        "--names",
+        help="Also build the name index: candidates by name in any script (more recall and accuracy, "
+        "costs NIL precision in some languages: see the README).",
     ),
     threads: int | None = typer.Option(None, "--threads", min=1),
     workers: int = typer.Option(
@@ -153,6 +159,7 @@ def build_cli(
             vector_cache=vector_cache,
             max_skipped=max_skipped,
             dense=not no_dense,
+            names=names,
             shards=shards,
             entity_filter=entity_filter,
         )
@@ -182,7 +189,9 @@ def build_cli(
 def index_cli(
     bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle whose KB gets the retrieval indexes."),
     dense: bool = typer.Option(True, "--dense/--no-dense", help="The dense index of entity vectors."),
-    names: bool = typer.Option(True, "--names/--no-names", help="The name index of entity labels (needs the encoder)."),
+    names: bool = typer.Option(
+        False, "--names/--no-names", help="The name index of entity labels (needs the encoder; see the README)."
+    ),
     threads: int | None = typer.Option(None, "--threads", min=1, help="Encoder threads for the labels."),
 ) -> None:
     """Build (or rebuild) kb/dense.usearch and kb/names.usearch: candidates for mentions by
@@ -190,7 +199,7 @@ def index_cli(
     from xned.export.bundle_ops import index_bundle
 
     if not dense and not names:
-        raise InputError("--no-dense and --no-names leave nothing to build; drop one of them.")
+        raise InputError("--no-dense without --names leaves nothing to build; add --names or drop --no-dense.")
     info = index_bundle(bundle, dense=dense, names=names, threads=threads)
     for name, what, file in (
         ("dense_index", "entity vectors", "dense.usearch"),

@@ -83,13 +83,15 @@ def build_kb_into_bundle(
     dense: bool = True,
     shards: dict[str, Any] | None = None,
     entity_filter: Any = None,
+    names: bool = False,
 ) -> tuple[dict[str, Any], BuildReport]:
     """Build the KB of ``bundle`` from ``sources`` (and copy ``encoder`` into it), as one
     transaction: a build that fails, or that skips more than ``max_skipped`` of its input
     records, leaves the bundle as it was. ``vectors``: True or "all" (every entity), "ambiguous"
     (only entities that share a name with another: ``kb.vectors.shared_names``), False or
     "none". ``shards`` (``runner``, ``work``, ``shard_bytes``)
-    reads the sources in parallel shards (``kb.shards.build_sharded``): the same KB."""
+    reads the sources in parallel shards (``kb.shards.build_sharded``): the same KB. With
+    vectors, ``dense`` builds the dense index and ``names`` the name index too."""
     sources = [Path(s) for s in sources]
     if vectors not in (True, False, "all", "ambiguous", "none"):
         raise InputError(f"Unknown vectors rule {vectors!r}; choose all, ambiguous or none.")
@@ -105,7 +107,7 @@ def build_kb_into_bundle(
     with bundle_transaction(Path(bundle)) as stage:
         meta, report = _build_staged(
             sources, stage, Path(bundle), encoder, langs, top_k, strict, vectors, threads, progress, reader_args,
-            vector_cache, dense, shards, entity_filter,
+            vector_cache, dense, shards, entity_filter, names,
         )  # fmt: skip
         total = max(sum(int(src.get("records", 0)) for src in report.sources), report.skipped)
         if report.skipped and report.skipped > max_skipped * total:
@@ -134,6 +136,7 @@ def _build_staged(
     dense: bool,
     shards: dict[str, Any] | None = None,
     entity_filter: Any = None,
+    names: bool = False,
 ) -> tuple[dict[str, Any], BuildReport]:
     """The build inside the staging directory ``bundle`` of the bundle ``target``."""
     if encoder is not None and encoder.resolve() != (target / "encoder").resolve():
@@ -176,7 +179,8 @@ def _build_staged(
         from xned.export.kb.names import build_name_index
 
         dense_info = build_dense_index(bundle / "kb")
-        names_info = build_name_index(bundle / "kb", bundle / "encoder", threads=threads, cache=vector_cache)
+        if names:
+            names_info = build_name_index(bundle / "kb", bundle / "encoder", threads=threads, cache=vector_cache)
     added = bundle / L.KBDir.SOURCES
     if added.is_dir():  # a full build replaces the KB together with earlier `kb add` overlays
         n = len(list(added.iterdir()))
@@ -203,7 +207,7 @@ def index_bundle(
     bundle: Path,
     *,
     dense: bool = True,
-    names: bool = True,
+    names: bool = False,
     threads: int | None = None,
     vector_cache: Path | None = None,
     log: Callable[[str], None] | None = None,

@@ -2,7 +2,7 @@
 ``xned.engine.names``): every base entity's label embedded alone by the bundle's encoder
 ("query: " prefix, the prefix mention strings get at run time), centred on the labels' mean,
 in a usearch HNSW graph (cosine, int8) keyed by entity index. Entities without a label are
-left out. Built by ``xned kb build`` with the dense index, or by ``xned kb index``; label
+left out. Built by ``xned kb build --names`` or ``xned kb index --names``; label
 vectors go through the build's vector cache (keyed apart from entity passages).
 
 Measured on the evaluation-protocol KB (161,892 entities): see the README ("Name
