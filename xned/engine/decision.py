@@ -57,10 +57,8 @@ def features(
             # one candidate: the softmax over the expert's classes among them is 1 or unknown
             expert_p = experts.predict(model, vec, ents) if vec is not None else experts.known(model, ents)
     if len(ents) and vec is not None and kb.has_vectors:
-        ev = kb.vectors(ents)
-        alias = np.ones(len(ents), bool) if dense is None else dense == 0
-        if ev is not None and entity_vectors is not None and alias.any():
-            ev[alias] = entity_vectors.get(ents[alias])
+        alias = None if dense is None else dense == 0
+        ev = kb.vectors(ents) if entity_vectors is None else entity_vectors.get(ents, alias)
         if ev is not None:
             sims = ev @ vec
             none = ~ev.any(axis=1)  # no vector and no encoder to embed it: typical cosine

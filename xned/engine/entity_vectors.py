@@ -67,12 +67,14 @@ class EntityVectors:
             while len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
 
-    def get(self, ents: np.ndarray) -> np.ndarray | None:
-        """Vectors of ``ents`` (None when the KB has no vectors at all)."""
+    def get(self, ents: np.ndarray, embed: np.ndarray | None = None) -> np.ndarray | None:
+        """Vectors of ``ents`` (None when the KB has no vectors at all); of those without a
+        stored one, only the rows ``embed`` allows (default: all) are embedded, the others
+        stay zero."""
         out = self.kb.vectors(ents)
         if out is None or self.encoder is None:
             return out
-        none = ~out.any(axis=1)
+        none = ~out.any(axis=1) if embed is None else ~out.any(axis=1) & embed
         if none.any():
             self.prefetch(np.asarray(ents)[none])  # normally done already, batch-wide
             with self._lock:
