@@ -14,8 +14,8 @@ Japanese and 73% of English MEANTIME mentions at ``expansion_search`` 64, agains
 35% uncentred (brute force: 64% / 84% centred, 47% / 82% not). Built by ``xned kb index`` /
 ``xned kb build`` into ``kb/dense.usearch`` and memory-mapped here (usearch ``view``), so
 worker processes share it through the page cache. Retrieved entities join the
-alias candidates after them (``Linker``), with prior 0 and the ``dense`` feature set, so the
-calibrated fusion decides how much a retrieved candidate is worth.
+alias candidates after them (``xned.engine.names.with_found``), with prior 0 and the
+``dense`` feature set, so the calibrated fusion decides how much a retrieved candidate is worth.
 """
 
 from __future__ import annotations
@@ -122,23 +122,6 @@ class DenseIndex:
             ok = (ids >= 0) & (ids < self.n_entities)
             out.append((ids[ok].astype(np.int32), 1.0 - dist[row, :n][ok]))
         return out
-
-
-def with_retrieved(
-    ents: np.ndarray, pri: np.ndarray, hit: tuple[np.ndarray, np.ndarray] | None, top_k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Alias candidates first (their order kept: exact matches still win ties), then the
-    retrieved entities they lack, with prior 0, ``top_k`` in all; and the ``dense`` feature
-    column (None when nothing was added)."""
-    if hit is None:
-        return ents, pri, None
-    have = set(ents.tolist())
-    extra = [i for i in hit[0].tolist() if i not in have][: max(0, top_k - len(ents))]
-    if not extra:
-        return ents, pri, None
-    mask = np.concatenate([np.zeros(len(ents), np.float32), np.ones(len(extra), np.float32)])
-    ents = np.concatenate([ents.astype(np.int32), np.asarray(extra, np.int32)])
-    return ents, np.concatenate([pri.astype(np.float32), np.zeros(len(extra), np.float32)]), mask
 
 
 def open_dense(kb_root: Path, n_entities: int, dim: int, names: bool = False) -> DenseIndex | None:

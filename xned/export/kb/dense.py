@@ -38,8 +38,6 @@ def _noop(_: str) -> None:
 
 def build_dense_index(kb_root: Path, *, log: Callable[[str], None] = _noop) -> dict[str, Any]:
     """Write ``kb_root/dense.usearch`` from ``kb_root/entities/vectors.npy`` (deterministic)."""
-    from usearch.index import Index
-
     path = Path(kb_root) / L.KBDir.ENTITIES / L.Entities.VECTORS
     if not path.is_file():
         raise InputError(
@@ -57,21 +55,45 @@ def build_dense_index(kb_root: Path, *, log: Callable[[str], None] = _noop) -> d
         v = np.asarray(vectors[start : start + CHUNK], np.float32)
         total += (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)).sum(axis=0)
     mean = (total / max(n, 1)).astype(np.float32)
+    size = write_index(
+        Path(kb_root), INDEX_FILE, MEAN_FILE, ents, vectors, mean, log=log, what="dense index", unit="entities"
+    )
+    return {"entities": n, "bytes": size, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def write_index(
+    kb_root: Path,
+    index_file: str,
+    mean_file: str,
+    keys: np.ndarray | None,
+    vectors: np.ndarray,
+    mean: np.ndarray,
+    *,
+    log: Callable[[str], None] = _noop,
+    what: str = "index",
+    unit: str = "vectors",
+) -> int:
+    """Index the rows of ``vectors`` (keyed by ``keys``, default their row numbers) centred on
+    ``mean`` in an HNSW graph (cosine, int8) built on one thread, so the same vectors give the
+    same file; write it and the mean atomically. Returns the index's size in bytes."""
+    from usearch.index import Index
+
+    n = len(vectors)
     index = Index(
         ndim=int(vectors.shape[1]), metric="cos", dtype="i8", connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD
     )
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
-        keys = np.arange(start, stop) if ents is None else ents[start:stop]
-        index.add(keys, DenseIndex.centre(vectors[start:stop], mean), threads=1)
-        log(f"dense index: {stop:,}/{n:,} entities")
-    out = Path(kb_root) / INDEX_FILE
+        ids = np.arange(start, stop) if keys is None else keys[start:stop]
+        index.add(ids, DenseIndex.centre(vectors[start:stop], mean), threads=1)
+        log(f"{what}: {stop:,}/{n:,} {unit}")
+    out = kb_root / index_file
     tmp = out.with_name(out.name + ".incomplete")
     index.save(str(tmp))
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, out)
-    with atomic_file(Path(kb_root) / MEAN_FILE, "wb") as f:
+    with atomic_file(kb_root / mean_file, "wb") as f:
         np.save(f, mean, allow_pickle=False)
     fsync_dir(out.parent)
-    return {"entities": n, "bytes": out.stat().st_size, "seconds": round(time.perf_counter() - t0, 1)}
+    return out.stat().st_size

@@ -11,7 +11,6 @@ retrieval").
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +19,9 @@ from typing import Any
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.dense import DenseIndex
 from xned.engine.kb import EntityStore
-from xned.export.kb.dense import CHUNK, CONNECTIVITY, EXPANSION_ADD
+from xned.export.kb.dense import write_index
 from xned.export.kb.embed import VectorCache
-from xned.fsutil import atomic_file, fsync_dir
 
 BATCH = 4096  # labels per encoder call (length-sorted inside, token-budget batches)
 KEY_PREFIX = "name\x00"  # vector-cache keys of labels, apart from entity passages
@@ -72,8 +69,6 @@ def build_name_index(
     log: Callable[[str], None] = _noop,
 ) -> dict[str, Any]:
     """Write ``kb_root/names.usearch`` and ``names_mean.npy`` from the base entities' labels."""
-    from usearch.index import Index
-
     t0 = time.perf_counter()
     store = EntityStore(Path(kb_root) / L.KBDir.ENTITIES)
     ids, labels = [], []
@@ -84,26 +79,14 @@ def build_name_index(
             labels.append(label)
     vectors = label_vectors(labels, encoder_dir, threads=threads, cache=cache, log=log)
     mean = (vectors.mean(axis=0) if len(vectors) else np.zeros(vectors.shape[1])).astype(np.float32)
-    index = Index(
-        ndim=int(vectors.shape[1]), metric="cos", dtype="i8", connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD
-    )
     keys = np.asarray(ids, np.int64)
-    for start in range(0, len(keys), CHUNK):
-        stop = min(len(keys), start + CHUNK)
-        index.add(keys[start:stop], DenseIndex.centre(vectors[start:stop], mean), threads=1)  # deterministic
-        log(f"name index: {stop:,}/{len(keys):,} labels indexed")
-    out = Path(kb_root) / L.KBDir.NAMES_INDEX
-    tmp = out.with_name(out.name + ".incomplete")
-    index.save(str(tmp))
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
-    with atomic_file(Path(kb_root) / L.KBDir.NAMES_MEAN, "wb") as f:
-        np.save(f, mean, allow_pickle=False)
-    fsync_dir(out.parent)
+    size = write_index(
+        Path(kb_root), L.KBDir.NAMES_INDEX, L.KBDir.NAMES_MEAN, keys, vectors, mean, log=log, what="name index",
+        unit="labels indexed",
+    )  # fmt: skip
     return {
         "labels": len(keys),
         "entities": len(store),
-        "bytes": out.stat().st_size,
+        "bytes": size,
         "seconds": round(time.perf_counter() - t0, 1),
     }
