@@ -192,15 +192,33 @@ def index_cli(
     names: bool = typer.Option(
         False, "--names/--no-names", help="The name index of entity labels (needs the encoder; see the README)."
     ),
+    stems: bool = typer.Option(
+        False, "--stems", help="Snowball stem keys of the alias tables (inflected names; see the README)."
+    ),
+    stem_langs: str | None = typer.Option(
+        None, "--stem-langs", help="With --stems: comma-separated languages (default: those kb build stems), or 'none'."
+    ),
     threads: int | None = typer.Option(None, "--threads", min=1, help="Encoder threads for the labels."),
 ) -> None:
     """Build (or rebuild) kb/dense.usearch and kb/names.usearch: candidates for mentions by
-    vector in context and by name in any script, with no alias needed."""
+    vector in context and by name in any script, with no alias needed; with --stems, the
+    tables' stem keys."""
     from xned.export.bundle_ops import index_bundle
+    from xned.export.kb.stems import parse_stem_langs
 
-    if not dense and not names:
-        raise InputError("--no-dense without --names leaves nothing to build; add --names or drop --no-dense.")
-    info = index_bundle(bundle, dense=dense, names=names, threads=threads)
+    if stem_langs is not None and not stems:
+        raise InputError("--stem-langs goes with --stems; add --stems.")
+    if not dense and not names and not stems:
+        raise InputError("--no-dense without --names or --stems leaves nothing to build; add one or drop --no-dense.")
+    chosen = parse_stem_langs(stem_langs) if stems else None
+    info = index_bundle(bundle, dense=dense, names=names, stems=chosen, threads=threads)
+    if "stem_keys" in info:
+        langs = info["stem_keys"]["languages"]
+        typer.echo(
+            f"Stem keys of {len(langs)} tables ({', '.join(f'{k} {v:,}' for k, v in langs.items()) or 'none'}) "
+            f"in {info['stem_keys']['seconds']} s",
+            err=True,
+        )
     for name, what, file in (
         ("dense_index", "entity vectors", "dense.usearch"),
         ("name_index", "entity labels", "names.usearch"),

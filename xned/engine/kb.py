@@ -5,8 +5,7 @@ Arrays are ``.npy`` loaded with ``mmap_mode="r"`` and ``allow_pickle=False``.
 
 ``kb/overlay/`` (written by ``xned kb add``) has the same layout for added or updated
 entities; it is merged at lookup time (see ``KB.lookup``) until ``xned kb compact``.
-Language ``mul`` holds names whose language is not stated; it is consulted for every
-language.
+Language ``mul`` holds names whose language is not stated; every language consults it.
 """
 
 from __future__ import annotations
@@ -251,11 +250,12 @@ class KB:
            else the accent-folded key there; (1b) middle dots as spaces, then removed;
            (1c) for German, umlauts written as digraphs ("Oesterreich"); (1d) for
            suffixing languages, the longest alias that is the key minus a case ending
-           (``xned.engine.morph``). Whatever these find is joined by the exact key's
-           candidates from every other language's table at a discount
+           (``xned.engine.morph``); (1e) the aliases with the key's Snowball stem key
+           (``xned.engine.stems``; tables with stem keys). Whatever these find is joined
+           by the exact key's candidates from every other language's table at a discount
            (``OTHER_LANG_WEIGHT``): names are often written the same across languages
-           ("Paris", "Liverpool") and a table may lack the label, but an entity named so
-           in the mention's own language keeps the higher prior;
+           ("Paris", "Liverpool") and a table may lack the label, but an entity named so in
+           the mention's own language keeps the higher prior;
         2. the exact key in every other language's table (names written as in another
            language, e.g. "Washington" in Japanese text);
         3. the folded key in every other language's table;
@@ -321,6 +321,9 @@ class KB:
                 stem = split_inflected(key, table.keys.prefixes(key), ends)
                 if stem is not None and (hit := table.exact(stem)) is not None and len(hit[0]):
                     found.append((hit[0].astype(np.int64) + offset, hit[1]))
+        if not found and lang is not None:  # (1e) "vereinigten staaten" -> "vereinigte staaten"
+            hits = [(t.stemmed(key), offset) for t, offset in tables]
+            found = [(hit[0].astype(np.int64) + offset, hit[1]) for hit, offset in hits if hit is not None]
         return found
 
     def _holding(

@@ -57,6 +57,11 @@ class AliasTable:
     FOLD = "fold.marisa"  # accent-folded keys
     FOLD_OFFSETS = "fold_offsets.npy"  # int64 [F+1]
     FOLD_TARGETS = "fold_targets.npy"  # int32: key ids of keys.marisa
+    # optional (``xned.engine.stems``): Snowball stem keys of the keys they differ from
+    STEM_CONFIG = "stem.json"  # {"algorithm": "german"}
+    STEM = "stem.marisa"
+    STEM_OFFSETS = "stem_offsets.npy"  # int64 [S+1]
+    STEM_TARGETS = "stem_targets.npy"  # int32: key ids of keys.marisa
 
 
 class KeyIndex:

@@ -11,8 +11,9 @@ import marisa_trie
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.bundle import REBUILD_HINT
+from xned.engine.bundle import REBUILD_HINT, read_json_object
 from xned.engine.normalize import fold
+from xned.engine.stems import ALGORITHMS, stem_key
 from xned.errors import BundleError
 
 
@@ -65,6 +66,23 @@ class AliasTable:
             len(self.fold_offsets) and int(self.fold_offsets[-1]) != len(self.fold_targets)
         ):
             raise BundleError(f"Alias table {root}: the folded-key arrays are inconsistent; {REBUILD_HINT}.")
+        #: the Snowball algorithm of the table's stem keys (None: it has none)
+        self.stem_algorithm: str | None = None
+        if (root / L.AliasTable.STEM_CONFIG).is_file():
+            self._open_stems()
+
+    def _open_stems(self) -> None:
+        path = self.root / L.AliasTable.STEM_CONFIG
+        config = read_json_object(path, "Stem config", max_bytes=4096)
+        algorithm = config.get("algorithm")
+        if algorithm not in set(ALGORITHMS.values()):
+            raise BundleError(f"{path}: unknown stemmer {algorithm!r}; rebuild it with: xned kb index --stems")
+        self.stem_keys = _load_trie(self.root / L.AliasTable.STEM)
+        self.stem_offsets = _load_npy(self.root / L.AliasTable.STEM_OFFSETS)
+        self.stem_targets = _load_npy(self.root / L.AliasTable.STEM_TARGETS)
+        if len(self.stem_offsets) != len(self.stem_keys) + 1 or int(self.stem_offsets[-1]) != len(self.stem_targets):
+            raise BundleError(f"Alias table {self.root}: the stem-key arrays are inconsistent; {REBUILD_HINT}.")
+        self.stem_algorithm = algorithm
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -102,6 +120,21 @@ class AliasTable:
         if fid >= 0:
             a, b = int(self.fold_offsets[fid]), int(self.fold_offsets[fid + 1])
             parts.extend(self.by_id(int(k)) for k in self.fold_targets[a:b] if int(k) != self.key_id(key))
+        return merge_max(parts) if parts else None
+
+    def stemmed(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Candidates of every other key with the stem key of ``key`` (``xned.engine.stems``);
+        None without stem keys or a hit."""
+        if self.stem_algorithm is None or (stem := stem_key(self.stem_algorithm, key)) is None:
+            return None
+        parts = []
+        if stem != key and (hit := self.exact(stem)) is not None:
+            parts.append(hit)
+        sid = self.stem_keys.get(stem, -1)
+        if sid >= 0:
+            a, b = int(self.stem_offsets[sid]), int(self.stem_offsets[sid + 1])
+            own = self.key_id(key)
+            parts.extend(self.by_id(int(k)) for k in self.stem_targets[a:b] if int(k) != own)
         return merge_max(parts) if parts else None
 
     def link_probability(self, key: str) -> float:

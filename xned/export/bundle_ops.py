@@ -7,6 +7,7 @@ import fcntl
 import functools
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -208,13 +209,15 @@ def index_bundle(
     *,
     dense: bool = True,
     names: bool = False,
+    stems: dict[str, str] | None = None,
     threads: int | None = None,
     vector_cache: Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """``xned kb index``: add or rebuild the dense index and/or the name index of a bundle
-    (the name index needs the bundle's encoder), as one transaction; ``log`` gets progress
-    lines. Returns what was built, by index."""
+    (the name index needs the bundle's encoder) and/or the stem keys of the languages
+    ``stems`` (language -> Snowball algorithm; the others lose theirs), as one transaction;
+    ``log`` gets progress lines. Returns what was built, by index."""
     from xned.export.kb.dense import build_dense_index
     from xned.export.kb.names import build_name_index
 
@@ -232,5 +235,13 @@ def index_bundle(
             info["name_index"] = build_name_index(
                 stage / "kb", stage / L.ENCODER, threads=threads, cache=vector_cache, log=say
             )
+        if stems is not None:
+            from xned.export.kb.stems import write_all_stems
+
+            t0 = time.perf_counter()
+            counts = write_all_stems(stage / L.KB / L.KBDir.ALIASES, stems)
+            if (overlay := stage / L.KB / L.KBDir.OVERLAY / L.KBDir.ALIASES).is_dir():
+                write_all_stems(overlay, stems)
+            info["stem_keys"] = {"languages": counts, "seconds": round(time.perf_counter() - t0, 1)}
         update_manifest(stage, provenance=info)
     return info

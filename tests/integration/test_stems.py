@@ -1,0 +1,102 @@
+"""Stem keys (``xned.engine.stems``): inflected names found through the Snowball stemmers,
+written with the KB for the default languages and by ``xned kb index --stems``."""
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from xned.cli.main import main
+from xned.engine.linker import Linker
+from xned.engine.stems import STEM_LANGS
+from xned.errors import BundleError
+from xned.export.bundle_ops import build_kb_into_bundle, index_bundle
+from xned.export.kb.incremental import add, compact
+from xned.export.kb.stems import parse_stem_langs
+
+SOURCE = """#qid\ttype\ten_label\ten_description\tpopularity\tlabels
+Q30\tcountry\tUnited States\tcountry in North America\tpop:900000\tde:Vereinigte Staaten|sv:Förenta staterna
+Q34\tcountry\tSweden\tcountry in Northern Europe\tpop:500000\tsv:Sverige|de:Schweden
+Q11036\tband\tRolling Stone\tmagazine\tpop:1000\t
+Q999\tthing\tVereinigten Staaten Verein\ta club\tpop:10\tde:Vereinigten Staaten
+"""
+ADDED = """#qid\ttype\ten_label\ten_description\tpopularity\tlabels
+Q1754\tcity\tStockholm\tcapital of Sweden\tpop:1000\tsv:Stockholm|en:Stockholm Syndrome Band
+"""
+
+
+@pytest.fixture()
+def bundle(tmp_path, bundle_path):
+    src = tmp_path / "src.tsv"
+    src.write_text(SOURCE, encoding="utf-8")
+    b = tmp_path / "b"
+    b.mkdir()
+    shutil.copytree(bundle_path / "encoder", b / "encoder")
+    build_kb_into_bundle([src], b)
+    return b
+
+
+def qids(linker, text, lang):
+    return [q for q, _, _ in linker.lookup(text, lang, 10)]
+
+
+def test_default_languages_get_stem_keys_and_exact_keys_win(bundle):
+    aliases = bundle / "kb" / "aliases"
+    assert json.loads((aliases / "de" / "stem.json").read_text()) == {"algorithm": "german"}
+    assert (aliases / "sv" / "stem.json").is_file() and not (aliases / "en" / "stem.json").exists()
+    assert "en" not in STEM_LANGS and "fr" not in STEM_LANGS
+    linker = Linker.load(bundle, variant="prior", use_corrections=False)
+    # "the Sweden's" (genitive) and "the United States'" (a dative plural): no alias holds them
+    assert qids(linker, "Sveriges", "sv") == ["Q34"]
+    assert qids(linker, "Vereinigten Staaten", "de") == ["Q999"]  # the exact alias wins ...
+    assert set(qids(linker, "Vereinigter Staaten", "de")) == {"Q30", "Q999"}  # stem key "vereinigt staat"
+    assert qids(linker, "Rolling Stones", "en") == []  # English is not stemmed by default
+
+
+def test_kb_index_stems_chosen_languages_kept_by_add_and_compact(tmp_path, bundle):
+    with pytest.raises(Exception, match="No Snowball stemmer for xx"):
+        parse_stem_langs("de,xx")
+    info = index_bundle(bundle, dense=False, stems=parse_stem_langs("en,de"))
+    assert set(info["stem_keys"]["languages"]) == {"en", "de"}
+    aliases = bundle / "kb" / "aliases"
+    assert not (aliases / "sv" / "stem.json").exists()  # not chosen: removed
+    linker = Linker.load(bundle, variant="prior", use_corrections=False, verify=True)  # manifest updated
+    assert qids(linker, "Rolling Stones", "en") == ["Q11036"]
+    assert qids(linker, "Sveriges", "sv") == []
+
+    added = tmp_path / "added.tsv"
+    added.write_text(ADDED, encoding="utf-8")
+    add(bundle, [added])
+    overlay = bundle / "kb" / "overlay" / "aliases"
+    assert (overlay / "en" / "stem.json").is_file() and not (overlay / "sv" / "stem.json").exists()
+    linker = Linker.load(bundle, variant="prior", use_corrections=False)
+    assert qids(linker, "Stockholm Syndrome Bands", "en") == ["Q1754"]  # an overlay key, by its stem
+    compact(bundle)
+    assert (aliases / "en" / "stem.json").is_file() and not (aliases / "sv" / "stem.json").exists()
+    linker = Linker.load(bundle, variant="prior", use_corrections=False, verify=True)
+    assert qids(linker, "Stockholm Syndrome Bands", "en") == ["Q1754"]
+
+
+def test_a_broken_stem_config_is_a_bundle_error(bundle):
+    (bundle / "kb" / "aliases" / "de" / "stem.json").write_text('{"algorithm": "klingon"}', encoding="utf-8")
+    linker = Linker.load(bundle, variant="prior", use_corrections=False)
+    with pytest.raises(BundleError, match="stem.json.*klingon"):
+        linker.lookup("Schwedens", "de", 5)
+
+
+def cli(*args: str) -> tuple[int, str]:
+    with CliRunner().isolation() as (_, err, *_):
+        code = main(list(args))
+        return code, err.getvalue().decode()
+
+
+def test_cli_stem_options(bundle):
+    code, err = cli("kb", "index", "-b", str(bundle), "--no-dense", "--stems", "--stem-langs", "de,zz")
+    assert code == 1 and "Error: No Snowball stemmer for zz" in err
+    code, err = cli("kb", "index", "-b", str(bundle), "--no-dense", "--stem-langs", "de")
+    assert code == 1 and "--stem-langs goes with --stems" in err
+    code, err = cli("kb", "index", "-b", str(bundle), "--no-dense", "--stems", "--stem-langs", "none")
+    assert code == 0, err
+    assert "Stem keys of 0 tables" in err
+    assert not list((bundle / "kb" / "aliases").glob("*/stem.json"))

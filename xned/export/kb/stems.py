@@ -1,0 +1,96 @@
+"""Write the Snowball stem keys of alias tables (read side and rationale:
+``xned.engine.stems``): with every KB build for the languages of ``STEM_LANGS``, or for a
+chosen set by ``xned kb index --stems``."""
+
+from __future__ import annotations
+
+import json
+from array import array
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import marisa_trie
+import numpy as np
+
+from xned.engine import layout as L
+from xned.engine.stems import ALGORITHMS, STEM_LANGS, stem_key
+from xned.errors import InputError
+from xned.export.kb.tables import _write_pairs
+
+STEM_FILES = (L.AliasTable.STEM_CONFIG, L.AliasTable.STEM, L.AliasTable.STEM_OFFSETS, L.AliasTable.STEM_TARGETS)
+
+
+def parse_stem_langs(text: str | None) -> dict[str, str]:
+    """``--stem-langs``: comma-separated language codes (None: ``STEM_LANGS``; "none": no
+    language) -> their Snowball algorithms."""
+    if text is None:
+        return dict(STEM_LANGS)
+    codes = [c.strip() for c in text.split(",") if c.strip()]
+    if codes == ["none"]:
+        return {}
+    unknown = [c for c in codes if c not in ALGORITHMS]
+    if unknown:
+        raise InputError(
+            f"No Snowball stemmer for {', '.join(unknown)}; --stem-langs takes codes among "
+            f"{', '.join(sorted(ALGORITHMS))}, or 'none'."
+        )
+    return {c: ALGORITHMS[c] for c in codes}
+
+
+def write_stems(table: Path, algorithm: str | None) -> int:
+    """Stem keys of the alias table at ``table`` (a directory ``aliases/<lang>``) with the
+    Snowball ``algorithm``; None removes them. Files are replaced, never edited (bundles are
+    changed through hard-linked copies), ``stem.json`` last: it is what makes a reader use
+    them. Returns the number of stem keys."""
+    for name in STEM_FILES:
+        (table / name).unlink(missing_ok=True)
+    if algorithm is None:
+        return 0
+    keys = marisa_trie.Trie()
+    keys.mmap(str(table / L.AliasTable.KEYS))
+    tmp = table / "stems.tmp"
+    ids = array("q")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for key, kid in keys.iteritems():
+            stem = stem_key(algorithm, key)
+            if stem is not None and stem != key:  # a key that is its own stem is found exactly
+                f.write(stem + "\n")
+                ids.append(kid)
+
+    def lines() -> Iterator[str]:
+        with open(tmp, encoding="utf-8", newline="\n") as f:
+            for line in f:
+                yield line[:-1]
+
+    trie = marisa_trie.Trie(lines())
+    trie.save(str(table / L.AliasTable.STEM))
+    rows = np.fromiter((trie[s] for s in lines()), np.int64, count=len(ids))
+    tmp.unlink()
+    targets = np.frombuffer(ids, np.int64).astype(np.int32) if len(ids) else np.zeros(0, np.int32)
+    _write_pairs(table / L.AliasTable.STEM_OFFSETS, table / L.AliasTable.STEM_TARGETS, rows, targets, len(trie))
+    (table / L.AliasTable.STEM_CONFIG).write_text(json.dumps({"algorithm": algorithm}) + "\n", encoding="utf-8")
+    return len(trie)
+
+
+def write_all_stems(aliases: Path, stem_langs: Mapping[str, str]) -> dict[str, int]:
+    """Stem keys for every table under ``aliases`` whose language ``stem_langs`` lists (and
+    none for the others): the number of stem keys by language."""
+    counts = {}
+    for table in sorted(p for p in aliases.iterdir() if p.is_dir()):
+        n = write_stems(table, stem_langs.get(table.name))
+        if table.name in stem_langs:
+            counts[table.name] = n
+    return counts
+
+
+def stem_langs_of(aliases: Path) -> dict[str, str]:
+    """The languages under ``aliases`` whose tables have stem keys, with their algorithms."""
+    out = {}
+    for config in sorted(aliases.glob(f"*/{L.AliasTable.STEM_CONFIG}")):
+        try:
+            algorithm = json.loads(config.read_text(encoding="utf-8")).get("algorithm")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if algorithm in ALGORITHMS.values():
+            out[config.parent.name] = algorithm
+    return out
