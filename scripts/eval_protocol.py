@@ -150,6 +150,7 @@ def main() -> None:
     ap.add_argument("--vectors", choices=("all", "ambiguous"), default="all", help="which entities to embed")
     ap.add_argument("--no-dense", action="store_true", help="no dense or name index (alias candidates only)")
     ap.add_argument("--names", action="store_true", help="with the name index (candidates by name, any script)")
+    ap.add_argument("--no-stems", action="store_true", help="without the stem keys kb build writes (an A/B)")
     ap.add_argument("--limit", type=int, default=None, help="documents per eval file (smoke runs)")
     ap.add_argument("--eval-glob", default="*.jsonl", help="which files of eval/ to evaluate")
     ap.add_argument("--tag", default="", help="suffix for the report files")
@@ -196,16 +197,25 @@ def main() -> None:
         for k, v in info.items():
             timings[f"{k}_s"] = v["seconds"]
             log(f"{k}: {v}")
+    if not args.no_stems and not list((kb_bundle / "kb" / "aliases").glob("*/stem.json")):
+        from xned.engine.stems import STEM_LANGS
+        from xned.export.bundle_ops import index_bundle
+
+        log(f"stem keys (a KB cached from before them): {index_bundle(kb_bundle, dense=False, stems=STEM_LANGS)}")
     tag = args.tag or f"{kb_tag}-{'+'.join(src_langs)}"
     bundle = work / f"bundle-{tag}"
     shutil.rmtree(bundle, ignore_errors=True)
     shutil.copytree(kb_bundle, bundle, copy_function=os.link)  # hard links: the KB is read-only here
-    if args.no_dense or not args.names:
+    if args.no_dense or not args.names or args.no_stems:
+        from xned.export.kb.stems import write_all_stems
         from xned.export.manifest import update_manifest
 
-        gone = ("names.usearch", "names_mean.npy") + (("dense.usearch", "dense_mean.npy") if args.no_dense else ())
+        gone = () if args.names and not args.no_dense else ("names.usearch", "names_mean.npy")
+        gone += ("dense.usearch", "dense_mean.npy") if args.no_dense else ()
         for name in gone:
             (bundle / "kb" / name).unlink(missing_ok=True)
+        if args.no_stems:  # the files are hard links: write_stems unlinks them, the KB keeps its own
+            write_all_stems(bundle / "kb" / "aliases", {})
         update_manifest(bundle)
     if not args.skip_experts:
         from xned.export.experts.train import train_experts

@@ -237,10 +237,10 @@ def test_stream_passes_pre_errored_records_through_in_order(linker):
 def test_any_exception_in_one_document_stays_with_it(linker, monkeypatch):
     real = linker._candidates
 
-    def boom(doc, ments):
+    def boom(doc, ments, given):
         if "Berlin" in doc.text:
             raise KeyError(-36)
-        return real(doc, ments)
+        return real(doc, ments, given)
 
     monkeypatch.setattr(linker, "_candidates", boom)
     out = list(linker.link_batch(["Tokyo", "Berlin", "Paris Hilton"], lang="en"))

@@ -14,11 +14,13 @@ from xned.errors import BundleError
 from xned.export.bundle_ops import build_kb_into_bundle, index_bundle
 from xned.export.kb.incremental import add, compact
 from xned.export.kb.stems import parse_stem_langs
+from xned.types import Document, Mention
 
 SOURCE = """#qid\ttype\ten_label\ten_description\tpopularity\tlabels
 Q30\tcountry\tUnited States\tcountry in North America\tpop:900000\tde:Vereinigte Staaten|sv:Förenta staterna
 Q34\tcountry\tSweden\tcountry in Northern Europe\tpop:500000\tsv:Sverige|de:Schweden
 Q11036\tband\tRolling Stone\tmagazine\tpop:1000\t
+Q1065\torganization\tUnited Nations\tintergovernmental organization\tpop:5000\tfr:Nations unies
 Q999\tthing\tVereinigten Staaten Verein\ta club\tpop:10\tde:Vereinigten Staaten
 """
 ADDED = """#qid\ttype\ten_label\ten_description\tpopularity\tlabels
@@ -44,25 +46,39 @@ def qids(linker, text, lang):
 def test_default_languages_get_stem_keys_and_exact_keys_win(bundle):
     aliases = bundle / "kb" / "aliases"
     assert json.loads((aliases / "de" / "stem.json").read_text()) == {"algorithm": "german"}
-    assert (aliases / "sv" / "stem.json").is_file() and not (aliases / "en" / "stem.json").exists()
-    assert "en" not in STEM_LANGS and "fr" not in STEM_LANGS
+    assert (aliases / "sv" / "stem.json").is_file() and (aliases / "en" / "stem.json").is_file()
+    assert not (aliases / "fr" / "stem.json").exists() and "fr" not in STEM_LANGS
     linker = Linker.load(bundle, variant="prior", use_corrections=False)
-    # "the Sweden's" (genitive) and "the United States'" (a dative plural): no alias holds them
+    # "Sweden's" (genitive) and "the United States" (dative plural): no alias holds them
     assert qids(linker, "Sveriges", "sv") == ["Q34"]
     assert qids(linker, "Vereinigten Staaten", "de") == ["Q999"]  # the exact alias wins ...
     assert set(qids(linker, "Vereinigter Staaten", "de")) == {"Q30", "Q999"}  # stem key "vereinigt staat"
-    assert qids(linker, "Rolling Stones", "en") == []  # English is not stemmed by default
+    assert qids(linker, "Rolling Stones", "en") == ["Q11036"]
+    assert qids(linker, "Nation unie", "fr") == []  # French is not stemmed by default
+
+
+def test_stem_keys_serve_given_spans_not_detected_ones(bundle):
+    linker = Linker.load(bundle, use_corrections=False, dense_k=0)  # alias candidates only
+    assert linker.kb.lookup_all("sv", ["sveriges"], stems=False)[0][0].size == 0
+    assert linker.kb.lookup_all("sv", ["sveriges"])[0][0].size == 1
+    text = "Sveriges regering"
+    (given,) = linker.link_batch([{"id": "a", "lang": "sv", "text": text, "mentions": [(0, 8)]}], candidates=True)
+    assert [(lk.text, [c.qid for c in lk.candidates]) for lk in given.links] == [("Sveriges", ["Q34"])]
+    # the same span as a detected one (the linker's candidate step for detection output)
+    doc, span = Document(text, "sv"), [Mention(0, 8, "Sveriges")]
+    assert linker._candidates(doc, span, given=False)[0][0].size == 0
+    assert linker._candidates(doc, span, given=True)[0][0].tolist() == [linker.kb.index("Q34")]
 
 
 def test_kb_index_stems_chosen_languages_kept_by_add_and_compact(tmp_path, bundle):
     with pytest.raises(Exception, match="No Snowball stemmer for xx"):
         parse_stem_langs("de,xx")
-    info = index_bundle(bundle, dense=False, stems=parse_stem_langs("en,de"))
-    assert set(info["stem_keys"]["languages"]) == {"en", "de"}
+    info = index_bundle(bundle, dense=False, stems=parse_stem_langs("en,fr"))
+    assert set(info["stem_keys"]["languages"]) == {"en", "fr"}
     aliases = bundle / "kb" / "aliases"
     assert not (aliases / "sv" / "stem.json").exists()  # not chosen: removed
     linker = Linker.load(bundle, variant="prior", use_corrections=False, verify=True)  # manifest updated
-    assert qids(linker, "Rolling Stones", "en") == ["Q11036"]
+    assert qids(linker, "Nation unie", "fr") == ["Q1065"]
     assert qids(linker, "Sveriges", "sv") == []
 
     added = tmp_path / "added.tsv"
@@ -70,10 +86,11 @@ def test_kb_index_stems_chosen_languages_kept_by_add_and_compact(tmp_path, bundl
     add(bundle, [added])
     overlay = bundle / "kb" / "overlay" / "aliases"
     assert (overlay / "en" / "stem.json").is_file() and not (overlay / "sv" / "stem.json").exists()
+    assert not (overlay / "de").exists()
     linker = Linker.load(bundle, variant="prior", use_corrections=False)
     assert qids(linker, "Stockholm Syndrome Bands", "en") == ["Q1754"]  # an overlay key, by its stem
     compact(bundle)
-    assert (aliases / "en" / "stem.json").is_file() and not (aliases / "sv" / "stem.json").exists()
+    assert (aliases / "fr" / "stem.json").is_file() and not (aliases / "sv" / "stem.json").exists()
     linker = Linker.load(bundle, variant="prior", use_corrections=False, verify=True)
     assert qids(linker, "Stockholm Syndrome Bands", "en") == ["Q1754"]
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT, read_json_object
-from xned.engine.kb import _load_npy, _load_trie
+from xned.engine.tables import _load_npy, _load_trie
 from xned.errors import BundleError
 
 SEP = "\x1f"

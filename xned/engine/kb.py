@@ -20,75 +20,18 @@ import marisa_trie
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.bundle import REBUILD_HINT, read_json_object
+from xned.engine.bundle import read_json_object
 from xned.engine.dense import DenseIndex, open_dense
+from xned.engine.entities import EntityStore
 from xned.engine.morph import split_inflected, suffixes
 from xned.engine.normalize import dehyphenate, inside_katakana_word, is_cjk, umlauts, undot
-from xned.engine.tables import AliasTable, KeyIndex, LazyTables, _load_npy, _load_trie
-from xned.errors import BundleError, InputError
+from xned.engine.tables import AliasTable, KeyIndex, LazyTables
+from xned.errors import InputError
 from xned.langs import normalize_lang
 
 MUL = "mul"
-SEP = "\x1f"
 OTHER_LANG_WEIGHT = 0.5  # weight of exact matches from other languages' tables
 MIN_CONTAINED = 3  # shortest alias (characters) taken from inside a longer mention; 2 for CJK
-
-
-class EntityStore:
-    def __init__(self, root: Path):
-        self.root = root
-        self.qids = _load_trie(root / L.Entities.QIDS)
-        self.text = (
-            np.memmap(root / L.Entities.TEXT, dtype=np.uint8, mode="r")
-            if (root / L.Entities.TEXT).stat().st_size
-            else np.zeros(0, np.uint8)
-        )
-        self.text_offsets = _load_npy(root / L.Entities.TEXT_OFFSETS)
-        self.type_ids = _load_npy(root / L.Entities.TYPE)
-        self.popularity = _load_npy(root / L.Entities.POPULARITY)
-        n = len(self.qids)
-        if len(self.text_offsets) != n + 1 or len(self.type_ids) != n or len(self.popularity) != n:
-            raise BundleError(f"Entity store {root} is inconsistent ({n} QIDs); {REBUILD_HINT}.")
-        vec = root / L.Entities.VECTORS
-        self.vectors: np.ndarray | None = None
-        self.vector_scales: np.ndarray | None = None
-        self.vector_rows: np.ndarray | None = None  # None: row i is entity i
-        if vec.exists():
-            self.vectors = _load_npy(vec)
-            self.vector_scales = _load_npy(root / L.Entities.VECTOR_SCALES)
-            m = n
-            if (root / L.Entities.VECTOR_ROWS).exists():
-                self.vector_rows = _load_npy(root / L.Entities.VECTOR_ROWS)
-                m = self.vectors.shape[0]
-                if len(self.vector_rows) != n or (n and int(self.vector_rows.max()) >= m):
-                    raise BundleError(f"Entity vector rows in {root} do not match {n} entities; {REBUILD_HINT}.")
-            if self.vectors.ndim != 2 or self.vectors.shape[0] != m or self.vector_scales.shape[0] != m:
-                raise BundleError(f"Entity vectors in {root} do not match {n} entities; {REBUILD_HINT}.")
-
-    def __len__(self) -> int:
-        return len(self.qids)
-
-    def qid(self, idx: int) -> str:
-        return self.qids.restore_key(int(idx))
-
-    def index(self, qid: str) -> int:
-        return self.qids.get(qid, -1)
-
-    def record(self, idx: int) -> tuple[str, str]:
-        a, b = int(self.text_offsets[idx]), int(self.text_offsets[idx + 1])
-        label, _, desc = bytes(self.text[a:b]).decode("utf-8").partition(SEP)
-        return label, desc
-
-    def vectors_of(self, idxs: np.ndarray) -> np.ndarray | None:
-        if self.vectors is None or self.vector_scales is None:
-            return None
-        if self.vector_rows is None:
-            return self.vectors[idxs].astype(np.float32) * self.vector_scales[idxs, None]
-        rows = np.asarray(self.vector_rows[idxs], np.int64)
-        out = np.zeros((len(rows), self.vectors.shape[1]), np.float32)
-        have = rows >= 0  # the others have no vector: rows of zeros
-        out[have] = self.vectors[rows[have]].astype(np.float32) * self.vector_scales[rows[have], None]
-        return out
 
 
 @dataclass
@@ -236,7 +179,7 @@ class KB:
         return out
 
     def lookup(
-        self, lang: str | None, key: str, *, top_k: int = 30, fuzzy: bool = True
+        self, lang: str | None, key: str, *, top_k: int = 30, fuzzy: bool = True, stems: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates (global entity indices, priors), best prior first, for a normalized key.
 
@@ -250,8 +193,10 @@ class KB:
            else the accent-folded key there; (1b) middle dots as spaces, then removed;
            (1c) for German, umlauts written as digraphs ("Oesterreich"); (1d) for
            suffixing languages, the longest alias that is the key minus a case ending
-           (``xned.engine.morph``); (1e) the aliases with the key's Snowball stem key
-           (``xned.engine.stems``; tables with stem keys). Whatever these find is joined
+           (``xned.engine.morph``); (1e) with ``stems``, the aliases with the key's
+           Snowball stem key (``xned.engine.stems``; tables with stem keys; the linker
+           asks it for given spans only: on detected spans it links adjectives and
+           demonyms, "Wiener" -> Vienna). Whatever these find is joined
            by the exact key's candidates from every other language's table at a discount
            (``OTHER_LANG_WEIGHT``): names are often written the same across languages
            ("Paris", "Liverpool") and a table may lack the label, but an entity named so in
@@ -272,7 +217,7 @@ class KB:
         # (0) line-end hyphenation variants ("brau- nau": joined, hyphenated, spaced) first;
         # the key itself last, and it stays the key for the later steps
         for k in [*(dehyphenate(key) if fuzzy else ()), key]:
-            found = self._own(tables, lang, k, fuzzy)
+            found = self._own(tables, lang, k, fuzzy, stems)
             other_exact = []
             if lang is not None and (fuzzy or not found):
                 other_exact = self._collect(self._others(own_ids, k, folded=False), k, exact=True)
@@ -290,19 +235,21 @@ class KB:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
         return self._merge([(found, 1.0)], top_k)
 
-    def lookup_all(self, lang: str | None, keys: list[str], *, top_k: int = 30) -> list[tuple[np.ndarray, np.ndarray]]:
+    def lookup_all(
+        self, lang: str | None, keys: list[str], *, top_k: int = 30, stems: bool = True
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """``lookup`` of each key, each distinct key once (a long document repeats its names;
         the arrays of one key are shared, never modified)."""
         seen: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for k in keys:
             if k not in seen:
-                seen[k] = self.lookup(lang, k, top_k=top_k)
+                seen[k] = self.lookup(lang, k, top_k=top_k, stems=stems)
         return [seen[k] for k in keys]
 
     def _own(
-        self, tables: list[tuple[AliasTable, int]], lang: str | None, key: str, fuzzy: bool
+        self, tables: list[tuple[AliasTable, int]], lang: str | None, key: str, fuzzy: bool, stems: bool = True
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Steps 1-2 of ``lookup`` in the mention language's tables."""
+        """Step 1 of ``lookup`` in the mention language's tables (1e only with ``stems``)."""
         found = self._collect(self._holding(tables, lang, key), key, exact=True)
         if found or not fuzzy:
             return found
@@ -321,7 +268,7 @@ class KB:
                 stem = split_inflected(key, table.keys.prefixes(key), ends)
                 if stem is not None and (hit := table.exact(stem)) is not None and len(hit[0]):
                     found.append((hit[0].astype(np.int64) + offset, hit[1]))
-        if not found and lang is not None:  # (1e) "vereinigten staaten" -> "vereinigte staaten"
+        if not found and stems and lang is not None:  # (1e) "vereinigten staaten" -> "vereinigte staaten"
             hits = [(t.stemmed(key), offset) for t, offset in tables]
             found = [(hit[0].astype(np.int64) + offset, hit[1]) for hit, offset in hits if hit is not None]
         return found

@@ -247,10 +247,11 @@ class Linker:
         overrides how this linker detects mentions where none are given."""
         return self._analyze(list(docs), lang, given_spans, also_detect, skip_decided, detection)
 
-    def _candidates(self, doc: Document, ments: list[Mention]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Candidate generation, with document-level propagation of longer mentions."""
+    def _candidates(self, doc: Document, ments: list[Mention], given: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Candidate generation (stem keys for ``given`` spans only, see ``KB.lookup``), with
+        document-level propagation of longer mentions."""
         keys = [normalize(m.text) for m in ments]
-        per = self.kb.lookup_all(doc.lang, keys, top_k=self.top_k)
+        per = self.kb.lookup_all(doc.lang, keys, top_k=self.top_k, stems=given)
         if self.corrections is not None and self.corrections.by_key:
             per = [self.corrections.extend(k, *p) for k, p in zip(keys, per, strict=True)]
         return propagate(keys, per, self.top_k)
@@ -285,7 +286,7 @@ class Linker:
                         raise found
                     ments = [Mention(s, e, doc.text[s:e]) for s, e in found]
                 sets = [ments, *extra]
-                out[i] = (doc, sets, [self._candidates(doc, m) for m in sets])
+                out[i] = (doc, sets, [self._candidates(doc, m, given and j == 0) for j, m in enumerate(sets)])
             except Exception as exc:
                 out[i] = error_result(doc, lang, exc)
         return out, tagged

@@ -25,8 +25,8 @@ import numpy as np
 
 from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT, read_json_object
-from xned.engine.kb import _load_npy
 from xned.engine.mentions import tokenize
+from xned.engine.tables import _load_npy
 from xned.errors import BundleError, InputError
 
 LABELS = ("O", "B", "I")

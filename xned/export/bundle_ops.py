@@ -236,12 +236,13 @@ def index_bundle(
                 stage / "kb", stage / L.ENCODER, threads=threads, cache=vector_cache, log=say
             )
         if stems is not None:
-            from xned.export.kb.stems import write_all_stems
+            from xned.export.kb.stems import record_stem_langs, write_all_stems
 
             t0 = time.perf_counter()
             counts = write_all_stems(stage / L.KB / L.KBDir.ALIASES, stems)
             if (overlay := stage / L.KB / L.KBDir.OVERLAY / L.KBDir.ALIASES).is_dir():
                 write_all_stems(overlay, stems)
+            record_stem_langs(stage / L.KB / L.KBDir.BUILD, stems)  # kb add and kb compact keep them
             info["stem_keys"] = {"languages": counts, "seconds": round(time.perf_counter() - t0, 1)}
         update_manifest(stage, provenance=info)
     return info

@@ -32,9 +32,12 @@ def build_kb(
     bundle: Path | None = None,
     run_records: int = RUN_RECORDS,
     entity_filter: EntityFilter | None = None,
+    stem_langs: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
     """Read every source and write the KB directory ``dest`` (e.g. ``bundle/kb``); with
-    ``entity_filter``, only the Wikidata items it keeps (``kb.filter``).
+    ``entity_filter``, only the Wikidata items it keeps (``kb.filter``); with ``stem_langs``
+    (language -> Snowball algorithm), stem keys for those languages instead of
+    ``STEM_LANGS`` (``kb.stems``), recorded with the options.
 
     ``meta.json`` records the sources (path, size, mtime) and options under ``build`` so
     ``xned kb compact`` can repeat the build; paths inside ``bundle`` are stored relative."""
@@ -50,7 +53,7 @@ def build_kb(
     except BaseException:
         b.close()  # the spilled runs go with the failed build (writing closes it otherwise)
         raise
-    return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle, entity_filter)
+    return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle, entity_filter, stem_langs)
 
 
 def finish_build(
@@ -64,6 +67,7 @@ def finish_build(
     reader_args: dict[str, Any] | None,
     bundle: Path | None,
     entity_filter: EntityFilter | None = None,
+    stem_langs: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
     """Write the KB of a builder that has read every source (``build_kb``, ``kb.shards``)."""
     root = Path(bundle) if bundle is not None else Path(dest).parent
@@ -74,6 +78,7 @@ def finish_build(
         "strict": strict,
         "vectors": "ambiguous" if getattr(embed, "shared_only", False) else embed is not None,
         **({"filter": asdict(entity_filter)} if entity_filter is not None and entity_filter.active else {}),
+        **({"stem_langs": dict(sorted(stem_langs.items()))} if stem_langs is not None else {}),
         # worker count does not change the output, so it is not part of the recipe
         "reader_args": {
             k: (str(v) if isinstance(v, Path) else v)

@@ -33,7 +33,6 @@ from xned.export.kb.builder import KBBuilder
 from xned.export.kb.embed import EntityEmbedder
 from xned.export.kb.filter import EntityFilter
 from xned.export.kb.sources import read_source
-from xned.export.kb.stems import stem_langs_of, write_all_stems
 
 
 def resolve_source(rec: dict[str, Any], bundle: Path, moved: dict[str, Path] | None = None) -> Path:
@@ -60,13 +59,6 @@ def resolve_source(rec: dict[str, Any], bundle: Path, moved: dict[str, Path] | N
             f"restore the original or pass --source {path.name}=NEW_PATH to use another file knowingly."
         )
     return path
-
-
-def follow_stems(aliases: Path, stems: dict[str, str]) -> None:
-    """Stem keys under ``aliases`` (just built, with the default languages) for the languages
-    the bundle had them for (``xned kb index --stems --stem-langs``), where it had any."""
-    if stems and stems != stem_langs_of(aliases):
-        write_all_stems(aliases, stems)
 
 
 def read_build(bundle: Path) -> dict[str, Any]:
@@ -145,8 +137,8 @@ def rebuild_overlay(
         strict=strict,
         embed=_embedder(bundle, bool(opts.get("vectors", True)), threads),
         bundle=bundle,
+        stem_langs=opts.get("stem_langs"),
     )
-    follow_stems(dest / L.KBDir.ALIASES, stem_langs_of(bundle / L.KB / L.KBDir.ALIASES))
     return meta
 
 
@@ -162,7 +154,6 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
     reader_args = {k: v for k, v in (opts.get("reader_args") or {}).items() if v is not None}
     had_dense = (bundle / L.KB / L.KBDir.DENSE_INDEX).is_file()
     had_names = (bundle / L.KB / L.KBDir.NAMES_INDEX).is_file()
-    stems = stem_langs_of(bundle / L.KB / L.KBDir.ALIASES)
     meta, _ = build_kb(
         sources,
         bundle / "kb",
@@ -173,8 +164,8 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
         reader_args=reader_args,
         bundle=bundle,
         entity_filter=EntityFilter.from_dict(opts.get("filter")),
+        stem_langs=opts.get("stem_langs"),
     )
-    follow_stems(bundle / L.KB / L.KBDir.ALIASES, stems)
     if had_dense and meta.get("vector_dim"):  # the folded-in entities join the index
         from xned.export.kb.dense import build_dense_index
 

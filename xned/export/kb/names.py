@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.kb import EntityStore
+from xned.engine.entities import EntityStore
 from xned.export.kb.dense import write_index
 from xned.export.kb.embed import VectorCache
 

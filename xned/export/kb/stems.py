@@ -13,9 +13,11 @@ import marisa_trie
 import numpy as np
 
 from xned.engine import layout as L
+from xned.engine.bundle import read_json_object
 from xned.engine.stems import ALGORITHMS, STEM_LANGS, stem_key
 from xned.errors import InputError
 from xned.export.kb.tables import _write_pairs
+from xned.fsutil import atomic_write_text
 
 STEM_FILES = (L.AliasTable.STEM_CONFIG, L.AliasTable.STEM, L.AliasTable.STEM_OFFSETS, L.AliasTable.STEM_TARGETS)
 
@@ -83,14 +85,12 @@ def write_all_stems(aliases: Path, stem_langs: Mapping[str, str]) -> dict[str, i
     return counts
 
 
-def stem_langs_of(aliases: Path) -> dict[str, str]:
-    """The languages under ``aliases`` whose tables have stem keys, with their algorithms."""
-    out = {}
-    for config in sorted(aliases.glob(f"*/{L.AliasTable.STEM_CONFIG}")):
-        try:
-            algorithm = json.loads(config.read_text(encoding="utf-8")).get("algorithm")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if algorithm in ALGORITHMS.values():
-            out[config.parent.name] = algorithm
-    return out
+def record_stem_langs(build_json: Path, stems: Mapping[str, str]) -> None:
+    """Note the chosen stem languages in the KB's recipe (``kb/build.json``, replaced
+    atomically: it may be a hard link into the live bundle), so ``kb add`` and ``kb
+    compact`` write the same ones."""
+    if not build_json.is_file():
+        return
+    build = read_json_object(build_json, "The KB's record of its sources")
+    build["options"] = {**(build.get("options") or {}), "stem_langs": dict(sorted(stems.items()))}
+    atomic_write_text(build_json, json.dumps(build, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

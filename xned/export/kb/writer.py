@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import marisa_trie
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.kb import SEP
+from xned.engine.entities import SEP
 from xned.engine.stems import STEM_LANGS
 from xned.export.kb.stems import write_all_stems
 from xned.export.kb.tables import TableSource, write_key_index, write_tables
@@ -175,13 +175,12 @@ def write_kb(
     embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
     popularity: Callable[[int], np.ndarray] | None = None,
     workers: int = 1,
-    stem_langs: Mapping[str, str] | None = None,
 ) -> dict:
     """Write a complete KB directory at ``dest`` atomically (``dest.incomplete`` then
     rename). ``entities`` are streamed sorted by QID number (``popularity(n)``, when given,
     replaces their popularity once all ``n`` were read); ``tables(index)`` then gives the
     alias tables (``write_tables``, by ``workers`` processes; entity indices from ``index``)
-    with the stem keys of ``stem_langs`` (default ``STEM_LANGS``; ``kb.stems``).
+    with the stem keys of the build options' ``stem_langs`` (default ``STEM_LANGS``; ``kb.stems``).
     An ``embed`` made with ``shared_only`` (``kb.embed.EntityEmbedder``, ``kb build
     --vectors ambiguous``) embeds only the entities that share a name with another, once the
     tables are written (``kb.vectors.shared_names``, ``embed_some``).
@@ -202,6 +201,7 @@ def write_kb(
             counts = write_tables(tables(index), tmp / L.KBDir.ALIASES, workers, names)
             tables_at = {lang: tmp / L.KBDir.ALIASES / lang for lang in counts}
             write_key_index(tmp / L.KBDir.KEY_INDEX, tables_at, counts, workers)
+            stem_langs = ((build or {}).get("options") or {}).get("stem_langs")
             write_all_stems(tmp / L.KBDir.ALIASES, STEM_LANGS if stem_langs is None else stem_langs)
             if names is not None and embed is not None:
                 mask = shared_names(names, len(index))
