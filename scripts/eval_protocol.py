@@ -151,6 +151,11 @@ def main() -> None:
     ap.add_argument("--no-dense", action="store_true", help="no dense or name index (alias candidates only)")
     ap.add_argument("--names", action="store_true", help="with the name index (candidates by name, any script)")
     ap.add_argument("--no-stems", action="store_true", help="without the stem keys kb build writes (an A/B)")
+    ap.add_argument(
+        "--detector-wiki",
+        action="store_true",
+        help="also train the detector on the source languages' Wikipedia samples in dumps/ (links: partly marked)",
+    )
     ap.add_argument("--limit", type=int, default=None, help="documents per eval file (smoke runs)")
     ap.add_argument("--eval-glob", default="*.jsonl", help="which files of eval/ to evaluate")
     ap.add_argument("--tag", default="", help="suffix for the report files")
@@ -237,6 +242,12 @@ def main() -> None:
         {p for g in args.detector_train.split(",") if g.strip() for p in (data / "train").glob(g.strip())}
         & set(train_files(data, src_langs))
     )
+    if args.detector_wiki:  # the source languages' Wikipedia samples: links as partly marked names
+        det_files += sorted(
+            p
+            for lang in src_langs
+            for p in (data / "dumps" / "wiki_xml_dump_samples").glob(f"{lang}wiki-latest-pages-articles*.bz2")
+        )
     if det_files:
         from xned.export.detector.train import train_detector
 

@@ -66,3 +66,20 @@ def test_bio_labels_outermost_nested_and_whitespace_pieces():
     # two adjacent mentions: each starts with B
     y2 = bio_labels("Paris London", np.array([[0, 5], [5, 12]]), [(0, 5), (6, 12)])
     assert y2.tolist() == [TAG_B, TAG_B]
+
+
+def test_bio_labels_of_partly_marked_text():
+    # Wikipedia links "London" and the concept "physics"; "Bank of England" is a name nobody linked
+    text = "The Bank of England met in London with physics experts"
+    words = text.split(" ")
+    starts = [text.index(w) for w in words]
+    offsets = np.array([[s, s + len(w)] for s, w in zip(starts, words, strict=True)])
+    spans = [(text.index("London"), text.index("London") + 6), (text.index("physics"), text.index("physics") + 7)]
+    got = dict(zip(words, bio_labels(text, offsets, spans, partial=True).tolist(), strict=True))
+    assert got["London"] == TAG_B
+    # capitalized unlinked words and lower-case links are neither taught as names nor as O
+    assert got["The"] == got["Bank"] == got["England"] == got["physics"] == IGNORE
+    assert got["of"] == got["met"] == got["with"] == got["experts"] == TAG_O
+    # fully annotated text: every link is a mention, everything else O
+    full = dict(zip(words, bio_labels(text, offsets, spans).tolist(), strict=True))
+    assert full["physics"] == TAG_B and full["Bank"] == TAG_O

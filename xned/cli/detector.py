@@ -17,7 +17,8 @@ def train_cli(
     files: list[Path] = typer.Argument(
         ...,
         help="Annotated source-language data: canonical JSONL (every mention, linked or NIL, is a positive), "
-        "or Wikipedia XML dumps (links as mentions: incomplete, so prefer annotated documents).",
+        "or Wikipedia XML dumps (links as partly marked names: capitalized unlinked words and lower-case links "
+        "are left out of the loss, only lower-case text is taught as no mention).",
     ),
     bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle with an encoder; detector/ is written."),
     source_lang: str = typer.Option("en", "--source-lang", help="Language(s) of the training documents, e.g. en."),

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xned.errors import InputError
-from xned.export.wikimedia import MAX_CHARS, dump_language, iter_pages, plain_text_with_links, wiki_title
+from xned.export.wikimedia import (
+    MAX_CHARS,
+    dump_language,
+    is_wikipedia,
+    iter_pages,
+    plain_text_with_links,
+    wiki_title,
+)
 
 UNRESOLVED = "?"  # gold given as a title that maps to no QID: neither NIL nor usable
 
@@ -32,6 +39,9 @@ class TrainDoc:
     lang: str
     text: str
     spans: list[tuple[int, int, str | None]]  # (start, end, qid); None = NIL, UNRESOLVED = unknown gold
+    #: only some of the names are marked (Wikipedia links): text outside the spans is not
+    #: known to hold no mention
+    partial: bool = False
 
 
 def read_training(
@@ -63,7 +73,7 @@ def read_training(
                 )
                 for d in read_jsonl(path, titles)
             )
-        elif name.endswith((".xml", ".xml.bz2", ".xml.gz")):
+        elif name.endswith((".xml", ".xml.bz2", ".xml.gz")) or is_wikipedia(path):
             docs = read_wikipedia_contexts(path, titles)
         else:
             raise InputError(f"{path}: unknown training format; use canonical .jsonl or a Wikipedia .xml[.bz2] dump")
@@ -106,4 +116,4 @@ def read_wikipedia_contexts(path: Path, titles: dict[str, str], *, max_chars: in
         for s, e, target in links:
             spans.append((s, e, titles.get(target) or redirect_qid.get(target) or UNRESOLVED))
         if plain.strip() and spans:
-            yield TrainDoc(f"{Path(path).name}/{wiki_title(page.title)}", lang, plain, spans)
+            yield TrainDoc(f"{Path(path).name}/{wiki_title(page.title)}", lang, plain, spans, partial=True)

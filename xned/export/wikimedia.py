@@ -220,3 +220,11 @@ def plain_text_with_links(wikitext: str, max_chars: int = MAX_CHARS) -> tuple[st
         pos += len(anchor)
     text = "".join(out)[:max_chars]
     return text, [(s, e, tt) for s, e, tt in links if e <= len(text)]
+
+
+_WIKIPEDIA = re.compile(r"\.xml(\.bz2)?$|\.xml-.*\.bz2$|-shortened\.bz2$")
+
+
+def is_wikipedia(path: Path) -> bool:
+    """Whether ``path`` is read as a Wikipedia XML dump (by its file name)."""
+    return bool(_WIKIPEDIA.search(Path(path).name.lower()))

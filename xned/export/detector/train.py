@@ -38,13 +38,22 @@ def _noop(_: str) -> None:
     pass
 
 
-def bio_labels(text: str, offsets: np.ndarray, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+def bio_labels(text: str, offsets: np.ndarray, spans: Sequence[tuple[int, int]], partial: bool = False) -> np.ndarray:
     """One label per piece (``offsets`` ``[n, 2]``, characters of ``text``): B for the first
     piece of a mention, I for its other pieces, O outside, IGNORE for pieces that hold only
-    white space. Nested mentions: the outermost wins; overlapping ones: the first."""
+    white space. Nested mentions: the outermost wins; overlapping ones: the first.
+
+    ``partial`` (Wikipedia links: a page links some of its names, and concepts too): a span
+    without an upper-case letter (a linked concept, "physics") and a piece outside the spans
+    that starts with an upper-case letter (maybe a name nobody linked) are IGNORE; only
+    lower-case text outside the links is taught as O."""
     keep: list[tuple[int, int]] = []
+    unsure: list[tuple[int, int]] = []
     for s, e in sorted(set(spans), key=lambda x: (x[0], -x[1])):
         if e > s and not (keep and s < keep[-1][1]):
+            if partial and not any(ch.isupper() for ch in text[s:e]):
+                unsure.append((s, e))
+                continue
             keep.append((s, e))
     starts = [s for s, _ in keep]
     y = np.full(len(offsets), TAG_O, np.int8)
@@ -59,8 +68,10 @@ def bio_labels(text: str, offsets: np.ndarray, spans: Sequence[tuple[int, int]])
         if k >= 0 and s < keep[k][1]:
             y[t] = TAG_I if k == prev else TAG_B
             prev = k
-        else:
-            prev = -1
+            continue
+        prev = -1
+        if partial and (text[s].isupper() or any(a <= s < b for a, b in unsure)):
+            y[t] = IGNORE
     return y
 
 
@@ -76,10 +87,11 @@ def collect(
     def flush() -> None:
         texts = [d.text for d in batch]
         spans = [[(s, e) for s, e, _ in d.spans] for d in batch]
+        partial = [d.partial for d in batch]
 
         def visit(d: int, offsets: np.ndarray, h: np.ndarray, lead: int) -> None:
             xs.append(h[lead : lead + len(offsets)].astype(np.float16))
-            ys.append(bio_labels(texts[d], offsets, spans[d]))
+            ys.append(bio_labels(texts[d], offsets, spans[d], partial[d]))
 
         encoder.encode_documents(texts, spans, visit)
         batch.clear()

@@ -21,6 +21,7 @@ from typing import Any
 
 from xned.errors import KBBuildError
 from xned.export.kb.builder import KBBuilder
+from xned.export.wikimedia import is_wikipedia
 from xned.types import QID_RE
 
 MAX_LINE = 4 * 1024 * 1024  # longest line read from a TSV/JSONL source
@@ -151,14 +152,6 @@ def read_entity_jsonl(path: Path, b: KBBuilder) -> int:
             for name in names if isinstance(names, list) else [names]:
                 b.add_name(code, str(name), qid, alias=True, where=where)
     return n
-
-
-_WIKIPEDIA = re.compile(r"\.xml(\.bz2)?$|\.xml-.*\.bz2$|-shortened\.bz2$")
-
-
-def is_wikipedia(path: Path) -> bool:
-    """Whether ``path`` is read as a Wikipedia XML dump."""
-    return bool(_WIKIPEDIA.search(Path(path).name.lower()))
 
 
 def read_source(path: Path, b: KBBuilder, **kw: Any) -> int:
