@@ -10,7 +10,7 @@ Language ``mul`` holds names whose language is not stated; every language consul
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +30,7 @@ from xned.errors import InputError
 from xned.langs import normalize_lang
 
 MUL = "mul"
+Hit = tuple[np.ndarray, np.ndarray]  # candidates and priors of one table
 OTHER_LANG_WEIGHT = 0.5  # weight of exact matches from other languages' tables
 MIN_CONTAINED = 3  # shortest alias (characters) taken from inside a longer mention; 2 for CJK
 
@@ -220,7 +221,7 @@ class KB:
             found = self._own(tables, lang, k, fuzzy, stems)
             other_exact = []
             if lang is not None and (fuzzy or not found):
-                other_exact = self._collect(self._others(own_ids, k, folded=False), k, exact=True)
+                other_exact = self._collect(self._others(own_ids, k, folded=False), k)
             if found or other_exact:
                 key = k
                 break
@@ -228,7 +229,7 @@ class KB:
             return self._merge([(found, 1.0), (other_exact, OTHER_LANG_WEIGHT)], top_k)
         found = found or other_exact
         if not found and fuzzy and lang is not None:
-            found = self._collect(self._others(own_ids, key, folded=True), key, exact=False)
+            found = self._collect(self._others(own_ids, key, folded=True), key, AliasTable.folded)
         if not found and fuzzy:
             found = self._contained(key)
         if not found:
@@ -250,18 +251,18 @@ class KB:
         self, tables: list[tuple[AliasTable, int]], lang: str | None, key: str, fuzzy: bool, stems: bool = True
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Step 1 of ``lookup`` in the mention language's tables (1e only with ``stems``)."""
-        found = self._collect(self._holding(tables, lang, key), key, exact=True)
+        found = self._collect(self._holding(tables, lang, key), key)
         if found or not fuzzy:
             return found
-        found = self._collect(self._holding(tables, lang, key, folded=True), key, exact=False)
+        found = self._collect(self._holding(tables, lang, key, folded=True), key, AliasTable.folded)
         if not found and (spaced := undot(key)) is not None:
             # "パリス・ヒルトン" -> "パリス ヒルトン" / "パリスヒルトン"
             joined = spaced.replace(" ", "")
-            found = self._collect(self._holding(tables, lang, spaced), spaced, exact=True) or self._collect(
-                self._holding(tables, lang, joined), joined, exact=True
+            found = self._collect(self._holding(tables, lang, spaced), spaced) or self._collect(
+                self._holding(tables, lang, joined), joined
             )
         if not found and lang == "de" and (um := umlauts(key)) is not None:
-            found = self._collect(tables, um, exact=True)
+            found = self._collect(tables, um)
         if not found and (ends := suffixes(lang)):
             # "Frantziara" -> "Frantzia", "Berlins" -> "Berlin" (listed languages only)
             for table, offset in tables:
@@ -269,8 +270,7 @@ class KB:
                 if stem is not None and (hit := table.exact(stem)) is not None and len(hit[0]):
                     found.append((hit[0].astype(np.int64) + offset, hit[1]))
         if not found and stems and lang is not None:  # (1e) "vereinigten staaten" -> "vereinigte staaten"
-            hits = [(t.stemmed(key), offset) for t, offset in tables]
-            found = [(hit[0].astype(np.int64) + offset, hit[1]) for hit, offset in hits if hit is not None]
+            found = self._collect(tables, key, AliasTable.stemmed)
         return found
 
     def _holding(
@@ -348,14 +348,17 @@ class KB:
                         best.add(k)
         found: list[tuple[np.ndarray, np.ndarray]] = []
         for k in sorted(best):
-            found.extend(self._collect(self._others(set(), k, folded=False), k, exact=True))
+            found.extend(self._collect(self._others(set(), k, folded=False), k))
         return found
 
     @staticmethod
-    def _collect(tables: list[tuple[AliasTable, int]], key: str, *, exact: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _collect(
+        tables: list[tuple[AliasTable, int]], key: str, how: Callable[[AliasTable, str], Hit | None] = AliasTable.exact
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each table's hit for ``key`` by ``how`` (``AliasTable.exact``, ``folded``, ``stemmed``)."""
         found = []
         for table, offset in tables:
-            hit = table.exact(key) if exact else table.folded(key)
+            hit = how(table, key)
             if hit is not None and len(hit[0]):
                 found.append((hit[0].astype(np.int64) + offset, hit[1]))
         return found

@@ -112,29 +112,29 @@ class AliasTable:
         The fold trie lists only keys that change when folded ("zürich" under "zurich");
         an unaccented key is found by looking the folded query up exactly.
         """
-        fk = fold(key)
-        parts = []
-        if fk is not None and (hit := self.exact(fk)) is not None:
-            parts.append(hit)
-        fid = self.fold_keys.get(fk or key, -1)
-        if fid >= 0:
-            a, b = int(self.fold_offsets[fid]), int(self.fold_offsets[fid + 1])
-            parts.extend(self.by_id(int(k)) for k in self.fold_targets[a:b] if int(k) != self.key_id(key))
-        return merge_max(parts) if parts else None
+        return self._derived(fold(key) or key, key, self.fold_keys, self.fold_offsets, self.fold_targets)
 
     def stemmed(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Candidates of every other key with the stem key of ``key`` (``xned.engine.stems``);
         None without stem keys or a hit."""
         if self.stem_algorithm is None or (stem := stem_key(self.stem_algorithm, key)) is None:
             return None
+        return self._derived(stem, key, self.stem_keys, self.stem_offsets, self.stem_targets)
+
+    def _derived(
+        self, derived: str, key: str, trie: marisa_trie.Trie, offsets: np.ndarray, targets: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Candidates of the derived key ``derived`` (folded or stemmed) of ``key``: of
+        ``derived`` itself as a key (when it differs from ``key``), and of every other key
+        that ``trie`` lists under it (``offsets`` into ``targets``), best prior kept."""
         parts = []
-        if stem != key and (hit := self.exact(stem)) is not None:
+        if derived != key and (hit := self.exact(derived)) is not None:
             parts.append(hit)
-        sid = self.stem_keys.get(stem, -1)
-        if sid >= 0:
-            a, b = int(self.stem_offsets[sid]), int(self.stem_offsets[sid + 1])
+        did = trie.get(derived, -1)
+        if did >= 0:
+            a, b = int(offsets[did]), int(offsets[did + 1])
             own = self.key_id(key)
-            parts.extend(self.by_id(int(k)) for k in self.stem_targets[a:b] if int(k) != own)
+            parts.extend(self.by_id(int(k)) for k in targets[a:b] if int(k) != own)
         return merge_max(parts) if parts else None
 
     def link_probability(self, key: str) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import marisa_trie
@@ -16,7 +16,7 @@ from xned.engine import layout as L
 from xned.engine.bundle import read_json_object
 from xned.engine.stems import ALGORITHMS, STEM_LANGS, stem_key
 from xned.errors import InputError
-from xned.export.kb.tables import _write_pairs
+from xned.export.kb.tables import write_key_map
 from xned.fsutil import atomic_write_text
 
 STEM_FILES = (L.AliasTable.STEM_CONFIG, L.AliasTable.STEM, L.AliasTable.STEM_OFFSETS, L.AliasTable.STEM_TARGETS)
@@ -58,20 +58,10 @@ def write_stems(table: Path, algorithm: str | None) -> int:
             if stem is not None and stem != key:  # a key that is its own stem is found exactly
                 f.write(stem + "\n")
                 ids.append(kid)
-
-    def lines() -> Iterator[str]:
-        with open(tmp, encoding="utf-8", newline="\n") as f:
-            for line in f:
-                yield line[:-1]
-
-    trie = marisa_trie.Trie(lines())
-    trie.save(str(table / L.AliasTable.STEM))
-    rows = np.fromiter((trie[s] for s in lines()), np.int64, count=len(ids))
-    tmp.unlink()
     targets = np.frombuffer(ids, np.int64).astype(np.int32) if len(ids) else np.zeros(0, np.int32)
-    _write_pairs(table / L.AliasTable.STEM_OFFSETS, table / L.AliasTable.STEM_TARGETS, rows, targets, len(trie))
+    n = write_key_map(table, tmp, targets, (L.AliasTable.STEM, L.AliasTable.STEM_OFFSETS, L.AliasTable.STEM_TARGETS))
     (table / L.AliasTable.STEM_CONFIG).write_text(json.dumps({"algorithm": algorithm}) + "\n", encoding="utf-8")
-    return len(trie)
+    return n
 
 
 def write_all_stems(aliases: Path, stem_langs: Mapping[str, str]) -> dict[str, int]:

@@ -64,11 +64,6 @@ def write_alias_table(root: Path, batches: Iterable[KeyedBatch]) -> int:
                     fold_at.append(i)
             n_sorted += len(b.keys)
 
-    def read_lines(path: Path) -> Iterator[str]:
-        with open(path, encoding="utf-8", newline="\n") as f:
-            for line in f:
-                yield line[:-1]
-
     trie = marisa_trie.Trie(read_lines(keys_tmp))
     trie.save(str(root / L.AliasTable.KEYS))
     n = len(trie)
@@ -85,13 +80,33 @@ def write_alias_table(root: Path, batches: Iterable[KeyedBatch]) -> int:
     lp_arr = np.frombuffer(lps, np.float32) if n else np.zeros(0, np.float32)
     save_npy(root / L.AliasTable.LINK_PROB, lp_arr[pos_of_key])
     # accent-folded keys -> the key ids that fold to them
-    ftrie = marisa_trie.Trie(read_lines(folds_tmp))
-    ftrie.save(str(root / L.AliasTable.FOLD))
-    fids = np.fromiter((ftrie[fk] for fk in read_lines(folds_tmp)), np.int64, count=len(fold_at))
-    folds_tmp.unlink()
     at = np.frombuffer(fold_at, np.int64) if len(fold_at) else np.zeros(0, np.int64)
-    _write_pairs(root / L.AliasTable.FOLD_OFFSETS, root / L.AliasTable.FOLD_TARGETS, fids, key_of_pos[at], len(ftrie))
+    write_key_map(
+        root, folds_tmp, key_of_pos[at], (L.AliasTable.FOLD, L.AliasTable.FOLD_OFFSETS, L.AliasTable.FOLD_TARGETS)
+    )
     return n
+
+
+def read_lines(path: Path) -> Iterator[str]:
+    """The lines of a temporary key file, without their newline."""
+    with open(path, encoding="utf-8", newline="\n") as f:
+        for line in f:
+            yield line[:-1]
+
+
+def write_key_map(root: Path, lines: Path, key_ids: np.ndarray, names: tuple[str, str, str]) -> int:
+    """Derived keys of a table (one per line of the temporary file ``lines``, removed here)
+    -> the ids of the keys they come from (``key_ids``, in the same order): a trie of the
+    derived keys and each one's key ids (``_write_pairs``), under ``root`` as ``names``
+    (trie, offsets, targets). The table's accent-folded keys and its stem keys
+    (``kb.stems``). Returns the number of derived keys."""
+    trie_name, offsets_name, targets_name = names
+    trie = marisa_trie.Trie(read_lines(lines))
+    trie.save(str(root / trie_name))
+    rows = np.fromiter((trie[k] for k in read_lines(lines)), np.int64, count=len(key_ids))
+    lines.unlink()
+    _write_pairs(root / offsets_name, root / targets_name, rows, key_ids, len(trie))
+    return len(trie)
 
 
 def _write_pairs(offsets_path: Path, values_path: Path, rows: np.ndarray, values: np.ndarray, n_rows: int) -> None:
