@@ -333,7 +333,7 @@ def evaluate_docs(
                     link = linker.decide(f, sc, with_cands=False)
                     top = None
                     if len(f.ents):
-                        z, _ = sc.score(sc.features(f.priors, f.sims, f.expert, f.hub, f.dense, f.name))
+                        z, _ = sc.score(f.matrix(sc))
                         top = qids[rank(z, f.priors, qids)[0]]
                     if g.qid is not None and top == g.qid:  # unresolvable gold is never right
                         st.correct[v] += 1

@@ -193,6 +193,12 @@ def test_lookup_fallbacks(tmp_path):
     assert qids("ja", "トランプ大統領") == ["Q22686"]  # a katakana word ends where the kanji start
     assert qids("ja", "トランプタワー") == []  # no name inside one katakana word (Trump Tower)
     assert qids("ja", "ストランプ") == []
+    # found only by a name inside it (the ``partial`` scoring feature), or named whole
+    assert kb.contained_only("en", normalize("the United Auto Workers union"))
+    assert kb.contained_only("ja", normalize("東京の知事"))
+    assert not kb.contained_only("en", normalize("United Auto Workers"))
+    assert not kb.contained_only("en", normalize("Parisian"))  # no candidate at all
+    assert not kb.contained_only("en", normalize("Rome and Milan"))
 
 
 def test_key_index_gives_the_same_candidates_as_asking_every_table(tmp_path):

@@ -125,3 +125,36 @@ def test_reliability_table_and_expected_calibration_error():
     assert rows[1]["links"] == 3 and rows[1]["right"] == pytest.approx(2 / 3, abs=1e-4)
     # 3/4 * |0.94 - 0.6667| + 1/4 * |0.35 - 0|
     assert ece == pytest.approx(0.75 * (0.94 - 2 / 3) + 0.25 * 0.35, abs=1e-3)
+
+
+def test_partial_mentions_get_their_own_confidence_not_their_own_ranking():
+    """Half the mentions are found only by a name inside them and are mostly NIL: the fit
+    gives ``partial`` a negative confidence weight, and it never changes a ranking."""
+    from xned.export.experts.calibrate import fit
+
+    rng = np.random.default_rng(1)
+    groups = []
+    for i in range(600):
+        sims = rng.uniform(0.6, 0.9, 2)
+        gold = int(np.argmax(sims))
+        part = i % 2
+        f = Scorer().features(rng.uniform(0.2, 0.8, 2), sims, None, partial=np.full(2, float(part)))
+        nil = rng.uniform() < (0.8 if part else 0.1)
+        groups.append((f, -2 if nil else gold))
+    out = fit(groups)
+    assert out["weights"]["partial"] < -1.0
+    s = Scorer(weights=out["weights"], bias=out["bias"], threshold=out["threshold"])
+    f = s.features(np.array([0.5, 0.5]), np.array([0.85, 0.7]), None)
+    fp = s.features(np.array([0.5, 0.5]), np.array([0.85, 0.7]), None, partial=np.ones(2))
+    (z, conf), (zp, confp) = s.score(f), s.score(fp)
+    assert z.argmax() == zp.argmax() and conf[0] > s.threshold > confp[0]
+
+
+def test_a_scoring_file_without_the_partial_feature_scores_as_before(tmp_path):
+    weights = {k: v for k, v in Scorer().weights.items() if k != "partial"}
+    data = {"weights": weights, "bias": 0.5, "threshold": 0.3}
+    (tmp_path / "scoring.json").write_text(json.dumps(data), encoding="utf-8")
+    s = Scorer.load(tmp_path / "scoring.json")
+    f = s.features(np.array([0.6, 0.4]), np.array([0.8, 0.7]), None)
+    fp = s.features(np.array([0.6, 0.4]), np.array([0.8, 0.7]), None, partial=np.ones(2))
+    np.testing.assert_array_equal(s.score(f)[0], s.score(fp)[0])

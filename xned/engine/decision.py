@@ -29,6 +29,20 @@ class MentionFeatures:
     hub: np.ndarray | None = None
     dense: np.ndarray | None = None  # 1.0 where the candidate came from dense retrieval only
     name: np.ndarray | None = None  # cosine of the mention string and the candidate's label
+    partial: np.ndarray | None = None  # 1.0 for an alias candidate found inside the mention
+
+    def matrix(self, scorer: Scorer, context: bool = True) -> np.ndarray:
+        """The scorer's feature matrix; without ``context``, no similarity and no retrieval
+        flag (``Scorer.without_context``)."""
+        return scorer.features(
+            self.priors,
+            self.sims if context else None,
+            self.expert,
+            self.hub,
+            self.dense if context else None,
+            self.name,
+            self.partial,
+        )
 
 
 def features(
@@ -65,7 +79,10 @@ def features(
             if none.any():
                 sims[none] = scorer.sim_typical
     hub = experts.hubness_of(ents) if experts is not None and len(ents) else None
-    return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense, name)
+    partial = None
+    if len(ents) and kb.contained_only(lang, normalize(m.text)):
+        partial = np.ones(len(ents), np.float32) if dense is None else (dense == 0).astype(np.float32)
+    return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense, name, partial)
 
 
 def decide(
@@ -78,10 +95,8 @@ def decide(
     key = normalize(m.text)
     fix = corrections is not None and f.vector is not None and corrections.covers(key)
     one = len(ents) == 1 and not fix
-    decided = scorer.without_context(scorer.features(pri, None, f.expert, f.hub, None, f.name)) if one else None
-    z, conf = (
-        decided if decided is not None else scorer.score(scorer.features(pri, sims, f.expert, f.hub, f.dense, f.name))
-    )
+    decided = scorer.without_context(f.matrix(scorer, context=False)) if one else None
+    z, conf = decided if decided is not None else scorer.score(f.matrix(scorer))
     qids = [kb.qid(int(e)) for e in ents]
     corrected = False
     if fix:

@@ -69,6 +69,7 @@ class KB:
                     self._superseded[bid] = oid + self.overlay.offset
         self.languages = sorted(set(self.base.tables) | (set(self.overlay.tables) if self.overlay else set()))
         self.types: list[str] = list(self.base.meta.get("types", []))
+        self._contained_memo: dict[tuple[str | None, str], bool] = {}
 
     @staticmethod
     def _load_part(root: Path, offset: int) -> _Part:
@@ -180,7 +181,14 @@ class KB:
         return out
 
     def lookup(
-        self, lang: str | None, key: str, *, top_k: int = 30, fuzzy: bool = True, stems: bool = True
+        self,
+        lang: str | None,
+        key: str,
+        *,
+        top_k: int = 30,
+        fuzzy: bool = True,
+        stems: bool = True,
+        contained: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates (global entity indices, priors), best prior first, for a normalized key.
 
@@ -207,7 +215,8 @@ class KB:
         3. the folded key in every other language's table;
         4. the longest alias contained in the mention on token boundaries (per character
            for CJK), at least ``MIN_CONTAINED`` characters (2 for CJK): "United Auto
-           Workers union" -> "united auto workers", "日本の麻生太郎首相" -> "麻生太郎".
+           Workers union" -> "united auto workers", "日本の麻生太郎首相" -> "麻生太郎"
+           (not with ``contained=False``).
 
         With ``lang=None`` every table is used from step 1. A key found in several
         tables gets, per entity, the mean of its priors over those tables (so priors
@@ -230,11 +239,24 @@ class KB:
         found = found or other_exact
         if not found and fuzzy and lang is not None:
             found = self._collect(self._others(own_ids, key, folded=True), key, AliasTable.folded)
-        if not found and fuzzy:
+        if not found and fuzzy and contained:
             found = self._contained(key)
         if not found:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
         return self._merge([(found, 1.0)], top_k)
+
+    def contained_only(self, lang: str | None, key: str) -> bool:
+        """Whether ``lookup`` finds the candidates of ``key`` by a name inside it (step 4)
+        because no alias names it whole. Remembered per (language, key)."""
+        if " " not in key and not any(is_cjk(ch) for ch in key):
+            return False  # one word: an alias inside it on token boundaries is the word itself
+        memo = self._contained_memo
+        if (lang, key) not in memo:
+            if len(memo) >= 1 << 16:
+                memo.clear()
+            whole = len(self.lookup(lang, key, top_k=1, contained=False)[0]) > 0
+            memo[(lang, key)] = not whole and bool(self._contained(key))
+        return memo[(lang, key)]
 
     def lookup_all(
         self, lang: str | None, keys: list[str], *, top_k: int = 30, stems: bool = True

@@ -297,7 +297,7 @@ class Linker:
         if len(ents) > 1 or (self.corrections is not None and self.corrections.covers(normalize(m.text))):
             return True
         f = self._features(doc, m, ents, pri, None, None, None)
-        return self.scorer.without_context(self.scorer.features(f.priors, None, f.expert, f.hub)) is None
+        return self.scorer.without_context(f.matrix(self.scorer, context=False)) is None
 
     def _analyze(
         self,
@@ -436,7 +436,7 @@ class Linker:
         if self.corrections is not None:
             ents, pri = self.corrections.extend(key, ents, pri)
         f = self._features(Document(mention, lang), Mention(0, len(mention), mention), ents, pri, None, None, vec)
-        z, _ = self.scorer.score(self.scorer.features(f.priors, f.sims, f.expert, f.hub))
+        z, _ = self.scorer.score(f.matrix(self.scorer))
         t = min(max(self.scorer.threshold, 1e-6), 1 - 1e-6)
         return [self.kb.qid(int(e)) for e in ents] + [NIL], np.append(z, np.log(t / (1 - t))).astype(np.float32)
 

@@ -17,6 +17,10 @@ Every candidate ``c`` of a mention gets features
                 worth than that floor
     name        centred cosine between the mention string alone and the candidate's label
                 alone (``xned.engine.names``; 0 without a name index)
+    partial     1 for an alias candidate of a mention no alias names whole, found by a name
+                inside it ("Pacific Ocean" -> "Pacific", ``KB.contained_only``), else 0. The
+                same for every alias candidate of a mention, so it moves the confidence, not
+                the ranking: such candidates are seldom the named entity
 
 and a linear score ``z = bias + sum_f w_f * feature_f``. Candidates are ranked by ``z``;
 ties break on prior, then QID. The confidence of a link is ``sigmoid(z)`` of the chosen
@@ -40,7 +44,10 @@ import numpy as np
 
 from xned.errors import BundleError, InputError
 
-FEATURES = ("log_prior", "sim", "sim_gap", "expert", "has_expert", "hub", "dense", "name")
+FEATURES = ("log_prior", "sim", "sim_gap", "expert", "has_expert", "hub", "dense", "name", "partial")
+#: Features with one value per mention (not per candidate): fitted with the confidence, not
+#: the ranking (``xned.export.experts.calibrate``)
+MENTION_FEATURES = ("partial",)
 VARIANTS = ("fused", "prior", "similarity", "experts")
 
 DEFAULT_WEIGHTS = {
@@ -52,6 +59,7 @@ DEFAULT_WEIGHTS = {
     "hub": 0.0,
     "dense": 0.0,
     "name": 0.0,
+    "partial": 0.0,
 }
 DEFAULT_BIAS = 0.5
 DEFAULT_THRESHOLD = 0.3
@@ -106,6 +114,7 @@ class Scorer:
         hub: np.ndarray | None = None,
         dense: np.ndarray | None = None,
         name: np.ndarray | None = None,
+        partial: np.ndarray | None = None,
     ) -> np.ndarray:
         n = len(priors)
         f = np.zeros((n, len(FEATURES)), np.float32)
@@ -123,6 +132,8 @@ class Scorer:
             f[:, 6] = dense
         if name is not None and n:
             f[:, 7] = name
+        if partial is not None and n:
+            f[:, 8] = partial
         return f
 
     def score(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.scoring import FEATURES, Scorer
+from xned.engine.scoring import FEATURES, MENTION_FEATURES, Scorer
 from xned.errors import InputError
 from xned.fsutil import atomic_write_text
 
@@ -59,7 +59,7 @@ def gather(linker: Linker, docs: Sequence[Any], *, batch: int = 16) -> list[tupl
             for (_, _, qid), f in zip(d.spans, res.mentions, strict=True):
                 if qid == UNRESOLVED:
                     continue
-                feats = sc.features(f.priors, f.sims, f.expert, f.hub, f.dense, f.name)
+                feats = f.matrix(sc)
                 if qid is None:
                     out.append((feats, -2))
                     continue
@@ -113,39 +113,49 @@ def fit_ranking(groups: list[tuple[np.ndarray, int]], *, iters: int = 50) -> np.
     return w
 
 
-def fit_confidence(s: np.ndarray, y: np.ndarray, *, iters: int = 50) -> tuple[float, float]:
-    """1-D logistic regression ``sigmoid(a s + c)`` (Newton)."""
-    theta = np.zeros(2)
-    x = np.stack([s, np.ones_like(s)], axis=1)
+def fit_confidence(x: np.ndarray, y: np.ndarray, *, iters: int = 50) -> np.ndarray:
+    """Logistic regression ``sigmoid(x @ theta[:-1] + theta[-1])`` (Newton); ``x`` is
+    ``[n, d]``: the ranking score, then the mention-level features."""
+    x = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    theta = np.zeros(x.shape[1])
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-(x @ theta)))
         grad = x.T @ (y - p) - RIDGE * theta
-        hess = -(x.T * (p * (1 - p))) @ x - RIDGE * np.eye(2)
+        hess = -(x.T * (p * (1 - p))) @ x - RIDGE * np.eye(x.shape[1])
         step = np.linalg.solve(hess, grad)
         theta -= step
         if np.abs(step).max() < 1e-8:
             break
-    return float(theta[0]), float(theta[1])
+    return theta
 
 
 def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
+    """Ranking weights by conditional logit, then the confidence of the top candidate by a
+    logistic regression on its ranking score and the mention-level features (constant over
+    a mention's candidates, they say nothing about the ranking but much about NIL: a name
+    found only inside a longer mention is seldom what it names)."""
     if not groups:
         raise InputError("No usable mentions to calibrate on (no gold spans with candidates or NIL gold).")
+    per_mention = [i for i, k in enumerate(FEATURES) if k in MENTION_FEATURES]
     w = fit_ranking(groups)
-    tops, ys, golds = [], [], []
+    w[per_mention] = 0.0  # no gradient within a group: 0 up to rounding already
+    tops, ys, golds, extra = [], [], [], []
     for f, g in groups:
         if not len(f):
             continue
         z = f.astype(np.float64) @ w
         top = int(np.argmax(z))
         tops.append(z[top])
+        extra.append(f[top, per_mention].astype(np.float64))
         ys.append(1.0 if g == top else 0.0)
         golds.append(g)
     s, y = np.asarray(tops), np.asarray(ys)
-    a, c = fit_confidence(s, y) if len(s) and 0 < y.sum() < len(y) else (1.0, 0.0)
+    x = np.concatenate([s[:, None], np.asarray(extra).reshape(len(s), len(per_mention))], axis=1)
+    theta = fit_confidence(x, y) if len(s) and 0 < y.sum() < len(y) else np.r_[1.0, np.zeros(len(per_mention)), 0.0]
+    a, b, c = float(theta[0]), theta[1:-1], float(theta[-1])
     if a <= 0:  # the ranking score says nothing about correctness here: keep it monotone
         a = 1e-3
-    conf = 1.0 / (1.0 + np.exp(-(a * s + c)))
+    conf = 1.0 / (1.0 + np.exp(-(a * s + x[:, 1:] @ b + c)))
     # Threshold: maximize accuracy over every mention (no-candidate mentions are NIL anyway).
     no_cand_nil = sum(1 for f, g in groups if not len(f) and g == -2)
     nil_gold = np.asarray([g == -2 for g in golds])
@@ -157,6 +167,7 @@ def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
         if acc > best_acc + 1e-12:
             best_t, best_acc = float(t), acc
     weights = {k: round(float(a * w[i]), 6) for i, k in enumerate(FEATURES)}
+    weights.update({FEATURES[i]: round(float(bi), 6) for i, bi in zip(per_mention, b, strict=True)})
     sim_range, sim_typical = similarity_range(groups)
     in_cands = [g >= 0 for _, g in groups]
     top1 = [bool(yv) for yv, g in zip(ys, golds, strict=True) if g >= 0]
