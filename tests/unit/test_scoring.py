@@ -158,3 +158,18 @@ def test_a_scoring_file_without_the_partial_feature_scores_as_before(tmp_path):
     f = s.features(np.array([0.6, 0.4]), np.array([0.8, 0.7]), None)
     fp = s.features(np.array([0.6, 0.4]), np.array([0.8, 0.7]), None, partial=np.ones(2))
     np.testing.assert_array_equal(s.score(f)[0], s.score(fp)[0])
+
+
+def test_the_ranking_fit_leaves_mention_features_out():
+    """Even where ``partial`` differs inside a mention (a dense-only candidate beside alias
+    candidates) and would predict the gold, the ranking weight stays 0."""
+    from xned.engine.scoring import FEATURES
+    from xned.export.experts.calibrate import fit_ranking
+
+    rng = np.random.default_rng(2)
+    groups = []
+    for _ in range(200):
+        f = Scorer().features(rng.uniform(0.2, 0.8, 2), rng.uniform(0.6, 0.9, 2), None, partial=np.array([0.0, 1.0]))
+        groups.append((f, 0))
+    w = fit_ranking(groups)
+    assert w[FEATURES.index("partial")] == 0.0 and np.abs(w).max() > 0

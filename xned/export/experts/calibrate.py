@@ -72,8 +72,12 @@ def gather(linker: Linker, docs: Sequence[Any], *, batch: int = 16) -> list[tupl
 def fit_ranking(groups: list[tuple[np.ndarray, int]], *, iters: int = 50) -> np.ndarray:
     """Conditional-logit weights over groups with a gold candidate and >= 2 candidates:
     Newton's method, each step halved until the penalized log-likelihood does not fall (a
-    full step can overshoot when a feature nearly separates gold from the rest)."""
+    full step can overshoot when a feature nearly separates gold from the rest). The
+    mention-level features are left out (their weights stay 0): a dense-only candidate has
+    ``partial`` 0 beside alias candidates at 1, which would tie the dense weight to it."""
     usable = [(f.astype(np.float64), g) for f, g in groups if g >= 0 and len(f) >= 2]
+    for f, _ in usable:
+        f[:, [i for i, k in enumerate(FEATURES) if k in MENTION_FEATURES]] = 0.0
     k = len(FEATURES)
     w = np.zeros(k)
     if not usable:
@@ -138,7 +142,6 @@ def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
         raise InputError("No usable mentions to calibrate on (no gold spans with candidates or NIL gold).")
     per_mention = [i for i, k in enumerate(FEATURES) if k in MENTION_FEATURES]
     w = fit_ranking(groups)
-    w[per_mention] = 0.0  # no gradient within a group: 0 up to rounding already
     tops, ys, golds, extra = [], [], [], []
     for f, g in groups:
         if not len(f):
