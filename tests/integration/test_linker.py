@@ -321,3 +321,19 @@ def test_same_size_corruption_of_candidates_is_an_error_naming_the_file(bundle_c
     lk = Linker.load(bundle_copy)
     res = next(lk.link_batch(["Tokyo"], lang="en"))
     assert res.error is not None and "cands.npy" in res.error and "corrupted" in res.error
+
+
+def test_a_name_found_only_inside_the_mention_takes_the_partial_weight(bundle_copy):
+    """ "Greater Tokyo Metropolis" has no alias of its own; lookup finds Tokyo inside it. With
+    a strongly negative ``partial`` weight that mention falls to NIL while "Tokyo" itself,
+    same candidate, same context, stays linked; with ``partial`` 0 both link."""
+    text = "Greater Tokyo Metropolis grew. Tokyo grew."
+    spans = [(0, 24), (31, 36)]
+
+    def links(partial: float) -> list[str | None]:
+        scoring = {"weights": {"log_prior": 1.0, "partial": partial}, "bias": 3.0, "threshold": 0.5}
+        (bundle_copy / "scoring.json").write_text(json.dumps(scoring), encoding="utf-8")
+        return [lk.qid for lk in Linker.load(bundle_copy).link(text, "en", mentions=spans)]
+
+    assert links(0.0) == ["Q1490", "Q1490"]
+    assert links(-20.0) == [None, "Q1490"]
