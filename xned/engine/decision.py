@@ -65,8 +65,9 @@ def features(
     a stored vector, and a name hit without one gets the typical cosine (embedding every
     name hit of a ``--vectors ambiguous`` bundle cost more than the whole context pass)."""
     sims = expert_p = None
+    key = normalize(m.text)
     if len(ents) and experts is not None and (vec is not None or len(ents) == 1):
-        model = experts.model_for(lang, normalize(m.text), ents)
+        model = experts.model_for(lang, key, ents)
         if model >= 0:
             # one candidate: the softmax over the expert's classes among them is 1 or unknown
             expert_p = experts.predict(model, vec, ents) if vec is not None else experts.known(model, ents)
@@ -80,7 +81,7 @@ def features(
                 sims[none] = scorer.sim_typical
     hub = experts.hubness_of(ents) if experts is not None and len(ents) else None
     partial = None
-    if len(ents) and kb.contained_only(lang, normalize(m.text)):
+    if len(ents) and kb.contained_only(lang, key):
         partial = np.ones(len(ents), np.float32) if dense is None else (dense == 0).astype(np.float32)
     return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense, name, partial)
 

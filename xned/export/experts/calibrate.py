@@ -30,6 +30,9 @@ from xned.engine.scoring import FEATURES, MENTION_FEATURES, Scorer
 from xned.errors import InputError
 from xned.fsutil import atomic_write_text
 
+#: columns of the mention-level features (``MENTION_FEATURES``)
+PER_MENTION = [i for i, k in enumerate(FEATURES) if k in MENTION_FEATURES]
+
 if TYPE_CHECKING:
     from xned.engine.linker import Linker
 
@@ -77,7 +80,7 @@ def fit_ranking(groups: list[tuple[np.ndarray, int]], *, iters: int = 50) -> np.
     ``partial`` 0 beside alias candidates at 1, which would tie the dense weight to it."""
     usable = [(f.astype(np.float64), g) for f, g in groups if g >= 0 and len(f) >= 2]
     for f, _ in usable:
-        f[:, [i for i, k in enumerate(FEATURES) if k in MENTION_FEATURES]] = 0.0
+        f[:, PER_MENTION] = 0.0
     k = len(FEATURES)
     w = np.zeros(k)
     if not usable:
@@ -140,7 +143,6 @@ def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
     found only inside a longer mention is seldom what it names)."""
     if not groups:
         raise InputError("No usable mentions to calibrate on (no gold spans with candidates or NIL gold).")
-    per_mention = [i for i, k in enumerate(FEATURES) if k in MENTION_FEATURES]
     w = fit_ranking(groups)
     tops, ys, golds, extra = [], [], [], []
     for f, g in groups:
@@ -149,12 +151,12 @@ def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
         z = f.astype(np.float64) @ w
         top = int(np.argmax(z))
         tops.append(z[top])
-        extra.append(f[top, per_mention].astype(np.float64))
+        extra.append(f[top, PER_MENTION].astype(np.float64))
         ys.append(1.0 if g == top else 0.0)
         golds.append(g)
     s, y = np.asarray(tops), np.asarray(ys)
-    x = np.concatenate([s[:, None], np.asarray(extra).reshape(len(s), len(per_mention))], axis=1)
-    theta = fit_confidence(x, y) if len(s) and 0 < y.sum() < len(y) else np.r_[1.0, np.zeros(len(per_mention)), 0.0]
+    x = np.concatenate([s[:, None], np.asarray(extra).reshape(len(s), len(PER_MENTION))], axis=1)
+    theta = fit_confidence(x, y) if len(s) and 0 < y.sum() < len(y) else np.r_[1.0, np.zeros(len(PER_MENTION)), 0.0]
     a, b, c = float(theta[0]), theta[1:-1], float(theta[-1])
     if a <= 0:  # the ranking score says nothing about correctness here: keep it monotone
         a = 1e-3
@@ -170,7 +172,7 @@ def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
         if acc > best_acc + 1e-12:
             best_t, best_acc = float(t), acc
     weights = {k: round(float(a * w[i]), 6) for i, k in enumerate(FEATURES)}
-    weights.update({FEATURES[i]: round(float(bi), 6) for i, bi in zip(per_mention, b, strict=True)})
+    weights.update({FEATURES[i]: round(float(bi), 6) for i, bi in zip(PER_MENTION, b, strict=True)})
     sim_range, sim_typical = similarity_range(groups)
     in_cands = [g >= 0 for _, g in groups]
     top1 = [bool(yv) for yv, g in zip(ys, golds, strict=True) if g >= 0]
