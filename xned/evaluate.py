@@ -28,13 +28,13 @@ as ``detected_per_s_model``), side by side.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from xned import jsonio
 from xned.engine.scoring import VARIANTS, Scorer, rank
 from xned.errors import InputError
 from xned.titles import load_titles, title_key
@@ -196,8 +196,8 @@ def parse_line(raw: bytes, where: str, titles: dict[str, str], default_id: str) 
     if not raw.strip():
         return None
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        obj = jsonio.loads(raw)
+    except jsonio.JSONError as exc:
         raise InputError(f"{where}: not a JSON document ({exc})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
         raise InputError(f"{where}: expected an object with a string 'text'")

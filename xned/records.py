@@ -14,11 +14,11 @@ Output: ``doc_record`` is the canonical document shape with each mention's decis
 from __future__ import annotations
 
 import codecs
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from xned import jsonio
 from xned.types import DocResult, Link
 
 #: A single input line longer than this is refused (bounded reads).
@@ -124,11 +124,9 @@ def read_documents(
             yield {"id": where, "text": line, "line": lineno}
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield DocResult(
-                where, None, "", error=f"{where}: malformed JSON: {exc.msg} (column {exc.colno})", line=lineno
-            )
+            obj = jsonio.loads(line)
+        except jsonio.JSONError as exc:
+            yield DocResult(where, None, "", error=f"{where}: malformed JSON: {exc}", line=lineno)
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
             doc_id = obj.get("id") if isinstance(obj, dict) else None

@@ -32,7 +32,10 @@ def _line(value) -> bytes:
     return json.dumps(value).encode("utf-8", "surrogatepass")
 
 
-lines = st.lists(st.binary(max_size=40) | docs | json_values, min_size=1, max_size=8)
+# JSON nested deeper than the interpreter's stack: json.loads raises RecursionError, not a
+# JSONDecodeError; it must still be one bad record, never the end of the batch
+deep = st.integers(900, 20_000).map(lambda n: b'{"text": "Tokyo", "x": ' + b"[" * n + b"]" * n + b"}")
+lines = st.lists(st.binary(max_size=40) | docs | json_values | deep, min_size=1, max_size=8)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

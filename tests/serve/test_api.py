@@ -51,6 +51,7 @@ def test_documents_keep_order_ids_and_per_document_errors(client):
     ("body", "status", "words"),
     [
         (b"{not json", 400, "not valid JSON"),
+        (b'{"text": "Paris", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested too deeply"),
         (json.dumps([1, 2]).encode(), 422, "JSON object"),
         (json.dumps({"texts": "x"}).encode(), 422, '"text"'),
         (json.dumps({"documents": "x"}).encode(), 422, '"documents" must be a list'),

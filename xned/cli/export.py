@@ -106,6 +106,29 @@ def pieces_cli(
     typer.echo(f"Wrote {encoder / 'tokenizer.model'}", err=True)
 
 
+@export_app.command("row-scales")
+def row_scales_cli(
+    encoder: Path = typer.Argument(..., help="Encoder directory (e.g. BUNDLE/encoder)."),
+) -> None:
+    """Make an int8 encoder batch-independent: per-row activation scales instead of one scale
+    per batch (checked before it replaces the model), and re-hash its bundle's manifest."""
+    from xned.export.encoder.rowquant import rewrite_encoder
+    from xned.export.manifest import update_manifest
+
+    report = rewrite_encoder(encoder)
+    if not report["replaced"]:
+        typer.echo(f"{encoder / 'model.onnx'} already has per-row scales; nothing to do.", err=True)
+        return
+    if (encoder.parent / "manifest.json").is_file():
+        update_manifest(encoder.parent)
+    typer.echo(
+        f"Rewrote {report['replaced']} quantization nodes of {encoder / 'model.onnx'}: pooled cosine to the "
+        f"old model >= {report['pooled_cos_min']:.4f}, a row alone vs in a batch differs by at most "
+        f"{report['batch_max_abs_diff']:.2g}",
+        err=True,
+    )
+
+
 @export_app.command("default-bundle")
 def default_bundle_cli(
     out: Path = typer.Option(Path("xned/assets/default"), "--out", help="Bundle directory to (re)write."),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xned import jsonio
 from xned.engine import layout as L
 from xned.errors import BundleError
 
@@ -68,8 +69,8 @@ def read_json_object(
     if path.stat().st_size > max_bytes:
         raise error(f"{what} {path} is larger than {max_bytes} bytes; {hint}.")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = jsonio.loads(path.read_bytes())
+    except jsonio.JSONError as exc:
         raise error(f"{path} is corrupted ({exc}); {hint}.") from None
     if not isinstance(data, dict):
         raise error(f"{path} must hold a JSON object; {hint}.")

@@ -48,6 +48,16 @@ def _normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(n, 1e-12)
 
 
+def batch_independent(config: dict[str, Any]) -> bool:
+    """Whether an encoder config describes a model whose rows do not affect each other: not
+    quantized (no record, or method ``none``), or int8 with per-row activation scales
+    (``xned export row-scales``). ``quantize_dynamic``'s per-batch scales are not."""
+    quant = config.get("quantization")
+    if not isinstance(quant, dict) or quant.get("method") in (None, "none"):
+        return True
+    return str(quant.get("activations", "")).startswith("per-row")
+
+
 def choose_providers(requested: Sequence[str] | None) -> list[str]:
     """Requested execution providers that this onnxruntime has, CPU last; warn for the rest."""
     import onnxruntime as ort
@@ -108,6 +118,18 @@ class Encoder:
         self.context_tokens = number("context_tokens", int, 0)
         self.batch_tokens = number("batch_tokens", int, 8)
         self.batch_rows = batch_size  # fixed rows per batch instead of the token budget
+        #: whether a row's output is independent of the other rows of its batch (float or
+        #: per-row int8 models); an encoder quantized per batch runs one row at a time
+        self.row_stable = batch_independent(self.config)
+        if not self.row_stable:
+            self.batch_rows = 1
+            warnings.warn(
+                f"The encoder {self.root} quantizes activations per batch, so a text's scores would "
+                "depend on the texts batched with it; it runs one text at a time (slower). Make it "
+                f"batch-independent once with: xned export row-scales {self.root}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self._session: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()

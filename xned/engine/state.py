@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from xned import jsonio
 from xned.errors import InputError
 from xned.fsutil import atomic_file
 from xned.types import is_qid
@@ -204,8 +205,8 @@ def parse_lines(data: bytes, where: str, fix: str) -> list[Example]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            obj = jsonio.loads(line)
+        except jsonio.JSONError as exc:
             raise StateError(f"{where} line {n} is not JSON ({exc}); {fix}") from None
         if isinstance(obj, dict) and obj.get(EXPORT_HEADER) is not None:
             continue  # the header line of an exported file
@@ -239,8 +240,8 @@ def read_export(path: Path, ident: str, *, any_bundle: bool = False) -> list[Exa
     data = path.read_bytes()
     first = data.split(b"\n", 1)[0]
     try:
-        head = json.loads(first)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        head = jsonio.loads(first)
+    except jsonio.JSONError:
         head = None
     if not isinstance(head, dict) or head.get(EXPORT_HEADER) != FORMAT_VERSION:
         raise StateError(f"{path} is not a corrections file written by xned corrections export.")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -32,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from xned import jsonio
 from xned.errors import InputError, XnedError
 from xned.records import doc_record
 from xned.serve.openapi import OPENAPI
@@ -128,8 +128,8 @@ def create_app(linker: Any, *, token: str | None = None, limits: Limits | None =
             if len(raw) > limits.max_body_bytes:
                 raise RequestError(413, f"Request body over {limits.max_body_bytes:,} bytes.")
         try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return jsonio.loads(raw)
+        except jsonio.JSONError as exc:
             raise RequestError(400, f"The body is not valid JSON ({exc}).") from None
 
     async def link(request: Request) -> Response:

@@ -132,11 +132,19 @@ def quantize_int8(src: Path, dst: Path) -> dict[str, Any]:
         "per_channel": True,
         "reduce_range": False,
         "op_types": ops,
-        "activations": "dynamic uint8 (ORT dynamic quantization)",
     }
     quantize_dynamic(
         str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=False, op_types_to_quantize=ops
     )
+    # per-row activation scales: a text's vector must not depend on its batch neighbours
+    import onnx
+
+    from xned.export.encoder.rowquant import ACTIVATIONS, per_row_activations
+
+    model = onnx.load(str(dst))
+    per_row_activations(model)
+    onnx.save(model, str(dst))
+    settings["activations"] = ACTIVATIONS
     return settings
 
 
