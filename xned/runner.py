@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -74,6 +77,38 @@ def init_worker(opts: LinkOptions, linker: Any = None) -> None:
     _STATE["linker"] = linker if linker is not None else opts.load()
 
 
+def _die_with(parent: int) -> None:
+    """End this worker as soon as ``parent`` is gone (killed with -9 included): on Linux the
+    kernel signals it (``PR_SET_PDEATHSIG``); everywhere a daemon thread notices that the
+    parent changed within a second. Without it, a killed ``xned link --workers N`` left N
+    processes of a few hundred MB running."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(0.5)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before this worker started
+        os._exit(1)
+    threading.Thread(target=watch, name="xned-parent-watch", daemon=True).start()
+
+
+def _init_pool_worker(opts: LinkOptions, parent: int) -> None:
+    _die_with(parent)
+    # Ctrl-C reaches the whole process group: the parent handles it (keeps the partial
+    # output, stops the pool); a worker interrupted mid-batch would only print a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_worker(opts)
+
+
 def link_records(batch: list[dict[str, Any] | DocResult]) -> list[DocResult]:
     """One ``DocResult`` per record, in order, with this process's ``Linker``."""
     opts: LinkOptions = _STATE["opts"]
@@ -121,16 +156,29 @@ def link_stream(
     ctx = multiprocessing.get_context("spawn")
     env_threads = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_pool_worker, initargs=(worker_opts, os.getpid())
+    )
+    done = False
     try:
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(worker_opts,)) as pool:
-            pending: deque[Future[list[DocResult]]] = deque()
-            for batch in _batches(records, batch_size):
-                pending.append(pool.submit(link_records, batch))
-                while len(pending) >= 2 * workers:
-                    yield from pending.popleft().result()
-            while pending:
+        pending: deque[Future[list[DocResult]]] = deque()
+        for batch in _batches(records, batch_size):
+            pending.append(pool.submit(link_records, batch))
+            while len(pending) >= 2 * workers:
                 yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+        done = True
     finally:
+        if done:
+            pool.shutdown(wait=True)
+        else:  # interrupted (Ctrl-C, SIGTERM, an error, the consumer stopped): stop the workers now
+            procs = list((getattr(pool, "_processes", None) or {}).values())  # (no public handle on them)
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.join(timeout=5)
         if env_threads is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         else:

@@ -161,6 +161,40 @@ def test_output_path_that_would_destroy_something_is_refused(tmp_path, bundle_pa
         assert not target.is_symlink() and json.loads(target.read_text(encoding="utf-8"))["mentions"]
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_symlink_planted_at_the_partial_output_is_never_followed(tmp_path, bundle_path, capsys, force):
+    from xned.cli.main import main
+
+    src = tmp_path / "in.txt"
+    src.write_text("Tokyo\n", encoding="utf-8")
+    outside = tmp_path / "elsewhere" / "victim.txt"
+    outside.parent.mkdir()
+    outside.write_text("keep me", encoding="utf-8")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "o.jsonl.partial").symlink_to(outside)
+    argv = ["link", "-i", str(src), "-o", str(out_dir / "o.jsonl"), "-f", "jsonl", "-b", str(bundle_path)]
+    assert main(argv + (["--force"] if force else [])) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and "symlink" in err
+    assert outside.read_text(encoding="utf-8") == "keep me"
+    assert not (out_dir / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("side", [".partial", ".partial.json"])
+def test_input_that_is_the_outputs_sidecar_is_refused(tmp_path, bundle_path, capsys, side):
+    from xned.cli.main import main
+
+    out = tmp_path / "o.jsonl"
+    src = tmp_path / f"o.jsonl{side}"
+    src.write_text('{"id": "a", "text": "Tokyo"}\n', encoding="utf-8")
+    argv = ["link", "-i", str(src), "-o", str(out), "-f", "jsonl", "-b", str(bundle_path), "--force"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and "rename the input" in err
+    assert src.read_text(encoding="utf-8") == '{"id": "a", "text": "Tokyo"}\n'
+
+
 def test_byte_order_marks_and_utf16():
     utf8 = "\ufeff" + json.dumps({"id": "a", "text": "Tokyo", "lang": "en"}) + "\n"
     (rec,) = read_documents(io.BytesIO(utf8.encode("utf-8")), "auto", "x")
@@ -184,3 +218,54 @@ def test_process_substitution_input(bundle_path):
     p = subprocess.run(["bash", "-c", cmd], capture_output=True, cwd=ROOT, timeout=120)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["mentions"][0]["qid"] == "Q1490"
+
+
+def _children(pid: int) -> set[int]:
+    """Live processes whose parent is ``pid`` (Linux /proc)."""
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat_line = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat_line.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.add(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_exit_with_their_parent(tmp_path, bundle_path, sig):
+    src = tmp_path / "in.jsonl"
+    with open(src, "w", encoding="utf-8") as f:
+        for d in _docs(200_000):
+            f.write(json.dumps(d) + "\n")
+    out = tmp_path / "out.jsonl"
+    p = _xned("link", "-i", str(src), "-f", "jsonl", "-b", str(bundle_path), "-q", "--workers", "2", "-o", str(out))
+    partial = tmp_path / "out.jsonl.partial"
+    deadline = time.monotonic() + 120
+    while p.poll() is None and _written(partial) < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert p.poll() is None, p.stderr.read() if p.stderr else ""
+    workers = _children(p.pid)
+    assert len(workers) >= 2
+    p.send_signal(sig)
+    p.wait(timeout=60)
+    deadline = time.monotonic() + 15
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [w for w in workers if _alive(w)], "worker processes outlived their parent"
+    if sig == signal.SIGTERM:  # as Ctrl-C: the partial output is kept for --resume
+        assert p.returncode == 143
+        assert partial.exists() and (tmp_path / "out.jsonl.partial.json").exists()
+        assert b"--resume" in p.stderr.read()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 import threading
 from typing import NoReturn
@@ -54,17 +55,43 @@ def _register() -> None:
 _register()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: what a command keeps on interruption (``-o``'s partial
+    output, a build's transaction rollback) it keeps on ``kill`` too; exit status 143."""
+
+
+_terminated = threading.Event()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    _terminated.set()  # typer turns the interruption into Exit(130): remember what it was
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    installed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if installed else None
+    try:
+        return _main(argv)
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("XNED_DEBUG"))
     args = [a for a in args if a != "--debug"]
     try:
         rv = app(args=args, prog_name="xned", standalone_mode=False)
     except typer.Exit as exc:
-        return int(getattr(exc, "exit_code", 0) or 0)
+        rv = int(getattr(exc, "exit_code", 0) or 0)
     except typer.Abort:
         typer.echo("Aborted.", err=True)
         return 1
+    except Terminated:
+        typer.echo("Terminated.", err=True)
+        return 143
     except KeyboardInterrupt:
         typer.echo("Interrupted.", err=True)
         return 130
@@ -89,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return 1
-    return rv if isinstance(rv, int) else 0
+    code = rv if isinstance(rv, int) else 0
+    if code == 130:  # typer turns an interruption into exit status 130
+        typer.echo("Terminated." if _terminated.is_set() else "Interrupted.", err=True)
+        return 143 if _terminated.is_set() else 130
+    return code
 
 
 def entry() -> None:

@@ -117,16 +117,20 @@ def check_output(path: Path, inputs: list[Path], force: bool) -> None:
     """Refuse an output path that would destroy something: the input itself, a directory,
     a device, a FIFO or a socket, or a symlink (unless ``force``, which still never
     allows the input or a directory)."""
+    for side in sidecars(path):
+        for src in inputs:
+            if _same_file(src, side):
+                raise InputError(
+                    f"The input {src} is {side.name}, the file xned link -o {path} writes as it goes; "
+                    f"give another -o path, or rename the input first."
+                )
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
     for src in inputs:
-        try:
-            if os.path.samefile(src, path):
-                raise InputError(f"Output {path} is the input file; give another -o path.")
-        except FileNotFoundError:
-            pass
+        if _same_file(src, path):
+            raise InputError(f"Output {path} is the input file; give another -o path.")
     if stat.S_ISDIR(st.st_mode) or path.is_dir():
         raise InputError(f"Output path {path} is a directory; give a file name.")
     kinds = {stat.S_ISLNK: "a symlink", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
@@ -139,13 +143,24 @@ def check_output(path: Path, inputs: list[Path], force: bool) -> None:
             )
 
 
+def sidecars(path: Path) -> tuple[Path, Path]:
+    """``OUT.partial`` and ``OUT.partial.json``: what ``-o OUT`` writes before ``OUT``."""
+    return path.with_name(path.name + ".partial"), path.with_name(path.name + ".partial.json")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
+
+
 class CheckpointedOutput:
     """``OUT.partial`` + ``OUT.partial.json``, renamed to ``OUT`` by ``finish``."""
 
     def __init__(self, path: Path, signature: dict[str, Any]):
         self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
-        self.meta = self.path.with_name(self.path.name + ".partial.json")
+        self.partial, self.meta = sidecars(self.path)
         self.signature = signature
         self.records = 0
         self._file: IO[bytes] | None = None
@@ -156,7 +171,20 @@ class CheckpointedOutput:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in self.path.parent.glob(f".{self.path.name}.*.incomplete"):
             stale.unlink(missing_ok=True)  # temp files of dead runs of older versions
-        fd = os.open(self.partial, os.O_RDWR | os.O_CREAT, 0o644)
+        # never through a symlink (one planted at OUT.partial would make -o write outside
+        # the output's directory), and only into a regular file
+        nofollow = getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | nofollow, 0o644)
+        except OSError as exc:
+            if os.path.islink(self.partial):
+                raise InputError(
+                    f"{self.partial} is a symlink; xned link -o writes there and never follows one. Remove it."
+                ) from None
+            raise InputError(f"Cannot write {self.partial}: {exc.strerror}.") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InputError(f"{self.partial} is not a regular file; remove it or give another -o path.")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
