@@ -280,12 +280,12 @@ def test_failed_or_mostly_skipped_builds_leave_the_bundle_as_it_was(tmp_path, bu
 
 def test_a_second_writer_is_told_who_holds_the_bundle(tmp_path):
     from xned.errors import KBBuildError
-    from xned.export.bundle_ops import bundle_transaction
+    from xned.export.transaction import bundle_transaction
 
     with bundle_transaction(tmp_path / "b") as stage:
         (stage / "x").write_text("1", encoding="utf-8")
         second = bundle_transaction(tmp_path / "b")
-        with pytest.raises(KBBuildError, match=f"being built by PID {os.getpid()}"):
+        with pytest.raises(KBBuildError, match=f"being written by PID {os.getpid()}"):
             second.__enter__()
     assert (tmp_path / "b" / "x").read_text(encoding="utf-8") == "1"
 

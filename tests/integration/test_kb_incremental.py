@@ -182,3 +182,79 @@ def test_vectors_only_for_entities_that_share_a_name(tmp_path, bundle_path, sour
     assert sorted(embedded) == ["Paris, Texas: city in Texas", "Paris: capital of France"]
     with pytest.raises(Exception, match="Unknown vectors rule"):
         build_kb_into_bundle([sources / "base.tsv"], some, vectors="most")
+
+
+_KILLED_COMPACT = """
+import os, sys
+from pathlib import Path
+import xned.export.kb.dense as dense
+from xned.export.kb.incremental import compact
+def die(*a, **k):  # killed after the new KB is written, before its dense index is
+    os._exit(9)
+dense.build_dense_index = die
+compact(Path(sys.argv[1]))
+"""
+
+
+def test_killed_compact_leaves_a_loadable_bundle_and_a_rerun_keeps_the_dense_index(tmp_path, bundle_path, sources):
+    import subprocess
+    import sys
+
+    from xned.engine import layout as L
+
+    b = _bundle(tmp_path, bundle_path, "b")
+    build_kb_into_bundle([sources / "base.tsv"], b)
+    add(b, [sources / "added.tsv"])
+    assert (b / L.KB / L.KBDir.DENSE_INDEX).is_file()
+    before = _kb_files(b)
+    p = subprocess.run([sys.executable, "-c", _KILLED_COMPACT, str(b)], capture_output=True, timeout=300)
+    assert p.returncode == 9, p.stderr
+    assert _kb_files(b) == before  # the kill changed nothing
+    Linker.load(b, verify=True)
+    compact(b)  # the rerun starts from the intact bundle
+    assert (b / L.KB / L.KBDir.DENSE_INDEX).is_file() and not (b / "kb" / "overlay").exists()
+    assert [p.name for p in tmp_path.glob(".b.*")] == [".b.lock"]  # no staging or scratch left beside it
+    Linker.load(b, verify=True)
+
+
+_HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from xned.export.transaction import bundle_lock
+with bundle_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_add_and_compact_are_refused_while_another_writer_holds_the_bundle(tmp_path, bundle_path, sources):
+    import subprocess
+    import sys
+
+    b = _bundle(tmp_path, bundle_path, "b")
+    build_kb_into_bundle([sources / "base.tsv"], b)
+    before = _kb_files(b)
+    p = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(b)], stdout=subprocess.PIPE)
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == b"held"
+        with pytest.raises(KBBuildError, match=f"being written by PID {p.pid}"):
+            add(b, [sources / "added.tsv"])
+        with pytest.raises(KBBuildError, match=f"being written by PID {p.pid}"):
+            compact(b)
+    finally:
+        p.kill()
+        p.wait()
+    assert _kb_files(b) == before and not (b / "kb_sources").exists()
+    add(b, [sources / "added.tsv"])  # the holder is gone: the lock is free again
+    assert (b / "kb_sources").is_dir()
+
+
+def test_a_killed_builds_scratch_files_are_removed_by_the_next_build(tmp_path, sources):
+    from xned.export.kb.build import build_kb
+
+    stale = tmp_path / ".kb.scratch" / "xned-entities-dead"
+    stale.mkdir(parents=True)
+    (stale / "run0").write_bytes(b"x" * 1000)
+    build_kb([sources / "base.tsv"], tmp_path / "kb")
+    assert not (tmp_path / ".kb.scratch").exists()
+    assert (tmp_path / "kb" / "meta.json").is_file()

@@ -40,20 +40,22 @@ def train_cli(
 ) -> None:
     """Train detector/ on annotated mentions in the source language; it applies to every language."""
     from xned.export.detector.train import train_detector
+    from xned.export.transaction import bundle_transaction
 
-    summary = train_detector(
-        bundle,
-        files,
-        source_langs=_langs(source_lang),
-        hidden=hidden,
-        epochs=epochs,
-        min_score=min_score,
-        rule_min_score=rule_min_score,
-        max_docs=max_docs,
-        seed=seed,
-        threads=threads,
-        log=_log,
-    )
+    with bundle_transaction(bundle, create=False) as stage:  # the bundle changes whole or not at all
+        summary = train_detector(
+            stage,
+            files,
+            source_langs=_langs(source_lang),
+            hidden=hidden,
+            epochs=epochs,
+            min_score=min_score,
+            rule_min_score=rule_min_score,
+            max_docs=max_docs,
+            seed=seed,
+            threads=threads,
+            log=_log,
+        )
     typer.echo(json.dumps(summary, indent=2))
 
 

@@ -48,19 +48,21 @@ def train_cli(
 ) -> None:
     """Train one classifier per ambiguous alias on source-language contexts; calibrate on held-out docs."""
     from xned.export.experts.train import train_experts
+    from xned.export.transaction import bundle_transaction
 
-    summary = train_experts(
-        bundle,
-        files,
-        titles=titles,
-        source_langs=_langs(source_lang),
-        seed=seed,
-        holdout=holdout,
-        max_per_entity=max_per_entity,
-        max_docs=max_docs,
-        threads=threads,
-        log=_log,
-    )
+    with bundle_transaction(bundle, create=False) as stage:  # the bundle changes whole or not at all
+        summary = train_experts(
+            stage,
+            files,
+            titles=titles,
+            source_langs=_langs(source_lang),
+            seed=seed,
+            holdout=holdout,
+            max_per_entity=max_per_entity,
+            max_docs=max_docs,
+            threads=threads,
+            log=_log,
+        )
     typer.echo(json.dumps(summary, indent=2))
 
 
@@ -74,8 +76,10 @@ def calibrate_cli(
 ) -> None:
     """Fit the fusion weights, confidence and NIL threshold (scoring.json) on annotated documents."""
     from xned.export.experts.calibrate import calibrate
+    from xned.export.transaction import bundle_transaction
 
-    result = calibrate(bundle, files, titles=titles, langs=_langs(lang) if lang else None, threads=threads, log=_log)
+    with bundle_transaction(bundle, create=False) as stage:
+        result = calibrate(stage, files, titles=titles, langs=_langs(lang) if lang else None, threads=threads, log=_log)
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -89,9 +93,11 @@ def calibrate_wiki_cli(
     set), and measure the reach of analyst corrections on the same samples."""
     from xned.export.experts.anchors import calibrate_on_anchors
     from xned.export.experts.reach import measure_reach
+    from xned.export.transaction import bundle_transaction
 
-    result = calibrate_on_anchors(bundle, samples, threads=threads, log=_log)
-    result["corrections_reach"] = measure_reach(bundle, samples, threads=threads, log=_log)["corrections_reach"]
+    with bundle_transaction(bundle, create=False) as stage:
+        result = calibrate_on_anchors(stage, samples, threads=threads, log=_log)
+        result["corrections_reach"] = measure_reach(stage, samples, threads=threads, log=_log)["corrections_reach"]
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -104,8 +110,11 @@ def reach_cli(
     """Measure how far an analyst's correction carries (scoring.json "corrections_reach"):
     the cosines of same-name links in different Wikipedia articles, with the bundle's encoder."""
     from xned.export.experts.reach import measure_reach
+    from xned.export.transaction import bundle_transaction
 
-    typer.echo(json.dumps(measure_reach(bundle, samples, threads=threads, log=_log), indent=2))
+    with bundle_transaction(bundle, create=False) as stage:
+        result = measure_reach(stage, samples, threads=threads, log=_log)
+    typer.echo(json.dumps(result, indent=2))
 
 
 def register(app: typer.Typer) -> None:

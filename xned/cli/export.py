@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -12,6 +14,22 @@ from xned.errors import InputError
 export_app = typer.Typer(
     help="Export encoders to bundle format (needs: pip install 'xned[export]').", no_args_is_help=True
 )
+
+
+@contextmanager
+def _encoder_of_bundle(encoder: Path) -> Iterator[Path]:
+    """The encoder directory to change: inside a bundle, its copy in a bundle transaction (the
+    manifest re-hashed before the swap); a bare encoder directory, itself."""
+    from xned.export.manifest import update_manifest
+    from xned.export.transaction import bundle_transaction
+
+    bundle = encoder.absolute().parent
+    if not (bundle / "manifest.json").is_file():
+        yield encoder
+        return
+    with bundle_transaction(bundle, create=False) as stage:
+        yield stage / encoder.absolute().name
+        update_manifest(stage)
 
 
 @export_app.command("encoder")
@@ -96,13 +114,11 @@ def pieces_cli(
     """Add tokenizer.model (the Unigram tokenizer.json as a SentencePiece model: same ids, a
     fifth of the memory) to an encoder, and re-hash its bundle's manifest."""
     from xned.export.encoder.pieces import convertible, write_pieces
-    from xned.export.manifest import update_manifest
 
-    if not write_pieces(encoder):
-        tok = json.loads((encoder / "tokenizer.json").read_text(encoding="utf-8"))
-        raise InputError(f"The tokenizer of {encoder} does not convert: {convertible(tok)}; it keeps tokenizers.")
-    if (encoder.parent / "manifest.json").is_file():
-        update_manifest(encoder.parent)
+    with _encoder_of_bundle(encoder) as enc:
+        if not write_pieces(enc):
+            tok = json.loads((enc / "tokenizer.json").read_text(encoding="utf-8"))
+            raise InputError(f"The tokenizer of {encoder} does not convert: {convertible(tok)}; it keeps tokenizers.")
     typer.echo(f"Wrote {encoder / 'tokenizer.model'}", err=True)
 
 
@@ -113,14 +129,12 @@ def row_scales_cli(
     """Make an int8 encoder batch-independent: per-row activation scales instead of one scale
     per batch (checked before it replaces the model), and re-hash its bundle's manifest."""
     from xned.export.encoder.rowquant import rewrite_encoder
-    from xned.export.manifest import update_manifest
 
-    report = rewrite_encoder(encoder)
+    with _encoder_of_bundle(encoder) as enc:
+        report = rewrite_encoder(enc)
     if not report["replaced"]:
         typer.echo(f"{encoder / 'model.onnx'} already has per-row scales; nothing to do.", err=True)
         return
-    if (encoder.parent / "manifest.json").is_file():
-        update_manifest(encoder.parent)
     typer.echo(
         f"Rewrote {report['replaced']} quantization nodes of {encoder / 'model.onnx'}: pooled cosine to the "
         f"old model >= {report['pooled_cos_min']:.4f}, a row alone vs in a batch differs by at most "

@@ -3,13 +3,10 @@ dense index of a bundle."""
 
 from __future__ import annotations
 
-import fcntl
 import functools
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,52 +16,7 @@ from xned.export.kb.build import build_kb
 from xned.export.kb.builder import BuildReport
 from xned.export.kb.embed import EntityEmbedder
 from xned.export.manifest import update_manifest
-from xned.fsutil import fsync_dir
-
-
-@contextmanager
-def bundle_transaction(bundle: Path) -> Iterator[Path]:
-    """Change a bundle as one transaction: yields a staging directory beside it holding a
-    hard-linked copy of the bundle (writers must replace files, never edit them in place);
-    on success the staging directory is swapped in for the bundle, on any failure it is
-    removed and the bundle is as it was. An advisory lock stops a second writer."""
-    bundle = Path(bundle).absolute()
-    parent = bundle.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    lock_path = parent / f".{bundle.name}.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-        os.close(fd)
-        raise KBBuildError(f"Bundle {bundle} is being built by PID {holder}; wait for that build to finish.") from None
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        old = parent / f".{bundle.name}.old"
-        if not bundle.exists() and old.is_dir():  # a swap interrupted between its two renames
-            old.rename(bundle)
-        shutil.rmtree(old, ignore_errors=True)
-        stage = parent / f".{bundle.name}.staging"
-        shutil.rmtree(stage, ignore_errors=True)  # left by a build that died
-        if bundle.is_dir():
-            shutil.copytree(bundle, stage, copy_function=os.link, symlinks=True)
-        else:
-            stage.mkdir()
-        try:
-            yield stage
-            if bundle.exists():
-                bundle.rename(old)
-            stage.rename(bundle)
-            fsync_dir(parent)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+from xned.export.transaction import bundle_transaction
 
 
 def build_kb_into_bundle(

@@ -18,6 +18,7 @@ from xned.export.kb.filter import EntityFilter
 from xned.export.kb.sources import is_wikipedia, read_source
 from xned.export.kb.writer import EntityRow
 from xned.export.spill import RUN_RECORDS
+from xned.export.transaction import scratch_dir
 
 
 def build_kb(
@@ -42,18 +43,23 @@ def build_kb(
     ``meta.json`` records the sources (path, size, mtime) and options under ``build`` so
     ``xned kb compact`` can repeat the build; paths inside ``bundle`` are stored relative."""
     sources = [Path(s) for s in sources]
-    b = KBBuilder(langs=langs, top_k=top_k, strict=strict, run_records=run_records, entity_filter=entity_filter)
-    try:
-        for i, src in enumerate(sources):
-            b.begin_source(i)
-            # a Wikidata dump's sitelinks only serve Wikipedia dumps read after it
-            later = any(is_wikipedia(s) for s in sources[i + 1 :])
-            n = read_source(src, b, **{**(reader_args or {}), "sitelinks": later})
-            b.report.sources.append({"path": src.name, "records": n})
-    except BaseException:
-        b.close()  # the spilled runs go with the failed build (writing closes it otherwise)
-        raise
-    return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle, entity_filter, stem_langs)
+    with scratch_dir(dest) as tmp:  # spilled runs beside the output: a killed build's go with the next
+        b = KBBuilder(
+            langs=langs, top_k=top_k, strict=strict, run_records=run_records, entity_filter=entity_filter, tmp_dir=tmp
+        )
+        try:
+            for i, src in enumerate(sources):
+                b.begin_source(i)
+                # a Wikidata dump's sitelinks only serve Wikipedia dumps read after it
+                later = any(is_wikipedia(s) for s in sources[i + 1 :])
+                n = read_source(src, b, **{**(reader_args or {}), "sitelinks": later})
+                b.report.sources.append({"path": src.name, "records": n})
+        except BaseException:
+            b.close()  # the spilled runs go with the failed build (writing closes it otherwise)
+            raise
+        return finish_build(
+            b, sources, dest, langs, top_k, strict, embed, reader_args, bundle, entity_filter, stem_langs
+        )
 
 
 def finish_build(

@@ -20,7 +20,6 @@ and modification time are checked); ``--source OLD=NEW`` points at moved files.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from xned.export.kb.builder import KBBuilder
 from xned.export.kb.embed import EntityEmbedder
 from xned.export.kb.filter import EntityFilter
 from xned.export.kb.sources import read_source
+from xned.export.transaction import bundle_transaction
 
 
 def resolve_source(rec: dict[str, Any], bundle: Path, moved: dict[str, Path] | None = None) -> Path:
@@ -100,23 +100,14 @@ def add(bundle: Path, files: list[Path], *, strict: bool = False, threads: int |
             raise InputError(f"{f}: kb add takes entity .tsv/.jsonl files or .counts.tsv files, not dumps.")
         check = KBBuilder(langs=set(opts["langs"]) if opts.get("langs") else None, strict=True)
         read_source(Path(f), check)
-    d = bundle / SOURCES_DIR
-    d.mkdir(exist_ok=True)
-    n = len([p for p in d.iterdir() if p.is_file()])
-    copied: list[Path] = []
-    try:
+    with bundle_transaction(bundle) as stage:  # a failure or kill leaves the bundle as it was
+        d = stage / SOURCES_DIR
+        d.mkdir(exist_ok=True)
+        n = len([p for p in d.iterdir() if p.is_file()])
         for i, f in enumerate(files):
-            dest = d / f"{n + i + 1:04d}-{Path(f).name}"
-            tmp = dest.with_name(dest.name + ".incomplete")
-            shutil.copyfile(f, tmp)
-            os.replace(tmp, dest)
-            copied.append(dest)
-        meta = rebuild_overlay(bundle, build, strict=strict, threads=threads)
-    except BaseException:
-        for p in copied:  # leave the bundle as it was
-            p.unlink(missing_ok=True)
-        raise
-    update_manifest(bundle)
+            shutil.copyfile(f, d / f"{n + i + 1:04d}-{Path(f).name}")
+        meta = rebuild_overlay(stage, read_build(stage), strict=strict, threads=threads)
+        update_manifest(stage)
     return meta
 
 
@@ -144,9 +135,16 @@ def rebuild_overlay(
 
 def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int | None = None) -> dict[str, Any]:
     """Rebuild the base KB from its recorded sources plus the added files; drop the overlay."""
-    from xned.export.manifest import update_manifest
 
     bundle = Path(bundle)
+    read_build(bundle)  # a clear error before taking the lock
+    with bundle_transaction(bundle) as stage:  # a failure or kill leaves the bundle as it was
+        return _compact(stage, moved, threads)
+
+
+def _compact(bundle: Path, moved: dict[str, Path] | None, threads: int | None) -> dict[str, Any]:
+    from xned.export.manifest import update_manifest
+
     build = read_build(bundle)
     opts = build.get("options", {})
     sources = [resolve_source(r, bundle, moved) for r in build.get("sources", [])]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import multiprocessing
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -168,7 +167,11 @@ def build_sharded(
 
     sources = [Path(s) for s in sources]
     own_work = work is None
-    work = Path(tempfile.mkdtemp(prefix="xned-shards-")) if work is None else Path(work)
+    if work is None:  # beside the output, not in $TMPDIR: a killed build's runs go with the next build
+        work = Path(dest).absolute().parent / f".{Path(dest).name}.shards"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+    work = Path(work)
     options: dict[str, Any] = {
         "langs": sorted(langs) if langs else None,
         "top_k": top_k,
