@@ -109,9 +109,59 @@ def test_busy_server_says_so(linker):
 
     app = create_app(Slow(), limits=Limits(concurrency=1, timeout_s=0.5))
     with TestClient(app) as c:
+        threading.Timer(1.0, gate.set).start()
         r = c.post("/link", json={"text": "Paris", "lang": "en"})
         assert r.status_code == 504 and "longer than 0.5 s" in r.json()["error"]
     gate.set()
+
+
+def test_a_timed_out_request_stops_its_work_and_frees_its_slot(linker):
+    import threading
+    import time
+
+    linked = []
+
+    class Slow:
+        root = linker.root
+
+        def info(self):
+            return linker.info()
+
+        def link_stream(self, docs, **kw):
+            for d in docs:
+                time.sleep(0.1)
+                linked.append(d.get("id"))
+                yield from linker.link_stream([d], **kw)
+
+    app = create_app(Slow(), limits=Limits(concurrency=1, timeout_s=0.3, max_documents=100))
+    docs = [{"id": str(i), "text": "Paris", "lang": "en"} for i in range(60)]
+    with TestClient(app) as c:
+        r = c.post("/link", json={"documents": docs})
+        assert r.status_code == 504
+        stopped_at = len(linked)
+        time.sleep(0.5)
+        assert len(linked) == stopped_at <= 20  # nothing runs on after the 504 (was: all 60)
+        t0 = time.monotonic()
+        r = c.post("/link", json={"text": "Paris", "lang": "en"})  # the slot is free again
+        assert r.status_code == 200 and time.monotonic() - t0 < 0.3
+    assert threading.active_count() < 50
+
+
+def test_errors_do_not_reveal_the_servers_paths(linker, bundle_path):
+    c = TestClient(create_app(linker))
+    r = c.post("/link", json={"text": "Paris", "lang": "sw"})
+    assert r.status_code == 400
+    for path in {str(bundle_path), str(bundle_path.resolve())}:
+        assert path not in r.text
+    assert c.get("/").headers["content-security-policy"].endswith("frame-ancestors 'none'")
+
+
+def test_schema_needs_the_token_and_the_static_page_does_not(linker):
+    c = TestClient(create_app(linker, token="s3cret"))
+    assert c.get("/openapi.json").status_code == 401
+    assert c.get("/openapi.json", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    page = c.get("/")
+    assert page.status_code == 200 and 'id="token"' in page.text and "Q90" not in page.text
 
 
 def test_non_loopback_bind_needs_a_token():

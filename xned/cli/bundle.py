@@ -9,8 +9,6 @@ appears under its name; ``verify`` checks a bundle in place.
 
 from __future__ import annotations
 
-import os
-import shutil
 import tarfile
 import time
 from pathlib import Path
@@ -54,57 +52,45 @@ def pack_cli(
     )
 
 
+#: ``bundle unpack`` refuses an archive whose manifest declares more bytes than this
+DEFAULT_MAX_UNPACK_GB = 256.0
+
+
 @bundle_app.command("unpack")
 def unpack_cli(
     archive: Path = typer.Argument(..., help="Archive written by xned bundle pack."),
     dest: Path = typer.Argument(..., help="New directory for the bundle (must not exist)."),
+    max_gb: float = typer.Option(
+        DEFAULT_MAX_UNPACK_GB, "--max-gb", min=0.001, help="Refuse an archive that would write more than this (GB)."
+    ),
 ) -> None:
-    """Extract ARCHIVE into DEST and verify every file's sha256 before DEST appears."""
-    from xned.engine.bundle import check_files, read_manifest
+    """Extract ARCHIVE into DEST and verify every file's sha256 before DEST appears. Only the
+    files its manifest lists are written, each at most its listed size; the total is checked
+    against --max-gb and the free disk space before anything is written."""
+    from xned.export.bundle_archive import unpack
 
     if not archive.is_file():
         raise InputError(f"Archive {archive} not found.")
     if dest.exists():
         raise InputError(f"{dest} already exists; unpack into a new directory.")
-    stage = dest.with_name(f".{dest.name}.unpacking-{os.getpid()}")
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
-    try:
-        try:
-            with tarfile.open(archive, _mode(archive, write=False)) as tar:  # type: ignore[call-overload]
-                for member in tar:
-                    _check_member(member, archive)
-                    tar.extract(member, stage, set_attrs=False, **_data_filter())
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise InputError(f"{archive} cannot be read as a bundle archive ({exc}); copy it again.") from None
-        check_files(read_manifest(stage), verify=True)
-        os.replace(stage, dest)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    typer.echo(f"Unpacked and verified {dest}. Use it with: xned link ... --bundle {dest}", err=True)
-
-
-def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
-    """Only regular files and directories with relative paths that stay inside."""
-    parts = Path(member.name).parts
-    if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts or "\\" in member.name:
-        raise InputError(f"{archive} holds {member.name!r}, which is not a plain file inside the bundle; refused.")
-
-
-def _data_filter() -> dict:
-    """``filter="data"`` where this Python has extraction filters (3.10.12+, 3.11.4+)."""
-    return {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    skipped = unpack(archive, dest, max_bytes=int(max_gb * 1e9))
+    note = (
+        f" ({len(skipped)} file(s) the manifest does not list were left out: {', '.join(skipped[:3])})"
+        if skipped
+        else ""
+    )
+    typer.echo(f"Unpacked and verified {dest}{note}. Use it with: xned link ... --bundle {dest}", err=True)
 
 
 @bundle_app.command("verify")
 def verify_cli(bundle: Path = typer.Argument(..., help="Bundle directory.")) -> None:
     """Check every file of BUNDLE against the sha256 in its manifest."""
-    from xned.engine.bundle import check_files, read_manifest
+    from xned.engine.bundle import check_files, check_unlisted, read_manifest
 
     manifest = read_manifest(bundle)
     t0 = time.perf_counter()
     check_files(manifest, verify=True)
+    check_unlisted(manifest)
     typer.echo(f"{bundle}: {len(manifest.files)} files match their sha256 ({time.perf_counter() - t0:.1f} s).")
 
 

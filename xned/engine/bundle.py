@@ -124,6 +124,41 @@ def check_files(manifest: Manifest, *, verify: bool = False, prefix: str = "") -
             )
 
 
+def check_unlisted(manifest: Manifest) -> None:
+    """Refuse a bundle holding a file or symlink its manifest does not list (hidden names,
+    such as the temp files of an interrupted write, aside): the engine opens optional parts
+    (``scoring.json``, ``experts/``, ``detector/``, the encoder, the KB's indexes) where they
+    exist, so an unlisted one would be loaded unchecked, e.g. a planted ``scoring.json`` that
+    changes every link or an encoder symlinked from outside. One directory scan per load."""
+    root = str(manifest.root)
+    listed = manifest.files
+    dirs = {rel.rsplit("/", 1)[0] for rel in listed if "/" in rel}
+    dirs |= {d.rsplit("/", i)[0] for d in list(dirs) for i in range(1, d.count("/") + 1)}
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            entries = list(os.scandir(f"{root}/{rel_dir}" if rel_dir else root))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(rel)
+            elif rel in listed or rel == MANIFEST:
+                continue
+            elif entry.is_symlink() and rel in dirs:
+                continue  # a symlinked directory of listed files: checked by check_files
+            else:
+                what = "symlink" if entry.is_symlink() else "file"
+                raise BundleError(
+                    f"Bundle {what} {root}/{rel} is not listed in {root}/{MANIFEST}, so it would be loaded "
+                    f"unchecked; remove it (or rebuild the bundle with it); the bundle is not loaded."
+                )
+
+
 def confined(root: Path, rel: str, _checked: set[str] | None = None) -> Path:
     """``root / rel`` for a manifest path that stays inside the bundle: relative, no ``..``,
     and no symlink on the way (file or directory) leading out of it; otherwise

@@ -12,7 +12,7 @@ import numpy as np
 
 from xned import config
 from xned.engine import layout as L
-from xned.engine.bundle import Manifest, check_files, read_manifest
+from xned.engine.bundle import Manifest, check_files, check_unlisted, read_manifest
 from xned.engine.corrections import NIL, Corrections, make_examples
 from xned.engine.decision import MentionFeatures, decide, features
 from xned.engine.describe import describe
@@ -111,6 +111,7 @@ class Linker:
         root = Path(bundle) if bundle is not None else config.default_bundle_path()
         manifest = read_manifest(root)
         check_files(manifest, verify=verify)  # before any file is opened: paths stay inside the bundle
+        check_unlisted(manifest)  # and only listed files are there to be opened
         encoder: Encoder | None = None
         if (root / L.ENCODER / L.ENCODER_CONFIG).is_file() or (root / L.ENCODER).exists():
             encoder = Encoder(root / L.ENCODER, providers=providers, threads=threads)

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -89,10 +91,21 @@ def _documents(body: Any, limits: Limits) -> tuple[list[dict[str, Any]], str | N
 
 def create_app(linker: Any, *, token: str | None = None, limits: Limits | None = None) -> Starlette:
     """The ASGI app around a loaded ``Linker``. With ``token`` every request except ``GET
-    /health`` needs ``Authorization: Bearer <token>``."""
+    /health`` and ``GET /`` needs ``Authorization: Bearer <token>``. The page itself is public:
+    it is static (no data, no bundle details) and asks for the token before anything else;
+    the OpenAPI schema, the bundle's info, linking and teaching need the token."""
     limits = limits or Limits()
     gate = asyncio.Semaphore(limits.concurrency)
     page = resources.files("xned.serve").joinpath("static", "index.html").read_text(encoding="utf-8")
+    root = Path(getattr(linker, "root", ".") or ".")
+    hidden = sorted({str(root), str(root.absolute()), str(root.resolve())}, key=len, reverse=True)
+
+    def public(message: str) -> str:
+        """An error message without the server's file-system paths (the bundle is named)."""
+        for path in hidden:
+            if path not in (".", ""):
+                message = message.replace(path, f"<bundle {root.name}>")
+        return message
 
     def refused(request: Request) -> Response | None:
         """The 401 response when a token is set and the request does not carry it."""
@@ -115,6 +128,8 @@ def create_app(linker: Any, *, token: str | None = None, limits: Limits | None =
         return JSONResponse({k: summary.get(k) for k in keep} | {"limits": limits.__dict__})
 
     async def openapi(request: Request) -> Response:
+        if (no := refused(request)) is not None:
+            return no
         return JSONResponse(OPENAPI)
 
     async def read_json(request: Request) -> Any:
@@ -141,16 +156,28 @@ def create_app(linker: Any, *, token: str | None = None, limits: Limits | None =
             return _error(exc.status, exc.message)
         if gate.locked():
             return _error(503, f"Busy: {limits.concurrency} requests are being linked; retry shortly.")
-        async with gate:
+        cancel = threading.Event()
+
+        def work() -> list[Any]:
+            # a few documents at a time, so a timed-out request stops within one chunk
+            out = []
+            for res in linker.link_stream(docs, lang=lang, candidates=cands, chunk_size=CHUNK_DOCS):
+                if cancel.is_set():
+                    break
+                out.append(res)
+            return out
+
+        async with gate:  # held until the thread is done: --concurrency bounds the work, not the waiting
+            task = asyncio.ensure_future(run_in_threadpool(work))
             try:
-                results = await asyncio.wait_for(
-                    run_in_threadpool(lambda: list(linker.link_stream(docs, lang=lang, candidates=cands))),
-                    timeout=limits.timeout_s,
-                )
+                results = await asyncio.wait_for(asyncio.shield(task), timeout=limits.timeout_s)
             except asyncio.TimeoutError:
+                cancel.set()
+                await asyncio.gather(task, return_exceptions=True)
                 return _error(504, f"Linking took longer than {limits.timeout_s:g} s; send smaller requests.")
             except (InputError, XnedError) as exc:
-                return _error(400, str(exc))
+                return _error(400, public(str(exc)))
+        results = [r if r.error is None else replace(r, error=public(r.error)) for r in results]
         if single and results[0].error is not None:  # the one text is the whole request
             return _error(400, results[0].error)
         return JSONResponse({"documents": [doc_record(r, cands) for r in results]})
@@ -171,7 +198,7 @@ def create_app(linker: Any, *, token: str | None = None, limits: Limits | None =
             try:
                 taught = await run_in_threadpool(lambda: linker.teach_batch(docs))
             except (InputError, XnedError) as exc:
-                return _error(400, str(exc))
+                return _error(400, public(str(exc)))
         rows = [{"id": e.id, "mention": e.mention, "key": e.key, "qid": e.qid, "lang": e.lang} for e in taught]
         return JSONResponse({"taught": rows, "corrections": len(linker.corrections or ())})
 
@@ -187,8 +214,12 @@ def create_app(linker: Any, *, token: str | None = None, limits: Limits | None =
     )
 
 
-#: The page loads nothing from elsewhere; links to Wikidata are plain navigation.
+#: The page loads nothing from elsewhere; links to Wikidata are plain navigation; no other
+#: site may frame it (clickjacking of the "correct" action).
 CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "connect-src 'self'; img-src 'self' data:; form-action 'none'; base-uri 'none'"
+    "connect-src 'self'; img-src 'self' data:; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
+
+#: documents linked per step of a request; a timed-out request stops after the current step
+CHUNK_DOCS = 8
