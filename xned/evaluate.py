@@ -50,6 +50,9 @@ class Gold:
     qid: str | None
     title: str | None = None
     unresolved: bool = False
+    #: the mention says what it is ("qid" or "title" present, null for NIL); a gold set may
+    #: leave it out for NIL, a file of corrections may not (``xned teach``)
+    stated: bool = True
 
     @property
     def nil(self) -> bool:
@@ -182,11 +185,14 @@ def _gold(m: dict[str, Any], titles: dict[str, str], where: str, text: str) -> G
         raise InputError(f"{where}: mention span {s}:{e} is outside the text ({len(text)} characters)")
     qid = m.get("qid") or None
     title = m.get("title") or None
+    for name, value in (("qid", qid), ("title", title)):
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{where}: mention {s}:{e} has a {name} that is not a string: {str(value)[:60]}")
     unresolved = False
     if qid is None and title:
         qid = titles.get(title_key(title))
         unresolved = qid is None
-    return Gold(s, e, text[s:e], qid, title, unresolved)
+    return Gold(s, e, text[s:e], qid, title, unresolved, "qid" in m or "title" in m)
 
 
 def parse_line(raw: bytes, where: str, titles: dict[str, str], default_id: str) -> EvalDoc | None:

@@ -140,7 +140,9 @@ def test_unpack_writes_only_listed_files(bundle_copy, tmp_path):
     code, _, err = _cli("bundle", "unpack", str(archive), str(tmp_path / "laptop"))
     assert code == 0, err
     assert "2 file(s) the manifest does not list were left out" in err
-    assert not (tmp_path / "laptop" / "scoring.json").exists() and not (tmp_path / "laptop" / "kb" / "extra.bin").exists()
+    assert (
+        not (tmp_path / "laptop" / "scoring.json").exists() and not (tmp_path / "laptop" / "kb" / "extra.bin").exists()
+    )
 
 
 @pytest.mark.parametrize("planted", ["scoring.json", "encoder-symlink"])

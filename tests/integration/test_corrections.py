@@ -98,23 +98,73 @@ def test_corrections_belong_to_one_bundle(bundle_copy, tmp_path, state):
     assert len(Linker.load(bundle_copy, state=state).corrections) == 1
 
 
-def test_a_corrupted_file_warns_and_the_bundle_still_links(bundle_copy, state):
+def test_a_bad_line_in_the_corrections_costs_only_itself(bundle_copy, state):
     lk = Linker.load(bundle_copy, state=state)
+    lk.teach(CAPITAL, *_span(CAPITAL, "Washington"), "Q61", lang="en")
     lk.teach(PARTY, *_span(PARTY, "Paris"), "Q47899", lang="en")
     path = lk.corrections.store.path
-    path.write_text(path.read_text()[:-40] + "\n", encoding="utf-8")  # a torn record
-    with pytest.warns(RuntimeWarning, match="corrections.jsonl line 1.*Linking without corrections"):
+    first, second = path.read_text(encoding="utf-8").splitlines()
+    path.write_text(first[:-40] + "\n" + second + "\n", encoding="utf-8")  # the first record torn
+    with pytest.warns(RuntimeWarning, match="1 line.*not corrections and are skipped.*forget --bad"):
         fresh = Linker.load(bundle_copy, state=state)
-    assert _link(fresh, PARTY_NEW, "Paris").qid == "Q90"
-    assert fresh.info()["corrections"]["error"]
-    with pytest.raises(InputError, match="line 1"):
-        fresh.teach(PARTY, *_span(PARTY, "Paris"), "Q90", lang="en")
-    code, _, err = _cli("corrections", "list", "--bundle", str(bundle_copy), "--state", str(state))
-    assert code == 1 and err.startswith("Error: ") and "forget --all" in err
-    assert _cli("corrections", "forget", "--all", "--bundle", str(bundle_copy), "--state", str(state))[0] == 0
+    assert len(fresh.corrections) == 1
+    assert _link(fresh, PARTY_NEW, "Paris").qid == "Q47899"  # the good correction is still used
+    fresh.teach(PARTY_NEW, *_span(PARTY_NEW, "Paris"), "Q47899", lang="en")  # teaching goes on
+    assert first[:-40] in path.read_text(encoding="utf-8")  # the bad line is kept until asked
+    code, out, _ = _cli("corrections", "list", "--json", "--bundle", str(bundle_copy), "--state", str(state))
+    assert code == 0 and len(out.splitlines()) == 2
+    code, _, err = _cli("corrections", "forget", "--bad", "--bundle", str(bundle_copy), "--state", str(state))
+    assert code == 0 and "Removed 1 unreadable line(s); 2 corrections remain" in err
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert len(Linker.load(bundle_copy, state=state).corrections) == 0
+        assert len(Linker.load(bundle_copy, state=state).corrections) == 2
+
+
+def test_teach_skips_bad_records_and_never_teaches_nil_by_omission(bundle_copy, tmp_path, state):
+    b = ["--bundle", str(bundle_copy), "--state", str(state)]
+    gold = tmp_path / "gold.jsonl"
+    docs = [
+        {"text": "Tokyo is big.", "lang": "en", "mentions": [{"start": 0, "end": 5, "qid": 1490}]},
+        {"text": "Georgia voted.", "lang": "en", "mentions": [{"start": 0, "end": 7}]},
+        {"text": PARTY, "lang": "en", "mentions": [{"start": 24, "end": 29, "qid": "Q47899"}]},
+    ]
+    gold.write_text("\n".join(json.dumps(d) for d in docs) + "\n", encoding="utf-8")
+    code, _, err = _cli("teach", str(gold), *b)
+    assert code == 1, err
+    assert "gold.jsonl:1" in err and "not a string" in err  # named and skipped, the run goes on
+    assert "gold.jsonl:2: mention 0:7 'Georgia' has no \"qid\"" in err
+    assert "Taught 1 corrections" in err
+    code, out, _ = _cli("corrections", "list", "--json", *b)
+    assert [json.loads(line)["mention"] for line in out.splitlines()] == ["Paris"]  # no NIL for Georgia
+
+
+def test_import_from_a_bundle_with_another_encoder_is_refused(bundle_copy, tmp_path, state):
+    import shutil
+
+    lk = Linker.load(bundle_copy, state=state)
+    lk.teach(PARTY, *_span(PARTY, "Paris"), "Q47899", lang="en")
+    shared = tmp_path / "team.jsonl"
+    assert _cli("corrections", "export", "-o", str(shared), "--bundle", str(bundle_copy), "--state", str(state))[0] == 0
+    other = tmp_path / "other"
+    shutil.copytree(bundle_copy, other)
+    model = other / "encoder" / "model.onnx"
+    model.write_bytes(model.read_bytes() + b"\0")  # another encoder (and so another bundle)
+    update_manifest(other)
+    code, _, err = _cli(
+        "corrections", "import", str(shared), "--any-bundle", "--bundle", str(other), "--state", str(state)
+    )
+    assert code == 1 and "another encoder" in err
+    # a file without the encoder's identity: vectors of the wrong length are skipped, named
+    lines = shared.read_text(encoding="utf-8").splitlines()
+    head = json.loads(lines[0])
+    head.pop("encoder")
+    rec = json.loads(lines[1])
+    rec["vector"] = rec["vector"][:8]  # 3 float16 values
+    shared.write_text(json.dumps(head) + "\n" + json.dumps(rec) + "\n", encoding="utf-8")
+    code, _, err = _cli(
+        "corrections", "import", str(shared), "--any-bundle", "--bundle", str(other), "--state", str(state)
+    )
+    assert code == 1 and "3-d vector" in err and "Imported 0 new" in err
 
 
 def _teach_many(args):

@@ -336,3 +336,20 @@ def test_alias_tables_and_key_index_by_worker_processes_are_the_same(tmp_path, m
     assert _tree_digest(tmp_path / "one" / "kb") == _tree_digest(tmp_path / "two" / "kb")
     groups = tables._balance({"en": 50, "de": 30, "fr": 25, "ja": 10}, 2)
     assert sorted(map(sorted, groups)) == [["de", "fr"], ["en", "ja"]]  # 55 and 60 bytes of work
+
+
+@pytest.mark.parametrize(("bad", "good", "refused", "share"), [(980, 20, True, "98%"), (91, 909, False, None)])
+def test_the_skipped_share_is_of_every_record_read(tmp_path, bundle_path, bad, good, refused, share):
+    from xned.errors import KBBuildError
+    from xned.export.bundle_ops import build_kb_into_bundle
+
+    src = tmp_path / "mixed.tsv"
+    rows = [f"Q{i + 1}\tthing\tThing {i}\tt\t1\ten:Thing {i}\n" for i in range(good)]
+    rows += [f"not a qid {i}\tx\n" for i in range(bad)]
+    src.write_text("".join(rows), encoding="utf-8")
+    if refused:
+        with pytest.raises(KBBuildError, match=f"skipped {bad:,} of {bad + good:,} input records \\({share}"):
+            build_kb_into_bundle([src], tmp_path / "b", vectors=False)
+    else:  # 9.1% skipped passes a 10% threshold (it was counted as 10.0% of the good records)
+        _, report = build_kb_into_bundle([src], tmp_path / "b", vectors=False)
+        assert report.skipped == bad

@@ -9,6 +9,7 @@ from xned.engine.linker import Linker
 from xned.errors import KBBuildError
 from xned.export.bundle_ops import build_kb_into_bundle
 from xned.export.kb.incremental import add, compact
+from xned.export.manifest import update_manifest
 
 BASE = """#qid\ttype\ten_label\ten_description\tpopularity\tlabels
 Q90\tcity\tParis\tcapital of France\tpop:2000000\tes:París|ja:パリ|en~:City of Light
@@ -145,6 +146,7 @@ def test_vectors_only_for_entities_that_share_a_name(tmp_path, bundle_path, sour
     build_kb_into_bundle([sources / "base.tsv"], full)
     for b in (some, full):  # a calibrated fusion (the default bundle's): similarity decides NIL
         shutil.copy(Path(xned.__file__).parent / "assets" / "default" / "scoring.json", b / "scoring.json")
+        update_manifest(b)  # only what the manifest lists is loaded
     lk_some, lk_full = Linker.load(some, use_corrections=False), Linker.load(full, use_corrections=False)
     for q in ("Q90", "Q830149"):  # the same vector as a full build
         i = lk_some.kb.index(q)

@@ -34,7 +34,7 @@ def _teach_docs(path: Path, titles: dict[str, str], nil: bool, known: Any) -> tu
     from xned.evaluate import parse_line
 
     out: list[tuple[int, dict]] = []
-    counts = {"unresolved": 0, "nil": 0, "missing": 0, "bad_lines": 0}
+    counts = {"unresolved": 0, "unstated": 0, "nil": 0, "missing": 0, "bad_lines": 0}
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             try:
@@ -47,7 +47,14 @@ def _teach_docs(path: Path, titles: dict[str, str], nil: bool, known: Any) -> tu
                 continue
             mentions = []
             for g in doc.gold:
-                if g.unresolved:
+                if not g.stated:  # never NIL by omission: a correction says what it is
+                    typer.echo(
+                        f'  skipped: {path.name}:{lineno}: mention {g.start}:{g.end} {g.text!r} has no "qid" '
+                        f'(give the entity, or "qid": null for not an entity of the KB)',
+                        err=True,
+                    )
+                    counts["unstated"] += 1
+                elif g.unresolved:
                     counts["unresolved"] += 1
                 elif g.qid is None and not nil:
                     counts["nil"] += 1
@@ -98,6 +105,7 @@ def teach_cli(
     )
     notes = {
         "unresolved": "mentions whose title --titles does not map (skipped)",
+        "unstated": 'mentions without "qid" (skipped, named above)',
         "nil": "NIL mentions (skipped: --no-nil)",
         "missing": "mentions of entities this bundle's KB lacks (skipped; add them with xned kb add)",
         "bad_lines": "lines that could not be read (named above)",
@@ -105,7 +113,7 @@ def teach_cli(
     for k, v in counts.items():
         if v:
             typer.echo(f"  {v:,} {notes[k]}", err=True)
-    if failed or counts["bad_lines"]:
+    if failed or counts["bad_lines"] or counts["unstated"]:
         raise typer.Exit(1)
 
 
@@ -144,12 +152,12 @@ def export_cli(
 ) -> None:
     """Write the corrections of a bundle to a file a team mate can import."""
     from xned.cli.io import output_stream
-    from xned.engine.state import export_lines
+    from xned.engine.state import encoder_id, export_lines
 
-    _, store = _store(bundle, state)
+    root, store = _store(bundle, state)
     examples = store.read()
     with output_stream(output) as f:
-        f.write(export_lines(examples, store.ident))
+        f.write(export_lines(examples, store.ident, encoder_id(root)))
     typer.echo(f"Exported {len(examples):,} corrections to {output}.", err=True)
 
 
@@ -163,15 +171,29 @@ def import_cli(
     ),
 ) -> None:
     """Add the corrections of an exported file (those already here are kept once)."""
-    from xned.engine.state import merge, read_export
+    from xned.engine.state import encoder_id, merge, read_export
 
     if not path.is_file():
         raise InputError(f"Corrections file {path} not found.")
     root, store = _store(bundle, state)
-    new = read_export(path, store.ident, any_bundle=any_bundle)
+    new, problems = read_export(path, store.ident, any_bundle=any_bundle, encoder=encoder_id(root), dim=_dim(root))
+    for why in problems:
+        typer.echo(f"  skipped: {why}", err=True)
     before = len(store.read())
     after = len(store.update(lambda old: merge(old, new), root))
     typer.echo(f"Imported {after - before:,} new corrections ({len(new) - after + before:,} already here).", err=True)
+    if problems:
+        typer.echo(f"  {len(problems):,} records of {path} were skipped (named above).", err=True)
+        raise typer.Exit(1)
+
+
+def _dim(root: Path) -> int | None:
+    """The vector length of a bundle's encoder (its config's ``dim``), if it records one."""
+    from xned.engine.bundle import read_json_object
+
+    cfg = root / "encoder" / "config.json"
+    dim = read_json_object(cfg, "Encoder config").get("dim") if cfg.is_file() else None
+    return dim if isinstance(dim, int) else None
 
 
 @corrections_app.command("forget")
@@ -179,6 +201,7 @@ def forget_cli(
     ids: list[str] | None = typer.Argument(None, help="Ids of corrections to remove (see xned corrections list)."),
     key: list[str] | None = typer.Option(None, "--key", help="Remove every correction of this mention string."),
     all_: bool = typer.Option(False, "--all", help="Remove every correction of this bundle."),
+    bad: bool = typer.Option(False, "--bad", help="Remove only the lines of the file that are not corrections."),
     bundle: Path | None = BUNDLE_OPT,
     state: Path | None = STATE_OPT,
 ) -> None:
@@ -190,8 +213,15 @@ def forget_cli(
         size = store.clear()
         typer.echo(f"Removed {store.path} ({size:,} bytes)." if size else "No corrections to remove.", err=True)
         return
+    if bad:
+        store.read()
+        n = len(store.problems)
+        store.update(lambda old: old, drop_bad=True)
+        typer.echo(f"Removed {n:,} unreadable line(s); {len(store.read()):,} corrections remain.", err=True)
+        if not ids and not key:
+            return
     if not ids and not key:
-        raise InputError("Say what to forget: correction ids, --key MENTION or --all.")
+        raise InputError("Say what to forget: correction ids, --key MENTION, --bad or --all.")
     keys = {normalize(k) for k in key or []}
     wanted = set(ids or [])
     before = store.read()

@@ -136,9 +136,11 @@ class Corrections:
         base: BaseScores,
         qid_index: Callable[[str], int],
         reach: tuple[float, float] | None = None,
+        dim: int | None = None,
     ):
         self.store = store
         self.reach = reach
+        self.dim = dim  # the encoder's vector length: examples of another length are skipped
         self.base = base
         self.qid_index = qid_index
         self.error: str | None = None
@@ -157,13 +159,16 @@ class Corrections:
         base: BaseScores,
         qid_index: Callable[[str], int],
         reach: tuple[float, float] | None = None,
+        dim: int | None = None,
     ) -> Corrections:
-        return cls(Store(state_dir(state), bundle_id(bundle_root)), base, qid_index, reach)
+        return cls(Store(state_dir(state), bundle_id(bundle_root)), base, qid_index, reach, dim)
 
     # -- reading ----------------------------------------------------------------------------
     def sync(self) -> None:
-        """Reload when the file changed (another process taught or forgot something); a
-        corrupted file is reported once and linking goes on without corrections."""
+        """Reload when the file changed (another process taught or forgot something). Lines
+        that are no correction, or whose vectors do not fit this encoder, are skipped and
+        reported once; the others are used. An unreadable file is reported and linking goes
+        on without corrections."""
         if self.store is None:
             return
         sig = self.store.signature()
@@ -178,6 +183,19 @@ class Corrections:
             warnings.warn(f"{exc} Linking without corrections until then.", RuntimeWarning, stacklevel=2)
             return
         self.error = None
+        problems = self.store.problems
+        if self.dim is not None:
+            wrong = [e for e in examples if len(e.vector) != self.dim]
+            if wrong:
+                problems = problems + [
+                    f"correction {e.id} ({e.mention!r}) has a {len(e.vector)}-d vector, this encoder's are "
+                    f"{self.dim}-d (taught with another encoder)"
+                    for e in wrong
+                ]
+                examples = [e for e in examples if len(e.vector) == self.dim]
+        if problems:
+            self.store.problems = problems
+            warnings.warn(self.store.problem_note(), RuntimeWarning, stacklevel=2)
         self._set(examples)
 
     def _set(self, examples: list[Example]) -> None:

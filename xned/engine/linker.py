@@ -150,7 +150,10 @@ class Linker:
             names_k=names_k,
         )
         if use_corrections:
-            linker.corrections = Corrections.open(root, state, linker._base_scores, kb.index, scorer.reach)
+            dim = encoder.config.get("dim") if encoder is not None else None
+            linker.corrections = Corrections.open(
+                root, state, linker._base_scores, kb.index, scorer.reach, int(dim) if isinstance(dim, int) else None
+            )
         return linker
 
     @property

@@ -141,6 +141,10 @@ class Store:
         self.dir = Path(state) / "bundles" / ident
         self.path = self.dir / FILE
         self.ident = ident
+        #: the lines of the last ``read`` that are no correction ("LINE: why"), and the lines
+        #: themselves: skipped by the linker, kept in the file until ``forget --bad``
+        self.problems: list[str] = []
+        self._bad: list[bytes] = []
 
     def signature(self) -> tuple[int, int] | None:
         """(mtime_ns, size) of the file, None when there is none: a cheap change check."""
@@ -151,32 +155,48 @@ class Store:
         return (st.st_mtime_ns, st.st_size)
 
     def read(self) -> list[Example]:
-        """Every stored example; ``StateError`` naming the file and line when it is corrupted."""
+        """Every readable stored example; a line that is no correction is skipped and named
+        in ``problems`` (one bad line never costs the others). ``StateError`` only for a file
+        over the size limit."""
+        self.problems, self._bad = [], []
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
             return []
         if size > MAX_FILE_BYTES:
             raise StateError(
-                f"Corrections file {self.path} is {size:,} bytes, over the limit of {MAX_FILE_BYTES:,}; {self._fix()}"
+                f"Corrections file {self.path} is {size:,} bytes, over the limit of {MAX_FILE_BYTES:,}; remove it "
+                f"(xned corrections forget --all --state {self.dir.parent.parent})."
             )
-        return parse_lines(self.path.read_bytes(), str(self.path), self._fix())
+        examples, bad = parse_lines(self.path.read_bytes(), str(self.path))
+        self.problems = [why for _, why in bad]
+        self._bad = [raw for raw, _ in bad]
+        return examples
 
-    def _fix(self) -> str:
-        return f"fix or remove it (xned corrections forget --all --state {self.dir.parent.parent})"
+    def problem_note(self) -> str:
+        """What to say about ``problems``: how many, the first, and the remedy."""
+        n = len(self.problems)
+        return (
+            f"{n} line(s) of {self.path} are not corrections and are skipped (first: {self.problems[0]}); "
+            f"the others are used. Drop the bad lines with: xned corrections forget --bad "
+            f"--state {self.dir.parent.parent}"
+        )
 
-    def update(self, change: Any, bundle_root: Path | None = None) -> list[Example]:
+    def update(self, change: Any, bundle_root: Path | None = None, *, drop_bad: bool = False) -> list[Example]:
         """Apply ``change(examples) -> examples`` under the lock and write the result
-        atomically; returns what was written."""
+        atomically, the unreadable lines kept as they were unless ``drop_bad``; returns what
+        was written."""
         from filelock import FileLock, Timeout
 
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
             with FileLock(str(self.dir / ".lock"), timeout=LOCK_TIMEOUT):
                 new = change(self.read())
-                with atomic_file(self.path) as f:
+                with atomic_file(self.path, "wb") as f:
                     for ex in new:
-                        f.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
+                        f.write((json.dumps(ex.to_json(), ensure_ascii=False) + "\n").encode("utf-8"))
+                    if not drop_bad:
+                        f.writelines(raw + b"\n" for raw in self._bad)
                 if bundle_root is not None and not (self.dir / "bundle.json").exists():
                     with atomic_file(self.dir / "bundle.json") as f:
                         json.dump({"bundle": str(bundle_root), "manifest_sha256": self.ident}, f, indent=1)
@@ -199,19 +219,26 @@ class Store:
         return size
 
 
-def parse_lines(data: bytes, where: str, fix: str) -> list[Example]:
+def parse_lines(data: bytes, where: str) -> tuple[list[Example], list[tuple[bytes, str]]]:
+    """The examples of a corrections file, and each line that is none with the reason
+    (``"WHERE line N: why"``), validated one record at a time."""
     out: list[Example] = []
+    bad: list[tuple[bytes, str]] = []
     for n, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
         try:
             obj = jsonio.loads(line)
         except jsonio.JSONError as exc:
-            raise StateError(f"{where} line {n} is not JSON ({exc}); {fix}") from None
+            bad.append((line, f"{where} line {n} is not JSON ({exc})"))
+            continue
         if isinstance(obj, dict) and obj.get(EXPORT_HEADER) is not None:
             continue  # the header line of an exported file
-        out.append(Example.from_json(obj, f"{where} line {n}"))
-    return out
+        try:
+            out.append(Example.from_json(obj, f"{where} line {n}"))
+        except StateError as exc:
+            bad.append((line, str(exc)))
+    return out, bad
 
 
 def merge(old: list[Example], new: list[Example]) -> list[Example]:
@@ -225,14 +252,27 @@ def merge(old: list[Example], new: list[Example]) -> list[Example]:
     return out
 
 
-def export_lines(examples: list[Example], ident: str) -> str:
-    head = {EXPORT_HEADER: FORMAT_VERSION, "bundle": ident, "examples": len(examples)}
+def encoder_id(bundle_root: Path) -> str | None:
+    """The identity of a bundle's encoder: the sha256 its manifest records for the model."""
+    try:
+        files = jsonio.loads((Path(bundle_root) / "manifest.json").read_bytes()).get("files", {})
+        return str(files["encoder/model.onnx"]["sha256"])
+    except (OSError, jsonio.JSONError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def export_lines(examples: list[Example], ident: str, encoder: str | None = None) -> str:
+    head = {EXPORT_HEADER: FORMAT_VERSION, "bundle": ident, "encoder": encoder, "examples": len(examples)}
     return "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in [head, *(e.to_json() for e in examples)])
 
 
-def read_export(path: Path, ident: str, *, any_bundle: bool = False) -> list[Example]:
-    """The examples of an exported corrections file made on this bundle (``StateError``
-    otherwise: vectors of another encoder mean nothing here)."""
+def read_export(
+    path: Path, ident: str, *, any_bundle: bool = False, encoder: str | None = None, dim: int | None = None
+) -> tuple[list[Example], list[str]]:
+    """The examples of an exported corrections file made on this bundle, and the lines left
+    out with why (``StateError`` for a file of another bundle: vectors of another encoder
+    mean nothing here; with ``any_bundle``, a file that names another ``encoder`` is still
+    refused, and examples whose vectors are not ``dim`` long are left out)."""
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
@@ -251,4 +291,17 @@ def read_export(path: Path, ident: str, *, any_bundle: bool = False) -> list[Exa
             f"bundle is {ident[:12]}...); its vectors come from that bundle's encoder. Import it into the "
             f"bundle it was made on, or pass --any-bundle if both bundles share one encoder."
         )
-    return parse_lines(data, str(path), "export it again")
+    theirs = head.get("encoder")
+    if head.get("bundle") != ident and theirs and encoder and theirs != encoder:
+        raise StateError(
+            f"{path} was exported from a bundle with another encoder (model sha256 {str(theirs)[:12]}..., this "
+            f"bundle's is {encoder[:12]}...): its context vectors cannot be compared with this bundle's. Teach "
+            f"the same mentions again here (xned teach) instead."
+        )
+    examples, bad = parse_lines(data, str(path))
+    problems = [why for _, why in bad]
+    if dim is not None:
+        problems += [f"{path}: correction {e.id} has a {len(e.vector)}-d vector, this encoder's are {dim}-d"
+                     for e in examples if len(e.vector) != dim]  # fmt: skip
+        examples = [e for e in examples if len(e.vector) == dim]
+    return examples, problems

@@ -62,7 +62,8 @@ def build_kb_into_bundle(
             sources, stage, Path(bundle), encoder, langs, top_k, strict, vectors, threads, progress, reader_args,
             vector_cache, dense, shards, entity_filter, names,
         )  # fmt: skip
-        total = max(sum(int(src.get("records", 0)) for src in report.sources), report.skipped)
+        # the sources count the records they kept; the share is of every record read
+        total = sum(int(src.get("records", 0)) for src in report.sources) + report.skipped
         if report.skipped and report.skipped > max_skipped * total:
             first = report.warnings[0] if report.warnings else "?"
             raise KBBuildError(
