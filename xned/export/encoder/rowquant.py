@@ -6,12 +6,15 @@ one scale and zero point for the whole input tensor: the largest activation of a
 batch (padding included) sets the step for every other row, so the same text scores
 differently alone and among others. This rewrite replaces each ``DynamicQuantizeLinear`` by a
 symmetric per-row quantization: every token row gets its own scale ``max|x| / 127`` and the
-fixed zero point 128 (uint8, so ``MatMulInteger`` keeps ONNX Runtime's u8s8 kernels).
+fixed zero point 128 (uint8, so ``MatMulInteger`` keeps ONNX Runtime's u8s8 kernels), by
+one per-axis ``QuantizeLinear`` over the rows.
 
 The row scale is applied after the integer product: the graph's ``MatMulInteger -> Cast ->
 Mul(scale_x * scale_w)`` chain keeps a scalar ``scale_x`` of 1 (ONNX Runtime fuses that chain
 into ``MatMulIntegerToFloat``, which assumes a scalar activation scale and computes wrong
-results with a per-row one) and one ``Mul`` by the ``[..., rows, 1]`` scale follows it. A row's
+results with a per-row one) and one ``Mul`` by the ``[..., rows, 1]`` scale follows it.
+Measured on mE5-small (one thread, 64 MEANTIME sentences): 1.16x the encoder time of the
+per-batch model, against 1.30x for the first form of this rewrite (element-wise ops). A row's
 quantized values depend on that row alone and integer accumulation is exact, so outputs agree
 across batchings up to float rounding.
 
@@ -51,24 +54,30 @@ def _scaled_output(mm: Any, consumers: dict[str, list[Any]]) -> Any:
 
 def is_per_row(model: Any) -> bool:
     """Whether ``model``'s activations are quantized per row (this module's rewrite)."""
-    return any(init.name == f"{_PREFIX}_127" for init in model.graph.initializer)
+    return any(init.name.startswith(_PREFIX) for init in model.graph.initializer)
 
 
 def per_row_activations(model: Any) -> int:
-    """Rewrite ``model`` (an ``onnx.ModelProto``) in place; returns how many
-    ``DynamicQuantizeLinear`` nodes were replaced (0 where there is none, e.g. a model already
-    rewritten or not quantized). Raises ``ValueError`` on a graph whose quantized MatMuls do
-    not have the ``quantize_dynamic`` shape (nothing is changed then)."""
+    """Rewrite ``model`` (an ``onnx.ModelProto``, opset 13 or later) in place; returns how
+    many ``DynamicQuantizeLinear`` nodes were replaced (0 where there is none, e.g. a model
+    already rewritten or not quantized). Raises ``ValueError`` on a graph whose quantized
+    MatMuls do not have the ``quantize_dynamic`` shape (nothing is changed then)."""
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 13:
+        raise ValueError(f"opset {opset}: per-row scales need per-axis QuantizeLinear (opset 13 or later)")
     graph = model.graph
     old = list(graph.node)
     consumers = _consumers(old)
-    k127, eps, zp, zp_f, lo, hi, one, axes = (
-        f"{_PREFIX}_{s}" for s in ("127", "eps", "zero_point", "zero_point_f", "lo", "hi", "one", "axes")
-    )
+    k127, eps, zp, neg, tail, axis1 = (f"{_PREFIX}_{s}" for s in ("127", "eps", "zero_point", "neg", "tail", "axis1"))
+
+    def reduce(op: str, x: str, y: str, name: str) -> Any:
+        if opset >= 18:
+            return helper.make_node(op, [x, axis1], [y], name=name, keepdims=0)
+        return helper.make_node(op, [x], [y], name=name, axes=[1], keepdims=0)
+
     replaced: dict[int, list[Any]] = {}  # id of a DynamicQuantizeLinear -> its new nodes
     post: dict[int, Any] = {}  # id of an output-scale Mul -> the row-scale Mul that follows it
     for node in old:
@@ -77,24 +86,36 @@ def per_row_activations(model: Any) -> int:
         x = node.input[0]
         q_out, s_out, zp_out = node.output
         p = f"{node.name or q_out}/rowquant"
-        row = f"{p}/row_scale"
-        absx, amax, amax_eps, qf, qr, qs, qc = (f"{p}/{s}" for s in ("abs", "amax", "amax_eps", "qf", "qr", "qs", "qc"))
-        if opset >= 18:
-            reduce = helper.make_node("ReduceMax", [absx, axes], [amax], name=f"{p}/ReduceMax", keepdims=1)
-        else:
-            reduce = helper.make_node("ReduceMax", [absx], [amax], name=f"{p}/ReduceMax", axes=[-1], keepdims=1)
+        t = {k: f"{p}/{k}" for k in ("x2", "max", "min", "negmin", "amax", "scale", "n", "zps", "q2", "shape",
+                                      "lead", "rshape", "row", "b", "bf", "one")}  # fmt: skip
         replaced[id(node)] = [
-            helper.make_node("Abs", [x], [absx], name=f"{p}/Abs"),
-            reduce,
-            helper.make_node("Max", [amax, eps], [amax_eps], name=f"{p}/Max"),
-            helper.make_node("Div", [amax_eps, k127], [row], name=f"{p}/Scale"),
-            helper.make_node("Div", [x, row], [qf], name=f"{p}/Div"),
-            helper.make_node("Round", [qf], [qr], name=f"{p}/Round"),
-            helper.make_node("Add", [qr, zp_f], [qs], name=f"{p}/Shift"),
-            helper.make_node("Clip", [qs, lo, hi], [qc], name=f"{p}/Clip"),
-            helper.make_node("Cast", [qc], [q_out], name=f"{p}/Cast", to=TensorProto.UINT8),
+            # rows of the last axis: [rows, H]; each row's scale is max|x| / 127 (two read passes)
+            helper.make_node("Flatten", [x], [t["x2"]], name=f"{p}/Flatten", axis=-1),
+            reduce("ReduceMax", t["x2"], t["max"], f"{p}/ReduceMax"),
+            reduce("ReduceMin", t["x2"], t["min"], f"{p}/ReduceMin"),
+            helper.make_node("Mul", [t["min"], neg], [t["negmin"]], name=f"{p}/Negate"),
+            helper.make_node("Max", [t["max"], t["negmin"], eps], [t["amax"]], name=f"{p}/AbsMax"),
+            helper.make_node("Div", [t["amax"], k127], [t["scale"]], name=f"{p}/Scale"),
+            # one fused quantization per row (zero point 128: uint8 for the u8s8 kernels)
+            helper.make_node("Shape", [t["scale"]], [t["n"]], name=f"{p}/Rows"),
+            helper.make_node("Expand", [zp, t["n"]], [t["zps"]], name=f"{p}/ZeroPoints"),
+            helper.make_node(
+                "QuantizeLinear", [t["x2"], t["scale"], t["zps"]], [t["q2"]], name=f"{p}/Quantize", axis=0
+            ),
+            helper.make_node("Shape", [x], [t["shape"]], name=f"{p}/Shape"),
+            helper.make_node("Reshape", [t["q2"], t["shape"]], [q_out], name=f"{p}/Unflatten"),
             helper.make_node("Identity", [zp], [zp_out], name=f"{p}/ZeroPoint"),
-            helper.make_node("Identity", [one], [s_out], name=f"{p}/UnitScale"),
+            # the row scales shaped [..., rows, 1], applied after the integer product
+            helper.make_node("Shape", [x], [t["lead"]], name=f"{p}/Lead", end=-1),
+            helper.make_node("Concat", [t["lead"], tail], [t["rshape"]], name=f"{p}/RowShape", axis=0),
+            helper.make_node("Reshape", [t["scale"], t["rshape"]], [t["row"]], name=f"{p}/RowScale"),
+            # the activation scale the MatMulInteger -> Cast -> Mul(a_scale * b_scale) chain
+            # keeps: exactly 1.0, computed (n / n of a dimension) so that the optimizer does
+            # not fold it and still fuses the chain into MatMulIntegerToFloat
+            helper.make_node("Shape", [x], [t["b"]], name=f"{p}/Dim", start=0, end=1),
+            helper.make_node("Cast", [t["b"]], [t["bf"]], name=f"{p}/DimFloat", to=TensorProto.FLOAT),
+            helper.make_node("Div", [t["bf"], t["bf"]], [t["one"]], name=f"{p}/One"),
+            helper.make_node("Squeeze", [t["one"]], [s_out], name=f"{p}/UnitScale"),
         ]
         for mm in consumers.get(q_out, []):
             mul = _scaled_output(mm, consumers) if mm.op_type == "MatMulInteger" else None
@@ -106,7 +127,7 @@ def per_row_activations(model: Any) -> int:
             y = mul.output[0]
             unscaled = f"{y}/before_row_scale"
             mul.output[0] = unscaled
-            post[id(mul)] = helper.make_node("Mul", [unscaled, row], [y], name=f"{mul.name or y}/row_scale")
+            post[id(mul)] = helper.make_node("Mul", [unscaled, t["row"]], [y], name=f"{mul.name or y}/row_scale")
     if not replaced:
         return 0
     new: list[Any] = []
@@ -119,15 +140,13 @@ def per_row_activations(model: Any) -> int:
             new.append(post[id(node)])
     graph.initializer.extend(
         [
-            numpy_helper.from_array(np.array(127.0, np.float32), k127),
-            numpy_helper.from_array(np.array(1e-12, np.float32), eps),
+            numpy_helper.from_array(np.array([127.0], np.float32), k127),
+            numpy_helper.from_array(np.array([1e-12], np.float32), eps),
             numpy_helper.from_array(np.array(128, np.uint8), zp),
-            numpy_helper.from_array(np.array(128.0, np.float32), zp_f),
-            numpy_helper.from_array(np.array(1.0, np.float32), lo),
-            numpy_helper.from_array(np.array(255.0, np.float32), hi),
-            numpy_helper.from_array(np.array(1.0, np.float32), one),
+            numpy_helper.from_array(np.array([-1.0], np.float32), neg),
+            numpy_helper.from_array(np.array([1], np.int64), tail),
+            numpy_helper.from_array(np.array([1], np.int64), axis1),
         ]
-        + ([numpy_helper.from_array(np.array([-1], np.int64), axes)] if opset >= 18 else [])
     )
     del graph.node[:]
     graph.node.extend(new)

@@ -1,0 +1,118 @@
+"""The trap set: people named like countries, cities, companies and brands, each sentence
+beside a control where the same name stands alone and must be linked.
+
+    python benchmarks/traps.py [--bundle B] [--file benchmarks/traps.jsonl] [--json OUT]
+
+``benchmarks/traps.jsonl`` (written for xned, no copied text) holds pairs in ten languages:
+a trap ("Henry Ford was born on a farm in Michigan.", gold: the person, or null) and its
+control ("Ford recalled forty thousand pickup trucks", gold: the company). Each sentence is
+linked twice: end to end (mentions detected, ``--lang`` given) and with the gold span given.
+
+Reported, per mode and language and overall:
+
+- ``pieces_linked``: traps where a link overlapping the person's name goes to another
+  entity than the person (the company, the city: a piece of the name, or a stranger);
+- ``controls_linked``: controls whose name is linked to its gold entity, among those whose
+  gold the bundle holds (``controls_in_kb``);
+- ``right_score`` / ``wrong_score``: the mean score of right and of wrong links, and their
+  ``gap`` (a score is a promise: right links must score above wrong ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FILE = Path(__file__).with_name("traps.jsonl")
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def evaluate(linker: Any, docs: list[dict[str, Any]], given: bool) -> dict[str, Any]:
+    """Per language and ``ALL``: the counts and rates above, for one mode."""
+    stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    scores: dict[str, dict[str, list[float]]] = collections.defaultdict(lambda: {"right": [], "wrong": []})
+    for doc in docs:
+        gold = doc["mentions"][0]
+        spans = [(gold["start"], gold["end"])] if given else None
+        links = linker.link(doc["text"], lang=doc["lang"], mentions=spans)
+        over = [lk for lk in links if lk.start < gold["end"] and gold["start"] < lk.end and lk.qid]
+        for key in (doc["lang"], "ALL"):
+            s = stats[key]
+            if doc["kind"] == "trap":
+                s["traps"] += 1
+                wrong = [lk for lk in over if lk.qid != gold["qid"]]
+                s["pieces_linked"] += bool(wrong)
+                for lk in over:
+                    scores[key]["wrong" if lk.qid != gold["qid"] else "right"].append(lk.score)
+            else:
+                s["controls"] += 1
+                if linker.kb.index(gold["qid"]) < 0:
+                    continue
+                s["controls_in_kb"] += 1
+                right = any(lk.qid == gold["qid"] for lk in over)
+                s["controls_linked"] += right
+                for lk in over:
+                    scores[key]["right" if lk.qid == gold["qid"] else "wrong"].append(lk.score)
+    out: dict[str, Any] = {}
+    for key, s in sorted(stats.items(), key=lambda kv: (kv[0] == "ALL", kv[0])):
+        r, w = scores[key]["right"], scores[key]["wrong"]
+        row: dict[str, Any] = dict(s)
+        row["pieces_linked_rate"] = round(s["pieces_linked"] / max(s["traps"], 1), 3)
+        row["controls_linked_rate"] = round(s["controls_linked"] / max(s["controls_in_kb"], 1), 3)
+        row["right_score"] = round(sum(r) / len(r), 3) if r else None
+        row["wrong_score"] = round(sum(w) / len(w), 3) if w else None
+        row["gap"] = round(row["right_score"] - row["wrong_score"], 3) if r and w else None
+        out[key] = row
+    return out
+
+
+def markdown(report: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for mode, rows in report.items():
+        lines += [
+            f"### {mode}",
+            "",
+            "| lang | traps | pieces linked | controls in KB | controls linked | right score | wrong score | gap |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for lang, r in rows.items():
+            lines.append(
+                f"| {lang} | {r.get('traps', 0)} | {r.get('pieces_linked', 0)} ({r['pieces_linked_rate']:.1%}) | "
+                f"{r.get('controls_in_kb', 0)} | {r.get('controls_linked', 0)} ({r['controls_linked_rate']:.1%}) | "
+                f"{r['right_score']} | {r['wrong_score']} | {r['gap']} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", type=Path, default=None, help="bundle (default: the embedded one)")
+    ap.add_argument("--file", type=Path, default=FILE)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    args = ap.parse_args(argv)
+    from xned import Linker
+
+    linker = Linker.load(args.bundle, threads=args.threads, use_corrections=False)
+    docs = load(args.file)
+    report = {"end to end": evaluate(linker, docs, given=False), "given spans": evaluate(linker, docs, given=True)}
+    print(markdown(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
