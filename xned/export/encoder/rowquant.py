@@ -145,8 +145,8 @@ def per_row_activations(model: Any) -> int:
             numpy_helper.from_array(np.array(128, np.uint8), zp),
             numpy_helper.from_array(np.array([-1.0], np.float32), neg),
             numpy_helper.from_array(np.array([1], np.int64), tail),
-            numpy_helper.from_array(np.array([1], np.int64), axis1),
         ]
+        + ([numpy_helper.from_array(np.array([1], np.int64), axis1)] if opset >= 18 else [])
     )
     del graph.node[:]
     graph.node.extend(new)
