@@ -143,6 +143,20 @@ def row_scales_cli(
     )
 
 
+@export_app.command("person-names")
+def person_names_cli(
+    out: Path = typer.Option(Path("xned/assets/names"), "--out", help="Directory to (re)write."),
+) -> None:
+    """Rebuild the person-name lexicon (given and family names of Faker's 80+ locales) that
+    widens alias matches to whole names ("Henry Ford", not "Ford")."""
+    from xned.export.person_names import build_person_names
+
+    prov = build_person_names(out)
+    typer.echo(
+        f"Wrote {out}: {prov['given']:,} given and {prov['family']:,} family names from {prov['source']}", err=True
+    )
+
+
 @export_app.command("default-bundle")
 def default_bundle_cli(
     out: Path = typer.Option(Path("xned/assets/default"), "--out", help="Bundle directory to (re)write."),

@@ -32,6 +32,7 @@ from xned.engine.encoder import token_spans
 from xned.engine.mentions import Detector, Span, tokenize
 from xned.engine.morph import suffixes
 from xned.engine.normalize import CJK_CLASS, inside_katakana_word
+from xned.engine.person import NameRuns
 from xned.engine.tagger import Tagger
 from xned.types import Document, Mention
 
@@ -41,6 +42,8 @@ MIN_REPEAT_CHARS = 2  # a repeated surface shorter than this is not propagated
 #: a rule-based match the trained detector rejects is kept when its alias key's link
 #: probability (how often the string is a link where it occurs) is at least this
 KEEP_LINK_PROB = 0.5
+#: a capitalized word cut into this many tokenizer pieces is rare: a name word (``person``)
+RARE_PIECES = 3
 
 
 class MentionFinder:
@@ -69,8 +72,21 @@ class MentionFinder:
                 lambda k: 1.0 if taught is not None and k in taught else self.kb.link_probability(lang, k),
                 fold_tries=folds,
                 endings=suffixes(lang),
+                names=NameRuns(lang, rare=self._rare),
             )
         return self._detectors[lang]
+
+    def _rare(self, word: str) -> bool:
+        """A word the encoder's tokenizer cuts into three or more pieces (its vocabulary
+        holds the frequent words of 100 languages whole); False without an encoder."""
+        if self.encoder is None:
+            return False
+        try:
+            tok = self.encoder.tokenizer
+            # as written and in lower case: a common word capitalized is cut more ("Yesterday")
+            return all(len(tok.encode(w, add_special_tokens=False).ids) >= RARE_PIECES for w in (word, word.lower()))
+        except Exception:  # a tokenizer that cannot load: the lexicon alone decides
+            return False
 
     def rules(self, doc: Document) -> list[Mention]:
         spans = self.rules_for(doc.lang).detect(doc.text)

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from xned.engine.normalize import CJK_CLASS, KATAKANA_CLASS, fold, normalize
 
@@ -96,12 +97,14 @@ class Detector:
         fold_tries: Iterable = (),
         min_link_prob: float = 0.05,
         endings: frozenset[str] = frozenset(),
+        names: Any = None,
     ):
         self.tries = list(tries)
         self.endings = endings  # case endings a match may leave at the end of its last token
         self.fold_tries = list(fold_tries)
         self.link_prob = link_prob  # callable key -> float (NaN unknown)
         self.min_link_prob = min_link_prob
+        self.names = names  # ``person.NameRuns``: matches widened to whole names (None: as matched)
 
     def detect(self, text: str) -> list[Span]:
         toks = tokenize(text)
@@ -123,7 +126,12 @@ class Detector:
             )
             if not any(i in covered for i in range(sp.start, sp.end))
         ]
-        return sorted(out + extra, key=lambda sp: sp.start)
+        found = sorted(out + extra, key=lambda sp: sp.start)
+        if self.names is None or not found:
+            return found
+        keys = {(sp.start, sp.end): sp.key for sp in found}
+        wide = self.names.extend(text, toks, [(sp.start, sp.end) for sp in found])
+        return [Span(s, e, keys.get((s, e)) or normalize(text[s:e])) for s, e in wide]
 
     def _scan(self, text: str, toks: list[tuple[int, int]], keyfn, tries: list, state: _TextState) -> list[Span]:
         joined, starts, ends = joined_keys(text, toks, keyfn)

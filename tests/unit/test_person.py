@@ -1,0 +1,85 @@
+"""Whole names: an alias match inside a longer name is widened to the whole name."""
+
+from __future__ import annotations
+
+import pytest
+
+from xned.engine.mentions import tokenize
+from xned.engine.person import NameRuns, PersonNames, person_names
+
+
+class Lexicon(PersonNames):
+    def __init__(self, given=(), family=()):
+        self._g, self._f = set(given), set(family)
+
+    def is_given(self, word):
+        return word.lower() in self._g
+
+    def is_family(self, word):
+        return word.lower() in self._f
+
+
+NAMES = Lexicon(given={"henry", "jack", "giorgia", "ludwig", "paris", "virginia", "georgia"}, family={"woolf"})
+
+
+def widen(text, matches, lang="en", names=NAMES, rare=None):
+    spans = []
+    for m in matches:
+        s = text.index(m)
+        spans.append((s, s + len(m)))
+    out = NameRuns(lang, names, rare).extend(text, tokenize(text), spans)
+    return [text[s:e] for s, e in out]
+
+
+@pytest.mark.parametrize(
+    ("text", "matches", "lang", "want"),
+    [
+        ("Henry Ford was born on a farm.", ["Ford"], "en", ["Henry Ford"]),
+        ("Ford recalled forty thousand trucks.", ["Ford"], "en", ["Ford"]),  # the control
+        ("The Ford plant closed.", ["Ford"], "en", ["Ford"]),  # a common word is no name
+        ("In January Ford said so.", ["Ford"], "en", ["Ford"]),
+        ("La presidente Giorgia Meloni ha parlato.", ["Giorgia"], "it", ["Giorgia Meloni"]),
+        ("President Jack London spoke.", ["London"], "en", ["Jack London"]),  # the title stays out
+        ("Dr. Smith Hilton spoke.", ["Hilton"], "en", ["Hilton"]),  # a title alone widens nothing leftwards
+        ("Virginia passed a law.", ["Virginia"], "en", ["Virginia"]),
+        ("Virginia Woolf kept a diary.", ["Virginia"], "en", ["Virginia Woolf"]),
+        ("Georgia O'Keeffe painted flowers.", ["Georgia"], "en", ["Georgia O'Keeffe"]),
+        ("He met Ludwig van Beethoven there.", ["Beethoven"], "en", ["Ludwig van Beethoven"]),
+        ("They saw J. Henry Ford there.", ["Ford"], "en", ["J. Henry Ford"]),
+        ("Paris Hilton arrived.", ["Paris", "Hilton"], "en", ["Paris Hilton"]),  # one name, not two
+        (
+            "Euskara Frantzia eta Alemania artean.",
+            ["Euskara", "Frantzia", "Alemania"],
+            "eu",
+            ["Euskara", "Frantzia", "Alemania"],
+        ),  # two names side by side stay two
+        ("Toyota Corolla sales rose.", ["Toyota"], "en", ["Toyota Corolla"]),
+        ("Ford CEO Jim Farley spoke.", ["Ford"], "en", ["Ford"]),  # an acronym stops it
+        ("Toyota Recalls Cars In Japan Today", ["Toyota", "Japan"], "en", ["Toyota", "Japan"]),  # headline
+        ("TOYOTA RECALLS CARS", ["TOYOTA"], "en", ["TOYOTA"]),
+        ("In Japan Autos verkaufen ist schwer.", ["Japan"], "de", ["Japan"]),  # German nouns
+        ("Henry Ford wurde auf einer Farm geboren.", ["Ford"], "de", ["Henry Ford"]),
+        ("Frau Paris Hilton eröffnete die Ausstellung.", ["Paris", "Hilton"], "de", ["Paris Hilton"]),
+        ("ジャック・ロンドンは物語を書いた。", ["ロンドン"], "ja", ["ジャック・ロンドン"]),
+        ("ロンドンの市長が話した。", ["ロンドン"], "ja", ["ロンドン"]),
+        ("杰克·伦敦写过许多故事。", ["伦敦"], "zh", ["杰克·伦敦"]),
+        ("كتب جاك لندن قصصا.", ["لندن"], "ar", ["لندن"]),  # no case: no capital marks a name
+    ],
+)
+def test_matches_are_widened_to_whole_names(text, matches, lang, want):
+    assert widen(text, matches, lang) == want
+
+
+def test_a_rare_capitalized_word_is_a_name_word_except_in_german():
+    rare = {"Soichiro", "Autohersteller"}.__contains__
+    assert widen("Soichiro Honda repaired bicycles.", ["Honda"], rare=rare) == ["Soichiro Honda"]
+    assert widen("Der Autohersteller Honda baut.", ["Honda"], "de", rare=rare) == ["Honda"]
+
+
+def test_the_shipped_lexicon_knows_given_names_of_many_scripts():
+    names = person_names()
+    for word in ("Henry", "Giorgia", "Enzo", "Михаил", "محمد", "Ferdinand"):
+        assert names.is_given(word), word
+    for word in ("The", "January", "president"):
+        assert not names.is_given(word), word
+    assert names.is_family("Smith") and not names.is_family("van")
