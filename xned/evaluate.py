@@ -17,7 +17,11 @@ NED mode (gold spans given), from one analysis pass shared by all variants:
   threshold is not applied here); ``acc|cand``: the same over mentions whose gold is a
   candidate;
 - ``nil_p`` / ``nil_r``: precision/recall of NIL decisions (no candidate, or confidence
-  below the threshold) against NIL gold.
+  below the threshold) against NIL gold;
+- ``acc+NIL``: fused decisions right over all mentions (the gold entity linked, or NIL for
+  NIL gold); ``AUROC``: the probability that a right link scores above a wrong one;
+  ``acc@80%``: the share of right links among the best-scored 80% of them (risk-coverage);
+  ``ECE``: expected calibration error of the link scores (10 bins).
 
 End-to-end mode (mentions detected by the linker, fused system): strong match, i.e. same
 span and same QID, precision/recall/F1 over non-NIL links and non-NIL gold; and detection
@@ -118,6 +122,9 @@ class Stats:
     cal_n: list[int] = field(default_factory=lambda: [0] * 10)
     cal_conf: list[float] = field(default_factory=lambda: [0.0] * 10)
     cal_right: list[int] = field(default_factory=lambda: [0] * 10)
+    # every fused link (score, right) and the right fused decisions, links and NIL alike
+    link_scores: list[tuple[float, bool]] = field(default_factory=list)
+    decided_right: int = 0
 
     def add(self, o: Stats) -> None:
         for k in ("mentions", "in_kb", "nil", "unresolved", "in_cands", "cand_total"):
@@ -128,6 +135,8 @@ class Stats:
         for d in ("correct", "nil_pred", "nil_hit"):
             for v in VARIANTS:
                 getattr(self, d)[v] += getattr(o, d)[v]
+        self.link_scores.extend(o.link_scores)
+        self.decided_right += o.decided_right
         for b in range(10):
             self.cal_n[b] += o.cal_n[b]
             self.cal_conf[b] += o.cal_conf[b]
@@ -171,9 +180,42 @@ class Stats:
             out[f"nil_p_{v}"] = r(self.nil_hit[v], self.nil_pred[v])
             out[f"nil_r_{v}"] = r(self.nil_hit[v], self.nil)
         out["ece_fused"], out["reliability_fused"] = self.reliability()
+        out["acc_nil_fused"] = r(self.decided_right, self.mentions)
+        out["auroc_fused"] = auroc(self.link_scores)
+        out["acc80_fused"] = accuracy_at_coverage(self.link_scores, 0.8)
         out.update(self.detection["rules"].summary(""))
         out.update(self.detection["model"].summary("_model"))
         return out
+
+
+def auroc(scored: list[tuple[float, bool]]) -> float | None:
+    """The probability that a right link scores above a wrong one (ties count half): the
+    area under the ROC curve of the score, by the rank sum. None without both kinds."""
+    right = sum(1 for _, ok in scored if ok)
+    wrong = len(scored) - right
+    if not right or not wrong:
+        return None
+    ordered = sorted(scored, key=lambda x: x[0])
+    rank_sum = 0.0
+    i = 0
+    while i < len(ordered):  # average ranks over ties
+        j = i
+        while j < len(ordered) and ordered[j][0] == ordered[i][0]:
+            j += 1
+        mean_rank = (i + 1 + j) / 2
+        rank_sum += mean_rank * sum(1 for _, ok in ordered[i:j] if ok)
+        i = j
+    return round((rank_sum - right * (right + 1) / 2) / (right * wrong), 4)
+
+
+def accuracy_at_coverage(scored: list[tuple[float, bool]], coverage: float) -> float | None:
+    """The share of right links among the best-scored ``coverage`` of them (risk-coverage:
+    what an analyst who reads only the surest 80% of links sees)."""
+    if not scored:
+        return None
+    keep = max(1, round(coverage * len(scored)))
+    best = sorted(scored, key=lambda x: -x[0])[:keep]
+    return round(sum(1 for _, ok in best if ok) / keep, 4)
 
 
 def _gold(m: dict[str, Any], titles: dict[str, str], where: str, text: str) -> Gold:
@@ -346,11 +388,16 @@ def evaluate_docs(
                     if link.qid is None:
                         st.nil_pred[v] += 1
                         st.nil_hit[v] += int(g.nil)
+                        if v == "fused":
+                            st.decided_right += int(g.nil)
                     elif v == "fused":
                         k = min(int(link.score * 10), 9)
+                        right = not g.nil and link.qid == g.qid
                         st.cal_n[k] += 1
                         st.cal_conf[k] += link.score
-                        st.cal_right[k] += int(not g.nil and link.qid == g.qid)
+                        st.cal_right[k] += int(right)
+                        st.link_scores.append((float(link.score), right))
+                        st.decided_right += int(right)
                     if v == "fused" and len(samples) < errors and not g.nil and top != g.qid:
                         samples.append(
                             {
@@ -440,6 +487,9 @@ def markdown(report: dict[str, Any]) -> str:
         ("e2e_p_model", "model e2e P", "{:.1%}"),
         ("e2e_r_model", "model e2e R", "{:.1%}"),
         ("e2e_f1_model", "model e2e F1", "{:.1%}"),
+        ("acc_nil_fused", "acc+NIL", "{:.1%}"),
+        ("auroc_fused", "AUROC", "{:.3f}"),
+        ("acc80_fused", "acc@80%", "{:.1%}"),
         ("ece_fused", "ECE", "{:.3f}"),
         ("mentions_per_s", "mentions/s", "{:.0f}"),
         ("detected_per_s_model", "model detected/s", "{:.0f}"),
