@@ -159,6 +159,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="documents per eval file (smoke runs)")
     ap.add_argument("--eval-glob", default="*.jsonl", help="which files of eval/ to evaluate")
     ap.add_argument("--tag", default="", help="suffix for the report files")
+    ap.add_argument(
+        "--absent",
+        type=float,
+        default=0.0,
+        help="also calibrate on this fraction of the held-out mentions without their gold entity in the KB",
+    )
     args = ap.parse_args()
     data, work = args.data.resolve(), args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -234,6 +240,7 @@ def main() -> None:
             seed=args.seed,
             holdout=args.holdout,
             threads=args.threads,
+            absent=args.absent,
             log=log,
         )
         timings["experts_s"] = round(time.perf_counter() - t, 1)

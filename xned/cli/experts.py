@@ -45,6 +45,14 @@ def train_cli(
     max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Read at most this many documents."),
     seed: int = typer.Option(0, "--seed"),
     threads: int | None = typer.Option(None, "--threads", min=1),
+    absent: float = typer.Option(
+        0.0,
+        "--absent",
+        min=0.0,
+        max=1.0,
+        help="Also fit on this fraction of the mentions as a bundle without their gold entity sees them "
+        "(the gold removed, NIL the answer): NIL decisions that expect an incomplete KB.",
+    ),
 ) -> None:
     """Train one classifier per ambiguous alias on source-language contexts; calibrate on held-out docs."""
     from xned.export.experts.train import train_experts
@@ -61,6 +69,7 @@ def train_cli(
             max_per_entity=max_per_entity,
             max_docs=max_docs,
             threads=threads,
+            absent=absent,
             log=_log,
         )
     typer.echo(json.dumps(summary, indent=2))
@@ -73,13 +82,23 @@ def calibrate_cli(
     titles: Path | None = typer.Option(None, "--titles", help="title<TAB>QID map for title-only gold."),
     lang: str | None = typer.Option(None, "--lang", help="Only documents in these languages (comma-separated)."),
     threads: int | None = typer.Option(None, "--threads", min=1),
+    absent: float = typer.Option(
+        0.0,
+        "--absent",
+        min=0.0,
+        max=1.0,
+        help="Also fit on this fraction of the mentions as a bundle without their gold entity sees them "
+        "(the gold removed, NIL the answer): NIL decisions that expect an incomplete KB.",
+    ),
 ) -> None:
     """Fit the fusion weights, confidence and NIL threshold (scoring.json) on annotated documents."""
     from xned.export.experts.calibrate import calibrate
     from xned.export.transaction import bundle_transaction
 
     with bundle_transaction(bundle, create=False) as stage:
-        result = calibrate(stage, files, titles=titles, langs=_langs(lang) if lang else None, threads=threads, log=_log)
+        result = calibrate(
+            stage, files, titles=titles, langs=_langs(lang) if lang else None, threads=threads, absent=absent, log=_log
+        )
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -88,6 +107,14 @@ def calibrate_wiki_cli(
     samples: list[Path] = typer.Argument(..., help="Wikipedia XML samples (.xml, .bz2, .gz)."),
     bundle: Path = typer.Option(..., "--bundle", "-b"),
     threads: int | None = typer.Option(None, "--threads", min=1),
+    absent: float = typer.Option(
+        0.0,
+        "--absent",
+        min=0.0,
+        max=1.0,
+        help="Also fit on this fraction of the mentions as a bundle without their gold entity sees them "
+        "(the gold removed, NIL the answer): NIL decisions that expect an incomplete KB.",
+    ),
 ) -> None:
     """Fit scoring.json on Wikipedia anchors, gold decided by the KB's own names (no annotated
     set), and measure the reach of analyst corrections on the same samples."""
@@ -96,7 +123,7 @@ def calibrate_wiki_cli(
     from xned.export.transaction import bundle_transaction
 
     with bundle_transaction(bundle, create=False) as stage:
-        result = calibrate_on_anchors(stage, samples, threads=threads, log=_log)
+        result = calibrate_on_anchors(stage, samples, threads=threads, absent=absent, log=_log)
         result["corrections_reach"] = measure_reach(stage, samples, threads=threads, log=_log)["corrections_reach"]
     typer.echo(json.dumps(result, indent=2))
 

@@ -123,10 +123,12 @@ def calibrate_on_anchors(
     samples: list[Path],
     *,
     threads: int | None = None,
+    absent: float = 0.0,
     log: Callable[[str], None] = _noop,
 ) -> dict[str, Any]:
-    """Fit ``bundle/scoring.json`` on the anchors of Wikipedia XML ``samples`` and record
-    the sample names and label counts in the manifest."""
+    """Fit ``bundle/scoring.json`` on the anchors of Wikipedia XML ``samples`` (``absent``:
+    also on that fraction of them without their gold entity) and record the sample names and
+    label counts in the manifest."""
     from xned.engine.linker import Linker
     from xned.export.manifest import update_manifest
 
@@ -135,7 +137,7 @@ def calibrate_on_anchors(
     docs = [d for p in samples for d in anchor_docs(linker, Path(p))]
     counts = label_counts(docs)
     log(f"anchors: {counts}")
-    result = calibrate_on(linker, docs, bundle / L.SCORING, log=log)
+    result = calibrate_on(linker, docs, bundle / L.SCORING, absent=absent, log=log)
     result["fit"]["anchors"] = counts
     update_manifest(
         bundle,

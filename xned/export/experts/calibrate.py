@@ -72,6 +72,39 @@ def gather(linker: Linker, docs: Sequence[Any], *, batch: int = 16) -> list[tupl
     return out
 
 
+def simulate_absent(
+    groups: list[tuple[np.ndarray, int]], fraction: float, seed: int = 0
+) -> list[tuple[np.ndarray, int]]:
+    """Copies of a seeded ``fraction`` of the mentions whose gold entity is one of several
+    candidates, as they would be in a bundle that lacks that entity (a laptop bundle holds a
+    few million of Wikidata's ~110M): the gold row removed, the others' priors renormalized
+    over what is left (``p / (1 - p_gold)``, as the KB build would have computed them), their
+    expert probabilities likewise, ``sim_gap`` taken to the best remaining cosine, and the
+    gold NIL. The remaining candidates are the traps a linker must not take: fitting the
+    confidence on these too makes NIL decisions expect an incomplete KB."""
+    if fraction <= 0:
+        return []
+    rng = np.random.default_rng(seed)
+    out: list[tuple[np.ndarray, int]] = []
+    for f, g in groups:
+        if g < 0 or len(f) < 2 or rng.random() >= fraction:
+            continue
+        rest = np.delete(f.astype(np.float32), g, axis=0)
+        p = np.exp(f[:, 0].astype(np.float64))
+        left = 1.0 - min(p[g], 1.0)
+        if left > 1e-6:
+            rest[:, 0] = np.log(np.maximum(np.minimum(np.delete(p, g) / left, 1.0), 1e-4))
+        sims = rest[:, 1]
+        if sims.any():
+            rest[:, 2] = sims - sims.max()
+        has = rest[:, 4] > 0
+        if has.any():  # the expert's softmax over the classes that are left
+            q = np.exp(rest[has, 3].astype(np.float64))
+            rest[has, 3] = np.log(np.maximum(q / max(q.sum(), 1e-12), 1e-4))
+        out.append((rest, -2))
+    return out
+
+
 def fit_ranking(groups: list[tuple[np.ndarray, int]], *, iters: int = 50) -> np.ndarray:
     """Conditional-logit weights over groups with a gold candidate and >= 2 candidates:
     Newton's method, each step halved until the penalized log-likelihood does not fall (a
@@ -221,13 +254,22 @@ def write_scoring(path: Path, result: dict[str, Any]) -> None:
 
 
 def calibrate_on(
-    linker: Linker, docs: Sequence[Any], out: Path, *, seed: int = 0, log: Callable[[str], None] = _noop
+    linker: Linker,
+    docs: Sequence[Any],
+    out: Path,
+    *,
+    seed: int = 0,
+    absent: float = 0.0,
+    log: Callable[[str], None] = _noop,
 ) -> dict[str, Any]:
     """Fit on ``docs`` (``TrainDoc``) with ``linker`` as it is (its experts included) and
-    write ``out`` (``scoring.json``)."""
+    write ``out`` (``scoring.json``); with ``absent``, also on that fraction of the mentions
+    as a bundle without their gold entity would see them (``simulate_absent``)."""
     t0 = time.perf_counter()
     groups = gather(linker, docs)
-    result = fit(groups)
+    simulated = simulate_absent(groups, absent, seed)
+    result = fit(groups + simulated)
+    result["fit"]["absent"] = {"fraction": absent, "mentions": len(simulated)}
     result["fit"]["seconds"] = round(time.perf_counter() - t0, 1)
     result["fit"]["seed"] = seed
     write_scoring(Path(out), result)
@@ -242,6 +284,7 @@ def calibrate(
     titles: Path | None = None,
     langs: list[str] | None = None,
     threads: int | None = None,
+    absent: float = 0.0,
     log: Callable[[str], None] = _noop,
 ) -> dict[str, Any]:
     """``xned experts calibrate``: fit the bundle's fusion on annotated files (which must
@@ -256,6 +299,6 @@ def calibrate(
     docs = list(read_training(files, titles=load_titles(titles), source_langs=set(langs) if langs else None))
     if not docs:
         raise InputError(f"No documents to calibrate on in {', '.join(str(f) for f in files)}.")
-    result = calibrate_on(linker, docs, bundle / L.SCORING, log=log)
+    result = calibrate_on(linker, docs, bundle / L.SCORING, absent=absent, log=log)
     update_manifest(bundle, provenance={"scoring": {"files": [Path(f).name for f in files], **result["fit"]}})
     return result

@@ -237,10 +237,12 @@ def train_experts(
     max_per_entity: int = 64,
     max_docs: int | None = None,
     threads: int | None = None,
+    absent: float = 0.0,
     log: Log = _noop,
 ) -> dict[str, Any]:
     """Train the bundle's experts on ``files`` (source-language contexts only) and, with
-    ``holdout > 0``, calibrate the fusion on held-out documents. Returns a summary."""
+    ``holdout > 0``, calibrate the fusion on held-out documents (``absent``: also on that
+    fraction of them as a bundle without their gold entity sees them). Returns a summary."""
     from xned.engine.linker import Linker
     from xned.export.manifest import update_manifest
     from xned.titles import load_titles
@@ -300,7 +302,7 @@ def train_experts(
     if held:
         e_tr, x_tr = ex.arrays(without_held=True)
         te = train_models(linker.kb, e_tr, x_tr, ex.seen_kept, pseudo, log=log)
-        summary["calibration"] = _calibrate_held_out(linker, te, meta, held, seed=seed, log=log)
+        summary["calibration"] = _calibrate_held_out(linker, te, meta, held, seed=seed, absent=absent, log=log)
     te = train_models(linker.kb, ents, x, ex.seen, pseudo, log=log)
     info = write_experts(experts_dir, te, meta)
     summary["experts"] = info["stats"]
@@ -310,7 +312,14 @@ def train_experts(
 
 
 def _calibrate_held_out(
-    linker: Linker, te: TrainedExperts, meta: dict[str, Any], held: list[TrainDoc], *, seed: int, log: Log
+    linker: Linker,
+    te: TrainedExperts,
+    meta: dict[str, Any],
+    held: list[TrainDoc],
+    *,
+    seed: int,
+    absent: float,
+    log: Log,
 ) -> dict[str, Any]:
     """Experts trained without the held-out documents score them, and the fusion
     (``scoring.json``) is fit on those scores: the weight the fusion gives to experts is
@@ -322,7 +331,7 @@ def _calibrate_held_out(
     write_experts(tmp, te, meta)
     try:
         linker.experts = Experts(tmp)
-        return calibrate_on(linker, held, linker.root / L.SCORING, seed=seed, log=log)
+        return calibrate_on(linker, held, linker.root / L.SCORING, seed=seed, absent=absent, log=log)
     finally:
         linker.experts = None
         shutil.rmtree(tmp, ignore_errors=True)
