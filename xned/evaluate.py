@@ -183,6 +183,9 @@ class Stats:
         out["acc_nil_fused"] = r(self.decided_right, self.mentions)
         out["auroc_fused"] = auroc(self.link_scores)
         out["acc80_fused"] = accuracy_at_coverage(self.link_scores, 0.8)
+        out["risk_coverage_fused"] = [
+            [c / 10, accuracy_at_coverage(self.link_scores, c / 10)] for c in range(1, 11) if self.link_scores
+        ]
         out.update(self.detection["rules"].summary(""))
         out.update(self.detection["model"].summary("_model"))
         return out

@@ -8,7 +8,7 @@ A bundle is a directory::
     experts/              per-mention-string word experts (optional)
     scoring.json          fusion weights and NIL threshold (optional)
 
-See docs/bundle.md for every file.
+See docs/reference/bundle-format.md for every file.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Word experts: one small softmax classifier per mention string (alias key).
 
 Layout under ``experts/``: ``xned.engine.layout.ExpertsDir`` (names, dtypes, shapes) and
-``docs/bundle.md``.
+``docs/reference/bundle-format.md``.
 
 An expert scores ``softmax(W x + b)`` over its classes for the mention-in-context
 embedding ``x``.

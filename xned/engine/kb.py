@@ -1,6 +1,6 @@
 """Memory-mapped entity store and per-language alias tables (read side).
 
-Layout under ``kb/``: ``xned.engine.layout`` (names, dtypes, shapes) and ``docs/bundle.md``.
+Layout under ``kb/``: ``xned.engine.layout`` (names, dtypes, shapes) and ``docs/reference/bundle-format.md``.
 Arrays are ``.npy`` loaded with ``mmap_mode="r"`` and ``allow_pickle=False``.
 
 ``kb/overlay/`` (written by ``xned kb add``) has the same layout for added or updated

@@ -1,5 +1,5 @@
 """The bundle layout: every file name the engine reads and the export tools write, with its
-dtype and shape, in one place (the format itself is described in ``docs/bundle.md``).
+dtype and shape, in one place (the format itself is described in ``docs/reference/bundle-format.md``).
 
 Readers check cheap invariants when they open a directory (array lengths against the trie
 sizes, offsets spanning their arrays, vector rows within the vector count) and name the

@@ -1,5 +1,5 @@
 """Per-language alias tables and the key index (read side): memory-mapped marisa tries and
-numpy arrays, opened lazily and checked when opened (see docs/bundle.md)."""
+numpy arrays, opened lazily and checked when opened (see docs/reference/bundle-format.md)."""
 
 from __future__ import annotations
 
