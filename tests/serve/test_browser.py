@@ -4,6 +4,7 @@ server on a loopback port (skipped only where no browser is installed; CI instal
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import threading
@@ -101,6 +102,8 @@ def test_page_links_highlights_explains_and_downloads(server, browser, tmp_path)
     rows = details.find_elements(By.CSS_SELECTOR, "table.cands tr")
     assert len(rows) >= 3  # header + Paris and its rivals (Paris, Texas; Paris Hilton ...)
     assert "similarity" in rows[0].text and "Paris, Texas" in details.text
+    if os.environ.get("XNED_SCREENSHOT"):  # CI keeps this view for the documentation
+        browser.save_screenshot(os.environ["XNED_SCREENSHOT"])
 
     # keyboard: tabbing onto a name shows it too
     tokyo = next(a for a in browser.find_elements(By.CSS_SELECTOR, "a.mention") if a.text == "東京")
