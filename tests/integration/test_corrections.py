@@ -265,15 +265,39 @@ def test_a_correction_carries_to_contexts_within_its_reach_only(bundle_copy, sta
     assert near > far + 0.1  # the fixture encoder tells the gossip page from the travel log
     scoring = bundle_copy / "scoring.json"
     data = json.loads(scoring.read_text()) if scoring.exists() else {"weights": {}, "bias": 0.5, "threshold": 0.3}
-    data["corrections_reach"] = [far + 0.05, near - 0.05]
+    from xned.engine.corrections import FEW_SHIFT
+
+    # a reach whose window for one example (raised by FEW_SHIFT of the way to 1) ends below `near`
+    hi = (near - 0.01 - FEW_SHIFT) / (1 - FEW_SHIFT)
+    lo = far + 0.02 - (1 - hi) * FEW_SHIFT  # ... and starts above `far`
+    assert lo < hi
+    data["corrections_reach"] = [lo, hi]
     scoring.write_text(json.dumps(data))
     update_manifest(bundle_copy)
     lk = Linker.load(bundle_copy, state=state)
-    assert lk.scorer.reach == (far + 0.05, near - 0.05)
+    assert lk.scorer.reach == (lo, hi)
     lk.teach(PARTY, *_span(PARTY, "Paris"), "Q47899", lang="en")
     assert (_link(lk, PARTY_NEW, "Paris").qid, _link(lk, PARTY_NEW, "Paris").corrected) == ("Q47899", True)
     out = _link(lk, CAPITAL, "Paris")  # out of reach: the bundle's own decision, unmarked
     assert (out.qid, out.corrected) == ("Q90", False)
+
+
+def test_one_example_reaches_less_far_than_many():
+    """A key with one taught example applies only to contexts closer to it than the measured
+    reach asks of a well-taught key: one example is weaker evidence than the expert and prior."""
+    import numpy as np
+
+    from xned.engine.corrections import Residual
+
+    def residual(n):
+        taught = np.zeros((n, 2), np.float32)
+        taught[:, 0] = 1.0
+        return Residual({}, np.zeros((0, 2), np.float32), np.zeros(0, np.float32), n, 0.0, taught)
+
+    reach = (0.85, 0.89)
+    x = np.array([0.9, np.sqrt(1 - 0.81)], np.float32)  # cosine 0.9 to the taught examples
+    assert residual(1).share(x, reach) == 0.0  # one example: starts at 0.85 + 0.055
+    assert residual(50).share(x, reach) == 1.0  # many: the measured reach
 
 
 def test_reach_is_measured_on_wikipedia_and_kept_by_a_recalibration(bundle_copy, tmp_path):

@@ -56,6 +56,8 @@ L2 = 0.01  # penalty on W and b (a single example moves its own logit by up to ~
 STEPS = 200
 LR = 0.3
 MAX_EXAMPLES_PER_KEY = 256  # the newest are kept for the refit
+#: how far above the measured reach a key with one taught example starts applying (``Residual.share``)
+FEW_SHIFT = 0.5
 
 #: (lang, key, mention, vector) -> (class names: candidate QIDs then NIL, base logits)
 BaseScores = Callable[[str | None, str, str, np.ndarray], tuple[list[str], np.ndarray]]
@@ -73,11 +75,20 @@ class Residual:
     taught: np.ndarray | None = None  # float32 [n, D]: the examples' vectors (for the reach)
 
     def share(self, x: np.ndarray, reach: tuple[float, float] | None) -> float:
-        """How much of the correction applies to a mention with vector ``x`` (0..1)."""
+        """How much of the correction applies to a mention with vector ``x`` (0..1): nothing
+        below the reach's low cosine to the nearest taught example, all of it above its high
+        one. The window is the measured reach for many examples; few examples are less sure
+        evidence than what the expert and the prior know, so their window starts higher, by
+        ``FEW_SHIFT / n`` of the way from the high cosine to 1 (one example: half-way): one
+        taught "Georgia, the US state" carries to "The governor of Georgia signed a law",
+        not to "Georgia and Armenia signed a border treaty"."""
         if reach is None or self.taught is None or not len(self.taught):
             return 1.0
+        lo, hi = reach
+        shift = (1.0 - hi) * FEW_SHIFT / max(self.examples, 1)
+        lo, hi = lo + shift, hi + shift
         s = float(np.max(self.taught @ x.astype(np.float32)))
-        return min(max((s - reach[0]) / (reach[1] - reach[0]), 0.0), 1.0)
+        return min(max((s - lo) / (hi - lo), 0.0), 1.0)
 
     def delta(self, names: list[str], x: np.ndarray) -> np.ndarray:
         """The residual of each class named (0 for classes it does not know)."""
