@@ -28,6 +28,17 @@ def _langs(value: str) -> list[str]:
     return out
 
 
+#: ``--absent`` of every command that calibrates the fusion
+ABSENT_OPT = typer.Option(
+    0.0,
+    "--absent",
+    min=0.0,
+    max=1.0,
+    help="Also fit on this fraction of the mentions as a bundle without their gold entity sees them "
+    "(the gold removed, NIL the answer): NIL decisions that expect an incomplete KB.",
+)
+
+
 @experts_app.command("train")
 def train_cli(
     files: list[Path] = typer.Argument(
@@ -45,14 +56,7 @@ def train_cli(
     max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Read at most this many documents."),
     seed: int = typer.Option(0, "--seed"),
     threads: int | None = typer.Option(None, "--threads", min=1),
-    absent: float = typer.Option(
-        0.0,
-        "--absent",
-        min=0.0,
-        max=1.0,
-        help="Also fit on this fraction of the mentions as a bundle without their gold entity sees them "
-        "(the gold removed, NIL the answer): NIL decisions that expect an incomplete KB.",
-    ),
+    absent: float = ABSENT_OPT,
 ) -> None:
     """Train one classifier per ambiguous alias on source-language contexts; calibrate on held-out docs."""
     from xned.export.experts.train import train_experts
@@ -82,14 +86,7 @@ def calibrate_cli(
     titles: Path | None = typer.Option(None, "--titles", help="title<TAB>QID map for title-only gold."),
     lang: str | None = typer.Option(None, "--lang", help="Only documents in these languages (comma-separated)."),
     threads: int | None = typer.Option(None, "--threads", min=1),
-    absent: float = typer.Option(
-        0.0,
-        "--absent",
-        min=0.0,
-        max=1.0,
-        help="Also fit on this fraction of the mentions as a bundle without their gold entity sees them "
-        "(the gold removed, NIL the answer): NIL decisions that expect an incomplete KB.",
-    ),
+    absent: float = ABSENT_OPT,
 ) -> None:
     """Fit the fusion weights, confidence and NIL threshold (scoring.json) on annotated documents."""
     from xned.export.experts.calibrate import calibrate
@@ -107,14 +104,7 @@ def calibrate_wiki_cli(
     samples: list[Path] = typer.Argument(..., help="Wikipedia XML samples (.xml, .bz2, .gz)."),
     bundle: Path = typer.Option(..., "--bundle", "-b"),
     threads: int | None = typer.Option(None, "--threads", min=1),
-    absent: float = typer.Option(
-        0.0,
-        "--absent",
-        min=0.0,
-        max=1.0,
-        help="Also fit on this fraction of the mentions as a bundle without their gold entity sees them "
-        "(the gold removed, NIL the answer): NIL decisions that expect an incomplete KB.",
-    ),
+    absent: float = ABSENT_OPT,
 ) -> None:
     """Fit scoring.json on Wikipedia anchors, gold decided by the KB's own names (no annotated
     set), and measure the reach of analyst corrections on the same samples."""
