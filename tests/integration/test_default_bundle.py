@@ -81,14 +81,18 @@ def test_scoring_is_fitted_on_wikipedia_anchors(default_linker):
 
 
 def test_a_single_candidate_the_context_contradicts_falls_to_nil(default_linker, ranking_linker):
-    """The name "Albert" has one candidate in the default bundle, a Czech supermarket chain. The
-    mention is the whole name "Albert Einstein" (a given name and the capitalized word after
-    it), found only through the name inside it: NIL, its confidence far below a country's."""
+    """The name "Albert" has one candidate in the default bundle, a Czech supermarket chain. Detected,
+    the mention is the whole name "Albert Einstein", which reads as a person's: the supermarket,
+    found only through the name inside it and no person, is no candidate of it. Given "Albert"
+    alone as the span, the supermarket is the only candidate, and the context rules it out: its
+    confidence is far below a country's."""
     text = "Albert Einstein was born in Ulm, in the Kingdom of Württemberg in the German Empire."
-    ranked = {lk.text: lk for lk in ranking_linker.link(text, lang="en")}
-    assert "Albert" not in ranked
-    assert ranked["Albert Einstein"].qid == "Q9144241"  # the only candidate, by a name inside it ...
-    linked = {lk.text: lk for lk in default_linker.link(text, lang="en")}
-    assert linked["Albert Einstein"].qid is None  # ... is not linked
+    detected = {lk.text: lk for lk in ranking_linker.link(text, lang="en", candidates=True)}
+    assert "Albert" not in detected
+    assert detected["Albert Einstein"].qid is None and not detected["Albert Einstein"].candidates
+    ranked = {lk.text: lk for lk in ranking_linker.link(text, lang="en", mentions=[(0, 6)])}
+    assert ranked["Albert"].qid == "Q9144241"  # the only candidate ...
+    linked = {lk.text: lk for lk in default_linker.link(text, lang="en", mentions=[(0, 6)])}
+    assert linked["Albert"].qid is None  # ... and the context rules it out
     sure = default_linker.link("Saudi Arabia is a country in Western Asia.", lang="en")[0]
-    assert sure.qid == "Q851" and sure.score > ranked["Albert Einstein"].score + 0.2
+    assert sure.qid == "Q851" and sure.score > ranked["Albert"].score + 0.2

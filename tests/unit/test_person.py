@@ -83,3 +83,24 @@ def test_the_shipped_lexicon_knows_given_names_of_many_scripts():
     for word in ("The", "January", "president"):
         assert not names.is_given(word), word
     assert names.is_family("Smith") and not names.is_family("van")
+
+
+def test_a_mention_reads_as_a_persons_name():
+    from xned.engine.person import is_person_type, reads_as_person
+
+    assert reads_as_person("Henry Ford") and reads_as_person("Giorgia Meloni") and reads_as_person("ジャック・ロンドン")
+    assert not reads_as_person("Ford") and not reads_as_person("New York") and not reads_as_person("Toyota Corolla")
+    assert is_person_type("person") and is_person_type("Q5") and not is_person_type("city/town")
+
+
+def test_the_name_inside_a_persons_name_keeps_only_people(linker):
+    """ "Jack Paris" has no alias of its own; through "Paris" come the city, the town in Texas and
+    Paris Hilton. Read as a person's name, only the person stays a candidate."""
+    text = "Jack Paris arrived."
+    (link,) = linker.link(text, lang="en", mentions=[(0, 10)], candidates=True)
+    from xned.engine.person import is_person_type
+
+    kinds = {c.qid: linker.kb.type_name(linker.kb.index(c.qid)) for c in link.candidates}
+    assert "Q47899" in kinds and all(is_person_type(k) for k in kinds.values()), kinds
+    (city,) = linker.link("Paris arrived.", lang="en", mentions=[(0, 5)], candidates=True)
+    assert any(c.qid == "Q90" for c in city.candidates)  # the name alone keeps every candidate

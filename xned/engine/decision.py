@@ -12,6 +12,7 @@ from xned.engine.entity_vectors import EntityVectors
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
 from xned.engine.normalize import normalize
+from xned.engine.person import is_person_type, reads_as_person
 from xned.engine.scoring import Scorer, rank
 from xned.types import Candidate, Link, Mention
 
@@ -83,6 +84,18 @@ def features(
     partial = None
     if len(ents) and kb.contained_only(lang, key):
         partial = np.ones(len(ents), np.float32) if dense is None else (dense == 0).astype(np.float32)
+        if reads_as_person(m.text):
+            # The name inside a person's name ("Ford" in "Henry Ford") names someone else: of
+            # the candidates found through it only people stay (a namesake is still a person);
+            # retrieved candidates are no pieces of the name and stay too.
+            keep = np.array(
+                [p == 0 or is_person_type(kb.type_name(int(e))) for e, p in zip(ents, partial, strict=True)], bool
+            )
+            if not keep.all():
+                return features(
+                    kb, experts, scorer, lang, m, ents[keep], pri[keep],
+                    None if dense is None else dense[keep], None if name is None else name[keep], vec, entity_vectors,
+                )  # fmt: skip
     return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense, name, partial)
 
 

@@ -124,6 +124,28 @@ def _is_title(word: str) -> bool:
     return normalize(word).rstrip(".") in TITLES
 
 
+def reads_as_person(text: str, names: PersonNames | None = None) -> bool:
+    """A mention that reads as a person's name: two or more words, the first a given name
+    ("Henry Ford", "Giorgia Meloni"), or katakana names joined by a middle dot ("ジャック・
+    ロンドン")."""
+    if _KATAKANA.search(text) and any(d in text for d in MIDDLE_DOTS):
+        return True
+    words = text.split()
+    if len(words) < 2:
+        return False
+    first = words[0].rstrip(".")
+    return _capitalized(first) and first.isalpha() and (names or person_names()).is_given(first)
+
+
+#: KB type names of people: a TSV extract's ``person``, a Wikidata dump's P31 value ``Q5`` (human)
+PERSON_TYPES = frozenset({"person", "human", "q5"})
+
+
+def is_person_type(type_name: str) -> bool:
+    t = type_name.lower()
+    return t in PERSON_TYPES or t.startswith("person")
+
+
 class NameRuns:
     """Widens alias matches of one language to whole names (see the module docstring)."""
 
