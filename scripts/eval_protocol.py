@@ -162,7 +162,7 @@ def main() -> None:
     ap.add_argument(
         "--absent",
         type=float,
-        default=0.0,
+        default=0.3,
         help="also calibrate on this fraction of the held-out mentions without their gold entity in the KB",
     )
     args = ap.parse_args()

@@ -30,12 +30,12 @@ def _langs(value: str) -> list[str]:
 
 #: ``--absent`` of every command that calibrates the fusion
 ABSENT_OPT = typer.Option(
-    0.0,
+    0.3,
     "--absent",
     min=0.0,
     max=1.0,
     help="Also fit on this fraction of the mentions as a bundle without their gold entity sees them "
-    "(the gold removed, NIL the answer): NIL decisions that expect an incomplete KB.",
+    "(the gold removed, NIL the answer): NIL decisions that expect an incomplete KB (0 = none).",
 )
 
 
