@@ -295,9 +295,11 @@ def test_one_example_reaches_less_far_than_many():
         return Residual({}, np.zeros((0, 2), np.float32), np.zeros(0, np.float32), n, 0.0, taught)
 
     reach = (0.85, 0.89)
-    x = np.array([0.9, np.sqrt(1 - 0.81)], np.float32)  # cosine 0.9 to the taught examples
-    assert residual(1).share(x, reach) == 0.0  # one example: starts at 0.85 + 0.055
-    assert residual(50).share(x, reach) == 1.0  # many: the measured reach
+    x = np.array([0.885, np.sqrt(1 - 0.885**2)], np.float32)  # cosine 0.885 to the taught examples
+    one, many = residual(1).share(x, reach), residual(50).share(x, reach)
+    assert many > 0.8 and one < 0.25  # one example's window starts higher than the measured reach
+    far = np.array([0.86, np.sqrt(1 - 0.86**2)], np.float32)
+    assert residual(1).share(far, reach) == 0.0 and residual(50).share(far, reach) > 0.0
 
 
 def test_reach_is_measured_on_wikipedia_and_kept_by_a_recalibration(bundle_copy, tmp_path):

@@ -57,7 +57,7 @@ STEPS = 200
 LR = 0.3
 MAX_EXAMPLES_PER_KEY = 256  # the newest are kept for the refit
 #: how far above the measured reach a key with one taught example starts applying (``Residual.share``)
-FEW_SHIFT = 0.5
+FEW_SHIFT = 0.25
 
 #: (lang, key, mention, vector) -> (class names: candidate QIDs then NIL, base logits)
 BaseScores = Callable[[str | None, str, str, np.ndarray], tuple[list[str], np.ndarray]]
@@ -79,7 +79,7 @@ class Residual:
         below the reach's low cosine to the nearest taught example, all of it above its high
         one. The window is the measured reach for many examples; few examples are less sure
         evidence than what the expert and the prior know, so their window starts higher, by
-        ``FEW_SHIFT / n`` of the way from the high cosine to 1 (one example: half-way): one
+        ``FEW_SHIFT / n`` of the way from the high cosine to 1 (one example: a quarter): one
         taught "Georgia, the US state" carries to "The governor of Georgia signed a law",
         not to "Georgia and Armenia signed a border treaty"."""
         if reach is None or self.taught is None or not len(self.taught):
