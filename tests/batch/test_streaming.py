@@ -269,3 +269,28 @@ def test_workers_exit_with_their_parent(tmp_path, bundle_path, sig):
         assert p.returncode == 143
         assert partial.exists() and (tmp_path / "out.jsonl.partial.json").exists()
         assert b"--resume" in p.stderr.read()
+
+
+def test_one_writer_per_output_and_no_lock_file_left(tmp_path):
+    from xned.cli.output import CheckpointedOutput
+    from xned.errors import InputError
+
+    out = tmp_path / "o.jsonl"
+    first = CheckpointedOutput(out, {"format": "jsonl"})
+    first.open(resume=False, force=False)
+    with pytest.raises(InputError, match="Another xned link is writing"):
+        CheckpointedOutput(out, {"format": "jsonl"}).open(resume=False, force=False)
+    first.write("{}\n", 1)
+    first.finish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jsonl"]
+
+
+def test_the_cli_imports_where_fcntl_does_not_exist():
+    """Windows has no fcntl: the CLI, its output writer and the bundle writers must not need it."""
+    code = (
+        "import sys; sys.modules['fcntl'] = None\n"
+        "import xned.cli.main, xned.cli.output, xned.export.transaction, xned.engine.state\n"
+        "print('ok')"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == b"ok", p.stderr

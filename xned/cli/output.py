@@ -11,7 +11,6 @@ final output holds every input document exactly once, in order. An advisory lock
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import stat
@@ -164,6 +163,7 @@ class CheckpointedOutput:
         self.signature = signature
         self.records = 0
         self._file: IO[bytes] | None = None
+        self._lock: Any = None
         self._last = time.monotonic()
 
     def open(self, resume: bool, force: bool) -> int:
@@ -171,8 +171,34 @@ class CheckpointedOutput:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for stale in self.path.parent.glob(f".{self.path.name}.*.incomplete"):
             stale.unlink(missing_ok=True)  # temp files of dead runs of older versions
-        # never through a symlink (one planted at OUT.partial would make -o write outside
-        # the output's directory), and only into a regular file
+        # one writer per output (filelock: every platform xned declares), on a hidden sidecar
+        from filelock import FileLock, Timeout
+
+        self._lock = FileLock(str(self.path.with_name(f".{self.path.name}.lock")), is_singleton=False)
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            self._lock = None
+            raise InputError(f"Another xned link is writing {self.path} (lock on {self.partial}).") from None
+        try:
+            self._open_partial()
+            return self._resume_or_start(resume, force)
+        except BaseException:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            Path(self._lock.lock_file).unlink(missing_ok=True)  # the output is done with: no file left
+            self._lock.release()
+            self._lock = None
+
+    def _open_partial(self) -> None:
+        """Open ``OUT.partial``: never through a symlink (one planted there would make -o
+        write outside the output's directory), and only a regular file."""
         nofollow = getattr(os, "O_NOFOLLOW", 0)
         try:
             fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | nofollow, 0o644)
@@ -185,14 +211,12 @@ class CheckpointedOutput:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise InputError(f"{self.partial} is not a regular file; remove it or give another -o path.")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise InputError(f"Another xned link is writing {self.path} (lock on {self.partial}).") from None
         self._file = os.fdopen(fd, "r+b")
+
+    def _resume_or_start(self, resume: bool, force: bool) -> int:
+        assert self._file is not None
         state = self._read_meta()
-        size = os.fstat(fd).st_size
+        size = os.fstat(self._file.fileno()).st_size
         if resume:
             if state is None:
                 if size:
@@ -256,6 +280,7 @@ class CheckpointedOutput:
         fsync_dir(self.path.parent)
         self._file.close()
         self._file = None
+        self._unlock()
 
     def suspend(self) -> None:
         """Keep what is written for ``--resume`` (the run stopped)."""
@@ -265,4 +290,5 @@ class CheckpointedOutput:
             finally:
                 self._file.close()
                 self._file = None
+                self._unlock()
             print(f"Partial output kept in {self.partial}; continue with --resume.", file=sys.stderr)
