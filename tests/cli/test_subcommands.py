@@ -137,7 +137,11 @@ def test_experts_train_and_calibrate(tmp_path, bundle_copy):
     assert code == 0, err
     scoring = json.loads((bundle_copy / "scoring.json").read_text())
     # every gold mention of the 31 documents: 30 of Mercury and the NIL one
-    assert (scoring["fit"]["mentions"], scoring["fit"]["nil_gold"]) == (31, 1)
+    # (plus the copies of --absent 0.3: mentions whose gold is one of several candidates, the
+    # gold removed, NIL the answer)
+    extra = scoring["fit"]["absent"]["mentions"]
+    assert scoring["fit"]["absent"]["fraction"] == 0.3 and 0 < extra < 30
+    assert (scoring["fit"]["mentions"], scoring["fit"]["nil_gold"]) == (31 + extra, 1 + extra)
     assert scoring != json.loads(before) and set(scoring["weights"]) >= {"log_prior", "sim", "expert"}
 
 
