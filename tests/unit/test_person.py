@@ -104,3 +104,16 @@ def test_the_name_inside_a_persons_name_keeps_only_people(linker):
     assert "Q47899" in kinds and all(is_person_type(k) for k in kinds.values()), kinds
     (city,) = linker.link("Paris arrived.", lang="en", mentions=[(0, 5)], candidates=True)
     assert any(c.qid == "Q90" for c in city.candidates)  # the name alone keeps every candidate
+
+
+def test_teaching_a_persons_name_uses_the_candidates_it_keeps(bundle_copy, tmp_path):
+    """The analyst's correction of such a name is fit on the candidates its features keep
+    (it crashed when the class list still held the filtered ones)."""
+    from xned import Linker
+
+    lk = Linker.load(bundle_copy, state=tmp_path / "state")
+    text = "Jack Paris arrived late."
+    lk.teach(text, 0, 10, "Q47899", lang="en")
+    lk.teach("Later Jack Paris sang.", 6, 16, None, lang="en")
+    (link,) = lk.link("Then Jack Paris left.", lang="en", mentions=[(5, 15)])
+    assert link.corrected

@@ -442,7 +442,8 @@ class Linker:
         f = self._features(Document(mention, lang), Mention(0, len(mention), mention), ents, pri, None, None, vec)
         z, _ = self.scorer.score(f.matrix(self.scorer))
         t = min(max(self.scorer.threshold, 1e-6), 1 - 1e-6)
-        return [self.kb.qid(int(e)) for e in ents] + [NIL], np.append(z, np.log(t / (1 - t))).astype(np.float32)
+        # the candidates the features kept (a person's name keeps only people: ``person``)
+        return [self.kb.qid(int(e)) for e in f.ents] + [NIL], np.append(z, np.log(t / (1 - t))).astype(np.float32)
 
     def info(self) -> dict[str, Any]:  # -- introspection
         """The bundle's summary (``xned kb info``, ``GET /info``)."""
