@@ -143,7 +143,7 @@ def test_a_timed_out_request_stops_its_work_and_frees_its_slot(linker):
         assert len(linked) == stopped_at <= 20  # nothing runs on after the 504 (was: all 60)
         t0 = time.monotonic()
         r = c.post("/link", json={"text": "Paris", "lang": "en"})  # the slot is free again
-        assert r.status_code == 200 and time.monotonic() - t0 < 0.3
+        assert r.status_code == 200 and time.monotonic() - t0 < 2.0  # not the 6 s the rest would take
     assert threading.active_count() < 50
 
 
