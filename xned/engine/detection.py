@@ -44,6 +44,7 @@ MIN_REPEAT_CHARS = 2  # a repeated surface shorter than this is not propagated
 KEEP_LINK_PROB = 0.5
 #: a capitalized word cut into this many tokenizer pieces is rare: a name word (``person``)
 RARE_PIECES = 3
+RARE_MEMO = 100_000  # words whose rarity is remembered (the memo is cleared when full)
 
 
 class MentionFinder:
@@ -57,6 +58,7 @@ class MentionFinder:
         self.taught = taught or (lambda: None)  # () -> the analyst's taught-key trie (or None)
         self._detectors: dict[str | None, Detector] = {}
         self._taught: Any = None  # the taught-key trie the detectors were built with
+        self._rare_words: dict[str, bool] = {}
 
     def rules_for(self, lang: str | None) -> Detector:
         """The alias-table detector of ``lang``, with the analyst's taught keys (a string
@@ -78,9 +80,20 @@ class MentionFinder:
 
     def _rare(self, word: str) -> bool:
         """A word the encoder's tokenizer cuts into three or more pieces (its vocabulary
-        holds the frequent words of 100 languages whole); False without an encoder."""
+        holds the frequent words of 100 languages whole); False without an encoder.
+        Memoized: a text repeats its names, and tokenizing one word costs ~0.5 ms."""
         if self.encoder is None:
             return False
+        known = self._rare_words.get(word)
+        if known is not None:
+            return known
+        if len(self._rare_words) >= RARE_MEMO:
+            self._rare_words.clear()
+        self._rare_words[word] = found = self._count_rare(word)
+        return found
+
+    def _count_rare(self, word: str) -> bool:
+        assert self.encoder is not None
         try:
             tok = self.encoder.tokenizer
             # as written and in lower case: a common word capitalized is cut more ("Yesterday")

@@ -163,10 +163,14 @@ class NameRuns:
         starts = {s: i for i, (s, _) in enumerate(toks)}
         ends = {e: i for i, (_, e) in enumerate(toks)}
         matched = {starts[s] for s, _ in spans if s in starts}  # first tokens of alias matches
+        headline = self._headlines(text, toks)
         out: list[tuple[int, int]] = []
         for s, e in spans:
             i, j = starts.get(s), ends.get(e)
             if i is None or j is None:
+                out.append((s, e))
+                continue
+            if headline[i]:  # a line in title case or capitals: every word looks like a name
                 out.append((s, e))
                 continue
             ns, ne = self._widen(text, toks, i, j, matched)
@@ -183,7 +187,7 @@ class NameRuns:
             return self._dotted(text, toks, i, j)
         if not any(ch.isalpha() and ch.lower() != ch.upper() for ch in first):
             return toks[i][0], toks[j][1]  # a script without case: no capital marks a name
-        if first.isupper() and len(first) > 1 or self._headline(text, toks, i):
+        if first.isupper() and len(first) > 1:
             return toks[i][0], toks[j][1]
         word = lambda k: text[toks[k][0] : toks[k][1]]  # noqa: E731
         person = self.names.is_given(first)
@@ -200,8 +204,15 @@ class NameRuns:
             if w == "." and k > 0 and len(word(k - 1)) == 1 and word(k - 1).isupper():  # an initial "J."
                 a = k - 1
                 continue
-            rare = self.lang not in NOUNS_CAPITALIZED and self.rare(w)  # German: "Autohersteller Toyota"
-            if _capitalized(w) and w.isalpha() and not _is_title(w) and (self.names.is_given(w) or rare):
+            if (
+                _capitalized(w)
+                and w.isalpha()
+                and not _is_title(w)
+                and (
+                    self.names.is_given(w)
+                    or (self.lang not in NOUNS_CAPITALIZED and self.rare(w))  # German: "Autohersteller Toyota"
+                )
+            ):
                 a, person = k, True
                 continue
             if w.lower() in PARTICLES and k > 0 and self._spaced(text, toks, k - 1, k):
@@ -257,16 +268,27 @@ class NameRuns:
         return k
 
     @staticmethod
-    def _headline(text: str, toks: list[tuple[int, int]], i: int) -> bool:
-        """The line holding token ``i`` is in title case or capitals (most words capitalized)."""
-        lo = text.rfind("\n", 0, toks[i][0]) + 1
-        hi = text.find("\n", toks[i][1])
-        hi = len(text) if hi < 0 else hi
-        words = [text[s:e] for s, e in toks if lo <= s < hi and text[s:e].isalpha()]
-        if len(words) < 4:
-            return False
-        capital = sum(1 for w in words if w[0].isupper())
-        return capital >= HEADLINE_SHARE * len(words)
+    def _headlines(text: str, toks: list[tuple[int, int]]) -> list[bool]:
+        """Per token: whether its line is in title case or capitals (at least 4 words, most
+        of them capitalized). One pass over the tokens."""
+        line_of: list[int] = []
+        words: list[int] = []
+        capitals: list[int] = []
+        line = 0
+        pos = 0
+        for s, e in toks:
+            line += text.count("\n", pos, s)
+            pos = s
+            while len(words) <= line:
+                words.append(0)
+                capitals.append(0)
+            line_of.append(line)
+            w = text[s:e]
+            if w.isalpha():
+                words[line] += 1
+                capitals[line] += w[0].isupper()
+        head = [n >= 4 and c >= HEADLINE_SHARE * n for n, c in zip(words, capitals, strict=True)]
+        return [head[k] for k in line_of]
 
     @staticmethod
     def _dotted(text: str, toks: list[tuple[int, int]], i: int, j: int) -> tuple[int, int]:
