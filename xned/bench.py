@@ -39,17 +39,23 @@ SAMPLE_DOCS = [
 
 
 def load_corpus(paths: list[Path], limit: int) -> list[dict[str, Any]]:
-    """Documents from canonical JSONL or text files (or the built-in sentences)."""
+    """Documents from canonical JSONL or text files (or the built-in sentences), read by the
+    same reader as ``xned link`` (``records.read_documents``); a line it cannot read is an
+    ``InputError`` naming it: a benchmark of broken input measures nothing."""
+    from xned.errors import InputError
+    from xned.records import read_documents
+    from xned.types import DocResult
+
     if not paths:
         return [{"id": str(i), "lang": lang, "text": text} for i, (lang, text) in enumerate(SAMPLE_DOCS)]
     docs: list[dict[str, Any]] = []
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                line = line.strip()
-                if not line:
-                    continue
-                docs.append(json.loads(line) if line.startswith("{") else {"id": f"{path.name}:{i}", "text": line})
+        with open(path, "rb") as f:
+            for rec in read_documents(f, "auto", Path(path).name):
+                if isinstance(rec, DocResult):
+                    raise InputError(f"{rec.error} (xned bench needs every document readable)")
+                rec.pop("line", None)
+                docs.append(rec)
                 if len(docs) >= limit:
                     return docs
     return docs

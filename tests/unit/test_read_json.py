@@ -33,3 +33,23 @@ def test_each_failure_names_the_file(tmp_path, content, message):
 def test_the_error_type_and_hint_are_the_callers(tmp_path):
     with pytest.raises(KBBuildError, match="missing; rebuild the KB"):
         read_json_object(tmp_path / "build.json", "Build record", error=KBBuildError, hint="rebuild the KB")
+
+
+def test_bench_reads_documents_as_xned_link_does(tmp_path):
+    import pytest
+
+    from xned.bench import load_corpus
+    from xned.errors import InputError
+
+    good = tmp_path / "docs.jsonl"
+    good.write_text('{"id": "a", "text": "Tokyo", "lang": "en"}\n\n{"text": "Paris"}\n', encoding="utf-8")
+    text = tmp_path / "lines.txt"
+    text.write_text("Tokyo and Paris\nBerlin\n", encoding="utf-8")
+    docs = load_corpus([good, text], limit=10)
+    assert [d["text"] for d in docs] == ["Tokyo", "Paris", "Tokyo and Paris", "Berlin"]
+    assert docs[0]["id"] == "a" and "line" not in docs[0]
+    assert len(load_corpus([good, text], limit=3)) == 3
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "Tokyo"}\n{"text": 5}\n', encoding="utf-8")
+    with pytest.raises(InputError, match="bad.jsonl:2"):
+        load_corpus([bad], limit=10)
