@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import shared_data
 from xned.errors import InputError
-from xned.evaluate import evaluate, read_dataset
+from xned.evalsets import read_dataset
+from xned.evaluate import evaluate
 
 NIF = """@prefix itsrdf: <http://www.w3.org/2005/11/its/rdf#> .
 @prefix nif: <http://persistence.uni-leipzig.org/nlp2rdf/ontologies/nif-core#> .

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xned.engine.encoder import chunk_bounds, context_chunks
+from xned.engine.chunks import chunk_bounds, context_chunks
 
 
 @st.composite

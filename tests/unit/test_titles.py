@@ -39,7 +39,7 @@ def test_a_missing_or_binary_file_is_an_input_error(tmp_path):
 
 def test_the_kb_build_and_the_gold_data_resolve_a_title_alike(tmp_path):
     # The KB build (Wikipedia anchors) and the gold reader must map a title to the same QID.
-    from xned.evaluate import read_jsonl
+    from xned.evalsets import read_jsonl
     from xned.export.wikimedia import wiki_title
 
     titles = tmp_path / "titles.tsv"

@@ -20,13 +20,6 @@ from xned.errors import InputError
 bundle_app = typer.Typer(help="Pack a bundle into one archive, unpack and verify it (for offline hand-over).")
 
 
-def _mode(path: Path, write: bool) -> str:
-    gz = path.name.endswith((".tar.gz", ".tgz"))
-    if not gz and not path.name.endswith(".tar"):
-        raise InputError(f"{path}: name the archive .tar, .tar.gz or .tgz.")
-    return ("w:gz" if gz else "w") if write else ("r:gz" if gz else "r")
-
-
 @bundle_app.command("pack")
 def pack_cli(
     bundle: Path = typer.Argument(..., help="Bundle directory."),
@@ -38,7 +31,9 @@ def pack_cli(
 
     manifest = read_manifest(bundle)
     check_files(manifest)  # a bundle that does not load is not packed
-    mode = _mode(output, write=True)
+    from xned.export.bundle_archive import archive_mode
+
+    mode = archive_mode(output, write=True)
     t0 = time.perf_counter()
     with atomic_file(output, "wb") as f, tarfile.open(fileobj=f, mode=mode) as tar:  # type: ignore[call-overload]
         tar.add(bundle / MANIFEST, arcname=MANIFEST, recursive=False)

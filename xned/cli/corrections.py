@@ -31,7 +31,7 @@ def _store(bundle: Path | None, state: Path | None) -> tuple[Path, Any]:
 
 def _teach_docs(path: Path, titles: dict[str, str], nil: bool, known: Any) -> tuple[list[tuple[int, dict]], dict]:
     """(line, document with taught mentions) per usable line of ``path``, and counts."""
-    from xned.evaluate import parse_line
+    from xned.evalsets import parse_line
 
     out: list[tuple[int, dict]] = []
     counts = {"unresolved": 0, "unstated": 0, "nil": 0, "missing": 0, "bad_lines": 0}

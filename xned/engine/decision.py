@@ -65,8 +65,20 @@ def features(
     retrieved-only candidate (``dense`` = 1) is never embedded at run time: dense hits have
     a stored vector, and a name hit without one gets the typical cosine (embedding every
     name hit of a ``--vectors ambiguous`` bundle cost more than the whole context pass)."""
-    sims = expert_p = None
+    sims = expert_p = partial = None
     key = normalize(m.text)
+    if len(ents) and kb.contained_only(lang, key):
+        alias = np.ones(len(ents), bool) if dense is None else dense == 0
+        if reads_as_person(m.text):
+            # The name inside a person's name ("Ford" in "Henry Ford") names someone else: of
+            # the candidates found through it only people stay (a namesake is still a person);
+            # retrieved candidates are no pieces of the name and stay too.
+            keep = ~alias | np.array([is_person_type(kb.type_name(int(e))) for e in ents], bool)
+            if not keep.all():
+                ents, pri, alias = ents[keep], pri[keep], alias[keep]
+                dense = None if dense is None else dense[keep]
+                name = None if name is None else name[keep]
+        partial = alias.astype(np.float32) if len(ents) else None
     if len(ents) and experts is not None and (vec is not None or len(ents) == 1):
         model = experts.model_for(lang, key, ents)
         if model >= 0:
@@ -81,21 +93,6 @@ def features(
             if none.any():
                 sims[none] = scorer.sim_typical
     hub = experts.hubness_of(ents) if experts is not None and len(ents) else None
-    partial = None
-    if len(ents) and kb.contained_only(lang, key):
-        partial = np.ones(len(ents), np.float32) if dense is None else (dense == 0).astype(np.float32)
-        if reads_as_person(m.text):
-            # The name inside a person's name ("Ford" in "Henry Ford") names someone else: of
-            # the candidates found through it only people stay (a namesake is still a person);
-            # retrieved candidates are no pieces of the name and stay too.
-            keep = np.array(
-                [p == 0 or is_person_type(kb.type_name(int(e))) for e, p in zip(ents, partial, strict=True)], bool
-            )
-            if not keep.all():
-                return features(
-                    kb, experts, scorer, lang, m, ents[keep], pri[keep],
-                    None if dense is None else dense[keep], None if name is None else name[keep], vec, entity_vectors,
-                )  # fmt: skip
     return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense, name, partial)
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from xned.engine.chunks import token_spans
 from xned.engine.documents import per_document
-from xned.engine.encoder import token_spans
 from xned.engine.mentions import Detector, Span, tokenize
 from xned.engine.morph import suffixes
 from xned.engine.normalize import CJK_CLASS, inside_katakana_word

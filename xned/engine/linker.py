@@ -150,10 +150,8 @@ class Linker:
             names_k=names_k,
         )
         if use_corrections:
-            dim = encoder.config.get("dim") if encoder is not None else None
-            linker.corrections = Corrections.open(
-                root, state, linker._base_scores, kb.index, scorer.reach, int(dim) if isinstance(dim, int) else None
-            )
+            dim = encoder.configured_dim if encoder is not None else None  # corrections of another length: skipped
+            linker.corrections = Corrections.open(root, state, linker._base_scores, kb.index, scorer.reach, dim)
         return linker
 
     @property
@@ -393,13 +391,7 @@ class Linker:
             self.kb, self.experts, self.scorer, doc.lang, m, ents, pri, dense, name, vec, self.entity_vectors
         )
 
-    def _process(
-        self,
-        raw_docs: list[Any],
-        lang: str | None,
-        given: bool,
-        with_cands: bool,
-    ) -> list[DocResult]:
+    def _process(self, raw_docs: list[Any], lang: str | None, given: bool, with_cands: bool) -> list[DocResult]:
         out: list[DocResult] = []
         for item in self._analyze(raw_docs, lang, given, skip_decided=True):
             if isinstance(item, DocResult):
@@ -439,10 +431,10 @@ class Linker:
         ents, pri = self.kb.lookup(lang, key, top_k=self.top_k)
         if self.corrections is not None:
             ents, pri = self.corrections.extend(key, ents, pri)
+        # f.ents: the candidates the features kept (a person's name keeps only people)
         f = self._features(Document(mention, lang), Mention(0, len(mention), mention), ents, pri, None, None, vec)
         z, _ = self.scorer.score(f.matrix(self.scorer))
         t = min(max(self.scorer.threshold, 1e-6), 1 - 1e-6)
-        # the candidates the features kept (a person's name keeps only people: ``person``)
         return [self.kb.qid(int(e)) for e in f.ents] + [NIL], np.append(z, np.log(t / (1 - t))).astype(np.float32)
 
     def info(self) -> dict[str, Any]:  # -- introspection

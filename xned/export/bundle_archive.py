@@ -27,12 +27,12 @@ MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 CHUNK = 1 << 20
 
 
-def _open_mode(path: Path) -> str:
-    if path.name.endswith((".tar.gz", ".tgz")):
-        return "r:gz"
-    if path.name.endswith(".tar"):
-        return "r:"
-    raise InputError(f"{path}: name the archive .tar, .tar.gz or .tgz.")
+def archive_mode(path: Path, write: bool) -> str:
+    """The ``tarfile`` mode of a bundle archive, by its name (.tar, .tar.gz or .tgz)."""
+    gz = path.name.endswith((".tar.gz", ".tgz"))
+    if not gz and not path.name.endswith(".tar"):
+        raise InputError(f"{path}: name the archive .tar, .tar.gz or .tgz.")
+    return ("w:gz" if gz else "w") if write else ("r:gz" if gz else "r:")
 
 
 def _plain(member: tarfile.TarInfo, archive: Path) -> bool:
@@ -75,7 +75,7 @@ def unpack(archive: Path, dest: Path, *, max_bytes: int) -> list[str]:
     skipped: list[str] = []
     try:
         try:
-            with tarfile.open(archive, _open_mode(archive)) as tar:  # type: ignore[call-overload]
+            with tarfile.open(archive, archive_mode(archive, write=False)) as tar:  # type: ignore[call-overload]
                 listed: dict[str, int] | None = None
                 done: set[str] = set()
                 for member in tar:

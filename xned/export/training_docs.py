@@ -54,7 +54,7 @@ def read_training(
     """Source-language training documents from canonical JSONL files or Wikipedia XML dumps
     (``*.xml``, ``*.xml.bz2``: anchors become labelled mentions; targets are mapped to QIDs
     through ``titles``)."""
-    from xned.evaluate import read_jsonl
+    from xned.evalsets import read_jsonl
 
     titles = titles or {}
     n = 0

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from xned.engine.encoder import Encoder, _normalize_rows, token_spans
+from xned.engine.chunks import token_spans
+from xned.engine.encoder import Encoder, _normalize_rows
 from xned.engine.linker import Linker
 
 WINDOW = 256
