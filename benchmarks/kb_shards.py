@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from xned.export.kb.shards import ShardPlan
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -54,7 +56,7 @@ def main() -> None:
     modes = {
         "single": lambda dest: build_kb(args.sources, dest),
         "local_shards": lambda dest: build_sharded(
-            args.sources, dest, runner=local_runner(args.workers), shard_bytes=shard_bytes
+            args.sources, dest, ShardPlan(local_runner(args.workers), shard_bytes=shard_bytes)
         ),
     }
     try:
@@ -63,7 +65,7 @@ def main() -> None:
         from xned.integrations.ray import kb_runner
 
         ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        modes["ray"] = lambda dest: build_sharded(args.sources, dest, runner=kb_runner(), shard_bytes=shard_bytes)
+        modes["ray"] = lambda dest: build_sharded(args.sources, dest, ShardPlan(kb_runner(), shard_bytes=shard_bytes))
     except ImportError:
         print("ray is not installed: skipping the Ray mode", file=sys.stderr)
     start_load = loadavg()

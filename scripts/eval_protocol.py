@@ -183,18 +183,14 @@ def main() -> None:
     if args.force or not (kb_bundle / "kb" / "meta.json").exists():
         n = build_anchors(train_files(data, ["en"]), titles, anchors, args.holdout, args.seed)
         log(f"anchors from English train files (held-out docs excluded): {n} (alias, entity) pairs")
-        from xned.export.bundle_ops import build_kb_into_bundle
+        from xned.export.bundle_ops import BundleBuild, build_kb_into_bundle
 
         t = time.perf_counter()
         shutil.rmtree(kb_bundle, ignore_errors=True)
-        meta, report = build_kb_into_bundle(
-            [*kb_sources(data, args.supplement, work), anchors],
-            kb_bundle,
-            encoder=args.encoder,
-            threads=args.threads,
-            vector_cache=work / "vector-cache",
-            vectors=args.vectors,
+        options = BundleBuild(
+            encoder=args.encoder, threads=args.threads, vector_cache=work / "vector-cache", vectors=args.vectors
         )
+        meta, report = build_kb_into_bundle([*kb_sources(data, args.supplement, work), anchors], kb_bundle, options)
         timings["kb_build_s"] = round(time.perf_counter() - t, 1)
         log(f"KB: {meta['entities']} entities in {timings['kb_build_s']} s; warnings {dict(report.counts)}")
         prov = json.loads((kb_bundle / "manifest.json").read_text(encoding="utf-8"))["provenance"]["kb"]

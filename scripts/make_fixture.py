@@ -201,7 +201,7 @@ def build(out: Path) -> None:
         ent_tsv.write_text(ENTITIES, encoding="utf-8")
         cnt_tsv = tmp / "sources" / "anchors.counts.tsv"
         cnt_tsv.write_text(COUNTS, encoding="utf-8")
-        b = KBBuilder(top_k=30)
+        b = KBBuilder()  # the default options: 30 candidates per alias
         read_entity_tsv(ent_tsv, b)
         read_counts_tsv(cnt_tsv, b)
         encoder = Encoder(enc_dir, threads=1)

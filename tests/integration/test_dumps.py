@@ -10,6 +10,7 @@ from xned.engine.kb import KB
 from xned.errors import KBBuildError
 from xned.export.kb.build import build_kb
 from xned.export.kb.builder import KBBuilder
+from xned.export.kb.options import KBOptions
 from xned.export.kb.sources import read_source
 
 
@@ -78,7 +79,7 @@ def test_dump_build_with_tiny_runs_is_identical(tmp_path):
     xml = tmp_path / "enwiki-pages-articles.xml"
     xml.write_text(XML, encoding="utf-8")
     build_kb([dump, xml], tmp_path / "one")
-    build_kb([dump, xml], tmp_path / "many", run_records=2)
+    build_kb([dump, xml], tmp_path / "many", KBOptions(run_records=2))
     for p in (tmp_path / "one").rglob("*"):
         if p.is_file():
             assert p.read_bytes() == (tmp_path / "many" / p.relative_to(tmp_path / "one")).read_bytes(), p
@@ -97,8 +98,8 @@ def test_parallel_decoding_gives_identical_kb(tmp_path, monkeypatch, name):
     write_dump(dump, items, bad_line=True)
     xml = tmp_path / "enwiki-pages-articles.xml"
     xml.write_text(XML, encoding="utf-8")  # resolves its links through the workers' sitelinks
-    _, one = build_kb([dump, xml], tmp_path / "a", reader_args={"workers": 1})
-    _, two = build_kb([dump, xml], tmp_path / "b", reader_args={"workers": 2})
+    _, one = build_kb([dump, xml], tmp_path / "a", KBOptions(reader_args={"workers": 1}))
+    _, two = build_kb([dump, xml], tmp_path / "b", KBOptions(reader_args={"workers": 2}))
     for p in (tmp_path / "a").rglob("*"):
         if p.is_file():
             assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
@@ -106,7 +107,7 @@ def test_parallel_decoding_gives_identical_kb(tmp_path, monkeypatch, name):
     assert KB(tmp_path / "b").record(KB(tmp_path / "b").index("Q90"))[0] == "Paris"
     assert KB(tmp_path / "b").lookup("en", "german capital")[0].size  # a link resolved by sitelink
     with pytest.raises(KBBuildError, match=r"wd.json(.bz2)?:3: malformed JSON line"):
-        build_kb([dump], tmp_path / "c", strict=True, reader_args={"workers": 2})
+        build_kb([dump], tmp_path / "c", KBOptions(strict=True, reader_args={"workers": 2}))
     assert not (tmp_path / "c").exists()
 
 
@@ -124,18 +125,18 @@ def test_sitelinks_are_kept_only_for_a_later_wikipedia_dump(tmp_path, monkeypatc
     xml = tmp_path / "enwiki-pages-articles.xml"
     xml.write_text(XML, encoding="utf-8")
     args = {"workers": workers}
-    build_kb([xml, dump], tmp_path / "before", reader_args=args)  # a Wikipedia dump first: no use for them
-    build_kb([dump], tmp_path / "alone", reader_args=args)
+    build_kb([xml, dump], tmp_path / "before", KBOptions(reader_args=args))  # a Wikipedia dump first: no use for them
+    build_kb([dump], tmp_path / "alone", KBOptions(reader_args=args))
     if workers == 1:  # (the workers' calls happen in other processes)
         assert added == []
-    build_kb([dump, xml], tmp_path / "after", reader_args=args)
+    build_kb([dump, xml], tmp_path / "after", KBOptions(reader_args=args))
     if workers == 1:
         assert ("en", "Berlin", "Q64") in added
     assert KB(tmp_path / "after").lookup("en", "german capital")[0].size  # resolved through a sitelink
     assert not KB(tmp_path / "before").lookup("en", "german capital")[0].size
     # the same KB as a build that records the titles anyway
     monkeypatch.setattr(wikidata, "_consume", functools.partial(_consume_all_titles, wikidata._consume))
-    build_kb([dump], tmp_path / "recorded", reader_args={"workers": 1})
+    build_kb([dump], tmp_path / "recorded", KBOptions(reader_args={"workers": 1}))
     for p in (tmp_path / "recorded").rglob("*"):
         if p.is_file() and p.name != "meta.json":
             assert p.read_bytes() == (tmp_path / "alone" / p.relative_to(tmp_path / "recorded")).read_bytes(), p
@@ -151,7 +152,7 @@ def test_malformed_dump_line_skipped_or_strict(tmp_path):
     _, report = build_kb([dump], tmp_path / "kb")
     assert report.counts["bad_json"] == 1
     with pytest.raises(KBBuildError, match=r"wd.json:3: malformed JSON line"):
-        build_kb([dump], tmp_path / "kb2", strict=True)
+        build_kb([dump], tmp_path / "kb2", KBOptions(strict=True))
 
 
 def test_truncated_bz2_is_an_error_and_writes_nothing(tmp_path):
@@ -193,7 +194,7 @@ def test_link_probability_from_wikipedia_text(tmp_path):
     write_dump(dump, ITEMS)
     xml = tmp_path / "enwiki-pages-articles.xml"
     xml.write_text(XML.replace("Also [[", "Paris is big. Paris again. Also [["), encoding="utf-8")
-    build_kb([dump, xml], tmp_path / "kb", reader_args={"link_prob": True})
+    build_kb([dump, xml], tmp_path / "kb", KBOptions(reader_args={"link_prob": True}))
     kb = KB(tmp_path / "kb")
     assert kb.link_probability("en", "german capital") == 1.0
     # "Paris" is a link 3 times and appears 5 times in the article text

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from xned.engine.kb import KB
 from xned.engine.normalize import normalize
 from xned.errors import KBBuildError
+from xned.export.bundle_ops import BundleBuild
 from xned.export.kb.build import build_kb
 from xned.export.kb.builder import KBBuilder, lang_key
+from xned.export.kb.options import KBOptions
 
 TSV = """#qid\ttype\ten_label\ten_description\tpopularity\tlabels
 Q90\tcity\tParis\tcapital of France\tpop:2000000\tes:París|ja:パリ|en~:City of Light
@@ -72,7 +74,7 @@ def test_external_merge_gives_the_same_kb(tmp_path):
     entities = write(tmp_path, "e.tsv", TSV + extra)
     counts = write(tmp_path, "a.counts.tsv", "en\tParis\tQ830149\t5\nen\tParis\tQ90\t95\nde\tZürich\tQ3127\t2\n")
     meta1, rep1 = build_kb([entities, counts], tmp_path / "one" / "kb")
-    meta2, rep2 = build_kb([entities, counts], tmp_path / "many" / "kb", run_records=3)
+    meta2, rep2 = build_kb([entities, counts], tmp_path / "many" / "kb", KBOptions(run_records=3))
     assert _tree_digest(tmp_path / "one" / "kb") == _tree_digest(tmp_path / "many" / "kb")
     assert rep1.counts["conflict"] == rep2.counts["conflict"] == 2
     kb = KB(tmp_path / "many" / "kb")
@@ -83,17 +85,17 @@ def test_external_merge_gives_the_same_kb(tmp_path):
 def test_strict_names_line_and_value(tmp_path):
     src = write(tmp_path, "e.tsv", "Q90\tcity\tParis\n")
     with pytest.raises(KBBuildError, match=r"e.tsv:1: expected at least 6 tab-separated columns"):
-        build_kb([src], tmp_path / "kb", strict=True)
+        build_kb([src], tmp_path / "kb", KBOptions(strict=True))
     bad = write(tmp_path, "b.tsv", "Qx1\tcity\tParis\t\t\ten:Paris\n")
     with pytest.raises(KBBuildError, match=r"b.tsv:1: invalid QID 'Qx1'"):
-        build_kb([bad], tmp_path / "kb", strict=True)
+        build_kb([bad], tmp_path / "kb", KBOptions(strict=True))
 
 
 def test_negative_count_rejected(tmp_path):
     src = write(tmp_path, "e.tsv", TSV)
     counts = write(tmp_path, "a.counts.tsv", "en\tParis\tQ90\t-3\n")
     with pytest.raises(KBBuildError, match=r"a.counts.tsv:1: count -3.0"):
-        build_kb([src, counts], tmp_path / "kb", strict=True)
+        build_kb([src, counts], tmp_path / "kb", KBOptions(strict=True))
 
 
 def test_failed_build_leaves_previous_kb(tmp_path):
@@ -102,7 +104,7 @@ def test_failed_build_leaves_previous_kb(tmp_path):
     before = (tmp_path / "kb" / "meta.json").read_bytes()
     bad = write(tmp_path, "x.jsonl", "not json\n")
     with pytest.raises(KBBuildError):
-        build_kb([bad], tmp_path / "kb", strict=True)
+        build_kb([bad], tmp_path / "kb", KBOptions(strict=True))
     assert (tmp_path / "kb" / "meta.json").read_bytes() == before
     assert not (tmp_path / "kb.incomplete").exists()
 
@@ -261,20 +263,20 @@ def test_failed_or_mostly_skipped_builds_leave_the_bundle_as_it_was(tmp_path, bu
     good = "Q1\tthing\tOne\tfirst\t1\ten:One\n"
     bad.write_text(good + "".join(f"not a qid {i}\tx\n" for i in range(9)), encoding="utf-8")
     with pytest.raises(KBBuildError, match="max-skipped"):
-        build_kb_into_bundle([bad], bundle, vectors=False)
+        build_kb_into_bundle([bad], bundle, BundleBuild(vectors=False))
     truncated = tmp_path / "dump.json.bz2"
     truncated.write_bytes(b"BZh91AY&SY" + b"\x00" * 20)
     other = tmp_path / "other-encoder"  # another encoder: copied into the bundle only on success
     shutil.copytree(bundle / "encoder", other)
     (other / "config.json").write_text('{"max_length": 64}', encoding="utf-8")
     with pytest.raises(Exception):  # noqa: B017 - any failure must leave the bundle intact
-        build_kb_into_bundle([truncated], bundle, encoder=other, vectors=False)
+        build_kb_into_bundle([truncated], bundle, BundleBuild(encoder=other, vectors=False))
     after = {p.relative_to(bundle): p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [".b.lock", "b", "bad.tsv", "dump.json.bz2", "other-encoder"]
     # a failed build into a new folder leaves nothing behind
     with pytest.raises(KBBuildError):
-        build_kb_into_bundle([bad], tmp_path / "new", encoder=bundle / "encoder", vectors=False)
+        build_kb_into_bundle([bad], tmp_path / "new", BundleBuild(encoder=bundle / "encoder", vectors=False))
     assert not (tmp_path / "new").exists() and not (tmp_path / ".new.staging").exists()
 
 
@@ -331,7 +333,7 @@ def test_alias_tables_and_key_index_by_worker_processes_are_the_same(tmp_path, m
     monkeypatch.setattr(tables, "PARALLEL_TABLE_BYTES", 0)
     monkeypatch.setattr(tables, "PARALLEL_INDEX_KEYS", 0)
     monkeypatch.setattr(tables, "ProcessPoolExecutor", pool)
-    build_kb([entities, counts], tmp_path / "two" / "kb", reader_args={"workers": 2})
+    build_kb([entities, counts], tmp_path / "two" / "kb", KBOptions(reader_args={"workers": 2}))
     assert pools == [2, 2]  # two processes wrote the tables, two found the key index ids
     assert _tree_digest(tmp_path / "one" / "kb") == _tree_digest(tmp_path / "two" / "kb")
     groups = tables._balance({"en": 50, "de": 30, "fr": 25, "ja": 10}, 2)
@@ -349,7 +351,7 @@ def test_the_skipped_share_is_of_every_record_read(tmp_path, bundle_path, bad, g
     src.write_text("".join(rows), encoding="utf-8")
     if refused:
         with pytest.raises(KBBuildError, match=f"skipped {bad:,} of {bad + good:,} input records \\({share}"):
-            build_kb_into_bundle([src], tmp_path / "b", vectors=False)
+            build_kb_into_bundle([src], tmp_path / "b", BundleBuild(vectors=False))
     else:  # 9.1% skipped passes a 10% threshold (it was counted as 10.0% of the good records)
-        _, report = build_kb_into_bundle([src], tmp_path / "b", vectors=False)
+        _, report = build_kb_into_bundle([src], tmp_path / "b", BundleBuild(vectors=False))
         assert report.skipped == bad

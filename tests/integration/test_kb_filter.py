@@ -15,7 +15,8 @@ from xned.engine.kb import KB
 from xned.errors import InputError
 from xned.export.kb.build import build_kb
 from xned.export.kb.filter import EntityFilter, subclass_closure
-from xned.export.kb.shards import build_sharded, local_runner
+from xned.export.kb.options import KBOptions
+from xned.export.kb.shards import ShardPlan, build_sharded, local_runner
 
 
 def _with(obj, prop, *values):
@@ -51,7 +52,7 @@ def test_subclass_closure_follows_every_path():
 
 def test_classes_sitelinks_and_cap(dump, tmp_path):
     f = EntityFilter(classes=("Q100",), min_sitelinks=1)
-    build_kb([dump], tmp_path / "kb", entity_filter=f)
+    build_kb([dump], tmp_path / "kb", KBOptions(entity_filter=f))
     kb = KB(tmp_path / "kb")
     assert sorted(kb.qid(i) for i in range(len(kb))) == ["Q1", "Q4", "Q5"]
     assert not len(kb.lookup("en", "tiny")[0]) and not len(kb.lookup("en", "pie")[0])  # aliases go too
@@ -60,7 +61,7 @@ def test_classes_sitelinks_and_cap(dump, tmp_path):
     assert on_disk["filter"]["kept_dump_items"] == 3  # and kb compact repeats the filter:
     build = json.loads((tmp_path / "kb" / "build.json").read_text(encoding="utf-8"))
     assert build["options"]["filter"]["classes"] == ["Q100"]
-    build_kb([dump], tmp_path / "cap", entity_filter=EntityFilter(classes=("Q100",), max_entities=2))
+    build_kb([dump], tmp_path / "cap", KBOptions(entity_filter=EntityFilter(classes=("Q100",), max_entities=2)))
     cap = KB(tmp_path / "cap")
     assert sorted(cap.qid(i) for i in range(len(cap))) == ["Q4", "Q5"]  # the most sitelinks
 
@@ -77,7 +78,7 @@ def test_a_users_list_is_kept_and_anchors_do_not_bring_items_back(dump, tmp_path
     titles = tmp_path / "titles.tsv"
     titles.write_text("Tiny Org\tQ3\nAcme Bank\tQ1\n", encoding="utf-8")
     f = EntityFilter(classes=("Q100",), min_sitelinks=1)
-    build_kb([dump, tsv, xml], tmp_path / "kb", entity_filter=f, reader_args={"titles_tsv": titles})
+    build_kb([dump, tsv, xml], tmp_path / "kb", KBOptions(entity_filter=f, reader_args={"titles_tsv": titles}))
     kb = KB(tmp_path / "kb")
     assert sorted(kb.qid(i) for i in range(len(kb))) == ["Q1", "Q2", "Q4", "Q5"]
     assert not len(kb.lookup("en", "the tiny one")[0])
@@ -85,8 +86,13 @@ def test_a_users_list_is_kept_and_anchors_do_not_bring_items_back(dump, tmp_path
 
 def test_the_sharded_build_filters_alike(dump, tmp_path):
     f = EntityFilter(classes=("Q100",), min_sitelinks=1, max_entities=2)
-    build_kb([dump], tmp_path / "single", entity_filter=f, run_records=3)
-    build_sharded([dump], tmp_path / "sharded", runner=local_runner(2), shard_bytes=300, entity_filter=f, run_records=3)
+    build_kb([dump], tmp_path / "single", KBOptions(entity_filter=f, run_records=3))
+    build_sharded(
+        [dump],
+        tmp_path / "sharded",
+        ShardPlan(local_runner(2), shard_bytes=300),
+        KBOptions(entity_filter=f, run_records=3),
+    )
     assert _files(tmp_path / "sharded") == _files(tmp_path / "single")
 
 

@@ -7,7 +7,7 @@ import pytest
 import xned
 from xned.engine.linker import Linker
 from xned.errors import KBBuildError
-from xned.export.bundle_ops import build_kb_into_bundle
+from xned.export.bundle_ops import BundleBuild, build_kb_into_bundle
 from xned.export.kb.incremental import add, compact
 from xned.export.manifest import update_manifest
 
@@ -111,15 +111,15 @@ def test_vector_cache_embeds_each_text_once(tmp_path, bundle_path, sources, monk
     monkeypatch.setattr(Encoder, "embed_texts", counting)
     cache = tmp_path / "cache"
     a = _bundle(tmp_path, bundle_path, "a")
-    build_kb_into_bundle([sources / "base.tsv"], a, vector_cache=cache, names=True)
+    build_kb_into_bundle([sources / "base.tsv"], a, BundleBuild(vector_cache=cache, names=True))
     # entity passages, and the labels of the name index ("query"), each through the cache
     assert embedded("passage") == 3 and embedded("query") == 3 and list(cache.rglob("vectors.sqlite"))
     b = _bundle(tmp_path, bundle_path, "b")
-    build_kb_into_bundle([sources / "base.tsv", sources / "added.tsv"], b, vector_cache=cache, names=True)
+    build_kb_into_bundle([sources / "base.tsv", sources / "added.tsv"], b, BundleBuild(vector_cache=cache, names=True))
     assert embedded("passage") == 3 + 1  # only the new entity (Berlin keeps its first description)
     assert embedded("query") == 3 + 1  # and its label
     c = _bundle(tmp_path, bundle_path, "c")
-    build_kb_into_bundle([sources / "base.tsv"], c, vector_cache=cache, names=True)
+    build_kb_into_bundle([sources / "base.tsv"], c, BundleBuild(vector_cache=cache, names=True))
     assert embedded("passage") == 4 and embedded("query") == 4
     assert (a / "kb" / "names.usearch").read_bytes() == (c / "kb" / "names.usearch").read_bytes()
     assert (a / "kb" / "entities" / "vectors.npy").read_bytes() == (c / "kb" / "entities" / "vectors.npy").read_bytes()
@@ -138,7 +138,7 @@ def test_vectors_only_for_entities_that_share_a_name(tmp_path, bundle_path, sour
 
     monkeypatch.setattr(Encoder, "embed_texts", counting)
     some = _bundle(tmp_path, bundle_path, "some")
-    meta, _ = build_kb_into_bundle([sources / "base.tsv"], some, vectors="ambiguous")
+    meta, _ = build_kb_into_bundle([sources / "base.tsv"], some, BundleBuild(vectors="ambiguous"))
     # "Paris" names Q90 and Q830149; Berlin shares no name: not embedded
     assert sorted(embedded) == ["Paris, Texas: city in Texas", "Paris: capital of France"]
     assert meta["vectors"] == {"rule": "ambiguous", "entities": 2}
@@ -183,7 +183,7 @@ def test_vectors_only_for_entities_that_share_a_name(tmp_path, bundle_path, sour
     compact(some)
     assert sorted(embedded) == ["Paris, Texas: city in Texas", "Paris: capital of France"]
     with pytest.raises(Exception, match="Unknown vectors rule"):
-        build_kb_into_bundle([sources / "base.tsv"], some, vectors="most")
+        build_kb_into_bundle([sources / "base.tsv"], some, BundleBuild(vectors="most"))
 
 
 _KILLED_COMPACT = """

@@ -15,7 +15,8 @@ import resource, sys
 from pathlib import Path
 from xned.export.kb.build import build_kb
 from xned.export.kb.filter import EntityFilter
-build_kb([Path(sys.argv[1])], Path(sys.argv[2]), run_records=2000, entity_filter=EntityFilter((), 0, 2000))
+from xned.export.kb.options import KBOptions
+build_kb([Path(sys.argv[1])], Path(sys.argv[2]), KBOptions(run_records=2000, entity_filter=EntityFilter((), 0, 2000)))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 

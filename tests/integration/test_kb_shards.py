@@ -10,7 +10,8 @@ from tests.integration.test_dumps import XML, item
 from xned.engine.kb import KB
 from xned.errors import KBBuildError
 from xned.export.kb.build import build_kb
-from xned.export.kb.shards import build_sharded, local_runner, plan
+from xned.export.kb.options import KBOptions
+from xned.export.kb.shards import ShardPlan, build_sharded, local_runner, plan
 
 
 def _files(root):
@@ -44,12 +45,15 @@ def sources(tmp_path):
 
 @pytest.mark.parametrize(("shard_bytes", "workers"), [(700, 2), (1, 1), (10**9, 2)])
 def test_sharded_build_is_byte_identical(sources, tmp_path, shard_bytes, workers):
-    single, _ = build_kb(sources, tmp_path / "single", run_records=9)
+    single, _ = build_kb(sources, tmp_path / "single", KBOptions(run_records=9))
     shards = plan(sources, shard_bytes)
     if shard_bytes < 10**9:
         assert len([s for s in shards if s[0] == 0]) > 5  # the dump really is cut into ranges
     sharded, report = build_sharded(
-        sources, tmp_path / "sharded", runner=local_runner(workers), shard_bytes=shard_bytes, run_records=9
+        sources,
+        tmp_path / "sharded",
+        ShardPlan(local_runner(workers), shard_bytes=shard_bytes),
+        KBOptions(run_records=9),
     )
     assert _files(tmp_path / "sharded") == _files(tmp_path / "single")
     assert report.sources == [
@@ -95,8 +99,8 @@ def test_workers_cut_an_uncompressed_dump_into_one_range_per_worker(sources, tmp
     size = dump.stat().st_size
     monkeypatch.setattr(shards, "LOCAL_MIN_SHARD", size)
     plan_ = shards.local_shards(sources, 3)
-    assert plan_ is not None and plan_["shard_bytes"] == -(-size // 12)
-    assert len([s for s in plan(sources, plan_["shard_bytes"]) if s[0] == 0]) == 12  # four per worker
+    assert plan_ is not None and plan_.shard_bytes == -(-size // 12)
+    assert len([s for s in plan(sources, plan_.shard_bytes) if s[0] == 0]) == 12  # four per worker
     assert shards.local_shards(sources, 1) is None  # one process: nothing to share
     monkeypatch.setattr(shards, "LOCAL_MIN_SHARD", size + 1)
     assert shards.local_shards(sources, 3) is None  # too small to pay for the processes

@@ -11,7 +11,7 @@ import pytest
 from xned import Linker
 from xned.config import default_bundle_path
 from xned.errors import BundleError, InputError
-from xned.export.bundle_ops import build_kb_into_bundle, index_bundle
+from xned.export.bundle_ops import BundleBuild, build_kb_into_bundle, index_bundle
 from xned.export.manifest import update_manifest
 
 ENCODER = default_bundle_path() / "encoder"
@@ -38,7 +38,7 @@ def named(tmp_path_factory):
     root = tmp_path_factory.mktemp("names")
     (root / "kb.tsv").write_text(KB, encoding="utf-8")
     bundle = root / "bundle"
-    meta, _ = build_kb_into_bundle([root / "kb.tsv"], bundle, encoder=ENCODER, threads=1, names=True)
+    meta, _ = build_kb_into_bundle([root / "kb.tsv"], bundle, BundleBuild(encoder=ENCODER, threads=1, names=True))
     assert meta["entities"] == 10
     return bundle
 
@@ -122,7 +122,7 @@ def test_a_name_hit_without_a_stored_vector_is_not_embedded(tmp_path):
     (tmp_path / "kb.tsv").write_text(KB + "Q1000001\tperson\tHonda\ta racing driver\tpop:1\t\n", encoding="utf-8")
     bundle = tmp_path / "bundle"
     meta, _ = build_kb_into_bundle(
-        [tmp_path / "kb.tsv"], bundle, encoder=ENCODER, threads=1, vectors="ambiguous", names=True
+        [tmp_path / "kb.tsv"], bundle, BundleBuild(encoder=ENCODER, threads=1, vectors="ambiguous", names=True)
     )
     assert meta["vectors"]["entities"] == 2 and (bundle / "kb" / "names.usearch").is_file()
     linker = Linker.load(bundle, dense_k=0, threads=1, use_corrections=False)

@@ -12,6 +12,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 pytest.importorskip("ray.data", reason="the ray extra is not installed")
 
+from xned.export.kb.shards import ShardPlan  # noqa: E402
 from xned.integrations.ray import link_dataset  # noqa: E402
 from xned.records import doc_record  # noqa: E402
 from xned.runner import LinkOptions, link_stream  # noqa: E402
@@ -140,6 +141,6 @@ def test_kb_build_survives_dying_tasks(cluster, tmp_path):
     sources = make_sources(tmp_path)
     build_kb(sources, tmp_path / "local")
     work = tmp_path / "work"
-    build_sharded(sources, tmp_path / "ray", runner=kb_runner(read=_die_once), work=work, shard_bytes=4000)
+    build_sharded(sources, tmp_path / "ray", ShardPlan(kb_runner(read=_die_once), work=work, shard_bytes=4000))
     assert len(list(work.glob("*.tried"))) >= 5  # every shard's first attempt died
     assert _files(tmp_path / "ray") == _files(tmp_path / "local")

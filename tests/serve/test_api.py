@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("starlette", reason="the serve extra is not installed")
 from starlette.testclient import TestClient  # noqa: E402
 
+from xned.runner import LinkOptions  # noqa: E402
 from xned.serve import is_loopback  # noqa: E402
 from xned.serve.app import Limits, create_app  # noqa: E402
 
@@ -171,7 +172,7 @@ def test_non_loopback_bind_needs_a_token():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
     with pytest.raises(InputError, match="token"):
-        serve(bundle=None, host="0.0.0.0", port=8000, workers=1, token=None, threads=1, limits=Limits())
+        serve(LinkOptions(threads=1), host="0.0.0.0", port=8000, workers=1, token=None, limits=Limits())
 
 
 def test_teach_then_link_uses_the_correction(bundle_path, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from xned.cli.link import BUNDLE_OPT
+from xned.cli.options import BUNDLE_OPT
 
 
 def bench_cli(

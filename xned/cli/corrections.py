@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from xned.cli.link import BUNDLE_OPT, STATE_OPT
+from xned.cli.options import BUNDLE_OPT, STATE_OPT, THREADS_OPT
 from xned.errors import InputError
 
 corrections_app = typer.Typer(
@@ -73,7 +73,7 @@ def teach_cli(
     state: Path | None = STATE_OPT,
     titles: Path | None = typer.Option(None, "--titles", help="title<TAB>QID map for mentions with only a title."),
     nil: bool = typer.Option(True, "--nil/--no-nil", help="Also teach NIL mentions ('not an entity of the KB')."),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
 ) -> None:
     """Teach corrections: every mention of FILE becomes one, used at once by every xned that
     loads this bundle (link, eval, serve). Lines that cannot be read are skipped and named."""

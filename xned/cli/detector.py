@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from xned.cli.experts import _langs, _log
+from xned.cli.options import THREADS_OPT
 
 detector_app = typer.Typer(help="Train the trained mention detector of a bundle.", no_args_is_help=True)
 
@@ -36,7 +37,7 @@ def train_cli(
     ),
     max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Read at most this many documents."),
     seed: int = typer.Option(0, "--seed"),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
 ) -> None:
     """Train detector/ on annotated mentions in the source language; it applies to every language."""
     from xned.export.detector.train import train_detector

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from xned.cli.link import BUNDLE_OPT, CORRECTIONS_OPT, STATE_OPT
+from xned.cli.options import BUNDLE_OPT, CORRECTIONS_OPT, STATE_OPT, THREADS_OPT
 
 
 def eval_cli(
@@ -17,7 +17,7 @@ def eval_cli(
     errors: int = typer.Option(0, "--errors", min=0, help="Print this many sample errors per dataset."),
     end_to_end: bool = typer.Option(True, "--e2e/--no-e2e", help="Also run detection (end-to-end scores)."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many documents per file."),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
     top_k: int = typer.Option(30, "--top-k", min=1),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the full report as JSON here."),
     state: Path | None = STATE_OPT,

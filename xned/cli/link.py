@@ -11,9 +11,26 @@ from typing import IO, Any
 import typer
 
 from xned import config
+from xned.cli.options import (
+    BUNDLE_OPT,
+    CANDIDATES_OPT,
+    CORRECTIONS_OPT,
+    DETECTION_OPT,
+    GIVEN_SPANS_OPT,
+    LANG_OPT,
+    MAX_CHARS_OPT,
+    PROVIDER_OPT,
+    STATE_OPT,
+    THREADS_OPT,
+    THRESHOLD_OPT,
+    TOP_K_OPT,
+    VARIANT_OPT,
+    VERIFY_OPT,
+)
 from xned.cli.output import CheckpointedOutput, Writer, check_output
 from xned.cli.progress import Progress
 from xned.errors import InputError
+from xned.runner import LinkOptions
 
 
 class Format(str, Enum):
@@ -29,38 +46,8 @@ class InputFormat(str, Enum):
     jsonl = "jsonl"
 
 
-BUNDLE_OPT = typer.Option(
-    None, "--bundle", "-b", help="Bundle directory (default: $XNED_BUNDLE or the embedded bundle)."
-)
-
-
-STATE_OPT = typer.Option(
-    None, "--state", help="Corrections state directory (default: $XNED_STATE or the user data directory)."
-)
-DETECTION_OPT = typer.Option(
-    "auto",
-    "--detection",
-    help="How mentions are found when none are given: model (the bundle's trained detector), "
-    "rules (alias-table matches), auto (the model where the bundle has one).",
-)
-CORRECTIONS_OPT = typer.Option(
-    True, "--corrections/--no-corrections", help="Apply the analyst's corrections of this bundle (xned teach)."
-)
-
-
 def _link_on_ray(
-    input: Path | None,
-    output: Path | None,
-    fmt: Format,
-    address: str | None,
-    workers: int,
-    bundle: Path | None,
-    lang: str | None,
-    given_spans: bool,
-    candidates: bool,
-    top_k: int,
-    threshold: float | None,
-    corrections: dict[str, Any],
+    input: Path | None, output: Path | None, fmt: Format, address: str | None, workers: int, opts: LinkOptions
 ) -> None:
     if input is None or output is None or str(input) == "-":
         raise InputError("--engine ray reads -i FILE|DIR (JSONL or Parquet) and writes -o DIR.")
@@ -70,20 +57,8 @@ def _link_on_ray(
         from xned.integrations.ray import run_link
     except ImportError as exc:
         raise InputError(f"--engine ray needs the ray extra ({exc.name} is missing): pip install 'xned[ray]'") from None
-    errors = run_link(
-        input,
-        output,
-        address=address,
-        out_format="parquet" if output.suffix == ".parquet" else "jsonl",
-        bundle=None if bundle is None else str(bundle),
-        lang=lang,
-        given_spans=given_spans,
-        candidates=candidates,
-        actors=workers,
-        top_k=top_k,
-        threshold=threshold,
-        **corrections,
-    )
+    out_format = "parquet" if output.suffix == ".parquet" else "jsonl"
+    errors = run_link(input, output, opts, address=address, out_format=out_format, actors=workers)
     typer.echo(f"Linked {input} into {output} on Ray; {errors} document(s) with an error.", err=True)
     if errors:
         raise typer.Exit(1)
@@ -101,41 +76,18 @@ def link_cli(
         "--input-format",
         help="Input lines are plain text or canonical JSONL (auto: by the first line).",
     ),
-    lang: str | None = typer.Option(
-        None,
-        "--lang",
-        "-l",
-        help="Language of documents that do not carry one (es, pt-BR, zh-Hant ...; default: every alias table).",
-    ),
+    lang: str | None = LANG_OPT,
     bundle: Path | None = BUNDLE_OPT,
-    top_k: int = typer.Option(30, "--top-k", min=1, help="Candidates per mention."),
-    threshold: float | None = typer.Option(
-        None,
-        "--threshold",
-        min=0.0,
-        max=1.0,
-        help="NIL below this confidence (default: the bundle's).",
-    ),
-    given_spans: bool = typer.Option(
-        False,
-        "--given-spans",
-        help="Link the mentions given in JSONL input (NED mode) instead of detecting them.",
-    ),
-    candidates: bool = typer.Option(
-        False, "--candidates", help="Include every candidate with its scores (json/jsonl)."
-    ),
-    variant: str = typer.Option("fused", "--variant", help="Scoring: fused, prior, similarity, experts."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="ONNX Runtime intra-op threads per process."),
+    top_k: int = TOP_K_OPT,
+    threshold: float | None = THRESHOLD_OPT,
+    given_spans: bool = GIVEN_SPANS_OPT,
+    candidates: bool = CANDIDATES_OPT,
+    variant: str = VARIANT_OPT,
+    threads: int | None = THREADS_OPT,
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Worker processes (one ONNX thread each)."),
-    providers: list[str] | None = typer.Option(
-        None,
-        "--provider",
-        help="ONNX Runtime execution provider (repeatable); falls back to CPU with a warning.",
-    ),
-    max_chars: int = typer.Option(
-        config.MAX_DOC_CHARS, "--max-chars", min=1, help="Refuse documents longer than this."
-    ),
-    verify: bool = typer.Option(False, "--verify", help="Check every bundle file's sha256 before linking."),
+    providers: list[str] | None = PROVIDER_OPT,
+    max_chars: int = MAX_CHARS_OPT,
+    verify: bool = VERIFY_OPT,
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted -o run where it stopped."),
     force: bool = typer.Option(
         False, "--force", help="Replace a symlink/FIFO/device at -o, or discard an interrupted run's output."
@@ -156,7 +108,7 @@ def link_cli(
     """Link entity mentions to Wikidata. Results go to stdout (or -o); progress to stderr."""
     from xned.langs import normalize_lang
     from xned.records import ReadProgress, read_documents
-    from xned.runner import LinkOptions, link_stream
+    from xned.runner import link_stream
 
     sources = [s for s in (text is not None, input is not None) if s]
     if len(sources) != 1:
@@ -168,12 +120,6 @@ def link_cli(
     lang = normalize_lang(lang)
     if engine not in ("local", "ray"):
         raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
-    if engine == "ray":
-        fixes = {"use_corrections": use_corrections, "state": None if state is None else str(state)}
-        _link_on_ray(
-            input, output, fmt, address, workers, bundle, lang, given_spans, candidates, top_k, threshold, fixes
-        )
-        return
     opts = LinkOptions(
         bundle=None if bundle is None else str(bundle),
         lang=lang,
@@ -190,6 +136,9 @@ def link_cli(
         state=None if state is None else str(state),
         detection=detection,
     )
+    if engine == "ray":
+        _link_on_ray(input, output, fmt, address, workers, opts)
+        return
     if workers <= 1:
         linker = opts.load()
     else:  # fail early on a bad bundle; the workers load their own

@@ -6,19 +6,20 @@ from pathlib import Path
 
 import typer
 
-from xned.cli.link import CORRECTIONS_OPT, STATE_OPT
+from xned.cli.options import BUNDLE_OPT, CORRECTIONS_OPT, STATE_OPT, THREADS_OPT
 from xned.errors import InputError
+from xned.runner import LinkOptions
 
 
 def serve_cli(
-    bundle: Path | None = typer.Option(None, "--bundle", "-b", help="Bundle directory (default: the embedded one)."),
+    bundle: Path | None = BUNDLE_OPT,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; other than loopback needs --token."),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
     workers: int = typer.Option(1, "--workers", min=1, help="Server processes, each with the bundle loaded once."),
     token: str | None = typer.Option(
         None, "--token", envvar="XNED_TOKEN", help="Required as 'Authorization: Bearer TOKEN' on every request."
     ),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="ONNX Runtime threads per process."),
+    threads: int | None = THREADS_OPT,
     max_body_mb: float = typer.Option(2.0, "--max-body-mb", min=0.001, help="Largest request body."),
     max_doc_chars: int = typer.Option(100_000, "--max-doc-chars", min=1, help="Longest document in a request."),
     max_documents: int = typer.Option(100, "--max-documents", min=1, help="Most documents in one request."),
@@ -44,17 +45,13 @@ def serve_cli(
     )
     check_bind(host, token)  # before anything is printed
     typer.echo(f"xned serve: http://{host}:{port}/ (Ctrl+C stops)", err=True)
-    serve(
+    options = LinkOptions(
         bundle=None if bundle is None else str(bundle),
-        host=host,
-        port=port,
-        workers=workers,
-        token=token,
         threads=threads,
-        limits=limits,
         state=None if state is None else str(state),
-        corrections=use_corrections,
+        use_corrections=use_corrections,
     )
+    serve(options, host=host, port=port, workers=workers, token=token, limits=limits)
 
 
 def register(app: typer.Typer) -> None:

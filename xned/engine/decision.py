@@ -11,17 +11,18 @@ from xned.engine.corrections import Corrections
 from xned.engine.entity_vectors import EntityVectors
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
-from xned.engine.normalize import normalize
 from xned.engine.person import is_person_type, reads_as_person
+from xned.engine.pipeline import Candidates
 from xned.engine.scoring import Scorer, rank
 from xned.types import Candidate, Link, Mention
 
 
-@dataclass
+@dataclass(slots=True)
 class MentionFeatures:
     """One mention's candidates (global entity indices, best prior first) and features."""
 
     mention: Mention
+    key: str  # the normalized mention string
     ents: np.ndarray
     priors: np.ndarray
     sims: np.ndarray | None
@@ -46,54 +47,54 @@ class MentionFeatures:
         )
 
 
-def features(
-    kb: KB,
-    experts: Experts | None,
-    scorer: Scorer,
-    lang: str | None,
-    m: Mention,
-    ents: np.ndarray,
-    pri: np.ndarray,
-    dense: np.ndarray | None,
-    name: np.ndarray | None,
-    vec: np.ndarray | None,
-    entity_vectors: EntityVectors | None = None,
-) -> MentionFeatures:
-    """A mention's features: its candidates' cosines to its vector in context, its word
-    expert's probabilities (where one applies) and the candidates' hubness. Entity vectors
-    come from ``entity_vectors`` (which embeds those the KB lacks) or else the KB; a
-    retrieved-only candidate (``dense`` = 1) is never embedded at run time: dense hits have
-    a stored vector, and a name hit without one gets the typical cosine (embedding every
-    name hit of a ``--vectors ambiguous`` bundle cost more than the whole context pass)."""
-    sims = expert_p = partial = None
-    key = normalize(m.text)
-    if len(ents) and kb.contained_only(lang, key):
-        alias = np.ones(len(ents), bool) if dense is None else dense == 0
-        if reads_as_person(m.text):
-            # The name inside a person's name ("Ford" in "Henry Ford") names someone else: of
-            # the candidates found through it only people stay (a namesake is still a person);
-            # retrieved candidates are no pieces of the name and stay too.
-            keep = ~alias | np.array([is_person_type(kb.type_name(int(e))) for e in ents], bool)
-            if not keep.all():
-                ents, pri, alias = ents[keep], pri[keep], alias[keep]
-                dense = None if dense is None else dense[keep]
-                name = None if name is None else name[keep]
-        partial = alias.astype(np.float32) if len(ents) else None
-    if len(ents) and experts is not None and (vec is not None or len(ents) == 1):
-        model = experts.model_for(lang, key, ents)
-        if model >= 0:
-            # one candidate: the softmax over the expert's classes among them is 1 or unknown
-            expert_p = experts.predict(model, vec, ents) if vec is not None else experts.known(model, ents)
-    if len(ents) and vec is not None and kb.has_vectors:
-        alias = None if dense is None else dense == 0
-        ev = kb.vectors(ents) if entity_vectors is None else entity_vectors.get(ents, alias)
-        if ev is not None:
-            sims = ev @ vec
-            none = ~ev.any(axis=1)  # no vector and no encoder to embed it: typical cosine
-            if none.any():
-                sims[none] = scorer.sim_typical
-    hub = experts.hubness_of(ents) if experts is not None and len(ents) else None
-    return MentionFeatures(m, ents, pri, sims, expert_p, vec, hub, dense, name, partial)
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a mention's features are computed from: the KB, the word experts, the scorer
+    (its typical cosine) and the entity vectors (which embed those the KB lacks; None: the
+    KB's stored vectors only)."""
+
+    kb: KB
+    experts: Experts | None
+    scorer: Scorer
+    entity_vectors: EntityVectors | None = None
+
+    def features(self, lang: str | None, c: Candidates, vec: np.ndarray | None) -> MentionFeatures:
+        """A mention's features: its candidates' cosines to its vector in context ``vec``, its
+        word expert's probabilities (where one applies) and the candidates' hubness. A
+        retrieved-only candidate (``c.dense`` = 1) is never embedded at run time: dense hits
+        have a stored vector, and a name hit without one gets the typical cosine (embedding
+        every name hit of a ``--vectors ambiguous`` bundle cost more than the whole context
+        pass)."""
+        kb, experts = self.kb, self.experts
+        ents, pri, dense, name, key = c.ents, c.priors, c.dense, c.name, c.key
+        sims = expert_p = partial = None
+        if len(ents) and kb.contained_only(lang, key):
+            alias = np.ones(len(ents), bool) if dense is None else dense == 0
+            if reads_as_person(c.mention.text):
+                # The name inside a person's name ("Ford" in "Henry Ford") names someone else: of
+                # the candidates found through it only people stay (a namesake is still a person);
+                # retrieved candidates are no pieces of the name and stay too.
+                keep = ~alias | np.array([is_person_type(kb.type_name(int(e))) for e in ents], bool)
+                if not keep.all():
+                    ents, pri, alias = ents[keep], pri[keep], alias[keep]
+                    dense = None if dense is None else dense[keep]
+                    name = None if name is None else name[keep]
+            partial = alias.astype(np.float32) if len(ents) else None
+        if len(ents) and experts is not None and (vec is not None or len(ents) == 1):
+            model = experts.model_for(lang, key, ents)
+            if model >= 0:
+                # one candidate: the softmax over the expert's classes among them is 1 or unknown
+                expert_p = experts.predict(model, vec, ents) if vec is not None else experts.known(model, ents)
+        if len(ents) and vec is not None and kb.has_vectors:
+            alias = None if dense is None else dense == 0
+            ev = kb.vectors(ents) if self.entity_vectors is None else self.entity_vectors.get(ents, alias)
+            if ev is not None:
+                sims = ev @ vec
+                none = ~ev.any(axis=1)  # no vector and no encoder to embed it: typical cosine
+                if none.any():
+                    sims[none] = self.scorer.sim_typical
+        hub = experts.hubness_of(ents) if experts is not None and len(ents) else None
+        return MentionFeatures(c.mention, key, ents, pri, sims, expert_p, vec, hub, dense, name, partial)
 
 
 def decide(
@@ -103,7 +104,7 @@ def decide(
     m, ents, pri, sims = f.mention, f.ents, f.priors, f.sims
     if len(ents) == 0:
         return Link(m.start, m.end, m.text, None)
-    key = normalize(m.text)
+    key = f.key
     fix = corrections is not None and f.vector is not None and corrections.covers(key)
     one = len(ents) == 1 and not fix
     decided = scorer.without_context(f.matrix(scorer, context=False)) if one else None

@@ -22,21 +22,23 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
+import marisa_trie
 import numpy as np
 
 from xned.engine.chunks import token_spans
-from xned.engine.documents import per_document
+from xned.engine.encoder import Encoder
+from xned.engine.kb import KB
 from xned.engine.mentions import Detector, Span, tokenize
 from xned.engine.morph import suffixes
 from xned.engine.normalize import CJK_CLASS, inside_katakana_word
 from xned.engine.person import NameRuns
+from xned.engine.pipeline import Outcomes, SpanVectors, per_document
 from xned.engine.tagger import Tagger
 from xned.types import Document, Mention
 
-Spans = dict[tuple[int, int], np.ndarray]
+Spans = SpanVectors
 _CJK = re.compile(f"[{CJK_CLASS}]")
 MIN_REPEAT_CHARS = 2  # a repeated surface shorter than this is not propagated
 #: a rule-based match the trained detector rejects is kept when its alias key's link
@@ -51,13 +53,19 @@ class MentionFinder:
     """The rule-based detectors of a KB (per language) and, where the bundle has one, the
     trained detector with the encoder it reads."""
 
-    def __init__(self, kb: Any, tagger: Tagger | None = None, encoder: Any = None, taught: Any = None):
+    def __init__(
+        self,
+        kb: KB,
+        tagger: Tagger | None = None,
+        encoder: Encoder | None = None,
+        taught: Callable[[], marisa_trie.Trie | None] | None = None,
+    ):
         self.kb = kb
         self.tagger = tagger
         self.encoder = encoder
         self.taught = taught or (lambda: None)  # () -> the analyst's taught-key trie (or None)
         self._detectors: dict[str | None, Detector] = {}
-        self._taught: Any = None  # the taught-key trie the detectors were built with
+        self._taught: marisa_trie.Trie | None = None  # the taught-key trie the detectors were built with
         self._rare_words: dict[str, bool] = {}
 
     def rules_for(self, lang: str | None) -> Detector:
@@ -116,27 +124,27 @@ class MentionFinder:
             out.append((sp, lp == lp and lp >= KEEP_LINK_PROB))
         return out
 
-    def tag(self, todo: dict[int, Document]) -> dict[int, Any]:
+    def tag(self, todo: dict[int, Document]) -> Outcomes[Spans]:
         """The trained detector over the documents ``todo`` (index -> document): per
         document its mention vectors by span (the spans are its mentions), or the exception
         that stopped it (the failure stays with the document that caused it)."""
         if not todo:
-            return {}
-        if self.tagger is None or self.encoder is None:
+            return Outcomes()
+        tagger, encoder = self.tagger, self.encoder
+        if tagger is None or encoder is None:
             raise RuntimeError("no trained detector loaded")
 
         def run(idx: list[int]) -> dict[int, Spans]:
-            assert self.tagger is not None
             docs = [todo[i] for i in idx]
             spans = [self.rule_spans(d) for d in docs]
-            found = tag_documents(self.encoder, self.tagger, [d.text for d in docs], spans)
+            found = tag_documents(encoder, tagger, [d.text for d in docs], spans)
             return dict(zip(idx, found, strict=True))
 
         return per_document(sorted(todo), run)
 
 
 def tag_documents(
-    encoder: Any,
+    encoder: Encoder,
     tagger: Tagger,
     texts: Sequence[str],
     rule_spans: Sequence[Sequence[tuple[Span, bool]]],

@@ -3,7 +3,6 @@ their given mention spans, and the error record of a document that cannot be lin
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from xned.errors import InputError, XnedError
@@ -99,21 +98,3 @@ def _valid(s: str) -> str:
         return s
     except UnicodeEncodeError:
         return s.encode("utf-8", "replace").decode("utf-8")
-
-
-def per_document(keys: list[int], run: Callable[[list[int]], dict[int, Any]]) -> dict[int, Any]:
-    """``run(keys)`` over every document at once (one batched pass); if that fails, over each
-    document alone, so a failure stays with the document that caused it (its value is then
-    the exception) and the others are still done."""
-    try:
-        return run(keys)
-    except Exception as exc:
-        if len(keys) == 1:
-            return {keys[0]: exc}
-    out: dict[int, Any] = {}
-    for k in keys:
-        try:
-            out.update(run([k]))
-        except Exception as exc:
-            out[k] = exc
-    return out

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
 import numpy as np
 
-from xned.types import DocResult
-
-if TYPE_CHECKING:
-    from xned.engine.encoder import Encoder
-    from xned.engine.kb import KB
+from xned.engine.encoder import Encoder
+from xned.engine.kb import KB
+from xned.engine.pipeline import Prepared
 
 
 def passage(qid: str, label: str, description: str, type_name: str) -> str:
@@ -86,16 +84,15 @@ class EntityVectors:
         return out
 
 
-def encoded_candidates(prepared: list[Any], vectors: dict[int, Any]) -> np.ndarray:
-    """The candidates of every mention that has a vector in context (those whose similarity
-    is computed), from the linker's prepared documents ``(doc, mention sets, candidate
-    sets)`` and its vectors per document and span: what ``prefetch`` embeds in one pass."""
+def encoded_candidates(batch: Iterable[Prepared]) -> np.ndarray:
+    """The alias candidates of every mention that has a vector in context (those whose
+    similarity is computed; a retrieved-only one is never embedded, see ``Evidence``) in the
+    prepared documents ``batch``: what ``prefetch`` embeds in one pass."""
     got = [
-        ents
-        for i, item in enumerate(prepared)
-        if not isinstance(item, DocResult) and isinstance(vectors.get(i), dict)
-        for ments, per in zip(item[1], item[2], strict=True)
-        for m, (ents, _) in zip(ments, per, strict=True)
-        if (m.start, m.end) in vectors[i]
+        c.ents if c.dense is None else c.ents[c.dense == 0]
+        for p in batch
+        if p.vectors
+        for c in p.mentions()
+        if c.span in p.vectors
     ]
     return np.concatenate(got) if got else np.zeros(0, np.int64)

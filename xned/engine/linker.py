@@ -14,16 +14,17 @@ from xned import config
 from xned.engine import layout as L
 from xned.engine.bundle import Manifest, check_files, check_unlisted, read_manifest
 from xned.engine.corrections import NIL, Corrections, make_examples
-from xned.engine.decision import MentionFeatures, decide, features
+from xned.engine.decision import Evidence, MentionFeatures, decide
 from xned.engine.describe import describe
 from xned.engine.detection import MentionFinder
-from xned.engine.documents import MentionLike, as_document, as_mention, check_text, error_result, per_document
+from xned.engine.documents import MentionLike, as_document, as_mention, check_text, error_result
 from xned.engine.encoder import Encoder
 from xned.engine.entity_vectors import EntityVectors, encoded_candidates
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
-from xned.engine.names import NAMES_K, Names, retrieve, with_found
+from xned.engine.names import NAMES_K, Names, retrieve
 from xned.engine.normalize import normalize
+from xned.engine.pipeline import Candidates, Outcomes, Prepared, Span, SpanVectors, per_document
 from xned.engine.propagation import propagate
 from xned.engine.scoring import Scorer
 from xned.engine.state import Example
@@ -155,6 +156,11 @@ class Linker:
         return linker
 
     @property
+    def evidence(self) -> Evidence:
+        """What features are computed from (the linker's KB, experts and scorer as they are now)."""
+        return Evidence(self.kb, self.experts, self.scorer, self.entity_vectors)
+
+    @property
     def tagger(self) -> Tagger | None:
         """The trained mention detector (None: rule-based detection)."""
         return self.finder.tagger
@@ -249,56 +255,54 @@ class Linker:
         overrides how this linker detects mentions where none are given."""
         return self._analyze(list(docs), lang, given_spans, also_detect, skip_decided, detection)
 
-    def _candidates(self, doc: Document, ments: list[Mention], given: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _candidates(self, doc: Document, ments: list[Mention], given: bool) -> list[Candidates]:
         """Candidate generation (stem keys for ``given`` spans only, see ``KB.lookup``), with
         document-level propagation of longer mentions."""
         keys = [normalize(m.text) for m in ments]
         per = self.kb.lookup_all(doc.lang, keys, top_k=self.top_k, stems=given)
         if self.corrections is not None and self.corrections.by_key:
             per = [self.corrections.extend(k, *p) for k, p in zip(keys, per, strict=True)]
-        return propagate(keys, per, self.top_k)
+        per = propagate(keys, per, self.top_k)
+        return [Candidates(m, k, ents, pri) for m, k, (ents, pri) in zip(ments, keys, per, strict=True)]
 
     def _prepare_all(
         self, raw_docs: list[Any], lang: str | None, given: bool, also_detect: bool, detection: str
-    ) -> tuple[list[Any], dict[int, Any]]:
-        """Per document its mention sets and their candidates (``(doc, sets, cands)``) or its
-        error record; and the vectors by span of the mentions the trained detector found."""
-        out: list[Any] = []
-        todo: dict[int, Document] = {}
-        for raw in raw_docs:
-            if isinstance(raw, DocResult):
-                out.append(raw)
+    ) -> tuple[dict[int, Prepared], dict[int, DocResult]]:
+        """Every document prepared (by its index in ``raw_docs``), with the vectors of the
+        mentions the trained detector found; and the error record of each that failed."""
+        failed: dict[int, DocResult] = {}
+        ready: dict[int, tuple[Document, list[Mention] | None, list[list[Mention]]]] = {}
+        for i, raw in enumerate(raw_docs):
+            if isinstance(raw, DocResult):  # a line the caller could not read passes through
+                failed[i] = raw
                 continue
             try:
                 doc, ments = self._prepare(raw, lang, given, detection)
-                if ments is None:
-                    todo[len(out)] = doc
-                out.append((doc, ments, [self.finder.rules(doc)] if also_detect else []))
+                ready[i] = (doc, ments, [self.finder.rules(doc)] if also_detect else [])
             except Exception as exc:  # one bad document never stops the others
-                out.append(error_result(raw, lang, exc))
-        tagged = self.finder.tag(todo)
-        for i, item in enumerate(out):
-            if isinstance(item, DocResult):
-                continue
-            doc, ments, extra = item
+                failed[i] = error_result(raw, lang, exc)
+        tagged = self.finder.tag({i: doc for i, (doc, ments, _) in ready.items() if ments is None})
+        out: dict[int, Prepared] = {}
+        for i, (doc, ments, extra) in ready.items():
             try:
+                if i in tagged.failed:
+                    raise tagged.failed[i]
+                found = tagged.done.get(i, {})
                 if ments is None:
-                    found = tagged[i]
-                    if isinstance(found, BaseException):
-                        raise found
                     ments = [Mention(s, e, doc.text[s:e]) for s, e in found]
                 sets = [ments, *extra]
-                out[i] = (doc, sets, [self._candidates(doc, m, given and j == 0) for j, m in enumerate(sets)])
+                out[i] = Prepared(doc, [self._candidates(doc, m, given and j == 0) for j, m in enumerate(sets)])
+                out[i].detected = found
             except Exception as exc:
-                out[i] = error_result(doc, lang, exc)
-        return out, tagged
+                failed[i] = error_result(doc, lang, exc)
+        return out, failed
 
-    def _needs_context(self, doc: Document, m: Mention, ents: np.ndarray, pri: np.ndarray) -> bool:
-        if not len(ents):
+    def _needs_context(self, doc: Document, c: Candidates) -> bool:
+        if not len(c.ents):
             return False
-        if len(ents) > 1 or (self.corrections is not None and self.corrections.covers(normalize(m.text))):
+        if len(c.ents) > 1 or (self.corrections is not None and self.corrections.covers(c.key)):
             return True
-        f = self._features(doc, m, ents, pri, None, None, None)
+        f = self.evidence.features(doc.lang, c, None)
         return self.scorer.without_context(f.matrix(self.scorer, context=False)) is None
 
     def _analyze(
@@ -316,80 +320,58 @@ class Linker:
             detection = "model" if self.tagger is not None else "rules"
         elif detection == "model" and self.tagger is None:
             raise InputError(f"Bundle {self.root} was loaded without a trained mention detector.")
-        prepared, tagged = self._prepare_all(raw_docs, lang, given, also_detect, detection)
+        batch, failed = self._prepare_all(raw_docs, lang, given, also_detect, detection)
         use_vectors = (
             self.encoder is not None
             and self.scorer.variant != "prior"
             and (self.kb.has_vectors or self.experts is not None)
         )
-        # with dense or name retrieval every mention is encoded: its vectors find candidates
-        dense = use_vectors and ((self.dense_k > 0 and self.kb.dense is not None) or self.names.index is not None)
-        spans: dict[int, list[tuple[int, int]]] = {}  # document -> the spans to encode
-        for i, item in enumerate(prepared):
-            if isinstance(item, DocResult) or not use_vectors:
+        if use_vectors:
+            # with dense or name retrieval every mention is encoded: its vectors find candidates
+            dense = (self.dense_k > 0 and self.kb.dense is not None) or self.names.index is not None
+            for i, exc in self._encode(batch, dense, skip_decided).items():
+                failed[i] = error_result(batch.pop(i).doc, lang, exc)
+            if dense:
+                for i, exc in retrieve(self.kb, self.names, self.dense_k, batch, self.top_k).items():
+                    failed[i] = error_result(batch.pop(i).doc, lang, exc)
+            self.entity_vectors.prefetch(encoded_candidates(batch.values()))
+        out: list[Analysis | DocResult] = []
+        for i in range(len(raw_docs)):
+            if i in failed:
+                out.append(failed[i])
                 continue
-            doc, sets, cands = item
-            have = tagged.get(i)
-            have = have if isinstance(have, dict) else {}
+            p, ev = batch[i], self.evidence
+            vecs = p.vectors or {}
+            feats = [[ev.features(p.doc.lang, c, vecs.get(c.span)) for c in cands] for cands in p.sets]
+            out.append(Analysis(p.doc, feats[0], feats[1] if also_detect else None))
+        return out
+
+    def _encode(self, batch: dict[int, Prepared], every: bool, skip_decided: bool) -> dict[int, Exception]:
+        """The vectors in context of the mentions of ``batch`` (``every`` one; else those with
+        candidates and, with ``skip_decided``, only those whose decision needs the context) in
+        one batched encoder pass, beside those the trained detector gave; returns the documents
+        whose pass failed, with the exception."""
+        spans: dict[int, list[Span]] = {}
+        for i, p in batch.items():
+            p.vectors = dict(p.detected) if p.detected else None
             wanted = {
-                (m.start, m.end)
-                for ments, per in zip(sets, cands, strict=True)
-                for m, (ents, pri) in zip(ments, per, strict=True)
-                if (m.start, m.end) not in have
-                and (dense or (len(ents) and (not skip_decided or self._needs_context(doc, m, ents, pri))))
+                c.span
+                for c in p.mentions()
+                if c.span not in p.detected
+                and (every or (len(c.ents) and (not skip_decided or self._needs_context(p.doc, c))))
             }
             if wanted:
                 spans[i] = sorted(wanted)
-        vectors = self._encode(prepared, spans)
-        for i, have in tagged.items():  # the detector's pass already gave its mentions' vectors
-            if isinstance(have, dict) and use_vectors and not isinstance(vectors.get(i), BaseException):
-                vectors[i] = {**have, **(vectors.get(i) or {})}
-        retrieved = retrieve(self.kb, self.names, self.dense_k, prepared, vectors) if dense else {}
-        self.entity_vectors.prefetch(encoded_candidates(prepared, vectors))
-        out: list[Analysis | DocResult] = []
-        for i, item in enumerate(prepared):
-            if isinstance(item, DocResult):
-                out.append(item)
-                continue
-            doc, sets, cands = item
-            vecs = vectors.get(i)
-            if isinstance(vecs, BaseException):
-                out.append(error_result(doc, lang, vecs))
-                continue
-            feats = [
-                [
-                    self._features(
-                        doc,
-                        m,
-                        *with_found(
-                            ents, pri, *retrieved.get((i, m.start, m.end), (None, None)), self.top_k, self.names
-                        ),
-                        None if vecs is None else vecs.get((m.start, m.end)),
-                    )
-                    for m, (ents, pri) in zip(ments, per, strict=True)
-                ]
-                for ments, per in zip(sets, cands, strict=True)
-            ]
-            out.append(Analysis(doc, feats[0], feats[1] if also_detect else None))
-        return out
 
-    def _encode(self, prepared: list[Any], spans: dict[int, list[tuple[int, int]]]) -> dict[int, Any]:
-        """Mention vectors per document, by span (one batched encoder pass; a document whose
-        pass fails gets the exception instead)."""
-
-        def run(idx: list[int]) -> dict[int, Any]:
+        def run(idx: list[int]) -> dict[int, SpanVectors]:
             assert self.encoder is not None
-            arrs = self.encoder.embed_mentions([prepared[i][0].text for i in idx], [spans[i] for i in idx])
+            arrs = self.encoder.embed_mentions([batch[i].doc.text for i in idx], [spans[i] for i in idx])
             return {i: dict(zip(spans[i], arr, strict=True)) for i, arr in zip(idx, arrs, strict=True)}
 
-        return per_document(sorted(spans), run) if spans else {}
-
-    def _features(
-        self, doc: Document, m: Mention, ents: Any, pri: Any, dense: Any, name: Any, vec: Any
-    ) -> MentionFeatures:
-        return features(
-            self.kb, self.experts, self.scorer, doc.lang, m, ents, pri, dense, name, vec, self.entity_vectors
-        )
+        encoded = per_document(sorted(spans), run) if spans else Outcomes[SpanVectors]()
+        for i, vecs in encoded.done.items():
+            batch[i].vectors = {**(batch[i].vectors or {}), **vecs}
+        return encoded.failed
 
     def _process(self, raw_docs: list[Any], lang: str | None, given: bool, with_cands: bool) -> list[DocResult]:
         out: list[DocResult] = []
@@ -432,7 +414,7 @@ class Linker:
         if self.corrections is not None:
             ents, pri = self.corrections.extend(key, ents, pri)
         # f.ents: the candidates the features kept (a person's name keeps only people)
-        f = self._features(Document(mention, lang), Mention(0, len(mention), mention), ents, pri, None, None, vec)
+        f = self.evidence.features(lang, Candidates(Mention(0, len(mention), mention), key, ents, pri), vec)
         z, _ = self.scorer.score(f.matrix(self.scorer))
         t = min(max(self.scorer.threshold, 1e-6), 1 - 1e-6)
         return [self.kb.qid(int(e)) for e in f.ents] + [NIL], np.append(z, np.log(t / (1 - t))).astype(np.float32)

@@ -20,13 +20,13 @@ entity the index does not hold). The calibrated fusion learns what both are wort
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 import numpy as np
 
 from xned.engine.dense import DenseIndex, open_dense
-from xned.engine.documents import per_document
+from xned.engine.encoder import Encoder
 from xned.engine.kb import KB
+from xned.engine.pipeline import Candidates, Outcomes, Prepared, per_document
 
 NAMES_K = 5  # retrieved names per mention (10 found 0.1-0.7 points more gold, at twice the cost)
 CACHE_SIZE = 10_000  # mention strings whose vectors a process keeps (float16)
@@ -36,7 +36,7 @@ Key = tuple[int, int, int]  # (document, start, end)
 class Names:
     """Mention strings -> label candidates and the ``name`` feature, batched per call."""
 
-    def __init__(self, kb: KB, encoder: Any, k: int = NAMES_K):
+    def __init__(self, kb: KB, encoder: Encoder | None, k: int = NAMES_K):
         self.kb = kb
         self.encoder = encoder
         self.k = k
@@ -48,14 +48,14 @@ class Names:
 
     def vectors(self, texts: list[str]) -> np.ndarray:
         """Centred unit vectors of the mention strings ``texts`` (LRU-cached)."""
-        index = self.index
-        assert index is not None
+        index, encoder = self.index, self.encoder
+        assert index is not None and encoder is not None
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if todo:
-            fresh = index.centred(self.encoder.embed_texts(todo, "query"))
+            fresh = index.centred(encoder.embed_texts(todo, "query"))
             for t, v in zip(todo, fresh, strict=True):
                 self._cache[t] = v.astype(np.float16)
-        out = np.zeros((len(texts), self.encoder.dim), np.float32)
+        out = np.zeros((len(texts), encoder.dim), np.float32)
         for r, t in enumerate(texts):
             out[r] = self._cache[t]
             self._cache.move_to_end(t)
@@ -86,17 +86,18 @@ class Names:
 
 
 def with_found(
-    ents: np.ndarray,
-    pri: np.ndarray,
+    c: Candidates,
     dense: tuple[np.ndarray, np.ndarray] | None,
     name: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     top_k: int,
     names: Names | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Alias candidates first (their order kept: exact matches still win ties), then the
-    entities dense retrieval found, then those name retrieval found, ``top_k`` in all, the
-    retrieved ones with prior 0; with the ``dense`` column (1 for a retrieved-only candidate;
-    None when none was added) and the ``name`` column (None without name retrieval)."""
+) -> Candidates:
+    """``c`` with what retrieval found: its alias candidates first (their order kept: exact
+    matches still win ties), then the entities dense retrieval found, then those name
+    retrieval found, ``top_k`` in all, the retrieved ones with prior 0; with the ``dense``
+    column (1 for a retrieved-only candidate; None when none was added) and the ``name``
+    column (None without name retrieval)."""
+    ents, pri = c.ents, c.priors
     have = set(ents.tolist())
     extra: list[int] = []
     for found in (dense[0] if dense is not None else None, name[1] if name is not None else None):
@@ -111,34 +112,37 @@ def with_found(
         ents = np.concatenate([ents.astype(np.int32), np.asarray(extra, np.int32)])
         pri = np.concatenate([pri.astype(np.float32), np.zeros(len(extra), np.float32)])
     cos = names.cosines(name[0], ents) if name is not None and names is not None else None
-    return ents, pri, mask, cos
+    return Candidates(c.mention, c.key, ents, pri, mask, cos)
 
 
-def retrieve(
-    kb: KB, names: Names, dense_k: int, prepared: list[Any], vectors: dict[int, Any]
-) -> dict[Key, tuple[Any, Any]]:
-    """(dense hit, name hit) of every encoded mention (``vectors``: document -> span ->
-    vector in context; ``prepared[i][0]``: the linker's document i), batched. A document
-    whose name pass fails gets the exception in ``vectors`` instead."""
-    keys = [(i, s, e) for i, per in vectors.items() if isinstance(per, dict) for s, e in per]
+def retrieve(kb: KB, names: Names, dense_k: int, batch: dict[int, Prepared], top_k: int) -> dict[int, Exception]:
+    """Adds to every encoded mention of the documents ``batch`` (index -> document) the
+    entities retrieved by its vector in context (dense) and by its string (names), batched;
+    returns the documents whose name pass failed, with the exception."""
+    keys = [(i, s, e) for i, p in batch.items() if p.vectors for s, e in p.vectors]
     if not keys:
         return {}
     if dense_k > 0 and kb.dense is not None:
-        dense: list[Any] = kb.retrieve(np.stack([vectors[i][(s, e)] for i, s, e in keys]), dense_k)
+        vecs = np.stack([vectors[(s, e)] for i, s, e in keys for vectors in [batch[i].vectors] if vectors is not None])
+        dense: list[tuple[np.ndarray, np.ndarray] | None] = list(kb.retrieve(vecs, dense_k))
     else:
         dense = [None] * len(keys)
 
-    def run(docs: list[int]) -> dict[int, Any]:
+    def run(docs: list[int]) -> dict[int, dict[Key, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
         want = set(docs)
-        found = names.find({k: prepared[k[0]][0].text[k[1] : k[2]] for k in keys if k[0] in want})
+        found = names.find({k: batch[k[0]].doc.text[k[1] : k[2]] for k in keys if k[0] in want})
         return {i: {k: v for k, v in found.items() if k[0] == i} for i in docs}
 
-    by_doc: dict[int, Any] = {}
+    by_doc: Outcomes[dict[Key, tuple[np.ndarray, np.ndarray, np.ndarray]]] = Outcomes()
     if names.index is not None:
         names.index.check()
         by_doc = per_document(sorted({i for i, _, _ in keys}), run)
-    vectors.update({i: exc for i, exc in by_doc.items() if isinstance(exc, BaseException)})
-    return {
-        k: (d, by_doc[k[0]].get(k) if isinstance(by_doc.get(k[0]), dict) else None)
-        for k, d in zip(keys, dense, strict=True)
-    }
+    hits = {k: (d, by_doc.done.get(k[0], {}).get(k)) for k, d in zip(keys, dense, strict=True)}
+    for i, p in batch.items():
+        if i in by_doc.failed or not p.vectors:
+            continue
+        p.sets = [
+            [with_found(c, *hits[(i, *c.span)], top_k, names) if (i, *c.span) in hits else c for c in cands]
+            for cands in p.sets
+        ]
+    return by_doc.failed

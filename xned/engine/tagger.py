@@ -25,6 +25,7 @@ import numpy as np
 
 from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT, read_json_object
+from xned.engine.encoder import Encoder
 from xned.engine.mentions import tokenize
 from xned.engine.tables import _load_npy
 from xned.errors import BundleError, InputError
@@ -74,7 +75,7 @@ class Tagger:
                 raise BundleError(f"Detector {name} {getattr(self, name)} is not in [0, 1]; {REBUILD_HINT}.")
 
     @classmethod
-    def open(cls, bundle: Path, encoder: Any, detection: str = "auto") -> Tagger | None:
+    def open(cls, bundle: Path, encoder: Encoder | None, detection: str = "auto") -> Tagger | None:
         """The bundle's detector for ``detection`` (``model``: required, ``auto``: where the
         bundle has one, ``rules``: none)."""
         if detection not in DETECTION:
@@ -85,7 +86,7 @@ class Tagger:
                 f"Bundle {bundle} has no trained mention detector ({L.DETECTOR}/ with an encoder); "
                 f"train one with: xned detector train DATA.jsonl --bundle {bundle}, or use --detection rules."
             )
-        if detection == "rules" or not present:
+        if detection == "rules" or encoder is None or not present:
             return None
         return cls(bundle / L.DETECTOR, dim=int(encoder.config.get("dim", 0)) or None)
 

@@ -3,10 +3,10 @@ dense index of a bundle."""
 
 from __future__ import annotations
 
-import functools
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,126 +15,111 @@ from xned.errors import InputError, KBBuildError
 from xned.export.kb.build import build_kb
 from xned.export.kb.builder import BuildReport
 from xned.export.kb.embed import EntityEmbedder
+from xned.export.kb.options import KBOptions
+from xned.export.kb.shards import ShardPlan
 from xned.export.manifest import update_manifest
 from xned.export.transaction import bundle_transaction
+
+
+@dataclass(frozen=True)
+class BundleBuild:
+    """A ``xned kb build`` into a bundle: the KB's own options (``kb``), the encoder to copy
+    in and embed entities with, which entities get vectors at build (``all``, ``ambiguous``:
+    only those sharing a name with another, see ``kb.vectors.shared_names``; ``none``), the
+    threads and cache of the embedding, the share of skipped input records that fails the
+    build, the retrieval indexes to build, and how the sources are read in shards (None: by
+    this process)."""
+
+    kb: KBOptions = field(default_factory=KBOptions)
+    encoder: Path | None = None
+    vectors: str = "all"
+    threads: int | None = None
+    vector_cache: Path | None = None
+    max_skipped: float = 0.1
+    dense: bool = True
+    names: bool = False
+    shards: ShardPlan | None = None
+
+    def __post_init__(self) -> None:
+        rule = {True: "all", False: "none"}.get(self.vectors, self.vectors)  # type: ignore[call-overload]
+        if rule not in ("all", "ambiguous", "none"):
+            raise InputError(f"Unknown vectors rule {self.vectors!r}; choose all, ambiguous or none.")
+        object.__setattr__(self, "vectors", rule)
 
 
 def build_kb_into_bundle(
     sources: Iterable[Path],
     bundle: Path,
+    options: BundleBuild | None = None,
     *,
-    encoder: Path | None = None,
-    langs: set[str] | None = None,
-    top_k: int = 30,
-    strict: bool = False,
-    vectors: bool | str = True,
-    threads: int | None = None,
-    progress=None,
-    reader_args: dict[str, Any] | None = None,
-    vector_cache: Path | None = None,
-    max_skipped: float = 0.1,
-    dense: bool = True,
-    shards: dict[str, Any] | None = None,
-    entity_filter: Any = None,
-    names: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
-    """Build the KB of ``bundle`` from ``sources`` (and copy ``encoder`` into it), as one
-    transaction: a build that fails, or that skips more than ``max_skipped`` of its input
-    records, leaves the bundle as it was. ``vectors``: True or "all" (every entity), "ambiguous"
-    (only entities that share a name with another: ``kb.vectors.shared_names``), False or
-    "none". ``shards`` (``runner``, ``work``, ``shard_bytes``)
-    reads the sources in parallel shards (``kb.shards.build_sharded``): the same KB. With
-    vectors, ``dense`` builds the dense index and ``names`` the name index too."""
+    """Build the KB of ``bundle`` from ``sources`` as ``options`` say (and copy its encoder
+    in), as one transaction: a build that fails, or that skips more than
+    ``options.max_skipped`` of its input records, leaves the bundle as it was. ``progress``
+    gets (entities embedded, entities to embed)."""
+    options = options or BundleBuild()
     sources = [Path(s) for s in sources]
-    if vectors not in (True, False, "all", "ambiguous", "none"):
-        raise InputError(f"Unknown vectors rule {vectors!r}; choose all, ambiguous or none.")
     if not sources:
         raise InputError("No KB sources given: pass entity TSV/JSONL files or dumps.")
-    if encoder is not None:
-        encoder = Path(encoder)
-        if not (encoder / "config.json").is_file():
-            raise InputError(
-                f"{encoder} is not a bundle encoder directory (no config.json); "
-                f"create one with: xned export encoder ..."
-            )
+    encoder = options.encoder
+    if encoder is not None and not (Path(encoder) / "config.json").is_file():
+        raise InputError(
+            f"{encoder} is not a bundle encoder directory (no config.json); create one with: xned export encoder ..."
+        )
     with bundle_transaction(Path(bundle)) as stage:
-        meta, report = _build_staged(
-            sources, stage, Path(bundle), encoder, langs, top_k, strict, vectors, threads, progress, reader_args,
-            vector_cache, dense, shards, entity_filter, names,
-        )  # fmt: skip
+        meta, report = _build_staged(sources, stage, Path(bundle), options, progress)
         # the sources count the records they kept; the share is of every record read
         total = sum(int(src.get("records", 0)) for src in report.sources) + report.skipped
-        if report.skipped and report.skipped > max_skipped * total:
+        if report.skipped and report.skipped > options.max_skipped * total:
             first = report.warnings[0] if report.warnings else "?"
             raise KBBuildError(
                 f"The build skipped {report.skipped:,} of {total:,} input records ({report.skipped / total:.0%}; "
-                f"first: {first}): more than --max-skipped {max_skipped:.0%}, so the bundle was left as it was. "
-                f"Fix the input, or raise --max-skipped."
+                f"first: {first}): more than --max-skipped {options.max_skipped:.0%}, so the bundle was left as it "
+                f"was. Fix the input, or raise --max-skipped."
             )
     return meta, report
 
 
 def _build_staged(
-    sources: list[Path],
-    bundle: Path,
-    target: Path,
-    encoder: Path | None,
-    langs: set[str] | None,
-    top_k: int,
-    strict: bool,
-    vectors: bool | str,
-    threads: int | None,
-    progress: Any,
-    reader_args: dict[str, Any] | None,
-    vector_cache: Path | None,
-    dense: bool,
-    shards: dict[str, Any] | None = None,
-    entity_filter: Any = None,
-    names: bool = False,
+    sources: list[Path], bundle: Path, target: Path, options: BundleBuild, progress: Callable[[int, int], None] | None
 ) -> tuple[dict[str, Any], BuildReport]:
     """The build inside the staging directory ``bundle`` of the bundle ``target``."""
-    if encoder is not None and encoder.resolve() != (target / "encoder").resolve():
+    encoder = options.encoder
+    if encoder is not None and Path(encoder).resolve() != (target / "encoder").resolve():
         dest = bundle / "encoder"
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(encoder, dest)
     bundle.mkdir(parents=True, exist_ok=True)
     embed: EntityEmbedder | None = None
-    if vectors not in (False, "none") and (bundle / "encoder" / "config.json").is_file():
+    if options.vectors != "none" and (bundle / "encoder" / "config.json").is_file():
         embed = EntityEmbedder(
             bundle / "encoder",
-            threads=threads,
+            threads=options.threads,
             progress=progress,
-            cache=vector_cache,
-            shared_only=vectors == "ambiguous",
+            cache=options.vector_cache,
+            shared_only=options.vectors == "ambiguous",
         )
     try:
-        build: Any = build_kb
-        if shards is not None:
+        if options.shards is not None:
             from xned.export.kb.shards import build_sharded
 
-            build = functools.partial(build_sharded, **shards)
-        meta, report = build(
-            sources,
-            bundle / "kb",
-            langs=langs,
-            top_k=top_k,
-            strict=strict,
-            embed=embed,
-            reader_args=reader_args,
-            bundle=bundle,
-            entity_filter=entity_filter,
-        )
+            meta, report = build_sharded(sources, bundle / "kb", options.shards, options.kb, embed=embed, bundle=bundle)
+        else:
+            meta, report = build_kb(sources, bundle / "kb", options.kb, embed=embed, bundle=bundle)
     finally:
         if embed is not None:
             embed.flush()
     dense_info = names_info = None
-    if dense and embed is not None and meta.get("vector_dim"):  # none: no entity shares a name
+    if options.dense and embed is not None and meta.get("vector_dim"):  # none: no entity shares a name
         from xned.export.kb.dense import build_dense_index
         from xned.export.kb.names import build_name_index
 
         dense_info = build_dense_index(bundle / "kb")
-        if names:
-            names_info = build_name_index(bundle / "kb", bundle / "encoder", threads=threads, cache=vector_cache)
+        if options.names:
+            names_info = build_name_index(
+                bundle / "kb", bundle / "encoder", threads=options.threads, cache=options.vector_cache
+            )
     added = bundle / L.KBDir.SOURCES
     if added.is_dir():  # a full build replaces the KB together with earlier `kb add` overlays
         n = len(list(added.iterdir()))
@@ -145,8 +130,8 @@ def _build_staged(
         provenance={
             "kb": {
                 "sources": report.sources,
-                "top_k": top_k,
-                "langs": sorted(langs) if langs else "all",
+                "top_k": options.kb.top_k,
+                "langs": sorted(options.kb.langs) if options.kb.langs else "all",
                 "vectors": meta.get("vectors", {}).get("rule", "all") if embed is not None else "none",
                 **({"vector_stats": {k: round(v, 1) for k, v in embed.stats.items()}} if embed is not None else {}),
             },

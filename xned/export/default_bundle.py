@@ -165,7 +165,7 @@ def _portable_build_record(path: Path, source: Path) -> None:
 
 def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, log: Any = print) -> dict[str, Any]:
     from xned.engine.bundle import read_manifest
-    from xned.export.bundle_ops import build_kb_into_bundle
+    from xned.export.bundle_ops import BundleBuild, build_kb_into_bundle
     from xned.export.encoder.base import build_base_encoder
     from xned.export.encoder.optimum_export import export_encoder
     from xned.export.experts.anchors import calibrate_on_anchors
@@ -209,7 +209,7 @@ def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, lo
         max_vocab=MAX_VOCAB,
     )
     log("building the KB with entity vectors")
-    meta, report = build_kb_into_bundle([jsonl], stage, threads=threads)
+    meta, report = build_kb_into_bundle([jsonl], stage, BundleBuild(threads=threads))
     _portable_build_record(stage / L.KB / L.KBDir.BUILD, jsonl)
     update_manifest(stage)  # build.json changed: re-hash before anything loads the bundle
     log("calibrating scoring.json on Wikipedia anchors")

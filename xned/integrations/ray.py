@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,31 +103,25 @@ class LinkActor:
 
 def link_dataset(
     ds: ray.data.Dataset,
+    options: LinkOptions | None = None,
     *,
-    bundle: str | Path | None = None,
-    lang: str | None = None,
-    given_spans: bool = False,
-    candidates: bool = False,
     actors: int = 2,
     batch_size: int = 32,
-    threads: int = 1,
-    **options: Any,
+    **fields: Any,
 ) -> ray.data.Dataset:
-    """Link every row of ``ds`` on an actor pool of ``actors`` (one CPU and ``threads`` ONNX
-    Runtime threads each); other ``LinkOptions`` fields (``top_k``, ``threshold``,
-    ``variant`` ...) pass through."""
-    opts = LinkOptions(
-        bundle=None if bundle is None else str(bundle),
-        lang=lang,
-        given_spans=given_spans,
-        candidates=candidates,
-        threads=threads,
-        **options,
-    )
-    opts.load()  # a bad bundle fails here, on the driver, not in every actor
+    """Link every row of ``ds`` on an actor pool of ``actors`` (one CPU each) as ``options``
+    say, or as the ``LinkOptions`` fields ``fields`` say (``bundle``, ``lang``,
+    ``given_spans``, ``candidates``, ``top_k``, ``threshold``, ``variant`` ...; ``threads``
+    defaults to 1 ONNX Runtime thread per actor)."""
+    if options is None:
+        bundle = fields.pop("bundle", None)
+        options = LinkOptions(bundle=None if bundle is None else str(bundle), **{"threads": 1, **fields})
+    elif fields:
+        raise TypeError(f"link_dataset: pass LinkOptions or its fields, not both ({', '.join(fields)})")
+    options.load()  # a bad bundle fails here, on the driver, not in every actor
     return ds.map_batches(
         LinkActor,
-        fn_constructor_kwargs={"opts": opts.as_dict()},
+        fn_constructor_kwargs={"opts": options.as_dict()},
         batch_size=batch_size,
         batch_format="pyarrow",
         concurrency=actors,
@@ -153,13 +148,15 @@ def read_documents(path: Path) -> ray.data.Dataset:
 def run_link(
     input: Path,
     output: Path,
+    options: LinkOptions,
     *,
     address: str | None,
     out_format: str = "jsonl",
-    **kw: Any,
+    actors: int = 2,
 ) -> int:
-    """``xned link --engine ray``: link ``input`` into the directory ``output``; the number
-    of rows with an error."""
+    """``xned link --engine ray``: link ``input`` into the directory ``output`` as ``options``
+    say (one ONNX Runtime thread per actor unless they set ``threads``); the number of rows
+    with an error."""
     from xned.errors import InputError
 
     if output.exists() and any(output.iterdir()):
@@ -169,7 +166,9 @@ def run_link(
     # read first: an actor pool as large as the cluster would leave no CPU to the read tasks
     # (the object store spills to disk when the input is larger than memory)
     docs = read_documents(input).materialize()
-    out = link_dataset(docs, **kw).materialize()
+    if options.threads is None:
+        options = replace(options, threads=1)
+    out = link_dataset(docs, options, actors=actors).materialize()
     if out_format == "parquet":
         out.write_parquet(str(output))
     else:

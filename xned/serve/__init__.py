@@ -6,9 +6,13 @@ import ipaddress
 import json
 import os
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xned.errors import InputError
+
+if TYPE_CHECKING:
+    from xned.runner import LinkOptions
+    from xned.serve.app import Limits
 
 CONFIG_ENV = "XNED_SERVE_CONFIG"
 
@@ -34,45 +38,31 @@ def check_bind(host: str, token: str | None) -> None:
 def app_from_env() -> Any:
     """The app of one server process, configured by ``$XNED_SERVE_CONFIG`` (how ``xned serve
     --workers N`` hands its options to each uvicorn worker process)."""
-    from xned.engine.linker import Linker
+    from xned.runner import LinkOptions
     from xned.serve.app import Limits, create_app
 
     cfg = json.loads(os.environ[CONFIG_ENV])
-    linker = Linker.load(
-        cfg.get("bundle"),
-        threads=cfg.get("threads"),
-        state=cfg.get("state"),
-        use_corrections=cfg.get("corrections", True),
-    )
-    return create_app(linker, token=cfg.get("token"), limits=Limits(**cfg.get("limits", {})))
+    link = dict(cfg.get("link") or {})
+    if link.get("providers") is not None:
+        link["providers"] = tuple(link["providers"])
+    return create_app(LinkOptions(**link).load(), token=cfg.get("token"), limits=Limits(**cfg.get("limits", {})))
 
 
 def serve(
+    options: LinkOptions,
     *,
-    bundle: str | None,
     host: str,
     port: int,
     workers: int,
     token: str | None,
-    threads: int | None,
-    limits: Any,
+    limits: Limits,
     log_level: str = "info",
-    state: str | None = None,
-    corrections: bool = True,
 ) -> None:
+    """Run the server: ``workers`` processes, each with the bundle of ``options`` loaded once."""
     import uvicorn
 
     check_bind(host, token)
-    os.environ[CONFIG_ENV] = json.dumps(
-        {
-            "bundle": bundle,
-            "token": token,
-            "threads": threads,
-            "limits": asdict(limits),
-            "state": state,
-            "corrections": corrections,
-        }
-    )
+    os.environ[CONFIG_ENV] = json.dumps({"link": options.as_dict(), "token": token, "limits": asdict(limits)})
     if workers == 1:  # load the bundle here, so a bad bundle is an error before listening
         uvicorn.run(app_from_env(), host=host, port=port, log_level=log_level)
     else:

@@ -35,11 +35,12 @@ import numpy as np
 from xned.engine import layout as L
 from xned.engine.normalize import normalize, undot
 from xned.errors import InputError, KBBuildError
-from xned.export.kb.filter import EntityFilter, kept_items, subclass_closure
+from xned.export.kb.filter import kept_items, subclass_closure
+from xned.export.kb.options import KBOptions
 from xned.export.kb.priors import AliasTables, Ranks, entity_totals
 from xned.export.kb.report import BuildReport
 from xned.export.kb.writer import EntityIndex, EntityRow, write_kb
-from xned.export.spill import RUN_RECORDS, Spill
+from xned.export.spill import Spill
 from xned.fsutil import atomic_write_text
 from xned.langs import normalize_lang
 from xned.types import MAX_QID_CHARS, QID_RE, is_qid
@@ -76,22 +77,13 @@ class KBBuilder:
     is one run buffer plus a few bytes per entity (QID number, popularity) at write time.
     """
 
-    def __init__(
-        self,
-        *,
-        langs: set[str] | None = None,
-        top_k: int = 30,
-        strict: bool = False,
-        report: BuildReport | None = None,
-        run_records: int = RUN_RECORDS,
-        tmp_dir: Path | None = None,
-        entity_filter: EntityFilter | None = None,
-    ):
-        self.langs = langs
-        self.top_k = top_k
-        self.strict = strict
-        self.report = report or BuildReport()
-        self.run_records = run_records
+    def __init__(self, options: KBOptions | None = None, *, tmp_dir: Path | None = None):
+        self.options = options = options or KBOptions()
+        self.langs = set(options.langs) if options.langs else None
+        self.top_k = options.top_k
+        self.strict = options.strict
+        self.report = BuildReport()
+        self.run_records = run_records = options.run_records
         self.tmp_dir = tmp_dir
         # qnum, seq, flag, type, label, description, popularity, where
         self.entity_records = Spill("entities", run_records=run_records, tmp_dir=tmp_dir)
@@ -100,7 +92,7 @@ class KBBuilder:
         # lang, key, qnum, count: the C records again, for the totals T(e) before the priors
         self.count_records = Spill("counts", run_records=run_records, tmp_dir=tmp_dir)
         self.wiki_titles: Any = None  # Wikipedia title -> QID maps from Wikidata sitelinks (kb.wikidata)
-        self.filter = entity_filter if entity_filter is not None and entity_filter.active else None
+        self.filter = options.entity_filter
         # with a filter: qnum, P31 class (dump items) and parent, child (P279), see kb.filter
         self.class_records = Spill("classes", run_records=run_records, tmp_dir=tmp_dir)
         self.edge_records = Spill("edges", run_records=run_records, tmp_dir=tmp_dir)
@@ -109,32 +101,10 @@ class KBBuilder:
         self._named = ("", "")  # the last QID add_name checked, and its 10-digit number
         self._scratch: Path | None = None  # the entity index arrays for the table writers
         self.work_dirs: list[Path] = []  # run files adopted from reading workers (kb.wikidata)
-        self.workers = 1  # processes writing alias tables (kb.writer.write_tables)
+        self.workers = options.workers  # processes writing alias tables (kb.writer.write_tables)
         self._source = 0
         self._start = 0
         self._seq = 0
-
-    def options(self) -> dict[str, Any]:
-        """What a builder in another process needs to read records as this one does (``like``)."""
-        return {
-            "langs": sorted(self.langs) if self.langs else None,
-            "top_k": self.top_k,
-            "strict": self.strict,
-            "run_records": self.run_records,
-            "filter": asdict(self.filter) if self.filter is not None else None,
-        }
-
-    @classmethod
-    def like(cls, options: dict[str, Any], tmp_dir: Path) -> KBBuilder:
-        """A builder for a share of the reading (a shard, a reading worker), from ``options``."""
-        return cls(
-            langs=set(options["langs"]) if options.get("langs") else None,
-            top_k=int(options.get("top_k", 30)),
-            strict=bool(options.get("strict", False)),
-            run_records=int(options.get("run_records", RUN_RECORDS)),
-            tmp_dir=tmp_dir,
-            entity_filter=EntityFilter.from_dict(options.get("filter")),
-        )
 
     def hand_over(self) -> dict[str, Any]:
         """This builder's sorted runs (each spill's files and record count) and report, for

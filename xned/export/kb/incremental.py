@@ -30,7 +30,7 @@ from xned.errors import InputError, KBBuildError
 from xned.export.kb.build import BUNDLE_PREFIX, SOURCES_DIR, build_kb
 from xned.export.kb.builder import KBBuilder
 from xned.export.kb.embed import EntityEmbedder
-from xned.export.kb.filter import EntityFilter
+from xned.export.kb.options import KBOptions
 from xned.export.kb.sources import read_source
 from xned.export.transaction import bundle_transaction
 
@@ -98,7 +98,7 @@ def add(bundle: Path, files: list[Path], *, strict: bool = False, threads: int |
             raise InputError(f"{f} not found.")
         if not Path(f).name.lower().endswith((".tsv", ".jsonl")):
             raise InputError(f"{f}: kb add takes entity .tsv/.jsonl files or .counts.tsv files, not dumps.")
-        check = KBBuilder(langs=set(opts["langs"]) if opts.get("langs") else None, strict=True)
+        check = KBBuilder(KBOptions.from_recipe(opts, strict=True))
         read_source(Path(f), check)
     with bundle_transaction(bundle) as stage:  # a failure or kill leaves the bundle as it was
         d = stage / SOURCES_DIR
@@ -120,15 +120,10 @@ def rebuild_overlay(
     if not sources:
         shutil.rmtree(dest, ignore_errors=True)
         return {}
+    # the added files are entity and alias-count files: no reader arguments, no item filter
+    options = KBOptions.from_recipe(opts, strict=strict, reader_args={}, entity_filter=None)
     meta, _ = build_kb(
-        sources,
-        dest,
-        langs=set(opts["langs"]) if opts.get("langs") else None,
-        top_k=int(opts.get("top_k", 30)),
-        strict=strict,
-        embed=_embedder(bundle, bool(opts.get("vectors", True)), threads),
-        bundle=bundle,
-        stem_langs=opts.get("stem_langs"),
+        sources, dest, options, embed=_embedder(bundle, bool(opts.get("vectors", True)), threads), bundle=bundle
     )
     return meta
 
@@ -149,21 +144,10 @@ def _compact(bundle: Path, moved: dict[str, Path] | None, threads: int | None) -
     opts = build.get("options", {})
     sources = [resolve_source(r, bundle, moved) for r in build.get("sources", [])]
     sources += _overlay_sources(bundle, build)
-    reader_args = {k: v for k, v in (opts.get("reader_args") or {}).items() if v is not None}
     had_dense = (bundle / L.KB / L.KBDir.DENSE_INDEX).is_file()
     had_names = (bundle / L.KB / L.KBDir.NAMES_INDEX).is_file()
-    meta, _ = build_kb(
-        sources,
-        bundle / "kb",
-        langs=set(opts["langs"]) if opts.get("langs") else None,
-        top_k=int(opts.get("top_k", 30)),
-        strict=bool(opts.get("strict", False)),
-        embed=_embedder(bundle, opts.get("vectors", True), threads),
-        reader_args=reader_args,
-        bundle=bundle,
-        entity_filter=EntityFilter.from_dict(opts.get("filter")),
-        stem_langs=opts.get("stem_langs"),
-    )
+    embed = _embedder(bundle, opts.get("vectors", True), threads)
+    meta, _ = build_kb(sources, bundle / "kb", KBOptions.from_recipe(opts), embed=embed, bundle=bundle)
     if had_dense and meta.get("vector_dim"):  # the folded-in entities join the index
         from xned.export.kb.dense import build_dense_index
 

@@ -22,17 +22,16 @@ import re
 import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xned.export.kb.builder import BuildReport, KBBuilder
-from xned.export.kb.filter import EntityFilter
+from xned.export.kb.options import KBOptions
 from xned.export.kb.sources import is_wikipedia, read_source
 from xned.export.kb.writer import EntityRow
-from xned.export.spill import RUN_RECORDS
 
 SHARD_BYTES = 256 * 1024 * 1024
 _WIKIDATA = re.compile(r"\.json(\.gz|\.bz2)?$")
@@ -47,7 +46,7 @@ class ShardTask:
     start: int = 0  # byte range [start, stop) of an uncompressed Wikidata dump
     stop: int | None = None
     work: str = ""  # directory for this shard's run files
-    options: dict[str, Any] = field(default_factory=dict)  # langs, top_k, strict, run_records, reader_args
+    options: KBOptions = field(default_factory=KBOptions)
     title_runs: tuple[str, ...] = ()  # Wikipedia shards: the sitelink runs of earlier Wikidata shards
     title_total: int = 0
 
@@ -63,6 +62,17 @@ class ShardOutput:
 
 
 Runner = Callable[[list[ShardTask]], list[ShardOutput]]
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """How a build reads its sources in shards: who reads them (``runner``), where their run
+    files go (``work``; None: beside the output; on a cluster, storage every node shares)
+    and how many bytes of an uncompressed Wikidata dump one shard holds."""
+
+    runner: Runner
+    work: Path | None = None
+    shard_bytes: int = SHARD_BYTES
 
 
 def plan(sources: list[Path], shard_bytes: int = SHARD_BYTES) -> list[tuple[int, Path, int, int | None]]:
@@ -83,7 +93,7 @@ def plan(sources: list[Path], shard_bytes: int = SHARD_BYTES) -> list[tuple[int,
 LOCAL_MIN_SHARD = 16 * 1024 * 1024
 
 
-def local_shards(sources: Iterable[Path], workers: int) -> dict[str, Any] | None:
+def local_shards(sources: Iterable[Path], workers: int) -> ShardPlan | None:
     """How ``xned kb build --workers N`` reads on this machine: every uncompressed Wikidata
     dump cut into 4N byte ranges (at most ``SHARD_BYTES`` each) read by N processes, the
     same KB as one reader. None (one reader, whose decoding ``workers`` processes share)
@@ -96,23 +106,22 @@ def local_shards(sources: Iterable[Path], workers: int) -> dict[str, Any] | None
     if workers <= 1 or size < LOCAL_MIN_SHARD:
         return None
     # four ranges per worker: a worker that finishes early takes the next one
-    return {"runner": local_runner(workers), "shard_bytes": min(SHARD_BYTES, -(-size // (4 * workers)))}
+    return ShardPlan(local_runner(workers), shard_bytes=min(SHARD_BYTES, -(-size // (4 * workers))))
 
 
 def read_shard(task: ShardTask) -> ShardOutput:
     """Read one shard into a fresh builder; its runs stay in ``task.work``."""
     from xned.export.kb.wikidata import TitleMap
 
-    opts = task.options
     work = Path(task.work)
     work.mkdir(parents=True, exist_ok=True)
-    b = KBBuilder.like(opts, work)
+    b = KBBuilder(task.options, tmp_dir=work)
     b.begin_source(task.source, task.start)
     if task.title_runs:
         b.wiki_titles = TitleMap(b.run_records, work)
         b.wiki_titles.records.adopt([Path(p) for p in task.title_runs], task.title_total)
-    reader_args = dict(opts.get("reader_args") or {})
-    reader_args["workers"] = 1  # the parallelism is across shards
+    # the parallelism is across shards
+    reader_args = task.options.reading(workers=1)
     if task.stop is not None:
         reader_args["byte_range"] = (task.start, task.stop)
     n = read_source(Path(task.path), b, **reader_args)
@@ -146,53 +155,41 @@ def local_runner(workers: int) -> Runner:
 def build_sharded(
     sources: Iterable[Path],
     dest: Path,
+    shards: ShardPlan,
+    options: KBOptions | None = None,
     *,
-    runner: Runner,
-    work: Path | None = None,
-    shard_bytes: int = SHARD_BYTES,
-    langs: set[str] | None = None,
-    top_k: int = 30,
-    strict: bool = False,
     embed: Callable[[list[EntityRow]], np.ndarray] | None = None,
-    reader_args: dict[str, Any] | None = None,
     bundle: Path | None = None,
-    run_records: int = RUN_RECORDS,
-    entity_filter: EntityFilter | None = None,
 ) -> tuple[dict[str, Any], BuildReport]:
-    """``build_kb`` over shards read by ``runner``; the same ``dest`` byte for byte.
+    """``build_kb`` over the shards of ``shards``; the same ``dest`` byte for byte.
 
-    ``work`` holds the shards' run files (default: a temporary directory here; on a
-    cluster, a directory every node can read and write); it is removed at the end."""
+    ``shards.work`` holds the shards' run files (default: a directory beside the output; on
+    a cluster, a directory every node can read and write); it is removed at the end."""
     from xned.export.kb.build import finish_build
 
+    options = options or KBOptions()
     sources = [Path(s) for s in sources]
+    work = shards.work
     own_work = work is None
     if work is None:  # beside the output, not in $TMPDIR: a killed build's runs go with the next build
         work = Path(dest).absolute().parent / f".{Path(dest).name}.shards"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
     work = Path(work)
-    options: dict[str, Any] = {
-        "langs": sorted(langs) if langs else None,
-        "top_k": top_k,
-        "strict": strict,
-        "run_records": run_records,
-        "reader_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in (reader_args or {}).items()},
-        "filter": asdict(entity_filter) if entity_filter is not None and entity_filter.active else None,
-    }
-    shards = plan(sources, shard_bytes)
+    runner = shards.runner
+    cuts = plan(sources, shards.shard_bytes)
     try:
 
         def task(k: int, src: int, path: Path, start: int, stop: int | None, **kw: Any) -> ShardTask:
             # a Wikidata dump's sitelinks only serve the Wikipedia dumps read after it
             later = any(is_wikipedia(s) for s in sources[src + 1 :])
-            opts = {**options, "reader_args": {**options["reader_args"], "sitelinks": later}}
+            opts = options.with_reader(sitelinks=later)
             return ShardTask(src, str(path), start, stop, str(work / f"shard{k:05d}"), opts, **kw)
 
-        first = [task(k, *s) for k, s in enumerate(shards) if not is_wikipedia(s[1])]
+        first = [task(k, *s) for k, s in enumerate(cuts) if not is_wikipedia(s[1])]
         outputs = runner(first)
         second = []
-        for k, (src, path, start, stop) in enumerate(shards):
+        for k, (src, path, start, stop) in enumerate(cuts):
             if is_wikipedia(path):
                 earlier = [o for o in outputs if o.source < src and o.title_runs]
                 runs = tuple(r for o in earlier for r in o.title_runs)
@@ -200,21 +197,28 @@ def build_sharded(
                     task(k, src, path, start, stop, title_runs=runs, title_total=sum(o.title_total for o in earlier))
                 )
         outputs = sorted([*outputs, *runner(second)], key=lambda o: (o.source, o.start))
-        b = KBBuilder(
-            langs=langs, top_k=top_k, strict=strict, run_records=run_records, tmp_dir=work, entity_filter=entity_filter
-        )
+        b = KBBuilder(options, tmp_dir=work)
         records = [0] * len(sources)
         for o in outputs:
             b.adopt(o.handed)
             records[o.source] += o.records
         b.report.sources = [{"path": s.name, "records": n} for s, n in zip(sources, records, strict=True)]
-        return finish_build(b, sources, dest, langs, top_k, strict, embed, reader_args, bundle, entity_filter)
+        return finish_build(b, sources, dest, embed, bundle)
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
         else:
-            for k in range(len(shards)):
+            for k in range(len(cuts)):
                 shutil.rmtree(work / f"shard{k:05d}", ignore_errors=True)
 
 
-__all__ = ["ShardOutput", "ShardTask", "build_sharded", "local_runner", "local_shards", "plan", "read_shard"]
+__all__ = [
+    "ShardOutput",
+    "ShardPlan",
+    "ShardTask",
+    "build_sharded",
+    "local_runner",
+    "local_shards",
+    "plan",
+    "read_shard",
+]

@@ -26,6 +26,7 @@ from xned.export.wikimedia import open_maybe_compressed, wiki_title
 
 if TYPE_CHECKING:
     from xned.export.kb.builder import KBBuilder
+    from xned.export.kb.options import KBOptions
 
 MAX_ENTITY_LINE = 64 * 1024 * 1024
 CHUNK_LINES = 2000
@@ -263,11 +264,11 @@ def _consume(b: KBBuilder, path: Path, at: str, start: int, sitelinks: bool, rec
 _WORKER: dict[str, Any] = {}  # in a worker process of ``_read_in_workers``: its builder and barrier
 
 
-def _worker_init(options: dict[str, Any], work: str, barrier: Any) -> None:
+def _worker_init(options: KBOptions, work: str, barrier: Any) -> None:
     from xned.export.kb.builder import KBBuilder
 
     tmp = Path(tempfile.mkdtemp(prefix="worker-", dir=work))
-    b = KBBuilder.like(options, tmp)
+    b = KBBuilder(options, tmp_dir=tmp)
     b.wiki_titles = TitleMap(b.run_records, tmp)
     _WORKER.update(builder=b, barrier=barrier)
 
@@ -294,7 +295,7 @@ def _read_in_workers(
 ) -> int:
     work = Path(tempfile.mkdtemp(prefix="xned-read-", dir=getattr(b, "tmp_dir", None)))
     b.work_dirs.append(work)  # removed with the builder's spills
-    options = b.options()
+    options = b.options
     # spawn: a forked child can deadlock on a lock held by a parent thread (the encoder's)
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(workers)

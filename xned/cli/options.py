@@ -1,0 +1,44 @@
+"""The command-line options several commands share, defined once (help text, names, defaults)."""
+
+from __future__ import annotations
+
+import typer
+
+from xned import config
+
+BUNDLE_OPT = typer.Option(
+    None, "--bundle", "-b", help="Bundle directory (default: $XNED_BUNDLE or the embedded bundle)."
+)
+STATE_OPT = typer.Option(
+    None, "--state", help="Corrections state directory (default: $XNED_STATE or the user data directory)."
+)
+CORRECTIONS_OPT = typer.Option(
+    True, "--corrections/--no-corrections", help="Apply the analyst's corrections of this bundle (xned teach)."
+)
+DETECTION_OPT = typer.Option(
+    "auto",
+    "--detection",
+    help="How mentions are found when none are given: model (the bundle's trained detector), "
+    "rules (alias-table matches), auto (the model where the bundle has one).",
+)
+THREADS_OPT = typer.Option(None, "--threads", min=1, help="ONNX Runtime intra-op threads per process.")
+LANG_OPT = typer.Option(
+    None,
+    "--lang",
+    "-l",
+    help="Language of documents that do not carry one (es, pt-BR, zh-Hant ...; default: every alias table).",
+)
+TOP_K_OPT = typer.Option(30, "--top-k", min=1, help="Candidates per mention.")
+THRESHOLD_OPT = typer.Option(
+    None, "--threshold", min=0.0, max=1.0, help="NIL below this confidence (default: the bundle's)."
+)
+GIVEN_SPANS_OPT = typer.Option(
+    False, "--given-spans", help="Link the mentions given in JSONL input (NED mode) instead of detecting them."
+)
+CANDIDATES_OPT = typer.Option(False, "--candidates", help="Include every candidate with its scores (json/jsonl).")
+VARIANT_OPT = typer.Option("fused", "--variant", help="Scoring: fused, prior, similarity, experts.")
+PROVIDER_OPT = typer.Option(
+    None, "--provider", help="ONNX Runtime execution provider (repeatable); falls back to CPU with a warning."
+)
+MAX_CHARS_OPT = typer.Option(config.MAX_DOC_CHARS, "--max-chars", min=1, help="Refuse documents longer than this.")
+VERIFY_OPT = typer.Option(False, "--verify", help="Check every bundle file's sha256 before linking.")
