@@ -35,7 +35,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from xned.engine.scoring import VARIANTS, Scorer, rank
 from xned.errors import InputError
 from xned.evalsets import EvalDoc, dataset_name, read_dataset
 from xned.titles import load_titles
+
+if TYPE_CHECKING:
+    from xned.engine.linker import Linker
 
 
 @dataclass
@@ -204,7 +207,7 @@ def risk_coverage(scored: list[tuple[float, bool]], coverages: list[float]) -> l
 
 
 def evaluate_docs(
-    linker: Any,
+    linker: Linker,
     docs: list[EvalDoc],
     *,
     end_to_end: bool = True,
@@ -300,7 +303,7 @@ def _count_detected(
 
 
 def evaluate(
-    linker: Any,
+    linker: Linker,
     paths: list[Path],
     *,
     titles: Path | None = None,

@@ -21,10 +21,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xned import config
 from xned.types import DocResult
+
+if TYPE_CHECKING:
+    from xned.engine.linker import Linker
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class LinkOptions:
     state: str | None = None  # corrections state directory (None: $XNED_STATE or the user data directory)
     detection: str = "auto"  # model, rules or auto (see Linker.load)
 
-    def load(self) -> Any:
+    def load(self) -> Linker:
         from xned.engine.linker import Linker
 
         return Linker.load(
@@ -71,7 +74,7 @@ class LinkOptions:
 _STATE: dict[str, Any] = {}
 
 
-def init_worker(opts: LinkOptions, linker: Any = None) -> None:
+def init_worker(opts: LinkOptions, linker: Linker | None = None) -> None:
     """Load the process's ``Linker`` (or adopt ``linker``) for ``link_records``."""
     _STATE["opts"] = opts
     _STATE["linker"] = linker if linker is not None else opts.load()
@@ -141,7 +144,7 @@ def link_stream(
     *,
     workers: int = 1,
     batch_size: int = 32,
-    linker: Any = None,
+    linker: Linker | None = None,
 ) -> Iterator[DocResult]:
     """Link ``records`` in order: in this process (``workers=1``, reusing ``linker`` if
     given) or in ``workers`` processes with one ONNX Runtime thread each."""

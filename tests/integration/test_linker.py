@@ -236,14 +236,14 @@ def test_stream_passes_pre_errored_records_through_in_order(linker):
 
 
 def test_any_exception_in_one_document_stays_with_it(linker, monkeypatch):
-    real = linker._candidates
+    real = linker.stage.candidates
 
     def boom(doc, ments, given):
         if "Berlin" in doc.text:
             raise KeyError(-36)
         return real(doc, ments, given)
 
-    monkeypatch.setattr(linker, "_candidates", boom)
+    monkeypatch.setattr(linker.stage, "candidates", boom)
     out = list(linker.link_batch(["Tokyo", "Berlin", "Paris Hilton"], lang="en"))
     assert out[0].links and out[2].links
     assert out[1].error == "unexpected KeyError: -36"

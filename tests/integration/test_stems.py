@@ -66,8 +66,8 @@ def test_stem_keys_serve_given_spans_not_detected_ones(bundle):
     assert [(lk.text, [c.qid for c in lk.candidates]) for lk in given.links] == [("Sveriges", ["Q34"])]
     # the same span as a detected one (the linker's candidate step for detection output)
     doc, span = Document(text, "sv"), [Mention(0, 8, "Sveriges")]
-    assert linker._candidates(doc, span, given=False)[0].ents.size == 0
-    assert linker._candidates(doc, span, given=True)[0].ents.tolist() == [linker.kb.index("Q34")]
+    assert linker.stage.candidates(doc, span, given=False)[0].ents.size == 0
+    assert linker.stage.candidates(doc, span, given=True)[0].ents.tolist() == [linker.kb.index("Q34")]
 
 
 def test_kb_index_stems_chosen_languages_kept_by_add_and_compact(tmp_path, bundle):

@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
+
+from xned.engine.bundle import Manifest
+from xned.engine.corrections import Corrections
+from xned.engine.encoder import Encoder
+from xned.engine.experts import Experts
+from xned.engine.kb import KB
+from xned.engine.names import Names
+from xned.engine.scoring import Scorer
+from xned.engine.tagger import Tagger
 
 
-def _corrections(c: Any) -> dict[str, Any] | None:
+class Described(Protocol):
+    """What of a ``Linker`` its summary reads (the linker imports this module)."""
+
+    root: Path
+    manifest: Manifest
+    kb: KB
+    names: Names
+    encoder: Encoder | None
+    experts: Experts | None
+    scorer: Scorer
+    corrections: Corrections | None
+
+    @property
+    def tagger(self) -> Tagger | None: ...
+
+
+def _corrections(c: Corrections | None) -> dict[str, Any] | None:
     if c is None or c.store is None:
         return None
     return {"file": str(c.store.path), "examples": len(c), "keys": len(c.by_key), "error": c.error}
 
 
-def describe(linker: Any) -> dict[str, Any]:
-    """``linker``: a ``Linker`` (not imported here: the linker imports this module)."""
+def describe(linker: Described) -> dict[str, Any]:
+    """The summary of the bundle a linker has loaded."""
     m = linker.manifest.data
     sizes = sum(int(f.get("size", 0)) for f in linker.manifest.files.values())
     return {

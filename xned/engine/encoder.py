@@ -28,6 +28,7 @@ import numpy as np
 
 from xned.engine.bundle import REBUILD_HINT, read_json_object
 from xned.engine.chunks import chunk_bounds, context_chunks, token_spans
+from xned.engine.session import choose_providers, create_session
 from xned.errors import BundleError
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -57,27 +58,6 @@ def batch_independent(config: dict[str, Any]) -> bool:
     if not isinstance(quant, dict) or quant.get("method") in (None, "none"):
         return True
     return str(quant.get("activations", "")).startswith("per-row")
-
-
-def choose_providers(requested: Sequence[str] | None) -> list[str]:
-    """Requested execution providers that this onnxruntime has, CPU last; warn for the rest."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if not requested:
-        return ["CPUExecutionProvider"]
-    chosen = [p for p in requested if p in available]
-    missing = [p for p in requested if p not in available]
-    if missing:
-        warnings.warn(
-            f"Execution provider(s) {', '.join(missing)} not available in this onnxruntime "
-            f"(has: {', '.join(available)}); falling back to CPUExecutionProvider.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    if "CPUExecutionProvider" not in chosen:
-        chosen.append("CPUExecutionProvider")
-    return chosen
 
 
 class Encoder:
@@ -234,25 +214,8 @@ class Encoder:
 
     def _create_session(self) -> None:
         if self._session is None:
-            import onnxruntime as ort
-
-            path = self.root / self.config["model"]
-            if not path.is_file():
-                raise BundleError(f"Encoder model {path} is missing; {REBUILD_HINT}.")
-            opts = ort.SessionOptions()
-            if self.threads:
-                opts.intra_op_num_threads = int(self.threads)
-            opts.inter_op_num_threads = 1
-            # Spin-waiting threads burn the cores other processes (and workers) need.
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            try:
-                session = ort.InferenceSession(
-                    str(path), sess_options=opts, providers=self._chosen or choose_providers(self.providers)
-                )
-            except Exception as exc:
-                raise BundleError(f"Encoder model {path} cannot be loaded ({exc}); {REBUILD_HINT}.") from None
+            providers = self._chosen or choose_providers(self.providers)
+            session = create_session(self.root / self.config["model"], self.threads, providers)
             self._inputs = {i.name for i in session.get_inputs()}
             self._session = session  # last: another thread may use it as soon as it is set
 

@@ -13,11 +13,12 @@ import numpy as np
 from xned import config
 from xned.engine import layout as L
 from xned.engine.bundle import Manifest, check_files, check_unlisted, read_manifest
+from xned.engine.candidates import CandidateStage
 from xned.engine.corrections import NIL, Corrections, make_examples
 from xned.engine.decision import Evidence, MentionFeatures, decide
 from xned.engine.describe import describe
 from xned.engine.detection import MentionFinder
-from xned.engine.documents import MentionLike, as_document, as_mention, check_text, error_result
+from xned.engine.documents import MentionLike, as_document, error_result
 from xned.engine.encoder import Encoder
 from xned.engine.entity_vectors import EntityVectors, encoded_candidates
 from xned.engine.experts import Experts
@@ -25,12 +26,11 @@ from xned.engine.kb import KB
 from xned.engine.names import NAMES_K, Names, retrieve
 from xned.engine.normalize import normalize
 from xned.engine.pipeline import Candidates, Outcomes, Prepared, Span, SpanVectors, per_document
-from xned.engine.propagation import propagate
 from xned.engine.scoring import Scorer
 from xned.engine.state import Example
 from xned.engine.tagger import Tagger
 from xned.errors import BundleError, InputError
-from xned.langs import normalize_lang, suggest
+from xned.langs import normalize_lang
 from xned.types import DocResult, Document, Link, Mention
 
 
@@ -74,6 +74,7 @@ class Linker:
             kb, tagger, encoder, lambda: self.corrections.taught_keys() if self.corrections is not None else None
         )
         self.corrections: Corrections | None = None
+        self.stage = CandidateStage(kb, self.finder, lambda: self.corrections, top_k, max_chars)
 
     @classmethod
     def load(
@@ -210,32 +211,11 @@ class Linker:
         """(qid, label, prior) candidates of a surface string, for debugging."""
         lang = normalize_lang(lang)
         self.kb.check_lang(lang)
-        self._check_table(lang)
+        self.stage.check_table(lang)
         ents, pri = self.kb.lookup(lang, normalize(surface), top_k=top_k or self.top_k)
         return [(self.kb.qid(e), self.kb.record(e)[0], float(p)) for e, p in zip(ents, pri, strict=True)]
 
     # -- pipeline ---------------------------------------------------------------------------
-    def _check_table(self, lang: str | None) -> None:
-        if lang is not None and lang not in self.kb.languages:
-            raise InputError(
-                f"No alias table for language {lang!r} in bundle {self.root} "
-                f"({suggest(lang, self.kb.languages)}). Link without --lang to use every table, "
-                f"or build one with: xned kb build ... --langs {lang}"
-            )
-
-    def _prepare(
-        self, raw: Document | str | dict[str, Any], lang: str | None, given: bool, detection: str
-    ) -> tuple[Document, list[Mention] | None]:
-        """The document and its mentions: given, rule-detected, or None when the trained
-        detector finds them during the encoder pass."""
-        doc = as_document(raw, lang)
-        check_text(doc.text, self.max_chars)
-        self.kb.check_lang(doc.lang)
-        self._check_table(doc.lang)
-        if doc.mentions is not None and given:
-            return doc, [as_mention(m, doc.text) for m in doc.mentions]
-        return doc, None if detection == "model" else self.finder.rules(doc)
-
     def analyze(
         self,
         docs: Sequence[Document | str | dict[str, Any] | DocResult],
@@ -254,48 +234,6 @@ class Linker:
         (``Scorer.without_context``) are not encoded. ``detection`` (``model`` or ``rules``)
         overrides how this linker detects mentions where none are given."""
         return self._analyze(list(docs), lang, given_spans, also_detect, skip_decided, detection)
-
-    def _candidates(self, doc: Document, ments: list[Mention], given: bool) -> list[Candidates]:
-        """Candidate generation (stem keys for ``given`` spans only, see ``KB.lookup``), with
-        document-level propagation of longer mentions."""
-        keys = [normalize(m.text) for m in ments]
-        per = self.kb.lookup_all(doc.lang, keys, top_k=self.top_k, stems=given)
-        if self.corrections is not None and self.corrections.by_key:
-            per = [self.corrections.extend(k, *p) for k, p in zip(keys, per, strict=True)]
-        per = propagate(keys, per, self.top_k)
-        return [Candidates(m, k, ents, pri) for m, k, (ents, pri) in zip(ments, keys, per, strict=True)]
-
-    def _prepare_all(
-        self, raw_docs: list[Any], lang: str | None, given: bool, also_detect: bool, detection: str
-    ) -> tuple[dict[int, Prepared], dict[int, DocResult]]:
-        """Every document prepared (by its index in ``raw_docs``), with the vectors of the
-        mentions the trained detector found; and the error record of each that failed."""
-        failed: dict[int, DocResult] = {}
-        ready: dict[int, tuple[Document, list[Mention] | None, list[list[Mention]]]] = {}
-        for i, raw in enumerate(raw_docs):
-            if isinstance(raw, DocResult):  # a line the caller could not read passes through
-                failed[i] = raw
-                continue
-            try:
-                doc, ments = self._prepare(raw, lang, given, detection)
-                ready[i] = (doc, ments, [self.finder.rules(doc)] if also_detect else [])
-            except Exception as exc:  # one bad document never stops the others
-                failed[i] = error_result(raw, lang, exc)
-        tagged = self.finder.tag({i: doc for i, (doc, ments, _) in ready.items() if ments is None})
-        out: dict[int, Prepared] = {}
-        for i, (doc, ments, extra) in ready.items():
-            try:
-                if i in tagged.failed:
-                    raise tagged.failed[i]
-                found = tagged.done.get(i, {})
-                if ments is None:
-                    ments = [Mention(s, e, doc.text[s:e]) for s, e in found]
-                sets = [ments, *extra]
-                out[i] = Prepared(doc, [self._candidates(doc, m, given and j == 0) for j, m in enumerate(sets)])
-                out[i].detected = found
-            except Exception as exc:
-                failed[i] = error_result(doc, lang, exc)
-        return out, failed
 
     def _needs_context(self, doc: Document, c: Candidates) -> bool:
         if not len(c.ents):
@@ -320,7 +258,7 @@ class Linker:
             detection = "model" if self.tagger is not None else "rules"
         elif detection == "model" and self.tagger is None:
             raise InputError(f"Bundle {self.root} was loaded without a trained mention detector.")
-        batch, failed = self._prepare_all(raw_docs, lang, given, also_detect, detection)
+        batch, failed = self.stage.prepare(raw_docs, lang, given, also_detect, detection)
         use_vectors = (
             self.encoder is not None
             and self.scorer.variant != "prior"

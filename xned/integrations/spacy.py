@@ -21,13 +21,16 @@ the pipeline's language, or detection over every table for the multilingual ``xx
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
 from xned.records import link_record
+
+if TYPE_CHECKING:
+    from xned.engine.linker import Linker
 
 NIL = "NIL"
 if not Doc.has_extension("xned_links"):
@@ -56,10 +59,10 @@ class XnedComponent:
         self.candidates = candidates
         self.use_ents = use_ents
         self.label = label
-        self._linker: Any = None
+        self._linker: Linker | None = None
 
     @property
-    def linker(self) -> Any:
+    def linker(self) -> Linker:
         if self._linker is None:
             from xned.engine.linker import Linker
 

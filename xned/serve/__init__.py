@@ -6,11 +6,13 @@ import ipaddress
 import json
 import os
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from xned.errors import InputError
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
     from xned.runner import LinkOptions
     from xned.serve.app import Limits
 
@@ -35,7 +37,7 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
-def app_from_env() -> Any:
+def app_from_env() -> Starlette:
     """The app of one server process, configured by ``$XNED_SERVE_CONFIG`` (how ``xned serve
     --workers N`` hands its options to each uvicorn worker process)."""
     from xned.runner import LinkOptions

@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +37,9 @@ from xned import jsonio
 from xned.errors import InputError, XnedError
 from xned.records import doc_record
 from xned.serve.openapi import OPENAPI
+
+if TYPE_CHECKING:
+    from xned.engine.linker import Linker
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def _documents(body: Any, limits: Limits) -> tuple[list[dict[str, Any]], str | N
     return docs, lang, cands, "documents" not in body
 
 
-def create_app(linker: Any, *, token: str | None = None, limits: Limits | None = None) -> Starlette:
+def create_app(linker: Linker, *, token: str | None = None, limits: Limits | None = None) -> Starlette:
     """The ASGI app around a loaded ``Linker``. With ``token`` every request except ``GET
     /health`` and ``GET /`` needs ``Authorization: Bearer <token>``. The page itself is public:
     it is static (no data, no bundle details) and asks for the token before anything else;

@@ -17,7 +17,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from xned.errors import InputError
 from xned.export.manifest import update_manifest
 from xned.export.training_docs import TrainDoc, read_training
 from xned.fsutil import atomic_write_text, replace_dir
+
+if TYPE_CHECKING:
+    from xned.engine.encoder import Encoder
 
 Log = Callable[[str], None]
 
@@ -76,7 +79,7 @@ def bio_labels(text: str, offsets: np.ndarray, spans: Sequence[tuple[int, int]],
 
 
 def collect(
-    encoder: Any, docs: Iterable[TrainDoc], *, batch_docs: int = 16, log: Log = _noop
+    encoder: Encoder, docs: Iterable[TrainDoc], *, batch_docs: int = 16, log: Log = _noop
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Token states (float16) and labels of every piece of ``docs``, and the document count."""
     xs: list[np.ndarray] = []

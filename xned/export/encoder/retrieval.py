@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from xned.engine.encoder import Encoder
 
 LANGS = ("es", "zh", "ja", "eu", "de")
 
@@ -137,11 +140,11 @@ def _top1(a: np.ndarray, b: np.ndarray) -> float:
     return float(((sims.argmax(1) == gold).mean() + (sims.argmax(0) == gold).mean()) / 2)
 
 
-def _embed(encoder: Any, texts: list[str]) -> np.ndarray:
+def _embed(encoder: Encoder, texts: list[str]) -> np.ndarray:
     return np.asarray(encoder.embed_texts(texts, kind="query"), dtype=np.float32)
 
 
-def score(encoder: Any, langs: tuple[str, ...] = LANGS) -> dict[str, dict[str, float]]:
+def score(encoder: Encoder, langs: tuple[str, ...] = LANGS) -> dict[str, dict[str, float]]:
     """Top-1 retrieval per language and probe (``sentences``, ``names``) for an engine Encoder."""
     out: dict[str, dict[str, float]] = {}
     for probe_name, probe in (("sentences", SENTENCES), ("names", NAMES)):

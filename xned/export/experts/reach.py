@@ -16,7 +16,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from xned.errors import InputError
 from xned.export.wikimedia import iter_pages, plain_text_with_links
 from xned.fsutil import atomic_write_text
 
+if TYPE_CHECKING:
+    from xned.engine.encoder import Encoder
+
 MAX_PAGES = 2000
 MIN_PAIRS = 200
 
@@ -35,7 +38,7 @@ def _noop(_: str) -> None:
     pass
 
 
-def cross_article_cosines(encoder: Any, samples: list[Path], max_pages: int = MAX_PAGES) -> np.ndarray:
+def cross_article_cosines(encoder: Encoder, samples: list[Path], max_pages: int = MAX_PAGES) -> np.ndarray:
     """Cosines between mentions of one name (links with the same normalized anchor text) in
     two different articles of the Wikipedia XML ``samples``."""
     docs: list[tuple[str, list[tuple[int, int]]]] = []

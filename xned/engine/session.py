@@ -1,0 +1,57 @@
+"""ONNX Runtime sessions: the execution providers a run asks for (those this onnxruntime
+lacks fall back to the CPU with a warning) and the session options every xned session uses."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from xned.engine.bundle import REBUILD_HINT
+from xned.errors import BundleError
+
+
+def choose_providers(requested: Sequence[str] | None) -> list[str]:
+    """Requested execution providers that this onnxruntime has, CPU last; warn for the rest."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if not requested:
+        return ["CPUExecutionProvider"]
+    chosen = [p for p in requested if p in available]
+    missing = [p for p in requested if p not in available]
+    if missing:
+        warnings.warn(
+            f"Execution provider(s) {', '.join(missing)} not available in this onnxruntime "
+            f"(has: {', '.join(available)}); falling back to CPUExecutionProvider.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+def create_session(path: Path, threads: int | None, providers: list[str]) -> Any:
+    """An ``InferenceSession`` of the model ``path`` on ``providers`` (as ``choose_providers`` gives them)
+    with ``threads`` intra-op threads, no spinning (spin-waiting threads burn the cores other
+    processes and workers need) and every graph optimization."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise BundleError(f"Encoder model {path} is missing; {REBUILD_HINT}.")
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:
+        raise BundleError(f"Encoder model {path} cannot be loaded ({exc}); {REBUILD_HINT}.") from None
+
+
+__all__ = ["choose_providers", "create_session"]
