@@ -42,7 +42,7 @@ def as_input(doc, spans):
 def main() -> None:
     from xned.engine.linker import Linker
     from xned.engine.normalize import normalize
-    from xned.evaluate import dataset_name, read_dataset
+    from xned.evalsets import dataset_name, read_dataset
     from xned.titles import load_titles
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

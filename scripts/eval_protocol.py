@@ -109,7 +109,7 @@ def train_files(data: Path, source_langs: list[str]) -> list[Path]:
 
 
 def build_anchors(files: list[Path], titles_tsv: Path, out: Path, holdout: float, seed: int) -> int:
-    from xned.evaluate import read_jsonl
+    from xned.evalsets import read_jsonl
     from xned.export.training_docs import in_holdout
     from xned.titles import load_titles
 

@@ -28,6 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xned.engine.linker import Linker
+from xned.errors import InputError
+from xned.records import read_documents
+from xned.types import DocResult
+
 SAMPLE_DOCS = [
     ("en", "Paris Hilton stayed at a hotel in Paris before flying to Tokyo and Berlin."),
     ("es", "El presidente visitó Madrid, Barcelona y Zúrich antes de volar a Nueva York."),
@@ -42,9 +47,6 @@ def load_corpus(paths: list[Path], limit: int) -> list[dict[str, Any]]:
     """Documents from canonical JSONL or text files (or the built-in sentences), read by the
     same reader as ``xned link`` (``records.read_documents``); a line it cannot read is an
     ``InputError`` naming it: a benchmark of broken input measures nothing."""
-    from xned.errors import InputError
-    from xned.records import read_documents
-    from xned.types import DocResult
 
     if not paths:
         return [{"id": str(i), "lang": lang, "text": text} for i, (lang, text) in enumerate(SAMPLE_DOCS)]
@@ -136,37 +138,46 @@ def run_bench(
     given_spans: bool = False,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    from xned.engine.linker import Linker
-
+    """``xned bench``: the cold start of one text, whole ``xned link`` processes over the
+    corpus (one and ``workers`` workers, interleaved), and a warm process's latency and
+    throughput; medians of ``repeat`` runs, with the load average before and after."""
     docs = load_corpus(inputs, limit)
     if not docs:
         raise ValueError("the benchmark corpus is empty")
-    mentions_given = sum(len(d.get("mentions") or []) for d in docs)
     common = ["--bundle", str(bundle)] if bundle is not None else []
     result: dict[str, Any] = {"documents": len(docs), "given_spans": given_spans, "repeat": repeat}
     if given_spans:
-        result["mentions_given"] = mentions_given
+        result["mentions_given"] = sum(len(d.get("mentions") or []) for d in docs)
     result["loadavg_before"] = os.getloadavg()[0]
+    result |= _cold_start(docs[0], common, repeat)
+    result |= _processes(docs, common, repeat, workers, given_spans, threads)
+    result |= _warm(bundle, docs, repeat, given_spans, threads)
+    result["loadavg_after"] = os.getloadavg()[0]
+    return result
 
-    # cold start of the README's main command shape: one text argument, first output
-    first = docs[0]
-    cold = [
-        _xned(
-            ["link", first["text"], "-f", "jsonl", *(["--lang", first["lang"]] if first.get("lang") else []), *common]
-        )
-        for _ in range(repeat)
-    ]
-    result["cold_start_s"] = round(statistics.median(c[0] for c in cold), 3)
-    result["cold_start_peak_rss_mb"] = _mb(
-        int(statistics.median(max(p["rss_kb"] for p in c[1].values()) for c in cold))
-    )
 
+def _cold_start(first: dict[str, Any], common: list[str], repeat: int) -> dict[str, Any]:
+    """The README's main command shape: one text argument, to its first output."""
+    lang = ["--lang", first["lang"]] if first.get("lang") else []
+    cold = [_xned(["link", first["text"], "-f", "jsonl", *lang, *common]) for _ in range(repeat)]
+    return {
+        "cold_start_s": round(statistics.median(c[0] for c in cold), 3),
+        "cold_start_peak_rss_mb": _mb(int(statistics.median(max(p["rss_kb"] for p in c[1].values()) for c in cold))),
+    }
+
+
+def _processes(
+    docs: list[dict[str, Any]], common: list[str], repeat: int, workers: int, given_spans: bool, threads: int | None
+) -> dict[str, Any]:
+    """Whole ``xned link -i -o`` processes with 1 and ``workers`` workers, interleaved (load
+    from other processes hits both alike): mentions/s, documents/s, peak memory per process."""
+    result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="xned-bench-") as tmp:
         corpus = Path(tmp) / "corpus.jsonl"
         corpus.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
         out = Path(tmp) / "out.jsonl"
         runs: dict[int, list[tuple[float, dict[int, dict[str, int]], int]]] = {1: [], workers: []}
-        for _ in range(repeat):  # interleaved, so load from other processes hits both alike
+        for _ in range(repeat):
             for w in sorted(runs):
                 args = ["link", "-i", str(corpus), "-o", str(out), "-f", "jsonl", "-q", "--force", "--workers", str(w)]
                 args += ["--given-spans"] if given_spans else []
@@ -175,61 +186,55 @@ def run_bench(
                 with open(out, encoding="utf-8") as f:
                     n_mentions = sum(len(json.loads(line)["mentions"]) for line in f)
                 runs[w].append((wall, peaks, n_mentions))
-        for w, rs in runs.items():
-            wall = statistics.median(r[0] for r in rs)
-            key = f"workers_{w}"
-            result[f"{key}_mentions_per_s"] = round(rs[0][2] / wall, 1)
-            result[f"{key}_docs_per_s"] = round(len(docs) / wall, 1)
-            result[f"{key}_wall_s"] = round(wall, 2)
-            procs = sorted(rs[0][1].values(), key=lambda p: -p["rss_kb"])
-            result[f"{key}_peak_rss_mb_per_process"] = [_mb(p["rss_kb"]) for p in procs]
-            result[f"{key}_peak_pss_mb_per_process"] = [_mb(p["pss_kb"]) for p in procs]
-        result["mentions_linked"] = runs[1][0][2]
-        result["workers_speedup"] = round(
-            result[f"workers_{workers}_mentions_per_s"] / result["workers_1_mentions_per_s"], 2
-        )
+    for w, rs in runs.items():
+        wall = statistics.median(r[0] for r in rs)
+        key = f"workers_{w}"
+        result[f"{key}_mentions_per_s"] = round(rs[0][2] / wall, 1)
+        result[f"{key}_docs_per_s"] = round(len(docs) / wall, 1)
+        result[f"{key}_wall_s"] = round(wall, 2)
+        procs = sorted(rs[0][1].values(), key=lambda p: -p["rss_kb"])
+        result[f"{key}_peak_rss_mb_per_process"] = [_mb(p["rss_kb"]) for p in procs]
+        result[f"{key}_peak_pss_mb_per_process"] = [_mb(p["pss_kb"]) for p in procs]
+    result["mentions_linked"] = runs[1][0][2]
+    result["workers_speedup"] = round(
+        result[f"workers_{workers}_mentions_per_s"] / result["workers_1_mentions_per_s"], 2
+    )
+    return result
 
-    # warm process: per-document latency and the prior-only floor
+
+def _warm(
+    bundle: Path | None, docs: list[dict[str, Any]], repeat: int, given_spans: bool, threads: int | None
+) -> dict[str, Any]:
+    """A warm process: per-document latency, mentions/s, the prior-only floor and, where the
+    bundle has a trained detector, detection by it against the rules (interleaved)."""
+
+    def timed(lk: Linker, batch: list[dict[str, Any]], given: bool) -> tuple[float, int]:
+        t = time.perf_counter()
+        n = sum(len(r.links) for r in lk.link_batch(batch, given_spans=given))
+        return time.perf_counter() - t, n
+
     linker = Linker.load(bundle, threads=threads, use_corrections=False)
-    list(linker.link_batch(docs[:1], given_spans=given_spans))
-    lat = []
-    for _ in range(repeat):
-        for d in docs:
-            t = time.perf_counter()
-            next(linker.link_batch([d], given_spans=given_spans))
-            lat.append(time.perf_counter() - t)
-    lat.sort()
-    result["latency_p50_ms"] = round(1000 * lat[len(lat) // 2], 2)
-    result["latency_p95_ms"] = round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.95))], 2)
-    times = {}
-    for variant in ("fused", "prior"):
-        lk = (
-            linker
-            if variant == "fused"
-            # no encoder at all: alias-table detection (a trained detector would need it)
-            else Linker.load(bundle, threads=threads, variant="prior", use_corrections=False, detection="rules")
-        )
-        ts = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            n = sum(len(r.links) for r in lk.link_batch(docs, given_spans=given_spans))
-            ts.append(time.perf_counter() - t)
-        times[variant] = (statistics.median(ts), n)
-    result["warm_mentions_per_s"] = round(times["fused"][1] / times["fused"][0], 1)
-    result["prior_only_floor_mentions_per_s"] = round(times["prior"][1] / times["prior"][0], 1)
+    timed(linker, docs[:1], given_spans)
+    lat = sorted(timed(linker, [d], given_spans)[0] for _ in range(repeat) for d in docs)
+    result: dict[str, Any] = {
+        "latency_p50_ms": round(1000 * lat[len(lat) // 2], 2),
+        "latency_p95_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.95))], 2),
+    }
+    # no encoder at all for the floor: alias-table detection (a trained detector would need it)
+    prior = Linker.load(bundle, threads=threads, variant="prior", use_corrections=False, detection="rules")
+    for name, lk in (("warm_mentions_per_s", linker), ("prior_only_floor_mentions_per_s", prior)):
+        runs = [timed(lk, docs, given_spans) for _ in range(repeat)]
+        result[name] = round(runs[0][1] / statistics.median(r[0] for r in runs), 1)
     if not given_spans and linker.tagger is not None:
-        # the trained detector against the rule-based detection, interleaved in this process
         rules = Linker.load(bundle, threads=threads, use_corrections=False, detection="rules")
         walls: dict[str, list[float]] = {"model": [], "rules": []}
         found: dict[str, int] = {}
         for _ in range(repeat):
             for name, lk in (("model", linker), ("rules", rules)):
-                t = time.perf_counter()
-                found[name] = sum(len(r.links) for r in lk.link_batch(docs, given_spans=False))
-                walls[name].append(time.perf_counter() - t)
+                wall, found[name] = timed(lk, docs, False)
+                walls[name].append(wall)
         for name, ws in walls.items():
             result[f"warm_{name}_detection_mentions_per_s"] = round(found[name] / statistics.median(ws), 1)
             result[f"warm_{name}_detection_mentions"] = found[name]
-    result["loadavg_after"] = os.getloadavg()[0]
     result["bundle"] = str(linker.root)
     return result

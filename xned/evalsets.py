@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xned import jsonio
 from xned.errors import InputError
+from xned.records import read_documents
 from xned.titles import title_key
-
-MAX_LINE = 16 * 1024 * 1024
+from xned.types import DocResult
 
 
 @dataclass
@@ -44,6 +43,7 @@ class EvalDoc:
     lang: str | None
     text: str
     gold: list[Gold]
+    line: int | None = None  # its line in a JSONL file
 
 
 def _gold(m: dict[str, Any], titles: dict[str, str], where: str, text: str) -> Gold:
@@ -65,32 +65,37 @@ def _gold(m: dict[str, Any], titles: dict[str, str], where: str, text: str) -> G
     return Gold(s, e, text[s:e], qid, title, unresolved, "qid" in m or "title" in m)
 
 
-def parse_line(raw: bytes, where: str, titles: dict[str, str], default_id: str) -> EvalDoc | None:
-    """One canonical JSONL line (None when blank); ``InputError`` naming ``where``."""
-    if len(raw) > MAX_LINE:
-        raise InputError(f"{where}: line over {MAX_LINE} bytes")
-    if not raw.strip():
-        return None
-    try:
-        obj = jsonio.loads(raw)
-    except jsonio.JSONError as exc:
-        raise InputError(f"{where}: not a JSON document ({exc})") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-        raise InputError(f"{where}: expected an object with a string 'text'")
+def eval_doc(obj: dict[str, Any], where: str, titles: dict[str, str]) -> EvalDoc:
+    """An evaluation document from a canonical record (``records.read_documents``: an
+    object with a string ``text``); ``InputError`` naming ``where`` for bad mentions."""
     text = obj["text"]
     ments = obj.get("mentions") or []
     if not isinstance(ments, list) or not all(isinstance(m, dict) for m in ments):
         raise InputError(f"{where}: 'mentions' must be a list of objects")
     gold = [_gold(m, titles, where, text) for m in ments]
-    return EvalDoc(str(obj.get("id", default_id)), obj.get("lang"), text, gold)
+    return EvalDoc(str(obj["id"]), obj.get("lang"), text, gold, obj.get("line"))
+
+
+def read_records(path: Path, titles: dict[str, str]) -> Iterator[EvalDoc | InputError]:
+    """Each document of a canonical JSONL file (read as ``xned link`` reads its input), or
+    the error of a line that is not one."""
+    with open(path, "rb") as f:
+        for rec in read_documents(f, "jsonl", path.name):
+            if isinstance(rec, DocResult):
+                yield InputError(rec.error or f"{path.name}: unreadable line")
+                continue
+            try:
+                yield eval_doc(rec, f"{path.name}:{rec['line']}", titles)
+            except InputError as exc:
+                yield exc
 
 
 def read_jsonl(path: Path, titles: dict[str, str]) -> Iterator[EvalDoc]:
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            doc = parse_line(raw, f"{path.name}:{lineno}", titles, f"{path.stem}/{lineno}")
-            if doc is not None:
-                yield doc
+    """The documents of a canonical JSONL file; ``InputError`` at the first bad line."""
+    for doc in read_records(path, titles):
+        if isinstance(doc, InputError):
+            raise doc
+        yield doc
 
 
 def read_nif(path: Path, titles: dict[str, str], lang: str | None = None) -> Iterator[EvalDoc]:

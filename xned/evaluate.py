@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xned.engine.linker import Analysis
 from xned.engine.scoring import VARIANTS, Scorer, rank
 from xned.errors import InputError
 from xned.evalsets import EvalDoc, dataset_name, read_dataset
@@ -216,7 +217,6 @@ def evaluate_docs(
     scorers: dict[str, Scorer] | None = None,
 ) -> tuple[Stats, list[dict[str, Any]]]:
     """Score ``docs``; returns the counts and up to ``errors`` sample errors (fused)."""
-    from xned.engine.linker import Analysis
 
     if scorers is None:
         base = linker.scorer

@@ -1,8 +1,9 @@
 """File-system helpers: atomic, durable writes (temp file beside the target, fsync, rename,
-fsync of the directory)."""
+fsync of the directory) and file digests."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -10,6 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from xned.errors import InputError
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def fsync_dir(path: Path) -> None:
@@ -52,6 +64,20 @@ def atomic_write_text(path: Path, text: str) -> None:
         f.write(text)
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_file(path, "wb") as f:
+        f.write(data)
+
+
+def replace_file(tmp: Path, dest: Path) -> None:
+    """Put the finished file ``tmp`` (written by a library that takes a path) in place of
+    ``dest`` durably: fsynced, renamed over it, the rename fsynced."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, dest)
+    fsync_dir(Path(dest).parent)
+
+
 def replace_dir(stage: Path, dest: Path) -> None:
     """Put the finished directory ``stage`` in place of ``dest`` (created or replaced): every
     file under ``stage`` is fsynced, ``dest`` is moved aside, ``stage`` renamed over it, and
@@ -79,7 +105,6 @@ def check_replaceable_dir(path: Path, marker: str, what: str) -> None:
     """Refuse an output directory that a write would clobber: ``path`` may be missing, empty,
     or a directory holding ``marker`` (a previous output of the same kind, e.g. a bundle's
     ``manifest.json``); anything else raises ``InputError`` naming it, before any work."""
-    from xned.errors import InputError
 
     path = Path(path)
     if not path.exists():

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from xned import jsonio
+from xned.config import MAX_DOCUMENT_LINE_BYTES
 from xned.types import DocResult, Link
 
 #: A single input line longer than this is refused (bounded reads).
-MAX_LINE_BYTES = 64 * 1024 * 1024
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -67,20 +67,20 @@ def _lines(stream: IO[bytes], progress: ReadProgress) -> Iterator[bytes]:
 
 def _chain(head: bytes, stream: IO[bytes], progress: ReadProgress) -> Iterator[bytes]:
     """Lines of ``head`` (bytes already read) followed by the rest of ``stream``; a line over
-    ``MAX_LINE_BYTES`` is cut there and the rest of it skipped without being held."""
+    ``MAX_DOCUMENT_LINE_BYTES`` is cut there and the rest of it skipped without being held."""
     pending = head
     while True:
         if b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
             yield line + b"\n"
             continue
-        line = stream.readline(MAX_LINE_BYTES + 1)
+        line = stream.readline(MAX_DOCUMENT_LINE_BYTES + 1)
         progress.bytes += len(line)
         if pending:
             line, pending = pending + line, b""
         if not line:
             return
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+        if len(line) > MAX_DOCUMENT_LINE_BYTES and not line.endswith(b"\n"):
             while True:
                 rest = stream.readline(1 << 20)
                 progress.bytes += len(rest)
@@ -101,9 +101,13 @@ def read_documents(
         if not raw.strip():
             continue
         where = f"{name}:{lineno}"
-        if len(raw) > MAX_LINE_BYTES:
+        if len(raw) > MAX_DOCUMENT_LINE_BYTES:
             yield DocResult(
-                where, None, "", error=f"{where}: line over {MAX_LINE_BYTES:,} bytes; split the document", line=lineno
+                where,
+                None,
+                "",
+                error=f"{where}: line over {MAX_DOCUMENT_LINE_BYTES:,} bytes; split the document",
+                line=lineno,
             )
             continue
         try:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from xned.config import MAX_TITLE_LINE_CHARS
 from xned.errors import InputError
 from xned.types import QID_RE
-
-MAX_LINE = 4096  # characters; a longer line is not a title map row
 
 
 def title_key(title: str) -> str:
@@ -33,7 +32,7 @@ def load_titles(path: Path | None) -> dict[str, str]:
                     continue
                 parts = line.rstrip("\n").split("\t")
                 qid = parts[1].strip() if len(parts) >= 2 else ""
-                if len(line) > MAX_LINE or not QID_RE.fullmatch(qid):
+                if len(line) > MAX_TITLE_LINE_CHARS or not QID_RE.fullmatch(qid):
                     if lineno == 1:
                         continue  # a header
                     raise InputError(f"{path}:{lineno}: expected title<TAB>QID, got {line.strip()[:80]!r}")

@@ -189,12 +189,11 @@ def test_vectors_only_for_entities_that_share_a_name(tmp_path, bundle_path, sour
 _KILLED_COMPACT = """
 import os, sys
 from pathlib import Path
-import xned.export.kb.dense as dense
-from xned.export.kb.incremental import compact
+import xned.export.kb.incremental as incremental
 def die(*a, **k):  # killed after the new KB is written, before its dense index is
     os._exit(9)
-dense.build_dense_index = die
-compact(Path(sys.argv[1]))
+incremental.build_dense_index = die
+incremental.compact(Path(sys.argv[1]))
 """
 
 

@@ -31,39 +31,35 @@ def _store(bundle: Path | None, state: Path | None) -> tuple[Path, Any]:
 
 def _teach_docs(path: Path, titles: dict[str, str], nil: bool, known: Any) -> tuple[list[tuple[int, dict]], dict]:
     """(line, document with taught mentions) per usable line of ``path``, and counts."""
-    from xned.evalsets import parse_line
+    from xned.evalsets import read_records
 
     out: list[tuple[int, dict]] = []
     counts = {"unresolved": 0, "unstated": 0, "nil": 0, "missing": 0, "bad_lines": 0}
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                doc = parse_line(raw, f"{path.name}:{lineno}", titles, str(lineno))
-            except InputError as exc:
-                typer.echo(f"  skipped: {exc}", err=True)
-                counts["bad_lines"] += 1
-                continue
-            if doc is None:
-                continue
-            mentions = []
-            for g in doc.gold:
-                if not g.stated:  # never NIL by omission: a correction says what it is
-                    typer.echo(
-                        f'  skipped: {path.name}:{lineno}: mention {g.start}:{g.end} {g.text!r} has no "qid" '
-                        f'(give the entity, or "qid": null for not an entity of the KB)',
-                        err=True,
-                    )
-                    counts["unstated"] += 1
-                elif g.unresolved:
-                    counts["unresolved"] += 1
-                elif g.qid is None and not nil:
-                    counts["nil"] += 1
-                elif g.qid is not None and known(g.qid) < 0:
-                    counts["missing"] += 1
-                else:
-                    mentions.append({"start": g.start, "end": g.end, "qid": g.qid})
-            if mentions:
-                out.append((lineno, {"text": doc.text, "lang": doc.lang, "mentions": mentions}))
+    for doc in read_records(path, titles):
+        if isinstance(doc, InputError):
+            typer.echo(f"  skipped: {doc}", err=True)
+            counts["bad_lines"] += 1
+            continue
+        lineno = doc.line or 0
+        mentions = []
+        for g in doc.gold:
+            if not g.stated:  # never NIL by omission: a correction says what it is
+                typer.echo(
+                    f'  skipped: {path.name}:{lineno}: mention {g.start}:{g.end} {g.text!r} has no "qid" '
+                    f'(give the entity, or "qid": null for not an entity of the KB)',
+                    err=True,
+                )
+                counts["unstated"] += 1
+            elif g.unresolved:
+                counts["unresolved"] += 1
+            elif g.qid is None and not nil:
+                counts["nil"] += 1
+            elif g.qid is not None and known(g.qid) < 0:
+                counts["missing"] += 1
+            else:
+                mentions.append({"start": g.start, "end": g.end, "qid": g.qid})
+        if mentions:
+            out.append((lineno, {"text": doc.text, "lang": doc.lang, "mentions": mentions}))
     return out, counts
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from xned.cli.experts import _langs, _log
-from xned.cli.options import THREADS_OPT
+from xned.cli.options import THREADS_OPT, log_line, parse_langs
 
 detector_app = typer.Typer(help="Train the trained mention detector of a bundle.", no_args_is_help=True)
 
@@ -47,7 +46,7 @@ def train_cli(
         summary = train_detector(
             stage,
             files,
-            source_langs=_langs(source_lang),
+            source_langs=parse_langs(source_lang, "--source-lang"),
             hidden=hidden,
             epochs=epochs,
             min_score=min_score,
@@ -55,7 +54,7 @@ def train_cli(
             max_docs=max_docs,
             seed=seed,
             threads=threads,
-            log=_log,
+            log=log_line,
         )
     typer.echo(json.dumps(summary, indent=2))
 

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 
 import typer
 
-from xned.cli.options import THREADS_OPT
-from xned.errors import InputError
+from xned.cli.options import THREADS_OPT, log_line, parse_langs
 
 experts_app = typer.Typer(help="Train per-mention-string word experts and calibrate scoring.", no_args_is_help=True)
-
-
-def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _langs(value: str) -> list[str]:
-    out = [x.strip() for x in value.split(",") if x.strip()]
-    for code in out:
-        if not (2 <= len(code) <= 3 and code.isascii() and code.isalpha() and code.islower()):
-            raise InputError(f"Invalid language code {code!r}; use ISO 639-1 codes like en or en,es.")
-    if not out:
-        raise InputError("Give at least one source language, e.g. --source-lang en.")
-    return out
 
 
 #: ``--absent`` of every command that calibrates the fusion
@@ -68,14 +51,14 @@ def train_cli(
             stage,
             files,
             titles=titles,
-            source_langs=_langs(source_lang),
+            source_langs=parse_langs(source_lang, "--source-lang"),
             seed=seed,
             holdout=holdout,
             max_per_entity=max_per_entity,
             max_docs=max_docs,
             threads=threads,
             absent=absent,
-            log=_log,
+            log=log_line,
         )
     typer.echo(json.dumps(summary, indent=2))
 
@@ -95,7 +78,13 @@ def calibrate_cli(
 
     with bundle_transaction(bundle, create=False) as stage:
         result = calibrate(
-            stage, files, titles=titles, langs=_langs(lang) if lang else None, threads=threads, absent=absent, log=_log
+            stage,
+            files,
+            titles=titles,
+            langs=parse_langs(lang, "--lang") if lang else None,
+            threads=threads,
+            absent=absent,
+            log=log_line,
         )
     typer.echo(json.dumps(result, indent=2))
 
@@ -114,8 +103,8 @@ def calibrate_wiki_cli(
     from xned.export.transaction import bundle_transaction
 
     with bundle_transaction(bundle, create=False) as stage:
-        result = calibrate_on_anchors(stage, samples, threads=threads, absent=absent, log=_log)
-        result["corrections_reach"] = measure_reach(stage, samples, threads=threads, log=_log)["corrections_reach"]
+        result = calibrate_on_anchors(stage, samples, threads=threads, absent=absent, log=log_line)
+        result["corrections_reach"] = measure_reach(stage, samples, threads=threads, log=log_line)["corrections_reach"]
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -131,7 +120,7 @@ def reach_cli(
     from xned.export.transaction import bundle_transaction
 
     with bundle_transaction(bundle, create=False) as stage:
-        result = measure_reach(stage, samples, threads=threads, log=_log)
+        result = measure_reach(stage, samples, threads=threads, log=log_line)
     typer.echo(json.dumps(result, indent=2))
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import typer
 
@@ -30,7 +31,11 @@ from xned.cli.options import (
 from xned.cli.output import CheckpointedOutput, Writer, check_output
 from xned.cli.progress import Progress
 from xned.errors import InputError
-from xned.runner import LinkOptions
+from xned.records import ReadProgress, read_documents
+from xned.runner import LinkOptions, link_stream
+
+if TYPE_CHECKING:
+    from xned.engine.linker import Linker
 
 
 class Format(str, Enum):
@@ -107,8 +112,7 @@ def link_cli(
 ) -> None:
     """Link entity mentions to Wikidata. Results go to stdout (or -o); progress to stderr."""
     from xned.langs import normalize_lang
-    from xned.records import ReadProgress, read_documents
-    from xned.runner import link_stream
+    from xned.records import ReadProgress
 
     sources = [s for s in (text is not None, input is not None) if s]
     if len(sources) != 1:
@@ -147,26 +151,61 @@ def link_cli(
         linker = None
         check_files(read_manifest(bundle if bundle is not None else config.default_bundle_path()), verify=verify)
 
-    stream: IO[bytes] | None = None
-    total = None
-    in_path: Path | None = None
     read = ReadProgress()
-    if text is not None and text != "-":
-        docs: Any = iter([{"id": None, "text": text, "lang": lang}])
-    else:
-        if text == "-" or str(input) == "-":
-            stream, name = sys.stdin.buffer, "stdin"
-        else:
-            in_path = Path(str(input))
-            if not in_path.exists():
-                raise InputError(f"Input file {in_path} not found.")
-            if in_path.is_dir():
-                raise InputError(f"Input {in_path} is a directory; give a file (one document per line).")
-            stream, name = open(in_path, "rb"), in_path.name  # noqa: SIM115 - closed below
-            total = in_path.stat().st_size if in_path.is_file() else None
-        docs = read_documents(stream, input_format.value, name, read)
+    docs, stream, in_path = _open_documents(text, input, input_format, lang, read)
+    try:
+        quiet = quiet or stream is None  # one TEXT: no progress line
+        errors, count, last = _link_all(docs, opts, linker, workers, fmt, output, in_path, resume, force, quiet, read)
+    finally:
+        if stream is not None and stream is not sys.stdin.buffer:
+            stream.close()
+    if text is not None and text != "-" and errors:
+        raise InputError(last or "linking failed")
+    if errors:
+        typer.echo(
+            f'Error: {errors} of {count} documents could not be linked (see the "error" field '
+            f"of each; the output has one record per input document).",
+            err=True,
+        )
+        raise typer.Exit(1)
 
-    writer = Writer(fmt.value, candidates, to_terminal=output is None and sys.stdout.isatty())
+
+def _open_documents(
+    text: str | None, input: Path | None, input_format: InputFormat, lang: str | None, read: ReadProgress
+) -> tuple[Iterator[Any], IO[bytes] | None, Path | None]:
+    """The documents to link (from TEXT, a file or stdin), the stream they are read from
+    (the caller closes it) and the input file."""
+    if text is not None and text != "-":
+        return iter([{"id": None, "text": text, "lang": lang}]), None, None
+    if text == "-" or str(input) == "-":
+        stream, name, in_path = sys.stdin.buffer, "stdin", None
+    else:
+        in_path = Path(str(input))
+        if not in_path.exists():
+            raise InputError(f"Input file {in_path} not found.")
+        if in_path.is_dir():
+            raise InputError(f"Input {in_path} is a directory; give a file (one document per line).")
+        stream, name = open(in_path, "rb"), in_path.name  # noqa: SIM115 - the caller closes it
+    return read_documents(stream, input_format.value, name, read), stream, in_path
+
+
+def _link_all(
+    docs: Iterator[Any],
+    opts: LinkOptions,
+    linker: Linker | None,
+    workers: int,
+    fmt: Format,
+    output: Path | None,
+    in_path: Path | None,
+    resume: bool,
+    force: bool,
+    quiet: bool,
+    read: ReadProgress,
+) -> tuple[int, int, str | None]:
+    """Link ``docs`` into ``output`` (crash-safe, resumable) or stdout; (documents with an
+    error, documents, the last error)."""
+    total = in_path.stat().st_size if in_path is not None and in_path.is_file() else None
+    writer = Writer(fmt.value, opts.candidates, to_terminal=output is None and sys.stdout.isatty())
     sink: CheckpointedOutput | None = None
     skip = 0
     if output is not None:
@@ -175,38 +214,36 @@ def link_cli(
         signature.pop("threads")
         sink = CheckpointedOutput(output, signature)
         skip = sink.open(resume, force)
+
+    def emit(rendered: str, done: int, always: bool = True) -> None:
+        if sink is None:
+            sys.stdout.write(rendered)
+        elif rendered or always:  # a write also records how many documents are done
+            sink.write(rendered, done)
+
     errors = count = mentions = 0
-    progress = Progress(quiet or stream is None, total, read)
+    last: str | None = None
+    progress = Progress(quiet, total, read)
     try:
         if skip:
             docs = itertools.islice(docs, skip, None)
             progress.note(f"resuming after {skip} documents already in {output}")
-        out_text = writer.header() if skip == 0 else ""
-        if sink is None:
-            sys.stdout.write(out_text)
-        elif out_text:
-            sink.write(out_text, skip)
+        emit(writer.header() if skip == 0 else "", skip, always=False)
         for res in link_stream(docs, opts, workers=workers, linker=linker):
             index = skip + count
             count += 1
             mentions += len(res.links)
             if res.error:
-                errors += 1
+                errors, last = errors + 1, res.error
                 if fmt != Format.pretty:
                     where = "" if res.id and res.error.startswith(f"{res.id}:") else f"document {res.id or index + 1}: "
                     progress.note(f"warning: {where}{res.error}")
-            rendered = writer.record(res, index)
-            if sink is None:
-                sys.stdout.write(rendered)
-            else:
-                sink.write(rendered, index + 1)
+            emit(writer.record(res, index), index + 1)
             progress.update(count, mentions)
-        tail = writer.footer(skip + count)
+        emit(writer.footer(skip + count), skip + count)
         if sink is None:
-            sys.stdout.write(tail)
             sys.stdout.flush()
         else:
-            sink.write(tail, skip + count)
             sink.finish()
             sink = None
     except BaseException:
@@ -215,17 +252,7 @@ def link_cli(
         raise
     finally:
         progress.close()
-        if stream is not None and stream is not sys.stdin.buffer:
-            stream.close()
-    if text is not None and text != "-" and errors:
-        raise InputError(res.error or "linking failed")
-    if errors:
-        typer.echo(
-            f'Error: {errors} of {count} documents could not be linked (see the "error" field '
-            f"of each; the output has one record per input document).",
-            err=True,
-        )
-        raise typer.Exit(1)
+    return errors, count, last
 
 
 def register(app: typer.Typer) -> None:

@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import sys
+import time
+
 import typer
 
 from xned import config
+from xned.errors import InputError
+from xned.langs import normalize_lang
+
+
+def parse_langs(value: str, option: str) -> list[str]:
+    """Comma-separated language tags by the one rule of ``xned.langs`` ("EN" -> en, "pt-BR"
+    -> pt), in order, each once; ``InputError`` naming a bad tag, or none given."""
+    out: list[str] = []
+    for tag in value.split(","):
+        code = normalize_lang(tag)
+        if code is not None and code not in out:
+            out.append(code)
+    if not out:
+        raise InputError(f"Give at least one language with {option}, e.g. {option} en.")
+    return out
+
+
+def log_line(msg: str) -> None:
+    """A progress line of a long command on stderr, with the time."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
 
 BUNDLE_OPT = typer.Option(
     None, "--bundle", "-b", help="Bundle directory (default: $XNED_BUNDLE or the embedded bundle)."

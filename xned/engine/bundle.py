@@ -13,11 +13,9 @@ See docs/reference/bundle-format.md for every file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 from xned import jsonio
 from xned.engine import layout as L
 from xned.errors import BundleError
+from xned.fsutil import atomic_write_bytes, sha256_file
 
 FORMAT = "xned-bundle"
 FORMAT_VERSION = 1
@@ -34,14 +33,6 @@ _MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 REBUILD_HINT = (
     "rebuild the bundle (xned kb build ... / xned export encoder ...) or reinstall xned for the default bundle"
 )
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -196,19 +187,6 @@ def _confined_stat(root: str, rel: str, checked: set[str]) -> tuple[str, os.stat
         if not last:
             checked.add(cur)
     return cur, st
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".incomplete")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def file_entries(root: Path, rels: Iterable[str]) -> dict[str, dict[str, Any]]:

@@ -28,6 +28,7 @@ import numpy as np
 
 from xned.engine.bundle import REBUILD_HINT, read_json_object
 from xned.engine.chunks import chunk_bounds, context_chunks, token_spans
+from xned.engine.pieces import PieceTokenizer
 from xned.engine.session import choose_providers, create_session
 from xned.errors import BundleError
 
@@ -45,7 +46,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
-def _normalize_rows(x: np.ndarray) -> np.ndarray:
+def normalize_rows(x: np.ndarray) -> np.ndarray:
     n = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(n, 1e-12)
 
@@ -138,8 +139,6 @@ class Encoder:
     def _load_tokenizer(self) -> Any:
         if self._tokenizer is None:
             from tokenizers import Tokenizer
-
-            from xned.engine.pieces import PieceTokenizer
 
             # The tokenizer is only ever needed to feed the session: create the session in a
             # thread meanwhile (ONNX Runtime releases the GIL while it loads; tokenizers
@@ -279,7 +278,7 @@ class Encoder:
             return np.zeros((0, self.dim), np.float32)
         cls = self.pooling == "cls"
         pooled = np.stack(self._run(seqs, lambda _, h: h[0].copy() if cls else h.mean(axis=0)))
-        return _normalize_rows(pooled.astype(np.float32))
+        return normalize_rows(pooled.astype(np.float32))
 
     def pool(self, h: np.ndarray, lead: int, a: int, b: int) -> np.ndarray:
         """The vector of the mention at body tokens ``[a, b)`` of one encoded sequence whose
@@ -291,7 +290,7 @@ class Encoder:
             return ctx
         men = h[lead + a : lead + b].mean(axis=0)
         w = self.mention_weight
-        return w * _normalize_rows(men) + (1 - w) * _normalize_rows(ctx)
+        return w * normalize_rows(men) + (1 - w) * normalize_rows(ctx)
 
     def encode_documents(
         self,
@@ -372,5 +371,5 @@ class Encoder:
         for per in assign:
             vecs = [pooled[wid][(a, b)] for wid, a, b in per]
             arr = np.stack(vecs).astype(np.float32) if vecs else np.zeros((0, dim), np.float32)
-            results.append(_normalize_rows(arr))
+            results.append(normalize_rows(arr))
         return results

@@ -10,24 +10,22 @@ import numpy as np
 
 from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT
-from xned.engine.tables import _load_npy, _load_trie
+from xned.engine.tables import load_npy, load_trie
 from xned.errors import BundleError
-
-SEP = "\x1f"  # between an entity's label and its description in text.bin
 
 
 class EntityStore:
     def __init__(self, root: Path):
         self.root = root
-        self.qids = _load_trie(root / L.Entities.QIDS)
+        self.qids = load_trie(root / L.Entities.QIDS)
         self.text = (
             np.memmap(root / L.Entities.TEXT, dtype=np.uint8, mode="r")
             if (root / L.Entities.TEXT).stat().st_size
             else np.zeros(0, np.uint8)
         )
-        self.text_offsets = _load_npy(root / L.Entities.TEXT_OFFSETS)
-        self.type_ids = _load_npy(root / L.Entities.TYPE)
-        self.popularity = _load_npy(root / L.Entities.POPULARITY)
+        self.text_offsets = load_npy(root / L.Entities.TEXT_OFFSETS)
+        self.type_ids = load_npy(root / L.Entities.TYPE)
+        self.popularity = load_npy(root / L.Entities.POPULARITY)
         n = len(self.qids)
         if len(self.text_offsets) != n + 1 or len(self.type_ids) != n or len(self.popularity) != n:
             raise BundleError(f"Entity store {root} is inconsistent ({n} QIDs); {REBUILD_HINT}.")
@@ -36,11 +34,11 @@ class EntityStore:
         self.vector_scales: np.ndarray | None = None
         self.vector_rows: np.ndarray | None = None  # None: row i is entity i
         if vec.exists():
-            self.vectors = _load_npy(vec)
-            self.vector_scales = _load_npy(root / L.Entities.VECTOR_SCALES)
+            self.vectors = load_npy(vec)
+            self.vector_scales = load_npy(root / L.Entities.VECTOR_SCALES)
             m = n
             if (root / L.Entities.VECTOR_ROWS).exists():
-                self.vector_rows = _load_npy(root / L.Entities.VECTOR_ROWS)
+                self.vector_rows = load_npy(root / L.Entities.VECTOR_ROWS)
                 m = self.vectors.shape[0]
                 if len(self.vector_rows) != n or (n and int(self.vector_rows.max()) >= m):
                     raise BundleError(f"Entity vector rows in {root} do not match {n} entities; {REBUILD_HINT}.")
@@ -58,7 +56,7 @@ class EntityStore:
 
     def record(self, idx: int) -> tuple[str, str]:
         a, b = int(self.text_offsets[idx]), int(self.text_offsets[idx + 1])
-        label, _, desc = bytes(self.text[a:b]).decode("utf-8").partition(SEP)
+        label, _, desc = bytes(self.text[a:b]).decode("utf-8").partition(L.FIELD_SEP)
         return label, desc
 
     def vectors_of(self, idxs: np.ndarray) -> np.ndarray | None:

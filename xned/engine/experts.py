@@ -17,25 +17,23 @@ import numpy as np
 
 from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT, read_json_object
-from xned.engine.tables import _load_npy, _load_trie
+from xned.engine.tables import load_npy, load_trie
 from xned.errors import BundleError
-
-SEP = "\x1f"
 
 
 class Experts:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.meta = read_json_object(self.root / L.ExpertsDir.META, "Expert metadata")
-        self.keys: marisa_trie.Trie = _load_trie(self.root / L.ExpertsDir.KEYS)
-        self.key_model = _load_npy(self.root / L.ExpertsDir.KEY_MODEL)
-        self.model_offsets = _load_npy(self.root / L.ExpertsDir.MODEL_OFFSETS)
-        self.classes = _load_npy(self.root / L.ExpertsDir.CLASSES)
-        self.weights = _load_npy(self.root / L.ExpertsDir.WEIGHTS)
-        self.scales = _load_npy(self.root / L.ExpertsDir.SCALES)
-        self.bias = _load_npy(self.root / L.ExpertsDir.BIAS)
+        self.keys: marisa_trie.Trie = load_trie(self.root / L.ExpertsDir.KEYS)
+        self.key_model = load_npy(self.root / L.ExpertsDir.KEY_MODEL)
+        self.model_offsets = load_npy(self.root / L.ExpertsDir.MODEL_OFFSETS)
+        self.classes = load_npy(self.root / L.ExpertsDir.CLASSES)
+        self.weights = load_npy(self.root / L.ExpertsDir.WEIGHTS)
+        self.scales = load_npy(self.root / L.ExpertsDir.SCALES)
+        self.bias = load_npy(self.root / L.ExpertsDir.BIAS)
         hub = self.root / L.ExpertsDir.HUBNESS
-        self.hubness = _load_npy(hub) if hub.exists() else None
+        self.hubness = load_npy(hub) if hub.exists() else None
         if len(self.key_model) != len(self.keys) or len(self.classes) != len(self.weights):
             raise BundleError(f"Experts in {self.root} are inconsistent; {REBUILD_HINT}.")
 
@@ -58,7 +56,7 @@ class Experts:
         else:
             langs = list(self.meta.get("languages", []))
         for name in langs:
-            kid = self.keys.get(f"{name}{SEP}{key}", -1)
+            kid = self.keys.get(f"{name}{L.FIELD_SEP}{key}", -1)
             if kid >= 0:
                 return int(self.key_model[kid])
         if cands is None or len(cands) < 2:

@@ -9,6 +9,7 @@ file that breaks one; ``xned bundle verify`` checks every file's sha256.
 from __future__ import annotations
 
 MANIFEST = "manifest.json"
+FIELD_SEP = "\x1f"  # between the fields of one record: "label<SEP>description", "lang<SEP>key"
 SCORING = "scoring.json"
 ENCODER = "encoder"  # config.json, model.onnx, tokenizer.json
 ENCODER_CONFIG = "config.json"

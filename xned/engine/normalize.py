@@ -48,6 +48,14 @@ def inside_katakana_word(text: str, i: int) -> bool:
 
 
 _WS = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def control_as_spaces(text: str) -> str:
+    """``text`` with its control characters as spaces (a printable string has none: no regex pass)."""
+    return text if text.isprintable() else _CONTROL.sub(" ", text)
+
+
 # Line-break hyphenation of OCR'd text ("Frank¬\nreich") and soft hyphens join the word.
 _HYPHENATION = re.compile(r"¬\s*|\u00ad")
 # A hyphen ending a word, then whitespace: what "-\n" becomes after normalization.

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+import marisa_trie
+
 from xned.engine.normalize import KATAKANA_CLASS, normalize
 
 
@@ -94,7 +96,6 @@ class PersonNames:
     """The given- and family-name tries (memory-mapped; empty where the files are absent)."""
 
     def __init__(self, root: Path = NAMES_DIR):
-        import marisa_trie
 
         self.given = marisa_trie.Trie()
         self.family = marisa_trie.Trie()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from xned import jsonio
 from xned.errors import InputError
@@ -186,7 +187,6 @@ class Store:
         """Apply ``change(examples) -> examples`` under the lock and write the result
         atomically, the unreadable lines kept as they were unless ``drop_bad``; returns what
         was written."""
-        from filelock import FileLock, Timeout
 
         self.dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -209,7 +209,6 @@ class Store:
 
     def clear(self) -> int:
         """Remove the corrections file (also when it is corrupted); returns the bytes removed."""
-        from filelock import FileLock
 
         if not self.path.exists():
             return 0

@@ -17,7 +17,7 @@ from xned.engine.stems import ALGORITHMS, stem_key
 from xned.errors import BundleError
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def load_npy(path: Path) -> np.ndarray:
     if not path.is_file():
         raise BundleError(f"Bundle file {path} is missing; {REBUILD_HINT}.")
     try:
@@ -26,7 +26,7 @@ def _load_npy(path: Path) -> np.ndarray:
         raise BundleError(f"Bundle file {path} is unreadable ({exc}); {REBUILD_HINT}.") from None
 
 
-def _load_trie(path: Path) -> marisa_trie.Trie:
+def load_trie(path: Path) -> marisa_trie.Trie:
     if not path.is_file():
         raise BundleError(f"Bundle file {path} is missing; {REBUILD_HINT}.")
     trie = marisa_trie.Trie()
@@ -46,14 +46,14 @@ class AliasTable:
         self.root = root
         self.lang = lang
         self.n_entities = n_entities
-        self.keys = _load_trie(root / L.AliasTable.KEYS)
-        self.offsets = _load_npy(root / L.AliasTable.OFFSETS)
-        self.cands = _load_npy(root / L.AliasTable.CANDS)
-        self.priors = _load_npy(root / L.AliasTable.PRIORS)
-        self.link_prob = _load_npy(root / L.AliasTable.LINK_PROB)
-        self.fold_keys = _load_trie(root / L.AliasTable.FOLD)
-        self.fold_offsets = _load_npy(root / L.AliasTable.FOLD_OFFSETS)
-        self.fold_targets = _load_npy(root / L.AliasTable.FOLD_TARGETS)
+        self.keys = load_trie(root / L.AliasTable.KEYS)
+        self.offsets = load_npy(root / L.AliasTable.OFFSETS)
+        self.cands = load_npy(root / L.AliasTable.CANDS)
+        self.priors = load_npy(root / L.AliasTable.PRIORS)
+        self.link_prob = load_npy(root / L.AliasTable.LINK_PROB)
+        self.fold_keys = load_trie(root / L.AliasTable.FOLD)
+        self.fold_offsets = load_npy(root / L.AliasTable.FOLD_OFFSETS)
+        self.fold_targets = load_npy(root / L.AliasTable.FOLD_TARGETS)
         if len(self.offsets) != len(self.keys) + 1 or len(self.cands) != len(self.priors):
             raise BundleError(
                 f"Alias table {root} is inconsistent ({len(self.keys)} keys, "
@@ -77,9 +77,9 @@ class AliasTable:
         algorithm = config.get("algorithm")
         if algorithm not in set(ALGORITHMS.values()):
             raise BundleError(f"{path}: unknown stemmer {algorithm!r}; rebuild it with: xned kb index --stems")
-        self.stem_keys = _load_trie(self.root / L.AliasTable.STEM)
-        self.stem_offsets = _load_npy(self.root / L.AliasTable.STEM_OFFSETS)
-        self.stem_targets = _load_npy(self.root / L.AliasTable.STEM_TARGETS)
+        self.stem_keys = load_trie(self.root / L.AliasTable.STEM)
+        self.stem_offsets = load_npy(self.root / L.AliasTable.STEM_OFFSETS)
+        self.stem_targets = load_npy(self.root / L.AliasTable.STEM_TARGETS)
         if len(self.stem_offsets) != len(self.stem_keys) + 1 or int(self.stem_offsets[-1]) != len(self.stem_targets):
             raise BundleError(f"Alias table {self.root}: the stem-key arrays are inconsistent; {REBUILD_HINT}.")
         self.stem_algorithm = algorithm
@@ -168,12 +168,12 @@ class KeyIndex:
             self.names: list[str] = json.loads((root / L.KeyIndex.LANGUAGES).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BundleError(f"{root / L.KeyIndex.LANGUAGES} is unreadable ({exc}); {REBUILD_HINT}.") from None
-        self.keys = _load_trie(root / L.KeyIndex.KEYS)
-        self.offsets = _load_npy(root / L.KeyIndex.OFFSETS)
-        self.langs_arr = _load_npy(root / L.KeyIndex.LANGS)
-        self.fold = _load_trie(root / L.KeyIndex.FOLD)
-        self.fold_offsets = _load_npy(root / L.KeyIndex.FOLD_OFFSETS)
-        self.fold_langs_arr = _load_npy(root / L.KeyIndex.FOLD_LANGS)
+        self.keys = load_trie(root / L.KeyIndex.KEYS)
+        self.offsets = load_npy(root / L.KeyIndex.OFFSETS)
+        self.langs_arr = load_npy(root / L.KeyIndex.LANGS)
+        self.fold = load_trie(root / L.KeyIndex.FOLD)
+        self.fold_offsets = load_npy(root / L.KeyIndex.FOLD_OFFSETS)
+        self.fold_langs_arr = load_npy(root / L.KeyIndex.FOLD_LANGS)
         if len(self.offsets) != len(self.keys) + 1 or len(self.fold_offsets) != len(self.fold) + 1:
             raise BundleError(f"Key index {root} is inconsistent; {REBUILD_HINT}.")
 

@@ -27,7 +27,7 @@ from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT, read_json_object
 from xned.engine.encoder import Encoder
 from xned.engine.mentions import tokenize
-from xned.engine.tables import _load_npy
+from xned.engine.tables import load_npy
 from xned.errors import BundleError, InputError
 
 LABELS = ("O", "B", "I")
@@ -51,10 +51,10 @@ class Tagger:
     def __init__(self, root: Path, dim: int | None = None):
         self.root = Path(root)
         self.meta = read_json_object(self.root / L.DetectorDir.META, "Detector metadata")
-        self.w1 = _load_npy(self.root / L.DetectorDir.W1).astype(np.float32)
-        self.b1 = _load_npy(self.root / L.DetectorDir.B1).astype(np.float32)
-        self.w2 = _load_npy(self.root / L.DetectorDir.W2).astype(np.float32)
-        self.b2 = _load_npy(self.root / L.DetectorDir.B2).astype(np.float32)
+        self.w1 = load_npy(self.root / L.DetectorDir.W1).astype(np.float32)
+        self.b1 = load_npy(self.root / L.DetectorDir.B1).astype(np.float32)
+        self.w2 = load_npy(self.root / L.DetectorDir.W2).astype(np.float32)
+        self.b2 = load_npy(self.root / L.DetectorDir.B2).astype(np.float32)
         shapes_ok = (
             self.w1.ndim == 2
             and self.b1.shape == (self.w1.shape[1],)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from xned.engine.bundle import MANIFEST, check_files, read_manifest
 from xned.errors import InputError
+from xned.fsutil import replace_dir
 
 #: the manifest member is read up to this many bytes
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
@@ -124,7 +125,7 @@ def unpack(archive: Path, dest: Path, *, max_bytes: int) -> list[str]:
         except OSError as exc:
             raise InputError(f"{archive} cannot be unpacked ({exc.strerror or exc}).") from None
         check_files(read_manifest(stage), verify=True)  # every listed file present, sha256 included
-        os.replace(stage, dest)
+        replace_dir(stage, dest)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

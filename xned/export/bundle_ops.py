@@ -14,9 +14,12 @@ from xned.engine import layout as L
 from xned.errors import InputError, KBBuildError
 from xned.export.kb.build import build_kb
 from xned.export.kb.builder import BuildReport
+from xned.export.kb.dense import build_dense_index
 from xned.export.kb.embed import EntityEmbedder
+from xned.export.kb.names import build_name_index
 from xned.export.kb.options import KBOptions
-from xned.export.kb.shards import ShardPlan
+from xned.export.kb.shards import ShardPlan, build_sharded
+from xned.export.kb.stems import record_stem_langs, write_all_stems
 from xned.export.manifest import update_manifest
 from xned.export.transaction import bundle_transaction
 
@@ -102,8 +105,6 @@ def _build_staged(
         )
     try:
         if options.shards is not None:
-            from xned.export.kb.shards import build_sharded
-
             meta, report = build_sharded(sources, bundle / "kb", options.shards, options.kb, embed=embed, bundle=bundle)
         else:
             meta, report = build_kb(sources, bundle / "kb", options.kb, embed=embed, bundle=bundle)
@@ -112,9 +113,6 @@ def _build_staged(
             embed.flush()
     dense_info = names_info = None
     if options.dense and embed is not None and meta.get("vector_dim"):  # none: no entity shares a name
-        from xned.export.kb.dense import build_dense_index
-        from xned.export.kb.names import build_name_index
-
         dense_info = build_dense_index(bundle / "kb")
         if options.names:
             names_info = build_name_index(
@@ -156,8 +154,6 @@ def index_bundle(
     (the name index needs the bundle's encoder) and/or the stem keys of the languages
     ``stems`` (language -> Snowball algorithm; the others lose theirs), as one transaction;
     ``log`` gets progress lines. Returns what was built, by index."""
-    from xned.export.kb.dense import build_dense_index
-    from xned.export.kb.names import build_name_index
 
     bundle = Path(bundle)
     if not (bundle / L.KB / L.KBDir.META).is_file():
@@ -174,8 +170,6 @@ def index_bundle(
                 stage / "kb", stage / L.ENCODER, threads=threads, cache=vector_cache, log=say
             )
         if stems is not None:
-            from xned.export.kb.stems import record_stem_langs, write_all_stems
-
             t0 = time.perf_counter()
             counts = write_all_stems(stage / L.KB / L.KBDir.ALIASES, stems)
             if (overlay := stage / L.KB / L.KBDir.OVERLAY / L.KBDir.ALIASES).is_dir():

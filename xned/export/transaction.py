@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from xned.errors import InputError, KBBuildError
 from xned.fsutil import atomic_write_text, fsync_dir
 
@@ -27,7 +29,6 @@ from xned.fsutil import atomic_write_text, fsync_dir
 def bundle_lock(bundle: Path) -> Iterator[None]:
     """The writers' lock of ``bundle`` (``.NAME.lock`` beside it, with the holder's PID in
     ``.NAME.writer``); ``KBBuildError`` naming the holder when another process has it."""
-    from filelock import FileLock, Timeout
 
     bundle = Path(bundle).absolute()
     bundle.parent.mkdir(parents=True, exist_ok=True)

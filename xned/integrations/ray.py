@@ -30,6 +30,8 @@ from typing import Any
 import pyarrow as pa
 import ray
 
+from xned.errors import InputError
+from xned.export.kb.shards import read_shard
 from xned.records import doc_record
 from xned.runner import LinkOptions, init_worker, link_records
 
@@ -137,8 +139,6 @@ def read_documents(path: Path) -> ray.data.Dataset:
     files = sorted(p.rglob("*")) if p.is_dir() else [p]
     names = [f for f in files if f.is_file() and not f.name.startswith(".")]
     if not names:
-        from xned.errors import InputError
-
         raise InputError(f"No input files in {path}.")
     if all(f.suffix == ".parquet" for f in names):
         return ray.data.read_parquet([str(f) for f in names])
@@ -157,7 +157,6 @@ def run_link(
     """``xned link --engine ray``: link ``input`` into the directory ``output`` as ``options``
     say (one ONNX Runtime thread per actor unless they set ``threads``); the number of rows
     with an error."""
-    from xned.errors import InputError
 
     if output.exists() and any(output.iterdir()):
         raise InputError(f"{output} is not empty; the Ray engine writes a directory of files there.")
@@ -180,7 +179,6 @@ def kb_runner(address: str | None = None, read: Any = None) -> Any:
     """A ``kb.shards.Runner`` that reads shards as Ray tasks (one CPU each; a task whose
     worker dies is run again, up to 3 times). ``read`` replaces ``kb.shards.read_shard``
     (the fault test wraps it)."""
-    from xned.export.kb.shards import read_shard
 
     def run(tasks: list) -> list:
         if not tasks:

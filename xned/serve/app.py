@@ -37,6 +37,7 @@ from xned import jsonio
 from xned.errors import InputError, XnedError
 from xned.records import doc_record
 from xned.serve.openapi import OPENAPI
+from xned.types import DocResult
 
 if TYPE_CHECKING:
     from xned.engine.linker import Linker
@@ -97,124 +98,143 @@ def create_app(linker: Linker, *, token: str | None = None, limits: Limits | Non
     /health`` and ``GET /`` needs ``Authorization: Bearer <token>``. The page itself is public:
     it is static (no data, no bundle details) and asks for the token before anything else;
     the OpenAPI schema, the bundle's info, linking and teaching need the token."""
-    limits = limits or Limits()
-    gate = asyncio.Semaphore(limits.concurrency)
-    page = resources.files("xned.serve").joinpath("static", "index.html").read_text(encoding="utf-8")
-    root = Path(getattr(linker, "root", ".") or ".")
-    hidden = sorted({str(root), str(root.absolute()), str(root.resolve())}, key=len, reverse=True)
+    api = Api(linker, token, limits or Limits())
+    return Starlette(
+        routes=[
+            Route("/", api.index),
+            Route("/health", api.health),
+            Route("/info", api.info),
+            Route("/openapi.json", api.openapi),
+            Route("/link", api.link, methods=["POST"]),
+            Route("/teach", api.teach, methods=["POST"]),
+        ]
+    )
 
-    def public(message: str) -> str:
+
+async def read_json(request: Request, limits: Limits) -> Any:
+    """The request body as JSON (bounded read, whatever Content-Length said), or RequestError."""
+    size = request.headers.get("content-length")
+    if size is not None and size.isdigit() and int(size) > limits.max_body_bytes:
+        raise RequestError(413, f"Request body of {int(size):,} bytes; at most {limits.max_body_bytes:,}.")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limits.max_body_bytes:
+            raise RequestError(413, f"Request body over {limits.max_body_bytes:,} bytes.")
+    try:
+        return jsonio.loads(raw)
+    except jsonio.JSONError as exc:
+        raise RequestError(400, f"The body is not valid JSON ({exc}).") from None
+
+
+class Api:
+    """The request handlers of one server process around its loaded linker; ``gate`` bounds
+    the requests being linked or taught at once (``Limits.concurrency``)."""
+
+    def __init__(self, linker: Linker, token: str | None, limits: Limits):
+        self.linker = linker
+        self.token = token
+        self.limits = limits
+        self.gate = asyncio.Semaphore(limits.concurrency)
+        self.page = resources.files("xned.serve").joinpath("static", "index.html").read_text(encoding="utf-8")
+        root = Path(getattr(linker, "root", ".") or ".")
+        self.root_name = root.name
+        self.hidden = sorted({str(root), str(root.absolute()), str(root.resolve())}, key=len, reverse=True)
+
+    def public(self, message: str) -> str:
         """An error message without the server's file-system paths (the bundle is named)."""
-        for path in hidden:
+        for path in self.hidden:
             if path not in (".", ""):
-                message = message.replace(path, f"<bundle {root.name}>")
+                message = message.replace(path, f"<bundle {self.root_name}>")
         return message
 
-    def refused(request: Request) -> Response | None:
+    def refused(self, request: Request) -> Response | None:
         """The 401 response when a token is set and the request does not carry it."""
         given = request.headers.get("authorization", "")
-        if token is None or hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        if self.token is None or hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
             return None
         return _error(401, "Missing or wrong token: send Authorization: Bearer <token>.")
 
-    async def index(request: Request) -> Response:
-        return HTMLResponse(page, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
+    async def index(self, request: Request) -> Response:
+        return HTMLResponse(self.page, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
 
-    async def health(request: Request) -> Response:
+    async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def info(request: Request) -> Response:
-        if (no := refused(request)) is not None:
+    async def info(self, request: Request) -> Response:
+        if (no := self.refused(request)) is not None:
             return no
-        summary = linker.info()
+        summary = self.linker.info()
         keep = ("name", "languages", "entities", "experts", "scoring", "dense_index")
-        return JSONResponse({k: summary.get(k) for k in keep} | {"limits": limits.__dict__})
+        return JSONResponse({k: summary.get(k) for k in keep} | {"limits": self.limits.__dict__})
 
-    async def openapi(request: Request) -> Response:
-        if (no := refused(request)) is not None:
+    async def openapi(self, request: Request) -> Response:
+        if (no := self.refused(request)) is not None:
             return no
         return JSONResponse(OPENAPI)
 
-    async def read_json(request: Request) -> Any:
-        """The request body as JSON (bounded read, whatever Content-Length said), or RequestError."""
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > limits.max_body_bytes:
-            raise RequestError(413, f"Request body of {int(size):,} bytes; at most {limits.max_body_bytes:,}.")
-        raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > limits.max_body_bytes:
-                raise RequestError(413, f"Request body over {limits.max_body_bytes:,} bytes.")
-        try:
-            return jsonio.loads(raw)
-        except jsonio.JSONError as exc:
-            raise RequestError(400, f"The body is not valid JSON ({exc}).") from None
-
-    async def link(request: Request) -> Response:
-        if (no := refused(request)) is not None:
+    async def link(self, request: Request) -> Response:
+        if (no := self.refused(request)) is not None:
             return no
         try:
-            docs, lang, cands, single = _documents(await read_json(request), limits)
+            docs, lang, cands, single = _documents(await read_json(request, self.limits), self.limits)
         except RequestError as exc:
             return _error(exc.status, exc.message)
-        if gate.locked():
-            return _error(503, f"Busy: {limits.concurrency} requests are being linked; retry shortly.")
+        if self.gate.locked():
+            return _error(503, f"Busy: {self.limits.concurrency} requests are being linked; retry shortly.")
+        try:
+            results = await self._bounded(docs, lang, cands)
+        except asyncio.TimeoutError:
+            return _error(504, f"Linking took longer than {self.limits.timeout_s:g} s; send smaller requests.")
+        except (InputError, XnedError) as exc:
+            return _error(400, self.public(str(exc)))
+        results = [r if r.error is None else replace(r, error=self.public(r.error)) for r in results]
+        if single and results[0].error is not None:  # the one text is the whole request
+            return _error(400, results[0].error)
+        return JSONResponse({"documents": [doc_record(r, cands) for r in results]})
+
+    async def _bounded(self, docs: list[dict[str, Any]], lang: str | None, cands: bool) -> list[DocResult]:
+        """Link ``docs`` in a worker thread within the request timeout; on timeout the thread
+        stops after its current chunk of documents and TimeoutError is raised."""
         cancel = threading.Event()
 
-        def work() -> list[Any]:
+        def work() -> list[DocResult]:
             # a few documents at a time, so a timed-out request stops within one chunk
             out = []
-            for res in linker.link_stream(docs, lang=lang, candidates=cands, chunk_size=CHUNK_DOCS):
+            for res in self.linker.link_stream(docs, lang=lang, candidates=cands, chunk_size=CHUNK_DOCS):
                 if cancel.is_set():
                     break
                 out.append(res)
             return out
 
-        async with gate:  # held until the thread is done: --concurrency bounds the work, not the waiting
+        async with self.gate:  # held until the thread is done: --concurrency bounds the work, not the waiting
             task = asyncio.ensure_future(run_in_threadpool(work))
             try:
-                results = await asyncio.wait_for(asyncio.shield(task), timeout=limits.timeout_s)
+                return await asyncio.wait_for(asyncio.shield(task), timeout=self.limits.timeout_s)
             except asyncio.TimeoutError:
                 cancel.set()
                 await asyncio.gather(task, return_exceptions=True)
-                return _error(504, f"Linking took longer than {limits.timeout_s:g} s; send smaller requests.")
-            except (InputError, XnedError) as exc:
-                return _error(400, public(str(exc)))
-        results = [r if r.error is None else replace(r, error=public(r.error)) for r in results]
-        if single and results[0].error is not None:  # the one text is the whole request
-            return _error(400, results[0].error)
-        return JSONResponse({"documents": [doc_record(r, cands) for r in results]})
+                raise
 
-    async def teach(request: Request) -> Response:
-        if (no := refused(request)) is not None:
+    async def teach(self, request: Request) -> Response:
+        if (no := self.refused(request)) is not None:
             return no
         try:
-            body = await read_json(request)
+            body = await read_json(request, self.limits)
             if isinstance(body, dict) and "text" in body and "mentions" not in body:
                 span = {k: body.get(k) for k in ("start", "end", "qid")}
                 body = {**body, "mentions": [span]}
-            docs, lang, _, _ = _documents(body, limits)
+            docs, lang, _, _ = _documents(body, self.limits)
         except RequestError as exc:
             return _error(exc.status, exc.message)
         docs = [d if d.get("lang") or not lang else {**d, "lang": lang} for d in docs]
-        async with gate:
+        async with self.gate:
             try:
-                taught = await run_in_threadpool(lambda: linker.teach_batch(docs))
+                taught = await run_in_threadpool(lambda: self.linker.teach_batch(docs))
             except (InputError, XnedError) as exc:
-                return _error(400, public(str(exc)))
+                return _error(400, self.public(str(exc)))
         rows = [{"id": e.id, "mention": e.mention, "key": e.key, "qid": e.qid, "lang": e.lang} for e in taught]
-        return JSONResponse({"taught": rows, "corrections": len(linker.corrections or ())})
-
-    return Starlette(
-        routes=[
-            Route("/", index),
-            Route("/health", health),
-            Route("/info", info),
-            Route("/openapi.json", openapi),
-            Route("/link", link, methods=["POST"]),
-            Route("/teach", teach, methods=["POST"]),
-        ]
-    )
+        return JSONResponse({"taught": rows, "corrections": len(self.linker.corrections or ())})
 
 
 #: The page loads nothing from elsewhere; links to Wikidata are plain navigation; no other

@@ -15,30 +15,27 @@ import bisect
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xned.engine import layout as L
+from xned.engine.encoder import Encoder
 from xned.engine.tagger import LABELS, MIN_SCORE, RULE_MIN_SCORE
 from xned.errors import InputError
 from xned.export.manifest import update_manifest
 from xned.export.training_docs import TrainDoc, read_training
 from xned.fsutil import atomic_write_text, replace_dir
+from xned.logs import Log, silent
 
 if TYPE_CHECKING:
     from xned.engine.encoder import Encoder
 
-Log = Callable[[str], None]
 
 TAG_O, TAG_B, TAG_I = 0, 1, 2
 IGNORE = -1
-
-
-def _noop(_: str) -> None:
-    pass
 
 
 def bio_labels(text: str, offsets: np.ndarray, spans: Sequence[tuple[int, int]], partial: bool = False) -> np.ndarray:
@@ -79,7 +76,7 @@ def bio_labels(text: str, offsets: np.ndarray, spans: Sequence[tuple[int, int]],
 
 
 def collect(
-    encoder: Encoder, docs: Iterable[TrainDoc], *, batch_docs: int = 16, log: Log = _noop
+    encoder: Encoder, docs: Iterable[TrainDoc], *, batch_docs: int = 16, log: Log = silent
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Token states (float16) and labels of every piece of ``docs``, and the document count."""
     xs: list[np.ndarray] = []
@@ -127,7 +124,7 @@ def fit_head(
     weight_decay: float = 1e-4,
     dropout: float = 0.1,
     seed: int = 0,
-    log: Log = _noop,
+    log: Log = silent,
 ) -> dict[str, np.ndarray]:
     """Fit ``relu(x W1 + b1) W2 + b2`` by cross-entropy (AdamW, minibatches of 256); the
     standardization of ``x`` is folded into ``W1``/``b1``. Returns float32 arrays."""
@@ -196,10 +193,9 @@ def train_detector(
     max_docs: int | None = None,
     seed: int = 0,
     threads: int | None = None,
-    log: Log = _noop,
+    log: Log = silent,
 ) -> dict[str, Any]:
     """Train ``bundle/detector/`` on the mentions of ``files`` in ``source_langs``."""
-    from xned.engine.encoder import Encoder
 
     t0 = time.perf_counter()
     enc_dir = Path(bundle) / L.ENCODER

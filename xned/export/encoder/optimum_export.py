@@ -23,6 +23,9 @@ import numpy as np
 
 from xned.errors import ExportError, InputError
 from xned.export import require
+from xned.export.encoder.pieces import write_pieces
+from xned.export.encoder.prune import prune_checkpoint
+from xned.export.encoder.rowquant import ACTIVATIONS, per_row_activations
 from xned.fsutil import check_replaceable_dir, replace_dir
 
 PROBES = [
@@ -139,8 +142,6 @@ def quantize_int8(src: Path, dst: Path) -> dict[str, Any]:
     # per-row activation scales: a text's vector must not depend on its batch neighbours
     import onnx
 
-    from xned.export.encoder.rowquant import ACTIVATIONS, per_row_activations
-
     model = onnx.load(str(dst))
     per_row_activations(model)
     onnx.save(model, str(dst))
@@ -172,18 +173,8 @@ def export_encoder(
     validated.
     """
     model_dir, out = Path(model_dir), Path(out)
-    if not (model_dir / "config.json").is_file():
-        raise InputError(f"{model_dir} is not a Hugging Face model directory (no config.json).")
-    if out.resolve() == model_dir.resolve():
-        raise InputError(f"--out {out} is the input model directory; choose another directory.")
-    check_replaceable_dir(out, "config.json", "encoder")
-    if quantize not in ("qint8", "none"):
-        raise InputError(f"--quantize {quantize!r}: choose qint8 or none.")
-    if pooling not in ("mention", "mean", "cls"):
-        raise InputError(f"--pooling {pooling!r}: choose mention, mean or cls.")
+    _check_arguments(model_dir, out, quantize, pooling)
     tok_json = model_dir / "tokenizer.json"
-    if not tok_json.is_file():
-        raise InputError(f"{model_dir} has no tokenizer.json (a fast tokenizer file is required).")
     _offline()
     optimum_onnx = require("optimum.exporters.onnx")
     t0 = time.perf_counter()
@@ -191,8 +182,6 @@ def export_encoder(
         tmp = Path(tmpd)
         pruning: dict[str, Any] | None = None
         if prune_vocab:
-            from xned.export.encoder.prune import prune_checkpoint
-
             pruning = prune_checkpoint(
                 model_dir,
                 tmp / "pruned",
@@ -221,39 +210,73 @@ def export_encoder(
         report = validate(model_dir, fp32, int8, tok_json, prefix=query_prefix, max_length=max_length)
         if check:
             check_report(report)
-        stage = out.with_name(out.name + ".incomplete")
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir(parents=True)
-        shutil.copy(int8 if int8 is not None else fp32, stage / "model.onnx")
-        shutil.copy(tok_json, stage / "tokenizer.json")
-        for extra in ("NOTICE", "xned_provenance.json"):
-            if (model_dir / extra).exists():
-                shutil.copy(model_dir / extra, stage / extra)
-        hf_cfg = json.loads((model_dir / "config.json").read_text())
-        (stage / "quantization.json").write_text(json.dumps(qsettings, indent=2) + "\n")
-        source: dict[str, Any] = {"model_dir": model_dir.name, "model_type": hf_cfg.get("model_type")}
-        if (model_dir / "xned_provenance.json").exists():
-            source.update(json.loads((model_dir / "xned_provenance.json").read_text()))
-        config = {
-            "model": "model.onnx",
-            "tokenizer": "tokenizer.json",
+        settings = {
             "max_length": max_length,
             "pooling": pooling,
             "mention_weight": mention_weight,
             "query_prefix": query_prefix,
             "passage_prefix": passage_prefix,
-            "dim": hf_cfg.get("hidden_size"),
             "opset": opset,
-            "quantization": qsettings,
-            "validation": report,
-            "source": source,
         }
-        if pruning is not None:
-            config["vocab_pruning"] = pruning
-        (stage / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-        from xned.export.encoder.pieces import write_pieces
-
-        config["pieces"] = "tokenizer.model" if write_pieces(stage) else None  # the lighter tokenizer
-        replace_dir(stage, out)
+        config = _write_encoder_dir(out, model_dir, int8 or fp32, settings, qsettings, report, pruning)
     config["seconds"] = round(time.perf_counter() - t0, 1)
+    return config
+
+
+def _check_arguments(model_dir: Path, out: Path, quantize: str, pooling: str) -> None:
+    if not (model_dir / "config.json").is_file():
+        raise InputError(f"{model_dir} is not a Hugging Face model directory (no config.json).")
+    if out.resolve() == model_dir.resolve():
+        raise InputError(f"--out {out} is the input model directory; choose another directory.")
+    check_replaceable_dir(out, "config.json", "encoder")
+    if quantize not in ("qint8", "none"):
+        raise InputError(f"--quantize {quantize!r}: choose qint8 or none.")
+    if pooling not in ("mention", "mean", "cls"):
+        raise InputError(f"--pooling {pooling!r}: choose mention, mean or cls.")
+    if not (model_dir / "tokenizer.json").is_file():
+        raise InputError(f"{model_dir} has no tokenizer.json (a fast tokenizer file is required).")
+
+
+def _write_encoder_dir(
+    out: Path,
+    model_dir: Path,
+    model: Path,
+    settings: dict[str, Any],
+    qsettings: dict[str, Any],
+    report: dict[str, Any],
+    pruning: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The bundle encoder directory ``out`` (staged beside it, then swapped in): the ONNX
+    ``model``, the checkpoint's tokenizer (and its SentencePiece form), NOTICE and
+    provenance, and ``config.json`` with the run-time ``settings``, the quantization and the
+    validation report. Returns the config."""
+    stage = out.with_name(out.name + ".incomplete")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    shutil.copy(model, stage / "model.onnx")
+    shutil.copy(model_dir / "tokenizer.json", stage / "tokenizer.json")
+    for extra in ("NOTICE", "xned_provenance.json"):
+        if (model_dir / extra).exists():
+            shutil.copy(model_dir / extra, stage / extra)
+    hf_cfg = json.loads((model_dir / "config.json").read_text())
+    (stage / "quantization.json").write_text(json.dumps(qsettings, indent=2) + "\n")
+    source: dict[str, Any] = {"model_dir": model_dir.name, "model_type": hf_cfg.get("model_type")}
+    if (model_dir / "xned_provenance.json").exists():
+        source.update(json.loads((model_dir / "xned_provenance.json").read_text()))
+    config = {
+        "model": "model.onnx",
+        "tokenizer": "tokenizer.json",
+        **{k: settings[k] for k in ("max_length", "pooling", "mention_weight", "query_prefix", "passage_prefix")},
+        "dim": hf_cfg.get("hidden_size"),
+        "opset": settings["opset"],
+        "quantization": qsettings,
+        "validation": report,
+        "source": source,
+    }
+    if pruning is not None:
+        config["vocab_pruning"] = pruning
+    (stage / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+    config["pieces"] = "tokenizer.model" if write_pieces(stage) else None  # the lighter tokenizer
+    replace_dir(stage, out)
     return config

@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from xned.config import MAX_WORDLIST_LINE_CHARS
 from xned.errors import InputError
 from xned.export import require
 
-MAX_LINE = 2000  # characters read per line of a pruning text file
 UNSPACED = {"zh", "ja", "th", "lo", "km", "my", "bo"}
 EMBEDDING_KEYS = ("embeddings.word_embeddings.weight", "bert.embeddings.word_embeddings.weight")
 
@@ -54,7 +54,7 @@ def corpus(spec: Iterable[str], words_per_lang: int) -> Iterator[str]:
         if path.is_file():
             with open(path, encoding="utf-8", errors="replace") as f:
                 for line in f:
-                    line = line.strip()[:MAX_LINE]
+                    line = line.strip()[:MAX_WORDLIST_LINE_CHARS]
                     if line:
                         yield line
             continue

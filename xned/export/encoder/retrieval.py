@@ -13,11 +13,15 @@ control scores is what token overlap alone buys.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from xned.engine.encoder import Encoder
+from xned.export import require
 
 if TYPE_CHECKING:
     from xned.engine.encoder import Encoder
@@ -156,9 +160,6 @@ def score(encoder: Encoder, langs: tuple[str, ...] = LANGS) -> dict[str, dict[st
 
 def randomized_copy(encoder_dir: Path, out_dir: Path, seed: int = 0) -> Path:
     """Copy an encoder directory with every >=2-d weight replaced by seeded random values."""
-    import shutil
-
-    from xned.export import require
 
     onnx = require("onnx")
     from onnx import numpy_helper
@@ -185,7 +186,6 @@ def randomized_copy(encoder_dir: Path, out_dir: Path, seed: int = 0) -> Path:
 
 def check(encoder_dir: Path, *, control: bool = True, threads: int | None = None) -> dict[str, Any]:
     """Scores for the encoder and (optionally) its random-init control."""
-    from xned.engine.encoder import Encoder
 
     report: dict[str, Any] = {"encoder": score(Encoder(encoder_dir, threads=threads))}
     if control:

@@ -23,8 +23,16 @@ Only the ``onnx`` package is needed (the ``[export]`` extra); nothing here runs 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from xned.engine.bundle import read_json_object
+from xned.errors import ExportError, InputError
+from xned.fsutil import atomic_file, atomic_write_text
 
 #: recorded in the encoder's quantization settings ("activations")
 ACTIVATIONS = "per-row symmetric uint8 (zero point 128): batch-independent"
@@ -62,7 +70,6 @@ def per_row_activations(model: Any) -> int:
     many ``DynamicQuantizeLinear`` nodes were replaced (0 where there is none, e.g. a model
     already rewritten or not quantized). Raises ``ValueError`` on a graph whose quantized
     MatMuls do not have the ``quantize_dynamic`` shape (nothing is changed then)."""
-    import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -154,7 +161,6 @@ def per_row_activations(model: Any) -> int:
 
 
 def _outputs(session: Any, seqs: list[list[int]], pad: int) -> list[Any]:
-    import numpy as np
 
     width = max(len(s) for s in seqs)
     ids = np.full((len(seqs), width), pad, np.int64)
@@ -185,7 +191,6 @@ def check_rewrite(before: Any, after: Any, seqs: list[list[int]], pad: int) -> d
     """``after``'s outputs against ``before``'s (each row alone) and against themselves in one
     padded batch: the pooled cosine to the original model, and the largest change of any
     hidden state between alone and batched (0 up to float rounding for a per-row model)."""
-    import numpy as np
 
     ref = [_outputs(before, [s], pad)[0] for s in seqs]
     alone = [_outputs(after, [s], pad)[0] for s in seqs]
@@ -210,15 +215,9 @@ def rewrite_encoder(encoder_dir: Any) -> dict[str, Any]:
     in a padded batch within ``MAX_BATCH_DIFF``), and only then replace the model and record
     the activations in ``config.json`` and ``quantization.json``. Returns the check's report
     with ``replaced`` (the number of quantization nodes; 0: already per-row, nothing done)."""
-    import json
-    from pathlib import Path
 
     import onnx
     import onnxruntime as ort
-
-    from xned.engine.bundle import read_json_object
-    from xned.errors import ExportError, InputError
-    from xned.fsutil import atomic_file, atomic_write_text
 
     root = Path(encoder_dir)
     cfg_path = root / "config.json"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from xned.engine.chunks import token_spans
-from xned.engine.encoder import Encoder, _normalize_rows
+from xned.engine.encoder import Encoder, normalize_rows
 from xned.engine.linker import Linker
 
 WINDOW = 256
@@ -101,10 +101,8 @@ class TorchEncoder(Encoder):
                 h = hidden[wid]
                 ctx = h.mean(axis=0)
                 men = h[lead + a : lead + b].mean(axis=0)
-                vecs.append(
-                    self.mention_weight * _normalize_rows(men) + (1 - self.mention_weight) * _normalize_rows(ctx)
-                )
-            out.append(_normalize_rows(np.stack(vecs).astype(np.float32)) if vecs else np.zeros((0, 384), np.float32))
+                vecs.append(self.mention_weight * normalize_rows(men) + (1 - self.mention_weight) * normalize_rows(ctx))
+            out.append(normalize_rows(np.stack(vecs).astype(np.float32)) if vecs else np.zeros((0, 384), np.float32))
         return out
 
 

@@ -24,15 +24,18 @@ numbers (a few weights, a bias, a threshold) go into the bundle, never the text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xned.engine import layout as L
+from xned.engine.linker import Linker
 from xned.engine.normalize import normalize
 from xned.export.experts.calibrate import calibrate_on
+from xned.export.manifest import update_manifest
 from xned.export.training_docs import UNRESOLVED, TrainDoc
 from xned.export.wikimedia import dump_language, iter_pages, plain_text_with_links, wiki_title
+from xned.logs import Log, silent
 
 if TYPE_CHECKING:
     from xned.engine.linker import Linker
@@ -41,10 +44,6 @@ if TYPE_CHECKING:
 MAX_CHARS = 6000
 #: KB types whose label is taken as proof only when no other type matches.
 AMBIGUOUS_TYPES = frozenset({"brand"})
-
-
-def _noop(_: str) -> None:
-    pass
 
 
 def _pages(path: Path) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
@@ -124,13 +123,11 @@ def calibrate_on_anchors(
     *,
     threads: int | None = None,
     absent: float = 0.0,
-    log: Callable[[str], None] = _noop,
+    log: Log = silent,
 ) -> dict[str, Any]:
     """Fit ``bundle/scoring.json`` on the anchors of Wikipedia XML ``samples`` (``absent``:
     also on that fraction of them without their gold entity) and record the sample names and
     label counts in the manifest."""
-    from xned.engine.linker import Linker
-    from xned.export.manifest import update_manifest
 
     bundle = Path(bundle)
     linker = Linker.load(bundle, threads=threads, use_corrections=False)

@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xned.engine import layout as L
+from xned.engine.linker import Analysis, Linker
 from xned.engine.scoring import FEATURES, MENTION_FEATURES, Scorer
 from xned.errors import InputError
+from xned.export.manifest import update_manifest
+from xned.export.training_docs import UNRESOLVED, read_training
 from xned.fsutil import atomic_write_text
+from xned.logs import Log, silent
+from xned.titles import load_titles
 
 #: columns of the mention-level features (``MENTION_FEATURES``)
 PER_MENTION = [i for i, k in enumerate(FEATURES) if k in MENTION_FEATURES]
@@ -39,15 +44,9 @@ if TYPE_CHECKING:
 RIDGE = 1e-2
 
 
-def _noop(_: str) -> None:
-    pass
-
-
 def gather(linker: Linker, docs: Sequence[Any], *, batch: int = 16) -> list[tuple[np.ndarray, int]]:
     """Per mention: (feature matrix ``[n_cands, F]``, gold row or -1 for a gold entity
     that is no candidate, -2 for NIL gold). Unresolved gold is skipped."""
-    from xned.engine.linker import Analysis
-    from xned.export.training_docs import UNRESOLVED
 
     sc = Scorer()
     out: list[tuple[np.ndarray, int]] = []
@@ -260,7 +259,7 @@ def calibrate_on(
     *,
     seed: int = 0,
     absent: float = 0.0,
-    log: Callable[[str], None] = _noop,
+    log: Log = silent,
 ) -> dict[str, Any]:
     """Fit on ``docs`` (``TrainDoc``) with ``linker`` as it is (its experts included) and
     write ``out`` (``scoring.json``); with ``absent``, also on that fraction of the mentions
@@ -285,14 +284,10 @@ def calibrate(
     langs: list[str] | None = None,
     threads: int | None = None,
     absent: float = 0.0,
-    log: Callable[[str], None] = _noop,
+    log: Log = silent,
 ) -> dict[str, Any]:
     """``xned experts calibrate``: fit the bundle's fusion on annotated files (which must
     not be the experts' training documents) and write ``scoring.json``."""
-    from xned.engine.linker import Linker
-    from xned.export.manifest import update_manifest
-    from xned.export.training_docs import read_training
-    from xned.titles import load_titles
 
     bundle = Path(bundle)
     linker = Linker.load(bundle, threads=threads, use_corrections=False)

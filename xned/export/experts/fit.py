@@ -19,16 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xned.engine.experts import SEP
+from xned.engine import layout as L
+from xned.logs import Log, silent
 
 if TYPE_CHECKING:
     from xned.engine.kb import KB
-
-Log = Callable[[str], None]
-
-
-def _noop(_: str) -> None:
-    pass
 
 
 TEMPERATURE = 20.0  # scale of the centroid initialization (cosines of contexts sit in a narrow band)
@@ -47,7 +42,7 @@ ALPHA = 1.0  # add-alpha smoothing of the source-language frequency prior
 
 
 def expert_sets(kb: KB, covered: np.ndarray) -> tuple[dict[tuple[int, ...], int], list[tuple[str, int]]]:
-    """Candidate sets that get an expert and the (``lang<SEP>key``, model) index.
+    """Candidate sets that get an expert and the (``lang<L.FIELD_SEP>key``, model) index.
 
     ``covered[e]`` is True where entity ``e`` has a training context. An alias gets an
     expert when it has two or more candidates and at least one of them is covered."""
@@ -65,7 +60,7 @@ def expert_sets(kb: KB, covered: np.ndarray) -> tuple[dict[tuple[int, ...], int]
         for kid in np.nonzero((sizes >= 2) & (n_cov >= 1))[0].tolist():
             cset = tuple(sorted(cands[offs[kid] : offs[kid + 1]].tolist()))
             mid = models.setdefault(cset, len(models))
-            keys.append((f"{table.lang}{SEP}{table.keys.restore_key(kid)}", mid))
+            keys.append((f"{table.lang}{L.FIELD_SEP}{table.keys.restore_key(kid)}", mid))
     return models, keys
 
 
@@ -157,7 +152,7 @@ def train_models(
     pseudo: Callable[[np.ndarray], np.ndarray],
     *,
     pseudo_weight: float = 1.0,
-    log: Log = _noop,
+    log: Log = silent,
 ) -> TrainedExperts:
     covered = np.zeros(len(kb), bool)
     if len(ents):

@@ -14,28 +14,26 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xned.engine import layout as L
+from xned.engine.encoder import Encoder
 from xned.engine.normalize import normalize
 from xned.engine.scoring import DEFAULT_BIAS, DEFAULT_THRESHOLD, DEFAULT_WEIGHTS
 from xned.errors import InputError
+from xned.export.manifest import update_manifest
 from xned.export.wikimedia import iter_pages, plain_text_with_links
 from xned.fsutil import atomic_write_text
+from xned.logs import Log, silent
 
 if TYPE_CHECKING:
     from xned.engine.encoder import Encoder
 
 MAX_PAGES = 2000
 MIN_PAIRS = 200
-
-
-def _noop(_: str) -> None:
-    pass
 
 
 def cross_article_cosines(encoder: Encoder, samples: list[Path], max_pages: int = MAX_PAGES) -> np.ndarray:
@@ -68,12 +66,10 @@ def cross_article_cosines(encoder: Encoder, samples: list[Path], max_pages: int 
 
 
 def measure_reach(
-    bundle: Path, samples: list[Path], *, threads: int | None = None, log: Callable[[str], None] = _noop
+    bundle: Path, samples: list[Path], *, threads: int | None = None, log: Log = silent
 ) -> dict[str, Any]:
     """Measure the reach with ``bundle``'s encoder, write it into ``bundle/scoring.json``
     and record it in the manifest."""
-    from xned.engine.encoder import Encoder
-    from xned.export.manifest import update_manifest
 
     bundle = Path(bundle)
     if not (bundle / "encoder").is_dir():

@@ -38,21 +38,20 @@ import marisa_trie
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.experts import SEP
+from xned.engine.experts import Experts
+from xned.engine.linker import Linker
 from xned.errors import InputError
+from xned.export.experts.calibrate import calibrate_on
 from xned.export.experts.fit import TrainedExperts, train_models
+from xned.export.manifest import update_manifest
 from xned.export.training_docs import UNRESOLVED, TrainDoc, in_holdout, read_training
 from xned.fsutil import replace_dir
+from xned.logs import Log, silent
+from xned.titles import load_titles
 
 if TYPE_CHECKING:
     from xned.engine.encoder import Encoder
     from xned.engine.linker import Linker
-
-Log = Callable[[str], None]
-
-
-def _noop(_: str) -> None:
-    pass
 
 
 # -- training contexts ----------------------------------------------------------------------
@@ -94,7 +93,7 @@ def collect_examples(
     max_per_entity: int = 64,
     seed: int = 0,
     batch_docs: int = 16,
-    log: Log = _noop,
+    log: Log = silent,
 ) -> Examples:
     """Encode every labelled mention whose QID is in the KB. Per entity, a reservoir of at
     most ``max_per_entity`` vectors is kept (reproducible for a seed), so memory is bounded
@@ -210,7 +209,7 @@ def write_experts(out: Path, te: TrainedExperts, meta: dict[str, Any]) -> dict[s
     _save_npy(tmp / L.ExpertsDir.BIAS, bias)
     if te.hubness is not None:
         _save_npy(tmp / L.ExpertsDir.HUBNESS, te.hubness.astype(np.float16))
-    langs = sorted({k.split(SEP, 1)[0] for k, _ in keys})
+    langs = sorted({k.split(L.FIELD_SEP, 1)[0] for k, _ in keys})
     full = {**meta, "dim": int(w.shape[1]) if w.ndim == 2 and len(w) else 0, "experts": len(sizes)}
     full["languages"] = langs
     full["stats"] = te.stats
@@ -238,14 +237,11 @@ def train_experts(
     max_docs: int | None = None,
     threads: int | None = None,
     absent: float = 0.0,
-    log: Log = _noop,
+    log: Log = silent,
 ) -> dict[str, Any]:
     """Train the bundle's experts on ``files`` (source-language contexts only) and, with
     ``holdout > 0``, calibrate the fusion on held-out documents (``absent``: also on that
     fraction of them as a bundle without their gold entity sees them). Returns a summary."""
-    from xned.engine.linker import Linker
-    from xned.export.manifest import update_manifest
-    from xned.titles import load_titles
 
     bundle = Path(bundle)
     src = set(source_langs or ["en"])
@@ -324,8 +320,6 @@ def _calibrate_held_out(
     """Experts trained without the held-out documents score them, and the fusion
     (``scoring.json``) is fit on those scores: the weight the fusion gives to experts is
     measured on contexts the experts never saw."""
-    from xned.engine.experts import Experts
-    from xned.export.experts.calibrate import calibrate_on
 
     tmp = linker.root / "experts.calibration"
     write_experts(tmp, te, meta)

@@ -16,15 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import marisa_trie
+import numpy as np
+
+from xned.engine.mentions import TOKEN_RE, joined_keys
+from xned.engine.normalize import control_as_spaces, normalize
 from xned.errors import KBBuildError
+from xned.export.spill import Spill, grouped
 from xned.export.wikimedia import dump_language, iter_pages, plain_text_with_links, wiki_title
 from xned.titles import load_titles
 
 if TYPE_CHECKING:
     from xned.export.kb.builder import KBBuilder
     from xned.export.spill import Spill
-
-_CTRL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def read_wikipedia(
@@ -45,7 +49,6 @@ def read_wikipedia(
     With ``link_prob`` a second pass over the dump counts how often each anchor text occurs
     in the articles' plain text (on token boundaries, normalized as alias keys), linked or
     not: P(link | string) = anchor count / occurrences, used by mention detection."""
-    from xned.export.spill import grouped
 
     dump = _first_pass(path, getattr(b, "run_records", 1_000_000), lang)
     try:
@@ -99,7 +102,6 @@ class _Dump:
 
 
 def _first_pass(path: Path, run: int, lang: str | None) -> _Dump:
-    from xned.export.spill import Spill
 
     anchors = Spill("anchors", run_records=run)
     redirects = Spill("redirects", run_records=run)
@@ -133,7 +135,7 @@ def _first_pass(path: Path, run: int, lang: str | None) -> _Dump:
             # template, table or reference (absent from the plain text) is not counted
             plain, links = plain_text_with_links(page.text, max_chars=10**9)
             for s, e, target in links:
-                anchor = _CTRL.sub(" ", plain[s:e]).strip()
+                anchor = control_as_spaces(plain[s:e]).strip()
                 if anchor:
                     local[(target, anchor)] += 1
             if len(local) >= run:
@@ -153,7 +155,6 @@ class _Resolver:
     ``title<TAB>qid`` TSV, following short redirect chains of the dump."""
 
     def __init__(self, dump: _Dump, sitelinks: Any, titles_tsv: Path | None):
-        import marisa_trie
 
         self.lang = dump.lang
         self.sitelinks = sitelinks
@@ -178,12 +179,6 @@ class _Resolver:
 
 def _link_probability(path: Path, b: KBBuilder, lang: str, anchors: Spill) -> None:
     """Second pass: occurrences of every anchor key in plain article text."""
-    import marisa_trie
-    import numpy as np
-
-    from xned.engine.mentions import TOKEN_RE, joined_keys
-    from xned.engine.normalize import normalize
-    from xned.export.spill import Spill, grouped
 
     keyed = Spill("anchor-keys", run_records=getattr(b, "run_records", 1_000_000))
     for (_target,), rows in grouped(anchors.merged(), 1):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.normalize import normalize, undot
+from xned.engine.normalize import control_as_spaces, normalize, undot
 from xned.errors import InputError, KBBuildError
 from xned.export.kb.filter import kept_items, subclass_closure
 from xned.export.kb.options import KBOptions
@@ -46,13 +45,7 @@ from xned.langs import normalize_lang
 from xned.types import MAX_QID_CHARS, QID_RE, is_qid
 
 UNSTATED = {"mul", "und", "match", "native", "zxx", "mis"}
-_CTRL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ALIAS_CHARS = 200
-
-
-def _spaced(text: str) -> str:
-    """Control characters as spaces (a printable string has none: no regex pass)."""
-    return text if text.isprintable() else _CTRL.sub(" ", text)
 
 
 PART_WEIGHT = 0.1  # ``kind`` of one part of a middle-dot name
@@ -196,7 +189,7 @@ class KBBuilder:
             self.fail_or_warn("bad_qid", f"{where}: QID {qid!r} is out of range")
             return False
         pops = ";".join(f"{k}={float(v)!r}" for k, v in sorted((popularity or {}).items()) if math.isfinite(v))
-        fields = (_spaced(x).strip() for x in (type, label, description, where))
+        fields = (control_as_spaces(x).strip() for x in (type, label, description, where))
         typ, lab, desc, wh = fields
         self._seq += 1
         seq = f"{self._source:05d}{self._start:015d}{self._seq:012d}"
@@ -224,7 +217,7 @@ class KBBuilder:
             return
         if not self._want(lang):
             return
-        key = normalize(_spaced(name))
+        key = normalize(control_as_spaces(name))
         if not key:
             self.report.warn("empty_alias", f"{where}: empty alias for {qid} in {lang_code!r}")
             return
@@ -264,7 +257,7 @@ class KBBuilder:
             return
         if not self._want(lang):
             return
-        key = normalize(_spaced(name))
+        key = normalize(control_as_spaces(name))
         if not key:
             self.report.warn("empty_alias", f"{where}: empty anchor text for {qid}")
             return

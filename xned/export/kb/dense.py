@@ -14,9 +14,7 @@ evaluation-protocol KB (161,892 entities x 384): 113 s on one thread (60-70 s on
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +23,15 @@ import numpy as np
 from xned.engine import layout as L
 from xned.engine.dense import INDEX_FILE, MEAN_FILE, DenseIndex
 from xned.errors import InputError
-from xned.fsutil import atomic_file, fsync_dir
+from xned.fsutil import atomic_file, fsync_dir, replace_file
+from xned.logs import Log, silent
 
 CONNECTIVITY = 16  # graph degree (usearch default)
 EXPANSION_ADD = 128  # beam width while building
 CHUNK = 50_000  # vectors added per call
 
 
-def _noop(_: str) -> None:
-    pass
-
-
-def build_dense_index(kb_root: Path, *, log: Callable[[str], None] = _noop) -> dict[str, Any]:
+def build_dense_index(kb_root: Path, *, log: Log = silent) -> dict[str, Any]:
     """Write ``kb_root/dense.usearch`` from ``kb_root/entities/vectors.npy`` (deterministic)."""
     path = Path(kb_root) / L.KBDir.ENTITIES / L.Entities.VECTORS
     if not path.is_file():
@@ -69,7 +64,7 @@ def write_index(
     vectors: np.ndarray,
     mean: np.ndarray,
     *,
-    log: Callable[[str], None] = _noop,
+    log: Log = silent,
     what: str = "index",
     unit: str = "vectors",
 ) -> int:
@@ -90,9 +85,7 @@ def write_index(
     out = kb_root / index_file
     tmp = out.with_name(out.name + ".incomplete")
     index.save(str(tmp))
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
+    replace_file(tmp, out)
     with atomic_file(kb_root / mean_file, "wb") as f:
         np.save(f, mean, allow_pickle=False)
     fsync_dir(out.parent)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from xned.engine.encoder import Encoder
 from xned.engine.entity_vectors import passage
 from xned.export.kb.writer import EntityRow
+from xned.fsutil import sha256_file
 
 
 def entity_text(row: EntityRow) -> str:
@@ -30,9 +33,6 @@ class VectorCache:
 
     def __init__(self, root: Path, encoder_dir: Path):
         import sqlite3
-        import warnings
-
-        from xned.engine.bundle import sha256_file
 
         h = hashlib.sha256()
         for name in ("model.onnx", "tokenizer.json", "config.json"):
@@ -92,7 +92,6 @@ class EntityEmbedder:
         cache: Path | None = None,
         shared_only: bool = False,
     ):
-        from xned.engine.encoder import Encoder
 
         # token-budget batches over length-sorted passages (1.3x the entities/s of 64 rows)
         self.encoder = Encoder(encoder_dir, threads=threads)

@@ -29,10 +29,14 @@ from xned.engine.bundle import read_json_object
 from xned.errors import InputError, KBBuildError
 from xned.export.kb.build import BUNDLE_PREFIX, SOURCES_DIR, build_kb
 from xned.export.kb.builder import KBBuilder
+from xned.export.kb.dense import build_dense_index
 from xned.export.kb.embed import EntityEmbedder
+from xned.export.kb.names import build_name_index
 from xned.export.kb.options import KBOptions
 from xned.export.kb.sources import read_source
+from xned.export.manifest import update_manifest
 from xned.export.transaction import bundle_transaction
+from xned.fsutil import sha256_file
 
 
 def resolve_source(rec: dict[str, Any], bundle: Path, moved: dict[str, Path] | None = None) -> Path:
@@ -46,8 +50,6 @@ def resolve_source(rec: dict[str, Any], bundle: Path, moved: dict[str, Path] | N
         )
     st = path.stat()
     if "sha256" in rec:  # portable record (the default bundle): content, not modification time
-        from xned.engine.bundle import sha256_file
-
         what = "size or content"
         changed = st.st_size != rec.get("size") or sha256_file(path) != rec["sha256"]
     else:
@@ -86,7 +88,6 @@ def _embedder(bundle: Path, vectors: bool | str, threads: int | None) -> EntityE
 
 def add(bundle: Path, files: list[Path], *, strict: bool = False, threads: int | None = None) -> dict[str, Any]:
     """Add or update entities/aliases from ``files`` as an overlay; returns the overlay meta."""
-    from xned.export.manifest import update_manifest
 
     bundle = Path(bundle)
     build = read_build(bundle)
@@ -138,7 +139,6 @@ def compact(bundle: Path, *, moved: dict[str, Path] | None = None, threads: int 
 
 
 def _compact(bundle: Path, moved: dict[str, Path] | None, threads: int | None) -> dict[str, Any]:
-    from xned.export.manifest import update_manifest
 
     build = read_build(bundle)
     opts = build.get("options", {})
@@ -149,12 +149,8 @@ def _compact(bundle: Path, moved: dict[str, Path] | None, threads: int | None) -
     embed = _embedder(bundle, opts.get("vectors", True), threads)
     meta, _ = build_kb(sources, bundle / "kb", KBOptions.from_recipe(opts), embed=embed, bundle=bundle)
     if had_dense and meta.get("vector_dim"):  # the folded-in entities join the index
-        from xned.export.kb.dense import build_dense_index
-
         build_dense_index(bundle / "kb")
     if had_names and meta.get("vector_dim"):  # and their labels
-        from xned.export.kb.names import build_name_index
-
         build_name_index(bundle / "kb", bundle / L.ENCODER, threads=threads)
     update_manifest(bundle)
     return meta

@@ -12,30 +12,26 @@ retrieval").
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xned.engine import layout as L
+from xned.engine.encoder import Encoder
 from xned.engine.entities import EntityStore
 from xned.export.kb.dense import write_index
 from xned.export.kb.embed import VectorCache
+from xned.logs import Log, silent
 
 BATCH = 4096  # labels per encoder call (length-sorted inside, token-budget batches)
 KEY_PREFIX = "name\x00"  # vector-cache keys of labels, apart from entity passages
 
 
-def _noop(_: str) -> None:
-    pass
-
-
 def label_vectors(
-    labels: list[str], encoder_dir: Path, *, threads: int | None = None, cache: Path | None = None, log: Any = _noop
+    labels: list[str], encoder_dir: Path, *, threads: int | None = None, cache: Path | None = None, log: Log = silent
 ) -> np.ndarray:
     """float32 ``[n, dim]`` unit vectors of ``labels`` (each embedded alone as a query)."""
-    from xned.engine.encoder import Encoder
 
     enc = Encoder(encoder_dir, threads=threads)
     enc.batch_tokens = 2048
@@ -66,7 +62,7 @@ def build_name_index(
     *,
     threads: int | None = None,
     cache: Path | None = None,
-    log: Callable[[str], None] = _noop,
+    log: Log = silent,
 ) -> dict[str, Any]:
     """Write ``kb_root/names.usearch`` and ``names_mean.npy`` from the base entities' labels."""
     t0 = time.perf_counter()

@@ -28,9 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from xned.export.kb.build import finish_build
 from xned.export.kb.builder import BuildReport, KBBuilder
 from xned.export.kb.options import KBOptions
 from xned.export.kb.sources import is_wikipedia, read_source
+from xned.export.kb.wikidata import TitleMap
 from xned.export.kb.writer import EntityRow
 
 SHARD_BYTES = 256 * 1024 * 1024
@@ -111,7 +113,6 @@ def local_shards(sources: Iterable[Path], workers: int) -> ShardPlan | None:
 
 def read_shard(task: ShardTask) -> ShardOutput:
     """Read one shard into a fresh builder; its runs stay in ``task.work``."""
-    from xned.export.kb.wikidata import TitleMap
 
     work = Path(task.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -165,7 +166,6 @@ def build_sharded(
 
     ``shards.work`` holds the shards' run files (default: a directory beside the output; on
     a cluster, a directory every node can read and write); it is removed at the end."""
-    from xned.export.kb.build import finish_build
 
     options = options or KBOptions()
     sources = [Path(s) for s in sources]

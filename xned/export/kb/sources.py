@@ -19,19 +19,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from xned.config import MAX_SOURCE_LINE_BYTES
 from xned.errors import KBBuildError
+from xned.export.kb import wikidata as dumps
+from xned.export.kb.anchors import read_wikipedia
 from xned.export.kb.builder import KBBuilder
 from xned.export.wikimedia import is_wikipedia
 from xned.types import QID_RE
 
-MAX_LINE = 4 * 1024 * 1024  # longest line read from a TSV/JSONL source
-
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if len(raw) > MAX_LINE:
-                raise KBBuildError(f"{path}:{lineno}: line longer than {MAX_LINE} bytes; is this the right file?")
+        # a bounded read: a file with no line ends is not read whole into memory
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_SOURCE_LINE_BYTES + 1), b""), 1):
+            if len(raw) > MAX_SOURCE_LINE_BYTES:
+                raise KBBuildError(
+                    f"{path}:{lineno}: line longer than {MAX_SOURCE_LINE_BYTES} bytes; is this the right file?"
+                )
             try:
                 yield lineno, raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as exc:
@@ -165,13 +169,10 @@ def read_source(path: Path, b: KBBuilder, **kw: Any) -> int:
         return read_entity_tsv(path, b)
     if name.endswith(".jsonl"):
         return read_entity_jsonl(path, b)
-    from xned.export.kb import wikidata as dumps
 
     if re.search(r"\.json(\.gz|\.bz2)?$", name):
         return dumps.read_wikidata(path, b, **kw)
     if is_wikipedia(path):
-        from xned.export.kb.anchors import read_wikipedia
-
         return read_wikipedia(path, b, **kw)
     raise KBBuildError(
         f"Unknown KB source format for {path}: expected .tsv, .counts.tsv, .jsonl, "

@@ -21,7 +21,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import marisa_trie
+
+from xned.engine.normalize import control_as_spaces
 from xned.errors import KBBuildError
+from xned.export.kb.builder import KBBuilder
+from xned.export.spill import Spill
 from xned.export.wikimedia import open_maybe_compressed, wiki_title
 
 if TYPE_CHECKING:
@@ -166,9 +171,6 @@ def _chunks(path: Path, byte_range: tuple[int, int | None] | None = None) -> Ite
         yield start, buf
 
 
-_CTRL = re.compile(r"[\x00-\x1f\x7f]")
-
-
 class TitleMap:
     """Wikipedia title -> QID per language, from Wikidata sitelinks, kept on disk: records
     go to a ``Spill`` while the dump is read; a language's map is a marisa trie of
@@ -176,20 +178,17 @@ class TitleMap:
     sitelinks of all of Wikidata fit in bounded memory)."""
 
     def __init__(self, run_records: int = 1_000_000, tmp_dir: Path | None = None):
-        from xned.export.spill import Spill
 
         self.records = Spill("titles", run_records=run_records, tmp_dir=tmp_dir)
         self._tries: dict[str, Any] = {}
 
     def add(self, lang: str, title: str, qid: str) -> None:
-        title = _CTRL.sub(" ", title).strip()
+        title = control_as_spaces(title).strip()
         if title:
             self.records.add(f"{lang}\t{title}\t{qid}")
 
     def for_lang(self, lang: str) -> Any:
         if lang not in self._tries:
-            import marisa_trie
-
             pre = f"{lang}\t"
             keys = (
                 wiki_title(t) + "\x1f" + q
@@ -265,7 +264,6 @@ _WORKER: dict[str, Any] = {}  # in a worker process of ``_read_in_workers``: its
 
 
 def _worker_init(options: KBOptions, work: str, barrier: Any) -> None:
-    from xned.export.kb.builder import KBBuilder
 
     tmp = Path(tempfile.mkdtemp(prefix="worker-", dir=work))
     b = KBBuilder(options, tmp_dir=tmp)

@@ -16,7 +16,6 @@ import marisa_trie
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.entities import SEP
 from xned.engine.stems import STEM_LANGS
 from xned.export.kb.stems import write_all_stems
 from xned.export.kb.tables import TableSource, write_key_index, write_tables
@@ -112,7 +111,7 @@ def write_entities(
             qnums.append(int(r.qid[1:]))
             type_ids.append(type_ix.setdefault(r.type, len(type_ix)))
             pops.append(r.popularity)
-            rec = f"{r.label}{SEP}{r.description}".encode()
+            rec = f"{r.label}{L.FIELD_SEP}{r.description}".encode()
             tf.write(rec)
             size += len(rec)
             offsets.append(size)
@@ -248,7 +247,7 @@ def embed_some(root: Path, index: EntityIndex, mask: np.ndarray, embed: Callable
         rows = []
         for i in part.tolist():
             rec = b"" if text is None else bytes(text[int(offsets[i]) : int(offsets[i + 1])])
-            label, _, desc = rec.decode("utf-8").partition(SEP)
+            label, _, desc = rec.decode("utf-8").partition(L.FIELD_SEP)
             rows.append(EntityRow(trie.restore_key(i), index.types[int(types[i])], label, desc))
         v = np.asarray(embed(rows), np.float32)
         if q8 is None:  # on disk, not in memory
