@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from xned.cli.options import BUNDLE_OPT, STATE_OPT, THREADS_OPT
+from xned.engine import layout as L
 from xned.errors import InputError
 
 corrections_app = typer.Typer(
@@ -124,7 +125,7 @@ def list_cli(
 
     root, store = _store(bundle, state)
     examples = store.read()
-    kb = KB(root / "kb")
+    kb = KB(root / L.KB)
     for e in examples:
         idx = -1 if e.qid is None else kb.index(e.qid)
         label = "NIL (not an entity of the KB)" if e.qid is None else kb.record(idx)[0] if idx >= 0 else "(not in KB)"
@@ -187,7 +188,7 @@ def _dim(root: Path) -> int | None:
     """The vector length of a bundle's encoder (its config's ``dim``), if it records one."""
     from xned.engine.bundle import read_json_object
 
-    cfg = root / "encoder" / "config.json"
+    cfg = root / L.ENCODER / L.ENCODER_CONFIG
     dim = read_json_object(cfg, "Encoder config").get("dim") if cfg.is_file() else None
     return dim if isinstance(dim, int) else None
 

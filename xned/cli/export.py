@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from xned.cli.options import THREADS_OPT
+from xned.engine import layout as L
 from xned.errors import InputError
 
 export_app = typer.Typer(
@@ -25,7 +26,7 @@ def _encoder_of_bundle(encoder: Path) -> Iterator[Path]:
     from xned.export.transaction import bundle_transaction
 
     bundle = encoder.absolute().parent
-    if not (bundle / "manifest.json").is_file():
+    if not (bundle / L.MANIFEST).is_file():
         yield encoder
         return
     with bundle_transaction(bundle, create=False) as stage:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from xned.cli.options import BUNDLE_OPT, THREADS_OPT
+from xned.engine import layout as L
 from xned.errors import InputError, KBBuildError
 
 if TYPE_CHECKING:
@@ -253,7 +254,7 @@ def info_cli(bundle: Path | None = BUNDLE_OPT) -> None:
 
     linker = Linker.load(bundle, variant="prior", use_corrections=False)  # lookups need no encoder or scoring
     kb: KB = linker.kb
-    root = linker.root / "kb"
+    root = linker.root / L.KB
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     typer.echo(f"entities  {len(kb):,}" + ("  (with overlay)" if kb.overlay else ""))
     stored = kb.base.entities.vectors

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from xned.engine import layout as L
 from xned.engine.bundle import REBUILD_HINT, read_json_object
 from xned.engine.chunks import chunk_bounds, context_chunks, token_spans
 from xned.engine.pieces import PieceTokenizer
@@ -73,7 +74,7 @@ class Encoder:
         batch_size: int | None = None,
     ):
         self.root = Path(root)
-        cfg_path = self.root / "config.json"
+        cfg_path = self.root / L.ENCODER_CONFIG
         user = read_json_object(cfg_path, "Encoder config", max_bytes=1 << 20)
         self.config = {**DEFAULT_CONFIG, **user}
 

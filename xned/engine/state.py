@@ -35,6 +35,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from xned import jsonio
+from xned.engine import layout as L
 from xned.errors import InputError
 from xned.fsutil import atomic_file
 from xned.types import is_qid
@@ -66,7 +67,7 @@ def state_dir(state: str | Path | None = None) -> Path:
 
 def bundle_id(bundle_root: Path) -> str:
     """The identity corrections are keyed to: sha256 of the bundle's manifest.json."""
-    return hashlib.sha256((Path(bundle_root) / "manifest.json").read_bytes()).hexdigest()
+    return hashlib.sha256((Path(bundle_root) / L.MANIFEST).read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,7 @@ def merge(old: list[Example], new: list[Example]) -> list[Example]:
 def encoder_id(bundle_root: Path) -> str | None:
     """The identity of a bundle's encoder: the sha256 its manifest records for the model."""
     try:
-        files = jsonio.loads((Path(bundle_root) / "manifest.json").read_bytes()).get("files", {})
+        files = jsonio.loads((Path(bundle_root) / L.MANIFEST).read_bytes()).get("files", {})
         return str(files["encoder/model.onnx"]["sha256"])
     except (OSError, jsonio.JSONError, KeyError, TypeError, AttributeError):
         return None

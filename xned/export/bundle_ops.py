@@ -66,7 +66,7 @@ def build_kb_into_bundle(
     if not sources:
         raise InputError("No KB sources given: pass entity TSV/JSONL files or dumps.")
     encoder = options.encoder
-    if encoder is not None and not (Path(encoder) / "config.json").is_file():
+    if encoder is not None and not (Path(encoder) / L.ENCODER_CONFIG).is_file():
         raise InputError(
             f"{encoder} is not a bundle encoder directory (no config.json); create one with: xned export encoder ..."
         )
@@ -89,15 +89,15 @@ def _build_staged(
 ) -> tuple[dict[str, Any], BuildReport]:
     """The build inside the staging directory ``bundle`` of the bundle ``target``."""
     encoder = options.encoder
-    if encoder is not None and Path(encoder).resolve() != (target / "encoder").resolve():
-        dest = bundle / "encoder"
+    if encoder is not None and Path(encoder).resolve() != (target / L.ENCODER).resolve():
+        dest = bundle / L.ENCODER
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(encoder, dest)
     bundle.mkdir(parents=True, exist_ok=True)
     embed: EntityEmbedder | None = None
-    if options.vectors != "none" and (bundle / "encoder" / "config.json").is_file():
+    if options.vectors != "none" and (bundle / L.ENCODER / L.ENCODER_CONFIG).is_file():
         embed = EntityEmbedder(
-            bundle / "encoder",
+            bundle / L.ENCODER,
             threads=options.threads,
             progress=progress,
             cache=options.vector_cache,
@@ -105,18 +105,18 @@ def _build_staged(
         )
     try:
         if options.shards is not None:
-            meta, report = build_sharded(sources, bundle / "kb", options.shards, options.kb, embed=embed, bundle=bundle)
+            meta, report = build_sharded(sources, bundle / L.KB, options.shards, options.kb, embed=embed, bundle=bundle)
         else:
-            meta, report = build_kb(sources, bundle / "kb", options.kb, embed=embed, bundle=bundle)
+            meta, report = build_kb(sources, bundle / L.KB, options.kb, embed=embed, bundle=bundle)
     finally:
         if embed is not None:
             embed.flush()
     dense_info = names_info = None
     if options.dense and embed is not None and meta.get("vector_dim"):  # none: no entity shares a name
-        dense_info = build_dense_index(bundle / "kb")
+        dense_info = build_dense_index(bundle / L.KB)
         if options.names:
             names_info = build_name_index(
-                bundle / "kb", bundle / "encoder", threads=options.threads, cache=options.vector_cache
+                bundle / L.KB, bundle / L.ENCODER, threads=options.threads, cache=options.vector_cache
             )
     added = bundle / L.KBDir.SOURCES
     if added.is_dir():  # a full build replaces the KB together with earlier `kb add` overlays
@@ -164,10 +164,10 @@ def index_bundle(
     with bundle_transaction(bundle) as stage:
         say = log or (lambda _line: None)
         if dense:
-            info["dense_index"] = build_dense_index(stage / "kb", log=say)
+            info["dense_index"] = build_dense_index(stage / L.KB, log=say)
         if names:
             info["name_index"] = build_name_index(
-                stage / "kb", stage / L.ENCODER, threads=threads, cache=vector_cache, log=say
+                stage / L.KB, stage / L.ENCODER, threads=threads, cache=vector_cache, log=say
             )
         if stems is not None:
             t0 = time.perf_counter()

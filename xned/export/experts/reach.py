@@ -72,9 +72,9 @@ def measure_reach(
     and record it in the manifest."""
 
     bundle = Path(bundle)
-    if not (bundle / "encoder").is_dir():
+    if not (bundle / L.ENCODER).is_dir():
         raise InputError(f"Bundle {bundle} has no encoder; the reach of corrections is measured with it.")
-    cos = cross_article_cosines(Encoder(bundle / "encoder", threads=threads), samples)
+    cos = cross_article_cosines(Encoder(bundle / L.ENCODER, threads=threads), samples)
     if len(cos) < MIN_PAIRS:
         raise InputError(
             f"Only {len(cos)} pairs of same-name links in different articles in "

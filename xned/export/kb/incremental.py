@@ -64,7 +64,7 @@ def resolve_source(rec: dict[str, Any], bundle: Path, moved: dict[str, Path] | N
 
 
 def read_build(bundle: Path) -> dict[str, Any]:
-    kb = Path(bundle) / "kb"
+    kb = Path(bundle) / L.KB
     if not (kb / L.KBDir.META).is_file():
         raise InputError(f"{bundle} has no kb/meta.json; build a KB first with: xned kb build ... --bundle {bundle}")
     hint = "rebuild the KB with xned kb build"
@@ -81,9 +81,9 @@ def _overlay_sources(bundle: Path, build: dict[str, Any]) -> list[Path]:
 
 def _embedder(bundle: Path, vectors: bool | str, threads: int | None) -> EntityEmbedder | None:
     """The embedder of the recorded rule (True/"all", "ambiguous", False/"none")."""
-    if vectors in (False, "none") or not (Path(bundle) / "encoder" / "config.json").is_file():
+    if vectors in (False, "none") or not (Path(bundle) / L.ENCODER / L.ENCODER_CONFIG).is_file():
         return None
-    return EntityEmbedder(Path(bundle) / "encoder", threads=threads, shared_only=vectors == "ambiguous")
+    return EntityEmbedder(Path(bundle) / L.ENCODER, threads=threads, shared_only=vectors == "ambiguous")
 
 
 def add(bundle: Path, files: list[Path], *, strict: bool = False, threads: int | None = None) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def rebuild_overlay(
 ) -> dict[str, Any]:
     opts = build.get("options", {})
     sources = _overlay_sources(bundle, build)
-    dest = bundle / "kb" / "overlay"
+    dest = bundle / L.KB / L.KBDir.OVERLAY
     if not sources:
         shutil.rmtree(dest, ignore_errors=True)
         return {}
@@ -147,10 +147,10 @@ def _compact(bundle: Path, moved: dict[str, Path] | None, threads: int | None) -
     had_dense = (bundle / L.KB / L.KBDir.DENSE_INDEX).is_file()
     had_names = (bundle / L.KB / L.KBDir.NAMES_INDEX).is_file()
     embed = _embedder(bundle, opts.get("vectors", True), threads)
-    meta, _ = build_kb(sources, bundle / "kb", KBOptions.from_recipe(opts), embed=embed, bundle=bundle)
+    meta, _ = build_kb(sources, bundle / L.KB, KBOptions.from_recipe(opts), embed=embed, bundle=bundle)
     if had_dense and meta.get("vector_dim"):  # the folded-in entities join the index
-        build_dense_index(bundle / "kb")
+        build_dense_index(bundle / L.KB)
     if had_names and meta.get("vector_dim"):  # and their labels
-        build_name_index(bundle / "kb", bundle / L.ENCODER, threads=threads)
+        build_name_index(bundle / L.KB, bundle / L.ENCODER, threads=threads)
     update_manifest(bundle)
     return meta
