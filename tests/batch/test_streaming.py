@@ -27,27 +27,37 @@ def _docs(n: int):
 
 _RSS_CHILD = """
 import resource, sys
-from xned import Linker
-linker = Linker.load(sys.argv[1], threads=1, variant="prior")
-def docs(n):
-    for i in range(n):
-        text = f"Doc {i} Tokyo"
-        yield {"id": str(i), "lang": "en", "text": text, "mentions": [(len(text) - 5, len(text))]}
-count = sum(1 for r in linker.link_stream(docs(int(sys.argv[2]))) if r.links[0].qid == "Q1490")
-assert count == int(sys.argv[2])
+from xned.cli.main import main
+rc = main(["link", "-i", sys.argv[1], "-o", sys.argv[2], "-f", "jsonl", "-q", "-b", sys.argv[3], "--given-spans"])
+assert rc == 0, rc
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def _peak_rss_kb(bundle_path, n: int) -> int:
-    p = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(bundle_path), str(n)], capture_output=True, timeout=300)
+def _peak_rss_kb(tmp_path: Path, bundle_path: Path, n: int) -> int:
+    """Peak RSS of ``xned link -i -o`` over ``n`` documents whose mentions need the encoder
+    (several candidates each), in a fresh process; the output holds every document."""
+    src, out = tmp_path / f"in{n}.jsonl", tmp_path / f"out{n}.jsonl"
+    with open(src, "w", encoding="utf-8") as f:
+        for i in range(n):
+            text = f"Doc {i}: the flight from Paris landed near Mercury."
+            a, b = text.index("Paris"), text.index("Mercury")
+            f.write(json.dumps({"id": str(i), "lang": "en", "text": text, "mentions": [[a, a + 5], [b, b + 7]]}) + "\n")
+    cmd = [sys.executable, "-c", _RSS_CHILD, str(src), str(out), str(bundle_path)]
+    p = subprocess.run(cmd, capture_output=True, timeout=300)
     assert p.returncode == 0, p.stderr
+    with open(out, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    assert [r["id"] for r in rows] == [str(i) for i in range(n)]
+    assert all(len(r["mentions"]) == 2 for r in rows)
+    assert sum(r["mentions"][0]["qid"] == "Q90" for r in rows) >= 0.99 * n
+    assert len({r["mentions"][0]["score"] for r in rows}) > 1  # scored in context: the encoder ran
     return int(p.stdout)
 
 
-def test_stream_memory_does_not_grow_with_the_input(bundle_path):
-    small = _peak_rss_kb(bundle_path, 5_000)
-    large = _peak_rss_kb(bundle_path, 50_000)
+def test_stream_memory_does_not_grow_with_the_input(tmp_path, bundle_path):
+    small = _peak_rss_kb(tmp_path, bundle_path, 3_000)
+    large = _peak_rss_kb(tmp_path, bundle_path, 30_000)
     assert large - small < 8_000, (small, large)  # kB: 10x the documents, same memory
 
 

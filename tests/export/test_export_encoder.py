@@ -14,31 +14,6 @@ from xned.errors import ExportError, InputError  # noqa: E402
 from xned.export.encoder.optimum_export import export_encoder  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-
-    d = tmp_path_factory.mktemp("tiny-bert")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [chr(c) for c in range(0x21, 0x7F)]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    tok.save(str(d / "tokenizer.json"))
-    cfg = transformers.BertConfig(
-        vocab_size=len(words),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=256,
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(cfg, add_pooling_layer=False).save_pretrained(d)
-    return d
-
-
 @pytest.fixture()
 def no_network(monkeypatch):
     def refuse(*a, **k):

@@ -66,8 +66,6 @@ def test_train_writes_experts_that_the_linker_uses(bundle_copy, tmp_path):
     st = summary["experts"]
     assert st["covered_entities"] == 3
     assert st["models"] >= 1 and st["classes"] >= 3
-    # per-expert size counts the experts' files only, not the per-entity hubness array
-    assert st["bytes_per_expert"] == round(st["bytes"] / st["models"], 1)
     meta = json.loads((bundle_copy / "experts" / "meta.json").read_text())
     assert meta["source_langs"] == ["en"] and meta["dim"] == 32
     assert np.load(bundle_copy / "experts" / "weights.npy", allow_pickle=False).dtype == np.int8
@@ -92,7 +90,31 @@ def test_train_writes_experts_that_the_linker_uses(bundle_copy, tmp_path):
     feats = linker.analyze([{"text": "Mercury is a planet.", "lang": "en", "mentions": [(0, 7)]}])[0].mentions[0]
     assert feats.hub is not None and len(feats.hub) == len(feats.ents)
     probs = {c.qid: c.expert for c in planet.candidates}
-    assert probs["Q308"] > 0.5 and abs(sum(p for p in probs.values() if p is not None) - 1.0) < 1e-3
+    assert probs["Q308"] > max(p for q, p in probs.items() if q != "Q308" and p is not None)
+
+
+UNSEEN = [  # contexts of the two senses that share no sentence with the training documents
+    ("Q308", "A telescope photographed Mercury as it moved in front of the Sun."),
+    ("Q925", "Old barometers held Mercury, a heavy toxic liquid metal."),
+    ("Q308", "The spacecraft reached an orbit around Mercury, a planet near the Sun."),
+    ("Q925", "Mercury is a toxic metal element that stays liquid."),
+]
+
+
+def test_experts_decide_unseen_contexts_that_the_prior_gets_wrong(bundle_copy, tmp_path):
+    train_experts(bundle_copy, [_docs(tmp_path)], holdout=0.0, seed=1)
+
+    def right(variant: str) -> int:
+        lk = Linker.load(bundle_copy, variant=variant, use_corrections=False)
+        hits = 0
+        for qid, text in UNSEEN:
+            s = text.index("Mercury")
+            best = lk.link(text, "en", mentions=[(s, s + 7)], candidates=True)[0].candidates[0]
+            hits += best.qid == qid
+        return hits
+
+    assert right("experts") == len(UNSEEN)
+    assert right("prior") < len(UNSEEN)  # one sense's prior: the experts are what decides
 
 
 def test_training_is_deterministic_for_a_seed(bundle_copy, tmp_path):

@@ -38,14 +38,15 @@ def test_accent_insensitive_fallback(linker):
 
 
 def test_cross_lingual_fallback_for_latin_names_in_japanese(linker):
-    links = linker.link("Washingtonに行った", "ja", mentions=[(0, 10)])
-    assert links[0].qid in {"Q23", "Q61", "Q1223"}
+    # no Japanese alias spells it: the English table's key is found, with all its entities
+    links = linker.link("Washingtonに行った", "ja", mentions=[(0, 10)], candidates=True)
+    assert {c.qid for c in links[0].candidates} == {"Q23", "Q61", "Q1223"}
 
 
 def test_given_spans_ned_mode_and_nil(linker):
     text = "Paris and Gotham are cities."
     links = linker.link(text, "en", mentions=[Mention(0, 5), (10, 16)])
-    assert links[0].qid in {"Q90", "Q830149", "Q47899", "Q167646"}
+    assert links[0].qid == "Q90"  # the city of the most likely four: its prior and "cities"
     assert links[1].qid is None and links[1].text == "Gotham"
 
 

@@ -78,10 +78,18 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
+def _debug_flag(args: list[str]) -> tuple[list[str], bool]:
+    """``--debug`` is a global flag: taken wherever it stands among the options of any
+    command, but not after ``--``, where every word is an argument (``xned link -- --debug``
+    links the text "--debug")."""
+    end = args.index("--") if "--" in args else len(args)
+    head = [a for a in args[:end] if a != "--debug"]
+    return head + args[end:], len(head) < end
+
+
 def _main(argv: list[str] | None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or bool(os.environ.get("XNED_DEBUG"))
-    args = [a for a in args if a != "--debug"]
+    args, debug = _debug_flag(list(sys.argv[1:] if argv is None else argv))
+    debug = debug or bool(os.environ.get("XNED_DEBUG"))
     try:
         rv = app(args=args, prog_name="xned", standalone_mode=False)
     except typer.Exit as exc:

