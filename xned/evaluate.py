@@ -39,10 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xned.engine.decision import MentionFeatures
 from xned.engine.linker import Analysis
 from xned.engine.scoring import VARIANTS, Scorer, rank
 from xned.errors import InputError
-from xned.evalsets import EvalDoc, dataset_name, read_dataset
+from xned.evalsets import EvalDoc, Gold, dataset_name, read_dataset
 from xned.titles import load_titles
 
 if TYPE_CHECKING:
@@ -243,49 +244,63 @@ def evaluate_docs(
             if end_to_end and res.detected is not None:
                 _count_detected(st, "rules", linker, d, res.detected, scorers)
             for g, f in zip(d.gold, res.mentions, strict=True):
-                st.mentions += 1
-                qids = [linker.kb.qid(int(e)) for e in f.ents]
-                if g.nil:
-                    st.nil += 1
-                else:
-                    st.in_kb += 1
-                    st.unresolved += int(g.unresolved)
-                    st.cand_total += len(qids)
-                    st.in_cands += int(g.qid in qids)
-                for v, sc in scorers.items():
-                    link = linker.decide(f, sc, with_cands=False)
-                    top = None
-                    if len(f.ents):
-                        z, _ = sc.score(f.matrix(sc))
-                        top = qids[rank(z, f.priors, qids)[0]]
-                    if g.qid is not None and top == g.qid:  # unresolvable gold is never right
-                        st.correct[v] += 1
-                    if link.qid is None:
-                        st.nil_pred[v] += 1
-                        st.nil_hit[v] += int(g.nil)
-                        if v == "fused":
-                            st.decided_right += int(g.nil)
-                    elif v == "fused":
-                        k = min(int(link.score * 10), 9)
-                        right = not g.nil and link.qid == g.qid
-                        st.cal_n[k] += 1
-                        st.cal_conf[k] += link.score
-                        st.cal_right[k] += int(right)
-                        st.link_scores.append((float(link.score), right))
-                        st.decided_right += int(right)
-                    if v == "fused" and len(samples) < errors and not g.nil and top != g.qid:
-                        samples.append(
-                            {
-                                "doc": d.id,
-                                "mention": g.text,
-                                "gold": g.qid or g.title,
-                                "predicted": top,
-                                "candidates": qids[:10],
-                                "gold_in_candidates": g.qid in qids,
-                            }
-                        )
+                _count_mention(st, linker, d.id, g, f, scorers, samples if len(samples) < errors else None)
     st.seconds = time.perf_counter() - t0 - st.detection["model"].seconds
     return st, samples
+
+
+def _count_mention(
+    st: Stats,
+    linker: Linker,
+    doc_id: str,
+    g: Gold,
+    f: MentionFeatures,
+    scorers: dict[str, Scorer],
+    samples: list[dict[str, Any]] | None,
+) -> None:
+    """Count one gold mention's candidates and each scorer's decision on it; a fused error
+    joins ``samples`` (None: enough samples)."""
+    st.mentions += 1
+    qids = [linker.kb.qid(int(e)) for e in f.ents]
+    if g.nil:
+        st.nil += 1
+    else:
+        st.in_kb += 1
+        st.unresolved += int(g.unresolved)
+        st.cand_total += len(qids)
+        st.in_cands += int(g.qid in qids)
+    for v, sc in scorers.items():
+        link = linker.decide(f, sc, with_cands=False)
+        top = None
+        if len(f.ents):
+            z, _ = sc.score(f.matrix(sc))
+            top = qids[rank(z, f.priors, qids)[0]]
+        if g.qid is not None and top == g.qid:  # unresolvable gold is never right
+            st.correct[v] += 1
+        if link.qid is None:
+            st.nil_pred[v] += 1
+            st.nil_hit[v] += int(g.nil)
+            if v == "fused":
+                st.decided_right += int(g.nil)
+        elif v == "fused":
+            k = min(int(link.score * 10), 9)
+            right = not g.nil and link.qid == g.qid
+            st.cal_n[k] += 1
+            st.cal_conf[k] += link.score
+            st.cal_right[k] += int(right)
+            st.link_scores.append((float(link.score), right))
+            st.decided_right += int(right)
+        if v == "fused" and samples is not None and not g.nil and top != g.qid:
+            samples.append(
+                {
+                    "doc": doc_id,
+                    "mention": g.text,
+                    "gold": g.qid or g.title,
+                    "predicted": top,
+                    "candidates": qids[:10],
+                    "gold_in_candidates": g.qid in qids,
+                }
+            )
 
 
 def _count_detected(
