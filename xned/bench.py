@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from xned.engine.linker import Linker
+from xned.engine.session import device_providers
 from xned.errors import InputError
 from xned.records import read_documents
 from xned.types import DocResult
@@ -137,6 +138,7 @@ def run_bench(
     workers: int = 2,
     given_spans: bool = False,
     threads: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """``xned bench``: the cold start of one text, whole ``xned link`` processes over the
     corpus (one and ``workers`` workers, interleaved), and a warm process's latency and
@@ -144,14 +146,15 @@ def run_bench(
     docs = load_corpus(inputs, limit)
     if not docs:
         raise ValueError("the benchmark corpus is empty")
-    common = ["--bundle", str(bundle)] if bundle is not None else []
+    common = (["--bundle", str(bundle)] if bundle is not None else []) + ["--device", device]
     result: dict[str, Any] = {"documents": len(docs), "given_spans": given_spans, "repeat": repeat}
     if given_spans:
         result["mentions_given"] = sum(len(d.get("mentions") or []) for d in docs)
     result["loadavg_before"] = os.getloadavg()[0]
     result |= _cold_start(docs[0], common, repeat)
+    result["device"] = device
     result |= _processes(docs, common, repeat, workers, given_spans, threads)
-    result |= _warm(bundle, docs, repeat, given_spans, threads)
+    result |= _warm(bundle, docs, repeat, given_spans, threads, device)
     result["loadavg_after"] = os.getloadavg()[0]
     return result
 
@@ -203,7 +206,12 @@ def _processes(
 
 
 def _warm(
-    bundle: Path | None, docs: list[dict[str, Any]], repeat: int, given_spans: bool, threads: int | None
+    bundle: Path | None,
+    docs: list[dict[str, Any]],
+    repeat: int,
+    given_spans: bool,
+    threads: int | None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """A warm process: per-document latency, mentions/s, the prior-only floor and, where the
     bundle has a trained detector, detection by it against the rules (interleaved)."""
@@ -213,7 +221,7 @@ def _warm(
         n = sum(len(r.links) for r in lk.link_batch(batch, given_spans=given))
         return time.perf_counter() - t, n
 
-    linker = Linker.load(bundle, threads=threads, use_corrections=False)
+    linker = Linker.load(bundle, threads=threads, use_corrections=False, providers=device_providers(device))
     timed(linker, docs[:1], given_spans)
     lat = sorted(timed(linker, [d], given_spans)[0] for _ in range(repeat) for d in docs)
     result: dict[str, Any] = {
@@ -237,4 +245,5 @@ def _warm(
             result[f"warm_{name}_detection_mentions_per_s"] = round(found[name] / statistics.median(ws), 1)
             result[f"warm_{name}_detection_mentions"] = found[name]
     result["bundle"] = str(linker.root)
+    result["providers"] = linker.encoder.providers_in_use if linker.encoder is not None else []
     return result

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xned import config
+from xned.engine.session import device_providers
 from xned.types import DocResult
 
 if TYPE_CHECKING:
@@ -42,7 +43,8 @@ class LinkOptions:
     threshold: float | None = None
     variant: str = "fused"
     max_chars: int = config.MAX_DOC_CHARS
-    providers: tuple[str, ...] | None = None
+    providers: tuple[str, ...] | None = None  # ONNX Runtime execution providers (None: those of ``device``)
+    device: str = "cpu"  # cpu, cuda, openvino, coreml, directml or auto (``engine.session.DEVICES``)
     threads: int | None = None
     verify: bool = False
     use_corrections: bool = True
@@ -54,7 +56,7 @@ class LinkOptions:
 
         return Linker.load(
             None if self.bundle is None else Path(self.bundle),
-            providers=list(self.providers) if self.providers else None,
+            providers=list(self.providers) if self.providers else device_providers(self.device),
             threads=self.threads,
             verify=self.verify,
             variant=self.variant,

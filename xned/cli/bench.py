@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from xned.cli.options import BUNDLE_OPT
+from xned.cli.options import BUNDLE_OPT, DEVICE_OPT
 
 
 def bench_cli(
@@ -28,6 +28,7 @@ def bench_cli(
         "--torch-model",
         help="Hugging Face folder of the same encoder: also time 'the PyTorch way' (needs the [export] extra).",
     ),
+    device: str = DEVICE_OPT,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Report mentions/s for 1 and N workers, cold start, p50/p95 latency, RSS/PSS per process."""
@@ -41,6 +42,7 @@ def bench_cli(
         workers=workers,
         given_spans=given_spans,
         threads=threads,
+        device=device,
     )
     if torch_model is not None:
         from xned.bench import load_corpus

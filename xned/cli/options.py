@@ -62,7 +62,15 @@ GIVEN_SPANS_OPT = typer.Option(
 CANDIDATES_OPT = typer.Option(False, "--candidates", help="Include every candidate with its scores (json/jsonl).")
 VARIANT_OPT = typer.Option("fused", "--variant", help="Scoring: fused, prior, similarity, experts.")
 PROVIDER_OPT = typer.Option(
-    None, "--provider", help="ONNX Runtime execution provider (repeatable); falls back to CPU with a warning."
+    None,
+    "--provider",
+    help="ONNX Runtime execution provider (repeatable; overrides --device); falls back to CPU with a warning.",
+)
+DEVICE_OPT = typer.Option(
+    "cpu",
+    "--device",
+    help="Where the encoder runs: cpu, cuda, openvino, coreml, directml (the onnxruntime build that has it: "
+    "see the install guide), or auto (an accelerator when there is one). Falls back to CPU with a warning.",
 )
 MAX_CHARS_OPT = typer.Option(config.MAX_DOC_CHARS, "--max-chars", min=1, help="Refuse documents longer than this.")
 VERIFY_OPT = typer.Option(False, "--verify", help="Check every bundle file's sha256 before linking.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from xned.cli.options import BUNDLE_OPT, CORRECTIONS_OPT, STATE_OPT, THREADS_OPT
+from xned.cli.options import BUNDLE_OPT, CORRECTIONS_OPT, DEVICE_OPT, STATE_OPT, THREADS_OPT
 from xned.errors import InputError
 from xned.runner import LinkOptions
 
@@ -20,6 +20,7 @@ def serve_cli(
         None, "--token", envvar="XNED_TOKEN", help="Required as 'Authorization: Bearer TOKEN' on every request."
     ),
     threads: int | None = THREADS_OPT,
+    device: str = DEVICE_OPT,
     max_body_mb: float = typer.Option(2.0, "--max-body-mb", min=0.001, help="Largest request body."),
     max_doc_chars: int = typer.Option(100_000, "--max-doc-chars", min=1, help="Longest document in a request."),
     max_documents: int = typer.Option(100, "--max-documents", min=1, help="Most documents in one request."),
@@ -48,6 +49,7 @@ def serve_cli(
     options = LinkOptions(
         bundle=None if bundle is None else str(bundle),
         threads=threads,
+        device=device,
         state=None if state is None else str(state),
         use_corrections=use_corrections,
     )

@@ -54,7 +54,10 @@ def describe(linker: Described) -> dict[str, Any]:
         "name_index": linker.names.index is not None,
         "encoder": None
         if linker.encoder is None
-        else {k: v for k, v in linker.encoder.config.items() if k not in ("model", "tokenizer")},
+        else {
+            **{k: v for k, v in linker.encoder.config.items() if k not in ("model", "tokenizer")},
+            "providers": linker.encoder.providers_in_use,
+        },
         "experts": 0 if linker.experts is None else len(linker.experts),
         "detection": "rules"
         if linker.tagger is None

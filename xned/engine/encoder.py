@@ -121,6 +121,13 @@ class Encoder:
         self._inputs: set[str] = set()
         self._chosen: list[str] | None = None
 
+    @property
+    def providers_in_use(self) -> list[str]:
+        """The execution providers of the session (once created), else those it will ask for."""
+        if self._session is not None:
+            return list(self._session.get_providers())
+        return list(self._chosen or self.providers or ["CPUExecutionProvider"])
+
     def check_providers(self) -> None:
         """Resolve the execution providers now, so a missing one warns at load time. The
         tokenizer and the ONNX session themselves load on first use: a run whose mentions

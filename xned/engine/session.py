@@ -9,7 +9,33 @@ from pathlib import Path
 from typing import Any
 
 from xned.engine.bundle import REBUILD_HINT
-from xned.errors import BundleError
+from xned.errors import BundleError, InputError
+
+#: ``--device`` -> the execution providers asked for, best first (the CPU is always added last).
+#: ``auto``: an accelerator this onnxruntime has, else the CPU. OpenVINO on a CPU is not in
+#: ``auto``: with the int8 encoder it ran slower than the CPU provider on the machines
+#: measured (docs: results/performance).
+DEVICES: dict[str, tuple[str, ...]] = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider",),
+    "openvino": ("OpenVINOExecutionProvider",),
+    "coreml": ("CoreMLExecutionProvider",),
+    "directml": ("DmlExecutionProvider",),
+}
+AUTO = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider")
+
+
+def device_providers(device: str) -> list[str]:
+    """The execution providers of ``--device`` (see ``DEVICES``); ``InputError`` naming the
+    choices for another value."""
+    if device == "auto":
+        import onnxruntime as ort
+
+        have = ort.get_available_providers()
+        return [p for p in AUTO if p in have][:1] + ["CPUExecutionProvider"]
+    if device not in DEVICES:
+        raise InputError(f"Unknown --device {device!r}; choose one of auto, {', '.join(DEVICES)}.")
+    return [*DEVICES[device], "CPUExecutionProvider"] if device != "cpu" else ["CPUExecutionProvider"]
 
 
 def choose_providers(requested: Sequence[str] | None) -> list[str]:
@@ -54,4 +80,4 @@ def create_session(path: Path, threads: int | None, providers: list[str]) -> Any
         raise BundleError(f"Encoder model {path} cannot be loaded ({exc}); {REBUILD_HINT}.") from None
 
 
-__all__ = ["choose_providers", "create_session"]
+__all__ = ["DEVICES", "choose_providers", "create_session", "device_providers"]
