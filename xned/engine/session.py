@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from xned.engine.bundle import REBUILD_HINT
 from xned.errors import BundleError, InputError
 
@@ -75,9 +77,32 @@ def create_session(path: Path, threads: int | None, providers: list[str]) -> Any
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:
         raise BundleError(f"Encoder model {path} cannot be loaded ({exc}); {REBUILD_HINT}.") from None
+    if providers and providers[0] != "CPUExecutionProvider" and (failed := _cannot_run(session)) is not None:
+        # An accelerator can accept a graph and then fail on it at the first run (OpenVINO on
+        # the per-row int8 encoder: "FakeQuantize ... Argument shapes are inconsistent").
+        warnings.warn(
+            f"{providers[0]} cannot run the encoder {path} ({failed}); falling back to CPUExecutionProvider.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return session
+
+
+def _cannot_run(session: Any) -> str | None:
+    """Why ``session`` fails on a small batch (two rows of four tokens), or None if it runs."""
+    feed = {}
+    for i in session.get_inputs():
+        feed[i.name] = np.zeros((2, 4), np.int64) if i.name == "token_type_ids" else np.ones((2, 4), np.int64)
+    try:
+        session.run(None, feed)
+    except Exception as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return (lines[-1] if lines else type(exc).__name__)[:300]
+    return None
 
 
 __all__ = ["DEVICES", "choose_providers", "create_session", "device_providers"]
