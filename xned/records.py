@@ -160,6 +160,8 @@ def link_record(link: Link, with_cands: bool) -> dict[str, Any]:
     }
     if link.corrected:
         rec["corrected"] = True  # the analyst's corrections of this mention string decided it
+    if link.nil_id is not None:
+        rec["nil_id"] = link.nil_id  # the unknown entity's local identity (--nil-ids)
     if with_cands:
         rec["candidates"] = [
             {

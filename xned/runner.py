@@ -50,6 +50,7 @@ class LinkOptions:
     use_corrections: bool = True
     state: str | None = None  # corrections state directory (None: $XNED_STATE or the user data directory)
     detection: str = "auto"  # model, rules or auto (see Linker.load)
+    nil_ids: bool = False  # a local identity for every NIL mention (xned.engine.nil)
 
     def load(self) -> Linker:
         from xned.engine.linker import Linker
@@ -66,6 +67,7 @@ class LinkOptions:
             use_corrections=self.use_corrections,
             state=self.state,
             detection=self.detection,
+            nil_ids=self.nil_ids,
             prefetch=True,  # whoever links a stream will encode: the session loads meanwhile
         )
 

@@ -50,6 +50,7 @@ class Link:
     prior: float = 0.0
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
     corrected: bool = False
+    nil_id: str | None = None  # a NIL mention's local identity (``xned.engine.nil``), where asked for
 
     @property
     def is_nil(self) -> bool:

@@ -39,8 +39,9 @@ def cluster():
 
 
 def _plain(mentions):
-    """Ray's rows have every schema field: ``corrected`` is null where a local record omits it."""
-    return [{k: v for k, v in m.items() if not (k == "corrected" and v is None)} for m in mentions]
+    """Ray's rows have every schema field: ``corrected`` and ``nil_id`` are null where a local
+    record omits them."""
+    return [{k: v for k, v in m.items() if not (k in ("corrected", "nil_id") and v is None)} for m in mentions]
 
 
 def _local(rows, bundle_path):

@@ -21,6 +21,7 @@ from xned.cli.options import (
     GIVEN_SPANS_OPT,
     LANG_OPT,
     MAX_CHARS_OPT,
+    NIL_IDS_OPT,
     PROVIDER_OPT,
     STATE_OPT,
     THREADS_OPT,
@@ -111,6 +112,7 @@ def link_cli(
     state: Path | None = STATE_OPT,
     use_corrections: bool = CORRECTIONS_OPT,
     detection: str = DETECTION_OPT,
+    nil_ids: bool = NIL_IDS_OPT,
 ) -> None:
     """Link entity mentions to Wikidata. Results go to stdout (or -o); progress to stderr."""
     from xned.langs import normalize_lang
@@ -142,6 +144,7 @@ def link_cli(
         use_corrections=use_corrections,
         state=None if state is None else str(state),
         detection=detection,
+        nil_ids=nil_ids,
     )
     if engine == "ray":
         _link_on_ray(input, output, fmt, address, workers, opts)

@@ -37,7 +37,7 @@ def _root(
 
 
 def _register() -> None:
-    from xned.cli import bench, bundle, corrections, detector, evaluate, experts, export, info, kb, link, serve
+    from xned.cli import bench, bundle, corrections, detector, evaluate, experts, export, info, kb, link, nil, serve
 
     link.register(app)
     serve.register(app)
@@ -49,6 +49,7 @@ def _register() -> None:
     experts.register(app)
     detector.register(app)
     corrections.register(app)
+    nil.register(app)
     bundle.register(app)
 
 

@@ -74,3 +74,9 @@ DEVICE_OPT = typer.Option(
 )
 MAX_CHARS_OPT = typer.Option(config.MAX_DOC_CHARS, "--max-chars", min=1, help="Refuse documents longer than this.")
 VERIFY_OPT = typer.Option(False, "--verify", help="Check every bundle file's sha256 before linking.")
+NIL_IDS_OPT = typer.Option(
+    False,
+    "--nil-ids",
+    help="Give every NIL mention a local identity (nil_id), the same for the same unknown entity across "
+    "documents and runs (kept in the state directory; see xned nil).",
+)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from xned.cli.options import BUNDLE_OPT, CORRECTIONS_OPT, DEVICE_OPT, STATE_OPT, THREADS_OPT
+from xned.cli.options import BUNDLE_OPT, CORRECTIONS_OPT, DEVICE_OPT, NIL_IDS_OPT, STATE_OPT, THREADS_OPT
 from xned.errors import InputError
 from xned.runner import LinkOptions
 
@@ -28,6 +28,7 @@ def serve_cli(
     timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds before a request gets 504."),
     state: Path | None = STATE_OPT,
     use_corrections: bool = CORRECTIONS_OPT,
+    nil_ids: bool = NIL_IDS_OPT,
 ) -> None:
     """Serve the analysts' web page at / and the HTTP API (POST /link, GET /info, /openapi.json)."""
     try:
@@ -52,6 +53,7 @@ def serve_cli(
         device=device,
         state=None if state is None else str(state),
         use_corrections=use_corrections,
+        nil_ids=nil_ids,
     )
     serve(options, host=host, port=port, workers=workers, token=token, limits=limits)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,11 @@ from xned.engine.entity_vectors import EntityVectors, encoded_candidates
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
 from xned.engine.names import NAMES_K, Names, retrieve
+from xned.engine.nil import NilMention, NilStore
 from xned.engine.normalize import normalize
 from xned.engine.pipeline import Candidates, Outcomes, Prepared, Span, SpanVectors, per_document
 from xned.engine.scoring import Scorer
-from xned.engine.state import Example
+from xned.engine.state import Example, bundle_id, state_dir
 from xned.engine.tagger import Tagger
 from xned.errors import BundleError, InputError
 from xned.langs import normalize_lang
@@ -74,6 +75,7 @@ class Linker:
             kb, tagger, encoder, lambda: self.corrections.taught_keys() if self.corrections is not None else None
         )
         self.corrections: Corrections | None = None
+        self.nil: NilStore | None = None  # NIL clustering (``load(nil_ids=True)``)
         self.stage = CandidateStage(kb, self.finder, lambda: self.corrections, top_k, max_chars)
 
     @classmethod
@@ -94,6 +96,7 @@ class Linker:
         state: str | Path | None = None,
         prefetch: bool = False,
         detection: str = "auto",
+        nil_ids: bool = False,
     ) -> Linker:
         """Open a bundle (None = ``$XNED_BUNDLE`` or the embedded default bundle).
 
@@ -108,7 +111,8 @@ class Linker:
         once (``xned link``, the worker pool), while the KB and tokenizer load. ``detection`` chooses
         how mentions are found when none are given: ``model`` (the bundle's trained detector,
         ``detector/``), ``rules`` (alias-table matches), ``auto`` (the model where the bundle
-        has one).
+        has one). With ``nil_ids`` every NIL mention gets a local identity shared across
+        documents (``xned.engine.nil``; kept in the state directory).
         """
         root = Path(bundle) if bundle is not None else config.default_bundle_path()
         manifest = read_manifest(root)
@@ -154,6 +158,8 @@ class Linker:
         if use_corrections:
             dim = encoder.configured_dim if encoder is not None else None  # corrections of another length: skipped
             linker.corrections = Corrections.open(root, state, linker._base_scores, kb.index, scorer.reach, dim)
+        if nil_ids:
+            linker.nil = NilStore(state_dir(state) / "bundles" / bundle_id(root))
         return linker
 
     @property
@@ -267,7 +273,9 @@ class Linker:
         if use_vectors:
             # with dense or name retrieval every mention is encoded: its vectors find candidates
             dense = (self.dense_k > 0 and self.kb.dense is not None) or self.names.index is not None
-            for i, exc in self._encode(batch, dense, skip_decided).items():
+            # with NIL identities every mention is encoded: a NIL mention's context places it
+            every = dense or self.nil is not None
+            for i, exc in self._encode(batch, every, skip_decided).items():
                 failed[i] = error_result(batch.pop(i).doc, lang, exc)
             if dense:
                 for i, exc in retrieve(self.kb, self.names, self.dense_k, batch, self.top_k).items():
@@ -313,6 +321,7 @@ class Linker:
 
     def _process(self, raw_docs: list[Any], lang: str | None, given: bool, with_cands: bool) -> list[DocResult]:
         out: list[DocResult] = []
+        nil: list[NilMention] = []
         for item in self._analyze(raw_docs, lang, given, skip_decided=True):
             if isinstance(item, DocResult):
                 out.append(item)
@@ -320,8 +329,21 @@ class Linker:
             try:
                 links = tuple(self.decide(f, self.scorer, with_cands) for f in item.mentions)
                 out.append(DocResult(item.doc.id, item.doc.lang, item.doc.text, links))
+                nil += [
+                    NilMention(len(out) - 1, f.mention.start, f.mention.end, f.mention.text, f.vector)
+                    for f, lk in zip(item.mentions, links, strict=True)
+                    if lk.qid is None
+                ]
             except Exception as exc:
                 out.append(error_result(item.doc, lang, exc))
+        if self.nil is not None and nil:
+            ids = self.nil.assign(nil, [r.text for r in out], [r.id for r in out])
+            out = [
+                r
+                if r.error is not None
+                else replace(r, links=tuple(replace(lk, nil_id=ids.get((i, lk.start, lk.end))) for lk in r.links))
+                for i, r in enumerate(out)
+            ]
         return out
 
     def decide(self, f: MentionFeatures, scorer: Scorer, with_cands: bool = False) -> Link:

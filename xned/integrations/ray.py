@@ -55,6 +55,7 @@ _MENTION_FIELDS = [
     ("score", pa.float64()),
     ("prior", pa.float64()),
     ("corrected", pa.bool_()),  # null unless an analyst's correction decided the link
+    ("nil_id", pa.string()),  # null unless LinkOptions.nil_ids and the mention is NIL
 ]
 
 

@@ -1,0 +1,137 @@
+"""Local identities for unknown entities (xned link --nil-ids, xned.engine.nil)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from xned.cli.main import app
+from xned.engine.linker import Linker
+from xned.engine.nil import NilMention, NilStore, group_document
+
+
+def _m(text: str, name: str, doc: int = 0, vec=None) -> NilMention:
+    a = text.index(name)
+    return NilMention(doc, a, a + len(name), name, vec)
+
+
+def _groups(text: str, names: list[str]) -> list[list[str]]:
+    return sorted(sorted(m.text for m in g.members) for g in group_document([_m(text, n) for n in names]))
+
+
+def test_names_in_a_document_group_by_their_structure():
+    text = (
+        "Amaia Etxeberria spoke. Later Etxeberria and Amaia left; "
+        "the Euskal Herriko Txistulari Elkartea (EHTE) and Jon Ugarte."
+    )
+    assert _groups(
+        text, ["Amaia Etxeberria", "Etxeberria", "Amaia", "Euskal Herriko Txistulari Elkartea", "EHTE", "Jon Ugarte"]
+    ) == [
+        ["Amaia", "Amaia Etxeberria", "Etxeberria"],
+        ["EHTE", "Euskal Herriko Txistulari Elkartea"],
+        ["Jon Ugarte"],
+    ]
+    # a short name that fits two longer ones stays on its own
+    two = "Amaia Etxeberria and Mikel Etxeberria met; Etxeberria spoke."
+    assert _groups(two, ["Amaia Etxeberria", "Mikel Etxeberria", "Etxeberria"]) == [
+        ["Amaia Etxeberria"],
+        ["Etxeberria"],
+        ["Mikel Etxeberria"],
+    ]
+
+
+def _unit(seed: int, dim: int = 32, near=None, noise: float = 0.03) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=dim) if near is None else near + noise * rng.normal(size=dim)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def test_across_documents_the_context_decides(tmp_path):
+    store = NilStore(tmp_path)
+    harbour, football = _unit(1), _unit(2)
+    texts = [
+        "Amaia Etxeberria opened the harbour.",
+        "Etxeberria spoke of the harbour again.",
+        "Etxeberria scored twice.",
+    ]
+    ids = store.assign(
+        [
+            _m(texts[0], "Amaia Etxeberria", 0, _unit(3, near=harbour)),
+            _m(texts[1], "Etxeberria", 1, _unit(4, near=harbour)),
+            _m(texts[2], "Etxeberria", 2, _unit(5, near=football)),
+        ],
+        texts,
+        ["a", "b", "c"],
+    )
+    first, same, other = (ids[(d, *span)] for d, span in ((0, (0, 16)), (1, (0, 10)), (2, (0, 10))))
+    assert first == same != other and first.startswith("NIL:") and len(first) == 14
+    # the same documents into a fresh store: the same ids; merging: the kept id from then on
+    again = NilStore(tmp_path / "fresh")
+    assert again.assign([_m(texts[0], "Amaia Etxeberria", 0, _unit(3, near=harbour))], texts[:1], ["a"]) == {
+        (0, 0, 16): first
+    }
+    assert store.merge(first, other) == first and store.resolve(other) == first
+    later = store.assign([_m(texts[2], "Etxeberria", 0, _unit(6, near=football))], texts[2:], ["d"])
+    assert later == {(0, 0, 10): first}
+    assert [c["nil_id"] for c in store.clusters()] == [first]
+    with pytest.raises(KeyError):
+        store.merge(first, "NIL:0000000000")
+
+
+def test_link_gives_nil_ids_and_the_cli_lists_and_exports_them(tmp_path, bundle_path):
+    state = tmp_path / "state"
+    linker = Linker.load(bundle_path, state=state, nil_ids=True)
+    text = "Amaia Etxeberria met Mikel Ugarte in Tokyo; Etxeberria spoke."
+    spans = [(0, 16), (21, 33), (37, 42), (44, 54)]
+    links = linker.link(text, "en", mentions=spans)
+    nil = {lk.text: lk.nil_id for lk in links if lk.qid is None}
+    assert set(nil) == {"Amaia Etxeberria", "Mikel Ugarte", "Etxeberria"}
+    assert nil["Etxeberria"] == nil["Amaia Etxeberria"] != nil["Mikel Ugarte"]
+    assert all(lk.nil_id is None for lk in links if lk.qid is not None)  # Tokyo is linked
+    assert Linker.load(bundle_path, state=state).link(text, "en", mentions=spans)[0].nil_id is None  # off by default
+    runner = CliRunner()
+    args = ["--bundle", str(bundle_path), "--state", str(state)]
+    out = runner.invoke(app, ["nil", "list", "--json", *args])
+    assert out.exit_code == 0, out.output
+    listed = [json.loads(line) for line in out.output.splitlines()]
+    assert {c["nil_id"] for c in listed} == set(nil.values()) and listed[0]["mentions"] == 2
+    exported = tmp_path / "nil.jsonl"
+    assert runner.invoke(app, ["nil", "export", "-o", str(exported), *args]).exit_code == 0
+    assert [json.loads(line) for line in exported.read_text(encoding="utf-8").splitlines()] == listed
+
+
+_WRITER = """
+import json, sys
+from xned.engine.linker import Linker
+linker = Linker.load(sys.argv[1], state=sys.argv[2], nil_ids=True, use_corrections=False)
+text = "Amaia Etxeberria opened the new harbour of the town."
+docs = [{"id": f"{sys.argv[3]}-{i}", "lang": "en", "text": text, "mentions": [(0, 16)]} for i in range(40)]
+ids = [lk.nil_id for r in linker.link_stream(docs, chunk_size=4) for lk in r.links]
+print(json.dumps(ids))
+"""
+
+
+def test_two_processes_linking_at_once_share_one_cluster(tmp_path, bundle_path):
+    state = tmp_path / "state"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(bundle_path), str(state), tag],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("a", "b")
+    ]
+    done = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in done]
+    outs = [json.loads(out) for out, _ in done]
+    ids = {i for out in outs for i in out}
+    assert len(ids) == 1 and None not in ids  # one unknown person: one id, in both processes
+    linker = Linker.load(bundle_path, state=state, nil_ids=True)
+    (cluster,) = linker.nil.clusters()
+    assert cluster["mentions"] == 80  # no mention lost

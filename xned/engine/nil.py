@@ -1,0 +1,333 @@
+"""Local identities for unknown entities: NIL clustering across documents.
+
+A mention xned links to no entity of the KB gets a ``nil_id`` (``NIL:`` and ten hex digits).
+The same unknown entity gets the same id in every document, run and process that links
+into the same state directory; different unknown entities get different ids.
+
+Grouping, per document then across documents:
+
+1. **In a document**, by name structure: the same normalized name; a part of a longer name
+   found earlier or later in it (its first or last words: "Etxeberria" after "Amaia
+   Etxeberria"); an acronym of a longer name ("ETA" ... "Euskadi Ta Askatasuna"). A short
+   name that fits two longer ones stays apart.
+2. **Across documents**, a group joins a stored cluster that holds one of its names when
+   their contexts agree: the cosine of the group's mean vector in context and the cluster's
+   centroid is at least ``threshold`` (``SHORT_THRESHOLD`` when the group has only a
+   one-word name, which more people share). Otherwise it starts a cluster. Each document
+   is compared with the clusters of its names only, through an index, never with every past
+   mention: time and memory per document do not grow with the store.
+
+The store is an SQLite database in the state directory (``STATE/bundles/<bundle id>/nil.sqlite``,
+beside the corrections): pages are read on demand, and one write transaction per batch of
+documents (``BEGIN IMMEDIATE``) serializes processes, so two processes linking at once lose
+no cluster and never give one name two clusters by racing. Ids are derived from the
+cluster's first name and how many clusters had that name before it: the same documents give
+the same ids in a fresh store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xned.engine.normalize import normalize
+
+FILE = "nil.sqlite"
+PREFIX = "NIL:"
+THRESHOLD = 0.80  # cosine of a group's context and a cluster's centroid to join (several-word names)
+SHORT_THRESHOLD = 0.90  # ... when the group has only a one-word name
+EXAMPLES = 5  # contexts kept per cluster (xned nil list)
+CONTEXT_CHARS = 60  # each side of the mention in a kept context
+BUSY_TIMEOUT_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clusters (
+    id TEXT PRIMARY KEY, label TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
+    created REAL NOT NULL, merged_into TEXT
+);
+CREATE TABLE IF NOT EXISTS protos (cluster TEXT NOT NULL, n INTEGER NOT NULL, vec BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS protos_cluster ON protos (cluster);
+CREATE INDEX IF NOT EXISTS clusters_label ON clusters (label);
+CREATE TABLE IF NOT EXISTS names (
+    key TEXT NOT NULL, cluster TEXT NOT NULL, part INTEGER NOT NULL, PRIMARY KEY (key, cluster)
+);
+CREATE TABLE IF NOT EXISTS examples (cluster TEXT NOT NULL, doc TEXT, mention TEXT, context TEXT);
+CREATE INDEX IF NOT EXISTS examples_cluster ON examples (cluster);
+"""
+
+
+@dataclass
+class NilMention:
+    """A mention linked to no entity: where it is and its vector in context (None: not encoded)."""
+
+    doc: int  # index of its document in the batch
+    start: int
+    end: int
+    text: str
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class _Group:
+    members: list[NilMention]
+    keys: list[str] = field(default_factory=list)  # normalized names, longest first
+
+    @property
+    def label(self) -> str:
+        return max((m.text for m in self.members), key=len)
+
+    def vector(self) -> np.ndarray | None:
+        vecs = [m.vector for m in self.members if m.vector is not None]
+        if not vecs:
+            return None
+        v = np.mean(np.stack(vecs).astype(np.float32), axis=0)
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _words(key: str) -> list[str]:
+    return key.split()
+
+
+def _ends(key: str) -> tuple[str, ...]:
+    """The first and last words of a name of several words (none of a one-word name)."""
+    words = _words(key)
+    return (words[0], words[-1]) if len(words) > 1 else ()
+
+
+def _acronym(text: str) -> str | None:
+    letters = text.replace(".", "")
+    return letters.lower() if 2 <= len(letters) <= 8 and letters.isalpha() and letters.isupper() else None
+
+
+def _initials(text: str) -> str:
+    return "".join(w[0] for w in text.split() if w[:1].isupper()).lower()
+
+
+def group_document(mentions: Sequence[NilMention]) -> list[_Group]:
+    """A document's NIL mentions grouped by name structure (see the module doc)."""
+    groups: list[_Group] = []
+    by_key: dict[str, _Group] = {}
+    order = sorted(mentions, key=lambda m: (-len(_words(normalize(m.text))), m.start))
+    for m in order:
+        key = normalize(m.text)
+        if not key:
+            continue
+        if key in by_key:
+            by_key[key].members.append(m)
+            continue
+        words = _words(key)
+        fits = []
+        acro = _acronym(m.text)
+        for g in groups:
+            full = _words(g.keys[0])
+            part = len(full) > len(words) and words in (full[: len(words)], full[-len(words) :])
+            initials = acro is not None and len(full) >= 2 and _initials(g.label) == acro
+            if part or initials:
+                fits.append(g)
+        if len(fits) == 1:
+            fits[0].members.append(m)
+            fits[0].keys.append(key)
+            by_key[key] = fits[0]
+        else:
+            g = _Group([m], [key])
+            groups.append(g)
+            by_key[key] = g
+    return groups
+
+
+def _blob(v: np.ndarray) -> bytes:
+    return v.astype("<f2").tobytes()
+
+
+def _vec(b: bytes | None) -> np.ndarray | None:
+    return None if b is None else np.frombuffer(b, "<f2").astype(np.float32)
+
+
+class NilStore:
+    """The NIL clusters of one bundle in a state directory (see the module doc)."""
+
+    def __init__(self, directory: Path, *, threshold: float = THRESHOLD, short_threshold: float = SHORT_THRESHOLD):
+        self.path = Path(directory) / FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.threshold = threshold
+        self.short_threshold = short_threshold
+        self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def assign(self, mentions: Iterable[NilMention], texts: Sequence[str], ids: Sequence[str | None]) -> dict:
+        """The ``nil_id`` of every mention, by ``(doc, start, end)``; ``texts`` and ``ids``
+        are the batch's document texts and ids (kept with example contexts). One write
+        transaction for the whole batch."""
+        per_doc: dict[int, list[NilMention]] = {}
+        for m in mentions:
+            per_doc.setdefault(m.doc, []).append(m)
+        out: dict[tuple[int, int, int], str] = {}
+        if not per_doc:
+            return out
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for d in sorted(per_doc):
+                for g in group_document(per_doc[d]):
+                    cid = self._place(g)
+                    for m in g.members:
+                        out[(m.doc, m.start, m.end)] = cid
+                    self._example(cid, g.members[0], texts[d], ids[d])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return out
+
+    def _resolve(self, cid: str) -> str:
+        for _ in range(64):  # merge chains are short; bounded against a corrupted store
+            row = self.db.execute("SELECT merged_into FROM clusters WHERE id = ?", (cid,)).fetchone()
+            if row is None or row[0] is None:
+                return cid
+            cid = row[0]
+        return cid
+
+    def _place(self, g: _Group) -> str:
+        """The cluster of a document's group: the live cluster with one of its names whose
+        nearest context prototype is close enough, else a new one."""
+        vec = g.vector()
+        short = len(_words(g.keys[0])) < 2
+        need = self.short_threshold if short else self.threshold
+        # the clusters with one of the group's names, or with a name that shares its first or
+        # last word (matched by a part only: the stricter one-word threshold applies)
+        look = sorted(set(g.keys) | {w for k in g.keys for w in _ends(k)})
+        marks = ",".join("?" * len(look))
+        strong: dict[str, bool] = {}
+        for key, part, cid in self.db.execute(
+            f"SELECT k.key, k.part, c.id FROM names k JOIN clusters c ON c.id = k.cluster "
+            f"WHERE k.key IN ({marks}) AND c.merged_into IS NULL ORDER BY c.id",
+            look,
+        ):
+            strong[cid] = strong.get(cid, False) or (not part and key in g.keys)
+        live = sorted(strong)
+        best: tuple[float, str, int, np.ndarray] | None = None  # (cosine, cluster, proto rowid, proto)
+        if vec is not None and live:
+            marks = ",".join("?" * len(live))
+            for cid, rowid, blob in self.db.execute(
+                f"SELECT cluster, rowid, vec FROM protos WHERE cluster IN ({marks})", live
+            ):
+                p = _vec(blob)
+                assert p is not None
+                sim = float(p @ vec) / max(float(np.linalg.norm(p)), 1e-12)
+                # how far above its threshold: a name match needs less context than a part match
+                margin = sim - (need if strong[cid] else self.short_threshold)
+                if best is None or margin > best[0]:
+                    best = (margin, cid, rowid, p)
+        n_new = len(g.members)
+        if best is not None and best[0] >= 0:
+            _, cid, rowid, p = best
+            (n,) = self.db.execute("SELECT n FROM protos WHERE rowid = ?", (rowid,)).fetchone()
+            assert vec is not None
+            mean = (p * n + vec * n_new) / (n + n_new)
+            self.db.execute("UPDATE protos SET n = ?, vec = ? WHERE rowid = ?", (n + n_new, _blob(mean), rowid))
+            self.db.execute("UPDATE clusters SET n = n + ? WHERE id = ?", (n_new, cid))
+        elif vec is None and sum(strong.values()) == 1:  # no context to tell them apart: the one cluster of the name
+            cid = next(c for c, st in strong.items() if st)
+            self.db.execute("UPDATE clusters SET n = n + ? WHERE id = ?", (n_new, cid))
+        else:
+            cid = self._new_id(g.keys[0])
+            self.db.execute(
+                "INSERT INTO clusters (id, label, name, n, created) VALUES (?, ?, ?, ?, ?)",
+                (cid, g.keys[0], g.label, n_new, time.time()),
+            )
+            if vec is not None:
+                self.db.execute("INSERT INTO protos (cluster, n, vec) VALUES (?, ?, ?)", (cid, n_new, _blob(vec)))
+        # its names, and their first and last words: a later document may name it by either alone
+        rows = [(k, cid, 0) for k in g.keys] + [(w, cid, 1) for k in g.keys for w in _ends(k) if w not in g.keys]
+        self.db.executemany("INSERT OR IGNORE INTO names (key, cluster, part) VALUES (?, ?, ?)", rows)
+        return cid
+
+    def _new_id(self, key: str) -> str:
+        """``NIL:`` + the first ten hex digits of sha256(name, ordinal): the k-th cluster
+        first named ``key`` gets the same id in any store that saw the same names."""
+        (k,) = self.db.execute("SELECT COUNT(*) FROM clusters WHERE label = ?", (key,)).fetchone()
+        while True:
+            cid = PREFIX + hashlib.sha256(f"{key}\x1f{k}".encode()).hexdigest()[:10]
+            if self.db.execute("SELECT 1 FROM clusters WHERE id = ?", (cid,)).fetchone() is None:
+                return cid
+            k += 1
+
+    def _example(self, cid: str, m: NilMention, text: str, doc_id: str | None) -> None:
+        have = self.db.execute("SELECT COUNT(*) FROM examples WHERE cluster = ?", (cid,)).fetchone()[0]
+        if have < EXAMPLES:
+            a, b = max(0, m.start - CONTEXT_CHARS), min(len(text), m.end + CONTEXT_CHARS)
+            self.db.execute(
+                "INSERT INTO examples (cluster, doc, mention, context) VALUES (?, ?, ?, ?)",
+                (cid, doc_id, m.text, text[a:b].replace("\n", " ")),
+            )
+
+    # -- management ---------------------------------------------------------------------------
+    def clusters(self, limit: int | None = None) -> list[dict]:
+        """The live clusters, largest first: id, label, mentions, names, example contexts."""
+        rows = self.db.execute(
+            "SELECT id, name, n FROM clusters WHERE merged_into IS NULL ORDER BY n DESC, id"
+            + (" LIMIT ?" if limit else ""),
+            (limit,) if limit else (),
+        ).fetchall()
+        out = []
+        for cid, label, n in rows:
+            names = [
+                k
+                for (k,) in self.db.execute("SELECT key FROM names WHERE cluster = ? AND part = 0 ORDER BY key", (cid,))
+            ]
+            ex = self.db.execute("SELECT doc, mention, context FROM examples WHERE cluster = ?", (cid,)).fetchall()
+            out.append(
+                {
+                    "nil_id": cid,
+                    "label": label,
+                    "mentions": n,
+                    "names": names,
+                    "examples": [{"doc": d, "mention": m, "context": c} for d, m, c in ex],
+                }
+            )
+        return out
+
+    def merge(self, keep: str, other: str) -> str:
+        """Merge cluster ``other`` into ``keep`` (its names, mentions, context prototypes and
+        examples); later look-ups of ``other`` give ``keep``."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            keep, other = self._resolve(keep), self._resolve(other)
+            for cid in (keep, other):
+                if db.execute("SELECT 1 FROM clusters WHERE id = ?", (cid,)).fetchone() is None:
+                    raise KeyError(cid)
+            if keep != other:
+                (n,) = db.execute("SELECT n FROM clusters WHERE id = ?", (other,)).fetchone()
+                db.execute("UPDATE clusters SET n = n + ? WHERE id = ?", (n, keep))
+                db.execute("UPDATE clusters SET merged_into = ? WHERE id = ?", (keep, other))
+                db.execute(
+                    "INSERT OR IGNORE INTO names (key, cluster, part) SELECT key, ?, part FROM names WHERE cluster = ?",
+                    (keep, other),
+                )
+                for table in ("protos", "examples"):
+                    db.execute(f"UPDATE {table} SET cluster = ? WHERE cluster = ?", (keep, other))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return keep
+
+    def resolve(self, cid: str) -> str | None:
+        """The live cluster an id stands for now (after merges), None if unknown."""
+        row = self.db.execute("SELECT 1 FROM clusters WHERE id = ?", (cid,)).fetchone()
+        return None if row is None else self._resolve(cid)
+
+
+__all__ = ["NilMention", "NilStore", "group_document"]
