@@ -1,12 +1,36 @@
-"""A tiny random BERT checkpoint (with its fast tokenizer) built in the test session."""
+"""Tiny random BERT checkpoints (with their fast tokenizers) built in the test session."""
+
+from pathlib import Path
 
 import pytest
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
+def save_tiny_bert(d: Path, vocab_size: int, max_positions: int, **config) -> Path:
+    """A random 2-layer, 32-dim BERT saved in ``d`` (seeded: the same weights every run)."""
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
+    cfg = transformers.BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_positions,
+        **config,
+    )
+    torch.manual_seed(0)
+    transformers.BertModel(cfg, add_pooling_layer=False).save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_bert():
+    """``save_tiny_bert`` for tests that bring their own tokenizer."""
+    return save_tiny_bert
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
     d = tmp_path_factory.mktemp("tiny-bert")
@@ -17,14 +41,4 @@ def tiny_model(tmp_path_factory):
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
     tok.save(str(d / "tokenizer.json"))
-    cfg = transformers.BertConfig(
-        vocab_size=len(words),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=256,
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(cfg, add_pooling_layer=False).save_pretrained(d)
-    return d
+    return save_tiny_bert(d, len(words), 256)

@@ -20,7 +20,7 @@ PIECES += list("helowrdfabñ") + ["▁ñandú", "<mask>"]
 
 
 @pytest.fixture(scope="module")
-def unigram_model(tmp_path_factory):
+def unigram_model(tmp_path_factory, tiny_bert):
     from tokenizers import models, normalizers, pre_tokenizers, processors
 
     d = tmp_path_factory.mktemp("tiny-unigram")
@@ -31,18 +31,8 @@ def unigram_model(tmp_path_factory):
     tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
     tok.add_special_tokens(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     tok.save(str(d / "tokenizer.json"))
-    cfg = transformers.BertConfig(
-        vocab_size=len(PIECES) + 3,  # like mE5: a few embedding rows beyond the tokenizer
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        pad_token_id=1,
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(cfg, add_pooling_layer=False).save_pretrained(d)
-    return d
+    # like mE5: a few embedding rows beyond the tokenizer
+    return tiny_bert(d, len(PIECES) + 3, 128, pad_token_id=1)
 
 
 def test_prune_keeps_used_pieces_and_their_rows(unigram_model, tmp_path):

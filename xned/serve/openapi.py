@@ -49,6 +49,10 @@ _MENTION_OUT = {
         "score": {"type": ["number", "null"], "description": "calibrated confidence of the top candidate"},
         "prior": {"type": ["number", "null"]},
         "corrected": {"type": "boolean", "description": "present (true) when an analyst's correction decided it"},
+        "nil_id": {
+            "type": "string",
+            "description": "a NIL mention's local identity (serve --nil-ids): one unknown entity, one id",
+        },
         "candidates": {"type": "array", "items": _CANDIDATE},
     },
 }
