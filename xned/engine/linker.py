@@ -329,11 +329,12 @@ class Linker:
             try:
                 links = tuple(self.decide(f, self.scorer, with_cands) for f in item.mentions)
                 out.append(DocResult(item.doc.id, item.doc.lang, item.doc.text, links))
-                nil += [
-                    NilMention(len(out) - 1, f.mention.start, f.mention.end, f.mention.text, f.vector)
-                    for f, lk in zip(item.mentions, links, strict=True)
-                    if lk.qid is None
-                ]
+                if self.nil is not None:
+                    nil += [
+                        NilMention(len(out) - 1, f.mention.start, f.mention.end, f.mention.text, f.vector)
+                        for f, lk in zip(item.mentions, links, strict=True)
+                        if lk.qid is None
+                    ]
             except Exception as exc:
                 out.append(error_result(item.doc, lang, exc))
         if self.nil is not None and nil:
