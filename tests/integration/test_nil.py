@@ -135,3 +135,42 @@ def test_two_processes_linking_at_once_share_one_cluster(tmp_path, bundle_path):
     linker = Linker.load(bundle_path, state=state, nil_ids=True)
     (cluster,) = linker.nil.clusters()
     assert cluster["mentions"] == 80  # no mention lost
+
+
+_LINK_AFTER = """
+import json, sys
+from xned.engine.linker import Linker
+linker = Linker.load(sys.argv[1], state=sys.argv[2], nil_ids=True)
+text = "Later Amaia Etxeberria opened the new harbour."
+print(json.dumps([[lk.text, lk.qid, lk.label, lk.nil_id] for lk in linker.link(text, "en", mentions=[(6, 22)])]))
+"""
+
+
+def test_a_promoted_cluster_is_linked_in_a_new_process(tmp_path, bundle_path):
+    import shutil
+
+    from xned.export.bundle_ops import build_kb_into_bundle
+
+    bundle, state = tmp_path / "bundle", tmp_path / "state"
+    shutil.copytree(bundle_path / "encoder", bundle / "encoder")  # a bundle with its build recorded
+    kb = tmp_path / "kb.tsv"
+    kb.write_text(
+        "#qid\ttype\ten_label\ten_description\tpopularity\tlabels\nQ90\tcity\tParis\tcapital of France\tpop:2\t\n"
+    )
+    build_kb_into_bundle([kb], bundle)
+    linker = Linker.load(bundle, state=state, nil_ids=True)
+    text = "Amaia Etxeberria opened the harbour; Etxeberria spoke."
+    (nil_id,) = {lk.nil_id for lk in linker.link(text, "en", mentions=[(0, 16), (37, 47)])}
+    args = ["--bundle", str(bundle), "--state", str(state)]
+    out = CliRunner().invoke(
+        app, ["nil", "promote", nil_id, "--label", "Amaia Etxeberria", "--description", "harbour engineer", *args]
+    )
+    assert out.exit_code == 0, out.output
+    qid = "Q9" + str(int(nil_id[4:], 16) % 10**9).zfill(9)
+    p = subprocess.run([sys.executable, "-c", _LINK_AFTER, str(bundle), str(state)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == [["Amaia Etxeberria", qid, "Amaia Etxeberria", None]]
+    listed = CliRunner().invoke(app, ["nil", "list", "--json", *args])
+    assert json.loads(listed.output.splitlines()[0])["promoted_to"] == qid
+    bad = CliRunner().invoke(app, ["nil", "promote", "NIL:0000000000", "--label", "x", *args])
+    assert bad.exit_code == 1 and "No NIL cluster NIL:0000000000" in str(bad.exception)

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from xned.cli.options import BUNDLE_OPT, STATE_OPT
+from xned.cli.options import BUNDLE_OPT, STATE_OPT, THREADS_OPT
 from xned.errors import InputError
 
 nil_app = typer.Typer(
@@ -21,12 +23,12 @@ nil_app = typer.Typer(
 def _store(bundle: Path | None, state: Path | None) -> Any:
     from xned import config
     from xned.engine.bundle import read_manifest
-    from xned.engine.nil import FILE, NilStore
-    from xned.engine.state import bundle_id, state_dir
+    from xned.engine.nil import FILE, NilStore, store_dir
+    from xned.engine.state import state_dir
 
     root = Path(bundle) if bundle is not None else config.default_bundle_path()
     read_manifest(root)  # a clear error when it is not a bundle
-    where = state_dir(state) / "bundles" / bundle_id(root)
+    where = store_dir(state_dir(state), root)
     if not (where / FILE).is_file():
         raise InputError(
             f"No NIL clusters for bundle {root} in {state_dir(state)}: link with --nil-ids first "
@@ -66,6 +68,54 @@ def merge_cli(
     except KeyError as exc:
         raise InputError(f"No NIL cluster {exc.args[0]}; xned nil list shows them.") from None
     typer.echo(f"Merged {other} into {kept}.", err=True)
+
+
+@nil_app.command("promote")
+def promote_cli(
+    nil_id: str = typer.Argument(..., help="The cluster to make an entity of the bundle (NIL:...)."),
+    label: str = typer.Option(..., "--label", help="The entity's name."),
+    description: str = typer.Option("", "--description", help="What it is (shown beside links)."),
+    type_name: str = typer.Option("", "--type", help="Its class, e.g. person, organization, place."),
+    bundle: Path | None = BUNDLE_OPT,
+    state: Path | None = STATE_OPT,
+    threads: int | None = THREADS_OPT,
+) -> None:
+    """Add an unknown entity to the bundle (its overlay, as xned kb add does) with a local
+    QID (Q9...); the names of its mentions become its aliases, so later documents link to
+    it like to any other entity of the bundle."""
+    from xned import config
+    from xned.engine.nil import local_qid
+    from xned.export.kb.incremental import add
+    from xned.fsutil import atomic_write_text
+
+    store = _store(bundle, state)
+    cid = store.resolve(nil_id)
+    if cid is None:
+        raise InputError(f"No NIL cluster {nil_id}; xned nil list shows them.")
+    root = Path(bundle) if bundle is not None else config.default_bundle_path()
+    qid = local_qid(cid)
+    names = store.names_of(cid)
+    record = {
+        "qid": qid,
+        "type": type_name,
+        "label": label,
+        "description": description,
+        "labels": {"mul": label},
+        "aliases": {"mul": [n for n in names if n != label]},
+    }
+    src = Path(tempfile.mkdtemp(prefix="xned-promote-")) / f"promoted-{qid}.jsonl"
+    atomic_write_text(src, json.dumps(record, ensure_ascii=False) + "\n")
+    try:
+        add(root, [src], threads=threads)
+    except PermissionError:
+        raise InputError(
+            f"Bundle {root} is read-only here; promote into a copy of it you can write "
+            f"(xned bundle pack/unpack, or --bundle DIR)."
+        ) from None
+    finally:
+        shutil.rmtree(src.parent, ignore_errors=True)
+    store.promoted(cid, qid)
+    typer.echo(f"Promoted {cid} to {qid} ({label}; names: {', '.join(names)}) in {root}.", err=True)
 
 
 @nil_app.command("export")

@@ -25,10 +25,11 @@ from xned.engine.experts import Experts
 from xned.engine.kb import KB
 from xned.engine.names import NAMES_K, Names, retrieve
 from xned.engine.nil import NilMention, NilStore
+from xned.engine.nil import store_dir as nil_store_dir
 from xned.engine.normalize import normalize
 from xned.engine.pipeline import Candidates, Outcomes, Prepared, Span, SpanVectors, per_document
 from xned.engine.scoring import Scorer
-from xned.engine.state import Example, bundle_id, state_dir
+from xned.engine.state import Example, state_dir
 from xned.engine.tagger import Tagger
 from xned.errors import BundleError, InputError
 from xned.langs import normalize_lang
@@ -159,7 +160,7 @@ class Linker:
             dim = encoder.configured_dim if encoder is not None else None  # corrections of another length: skipped
             linker.corrections = Corrections.open(root, state, linker._base_scores, kb.index, scorer.reach, dim)
         if nil_ids:
-            linker.nil = NilStore(state_dir(state) / "bundles" / bundle_id(root))
+            linker.nil = NilStore(nil_store_dir(state_dir(state), root))
         return linker
 
     @property

@@ -17,8 +17,8 @@ Grouping, per document then across documents:
    is compared with the clusters of its names only, through an index, never with every past
    mention: time and memory per document do not grow with the store.
 
-The store is an SQLite database in the state directory (``STATE/bundles/<bundle id>/nil.sqlite``,
-beside the corrections): pages are read on demand, and one write transaction per batch of
+The store is an SQLite database in the state directory (``STATE/nil/<base KB and encoder
+id>/nil.sqlite``, see ``store_dir``): pages are read on demand, and one write transaction per batch of
 documents (``BEGIN IMMEDIATE``) serializes processes, so two processes linking at once lose
 no cluster and never give one name two clusters by racing. Ids are derived from the
 cluster's first name and how many clusters had that name before it: the same documents give
@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xned.engine import layout as L
 from xned.engine.normalize import normalize
 
 FILE = "nil.sqlite"
@@ -53,7 +54,7 @@ BUSY_TIMEOUT_S = 60.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (
     id TEXT PRIMARY KEY, label TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
-    created REAL NOT NULL, merged_into TEXT
+    created REAL NOT NULL, merged_into TEXT, qid TEXT
 );
 CREATE TABLE IF NOT EXISTS protos (cluster TEXT NOT NULL, n INTEGER NOT NULL, vec BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS protos_cluster ON protos (cluster);
@@ -151,6 +152,18 @@ def _blob(v: np.ndarray) -> bytes:
 
 def _vec(b: bytes | None) -> np.ndarray | None:
     return None if b is None else np.frombuffer(b, "<f2").astype(np.float32)
+
+
+def store_dir(state: Path, bundle: Path) -> Path:
+    """Where the NIL clusters of ``bundle`` live in the state directory ``state``: keyed by
+    the bundle's base KB and encoder (``kb/meta.json``, ``encoder/config.json``), which
+    ``xned kb add`` and ``xned nil promote`` leave as they are, so clusters outlive additions
+    to the bundle (corrections are keyed by the whole manifest instead)."""
+    h = hashlib.sha256()
+    for part in (L.KB + "/" + L.KBDir.META, L.ENCODER + "/" + L.ENCODER_CONFIG):
+        f = Path(bundle) / part
+        h.update(part.encode() + b"\0" + (f.read_bytes() if f.is_file() else b""))
+    return Path(state) / "nil" / h.hexdigest()[:16]
 
 
 class NilStore:
@@ -285,12 +298,12 @@ class NilStore:
     def clusters(self, limit: int | None = None) -> list[dict]:
         """The live clusters, largest first: id, label, mentions, names, example contexts."""
         rows = self.db.execute(
-            "SELECT id, name, n FROM clusters WHERE merged_into IS NULL ORDER BY n DESC, id"
+            "SELECT id, name, n, qid FROM clusters WHERE merged_into IS NULL ORDER BY n DESC, id"
             + (" LIMIT ?" if limit else ""),
             (limit,) if limit else (),
         ).fetchall()
         out = []
-        for cid, label, n in rows:
+        for cid, label, n, qid in rows:
             names = [
                 k
                 for (k,) in self.db.execute("SELECT key FROM names WHERE cluster = ? AND part = 0 ORDER BY key", (cid,))
@@ -301,6 +314,7 @@ class NilStore:
                     "nil_id": cid,
                     "label": label,
                     "mentions": n,
+                    **({"promoted_to": qid} if qid else {}),
                     "names": names,
                     "examples": [{"doc": d, "mention": m, "context": c} for d, m, c in ex],
                 }
@@ -333,10 +347,26 @@ class NilStore:
             raise
         return keep
 
+    def names_of(self, cid: str) -> list[str]:
+        """The surface names of a cluster's mentions (its examples) and its display name."""
+        (name,) = self.db.execute("SELECT name FROM clusters WHERE id = ?", (cid,)).fetchone()
+        seen = [name] + [m for (m,) in self.db.execute("SELECT mention FROM examples WHERE cluster = ?", (cid,))]
+        return list(dict.fromkeys(seen))
+
+    def promoted(self, cid: str, qid: str) -> None:
+        """Record that cluster ``cid`` became the KB entity ``qid`` (``xned nil promote``)."""
+        self.db.execute("UPDATE clusters SET qid = ? WHERE id = ?", (qid, cid))
+
     def resolve(self, cid: str) -> str | None:
         """The live cluster an id stands for now (after merges), None if unknown."""
         row = self.db.execute("SELECT 1 FROM clusters WHERE id = ?", (cid,)).fetchone()
         return None if row is None else self._resolve(cid)
 
 
-__all__ = ["NilMention", "NilStore", "group_document"]
+def local_qid(nil_id: str) -> str:
+    """The QID a promoted cluster gets in the bundle: ``Q9`` and nine digits from its id, a
+    range Wikidata will not reach for many years (its items are numbered below 200 million)."""
+    return "Q9" + str(int(nil_id.removeprefix(PREFIX), 16) % 10**9).zfill(9)
+
+
+__all__ = ["NilMention", "NilStore", "group_document", "local_qid"]
