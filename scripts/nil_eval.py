@@ -1,8 +1,9 @@
 """How well NIL identities group unknown entities, on data where their identity is known.
 
 On the evaluation protocol's bundle (``--supplement train``: a KB that lacks many gold
-entities), every gold mention whose entity is not in the KB and that xned makes NIL is an
-unknown entity with a known QID. Their ``nil_id`` clusters are scored against the QIDs with
+entities), every gold mention whose entity is not in the KB, that xned makes NIL and that is
+a name (``nil.is_name``: pronouns and descriptions, which some sets annotate, get no
+identity) is an unknown entity with a known QID. Their ``nil_id`` clusters are scored against the QIDs with
 B-cubed precision/recall/F1 and CEAF-e, per language and overall, beside the naive baseline
 (one cluster per normalized name), with how many mentions a promotion of the 20 largest
 clusters would turn into right links.
@@ -71,7 +72,7 @@ def cluster(docs: list, threshold: float, short: float) -> list[tuple[str, str, 
         store = NilStore(Path(tmp), threshold=threshold, short_threshold=short)
         for text, doc_id, items in docs:
             ids = store.assign([m for m, _ in items], [text], [doc_id])
-            rows += [(q, ids[(0, m.start, m.end)], normalize(m.text)) for m, q in items]
+            rows += [(q, ids[(0, m.start, m.end)], normalize(m.text)) for m, q in items if (0, m.start, m.end) in ids]
         store.close()
     return rows
 

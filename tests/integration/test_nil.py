@@ -174,3 +174,13 @@ def test_a_promoted_cluster_is_linked_in_a_new_process(tmp_path, bundle_path):
     assert json.loads(listed.output.splitlines()[0])["promoted_to"] == qid
     bad = CliRunner().invoke(app, ["nil", "promote", "NIL:0000000000", "--label", "x", *args])
     assert bad.exit_code == 1 and "No NIL cluster NIL:0000000000" in str(bad.exception)
+
+
+def test_pronouns_and_descriptions_get_no_identity(tmp_path):
+    from xned.engine.nil import is_name
+
+    assert [is_name(t) for t in ("Etxeberria", "iPod", "ジョブズ", "同志社大学")] == [True] * 4
+    assert [is_name(t) for t in ("he", "the aircraft", "彼", "その飛行機", "同指数")] == [False] * 5
+    text = "Etxeberria said he would come."
+    ids = NilStore(tmp_path).assign([_m(text, "Etxeberria"), _m(text, "he")], [text], ["a"])
+    assert list(ids) == [(0, 0, 10)]

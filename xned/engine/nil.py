@@ -95,6 +95,26 @@ class _Group:
         return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
+#: pronouns and demonstratives that refer without naming (CJK scripts have no case to tell a
+#: name from them): whole mentions, and the starts of descriptions ("その飛行機", "同指数")
+_PRONOUNS = {"彼", "彼女", "私", "僕", "我々", "私たち", "それ", "これ", "あれ", "他", "她", "它", "我", "他们"}
+_DEMONSTRATIVES = ("その", "この", "あの", "それ", "これ", "彼の", "彼女の", "这", "那", "该")
+
+
+def is_name(text: str) -> bool:
+    """Whether a mention reads as a name, the kind of mention that gets a NIL identity: in a
+    script with case, one with a capital letter ("Etxeberria", "iPod", not "he", "the
+    aircraft"); in one without, one that does not start with a pronoun or demonstrative
+    ("彼", "その飛行機"). Coreference of pronouns and descriptions is not name clustering."""
+    t = text.strip()
+    if any(ch.isupper() for ch in t):
+        return True
+    if any(ch.islower() for ch in t):
+        return False
+    anaphoric = t.startswith("同") and len(t) <= 3  # 同社, 同氏, 同指数: "the said ..."
+    return bool(t) and t not in _PRONOUNS and not t.startswith(_DEMONSTRATIVES) and not anaphoric
+
+
 def _words(key: str) -> list[str]:
     return key.split()
 
@@ -188,7 +208,8 @@ class NilStore:
         transaction for the whole batch."""
         per_doc: dict[int, list[NilMention]] = {}
         for m in mentions:
-            per_doc.setdefault(m.doc, []).append(m)
+            if is_name(m.text):  # a pronoun or a description gets no identity (None)
+                per_doc.setdefault(m.doc, []).append(m)
         out: dict[tuple[int, int, int], str] = {}
         if not per_doc:
             return out
@@ -369,4 +390,4 @@ def local_qid(nil_id: str) -> str:
     return "Q9" + str(int(nil_id.removeprefix(PREFIX), 16) % 10**9).zfill(9)
 
 
-__all__ = ["NilMention", "NilStore", "group_document", "local_qid"]
+__all__ = ["NilMention", "NilStore", "group_document", "is_name", "local_qid"]
