@@ -184,3 +184,11 @@ def test_pronouns_and_descriptions_get_no_identity(tmp_path):
     text = "Etxeberria said he would come."
     ids = NilStore(tmp_path).assign([_m(text, "Etxeberria"), _m(text, "he")], [text], ["a"])
     assert list(ids) == [(0, 0, 10)]
+
+
+def test_a_store_that_cannot_be_opened_is_a_clear_error(tmp_path):
+    from xned.errors import InputError
+
+    (tmp_path / "blocked").write_text("a file where the store's directory should be")
+    with pytest.raises(InputError, match="cannot be opened .*--state DIR"):
+        NilStore(tmp_path / "blocked" / "nil")

@@ -38,6 +38,7 @@ import numpy as np
 
 from xned.engine import layout as L
 from xned.engine.normalize import normalize
+from xned.errors import InputError
 
 FILE = "nil.sqlite"
 PREFIX = "NIL:"
@@ -191,13 +192,19 @@ class NilStore:
 
     def __init__(self, directory: Path, *, threshold: float = THRESHOLD, short_threshold: float = SHORT_THRESHOLD):
         self.path = Path(directory) / FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.threshold = threshold
         self.short_threshold = short_threshold
-        self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise InputError(
+                f"The NIL clusters at {self.path} cannot be opened ({exc}); give a writable state directory "
+                f"with --state DIR (or $XNED_STATE)."
+            ) from None
 
     def close(self) -> None:
         self.db.close()
