@@ -191,3 +191,23 @@ def test_teach_then_link_uses_the_correction(bundle_path, tmp_path):
     assert r.status_code == 400 and "'Q1' is not an entity of this bundle" in r.json()["error"]
     r = client.post("/teach", json={"text": text, "lang": "en", "start": 12, "qid": "Q90"})
     assert r.status_code == 400 and "two integers" in r.json()["error"]
+
+
+def test_nil_ids_in_responses_and_merge_over_http(bundle_path, tmp_path, client):
+    from xned.engine.linker import Linker
+
+    nil = TestClient(create_app(Linker.load(bundle_path, state=tmp_path / "state", nil_ids=True)))
+    r = nil.post(
+        "/link",
+        json={
+            "documents": [{"text": "Amaia Etxeberria met Mikel Ugarte.", "lang": "en", "mentions": [[0, 16], [21, 33]]}]
+        },
+    )
+    assert r.status_code == 200
+    a, b = (m["nil_id"] for m in r.json()["documents"][0]["mentions"])
+    assert a.startswith("NIL:") and b.startswith("NIL:") and a != b
+    r = nil.post("/nil/merge", json={"keep": a, "other": b})
+    assert r.status_code == 200 and r.json() == {"nil_id": a, "merged": b}
+    assert nil.post("/nil/merge", json={"keep": a, "other": "NIL:0000000000"}).status_code == 404
+    assert nil.post("/nil/merge", json={"keep": a}).status_code == 422
+    assert client.post("/nil/merge", json={"keep": a, "other": b}).status_code == 409  # no --nil-ids

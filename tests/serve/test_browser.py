@@ -158,3 +158,35 @@ def test_an_analyst_corrects_a_link_on_the_page(browser, bundle_path, tmp_path):
         )
         assert fixed.get_attribute("href").endswith("/Q830149")
         assert "1 correction(s)" in browser.find_element(By.ID, "status").text
+
+
+def test_an_analyst_merges_two_unknown_entities_on_the_page(browser, bundle_path, tmp_path):
+    import json
+
+    from xned import Linker
+
+    doc = {"text": "Amaia Etxeberria met Mikel Ugarte.", "lang": "en", "mentions": [[0, 16], [21, 33]]}
+    (tmp_path / "docs.jsonl").write_text(json.dumps(doc) + "\n", encoding="utf-8")
+    with _serving(Linker.load(bundle_path, threads=1, state=tmp_path / "state", nil_ids=True)) as url:
+        browser.get(url)
+        wait = WebDriverWait(browser, 30)
+        wait.until(lambda d: "entities" in d.find_element(By.ID, "bundle").text)
+        browser.find_element(By.ID, "file").send_keys(str(tmp_path / "docs.jsonl"))
+        wait.until(lambda d: "1 document(s) read" in d.find_element(By.ID, "status").text)
+        browser.find_element(By.ID, "link").click()
+
+        def spans(d):
+            found = {s.text: s for s in d.find_elements(By.CSS_SELECTOR, "#results span.mention.nil")}
+            return found if len(found) == 2 else None
+
+        amaia, mikel = (wait.until(spans)[k] for k in ("Amaia Etxeberria", "Mikel Ugarte"))
+        ids = [s.get_attribute("title").split()[0] for s in (amaia, mikel)]
+        assert all(i.startswith("NIL:") for i in ids) and ids[0] != ids[1]
+        amaia.click()
+        details = browser.find_element(By.ID, "details")
+        wait.until(lambda d: "Unknown entity " + ids[0] in details.text)
+        details.find_element(By.ID, "nil-other").send_keys(ids[1])
+        details.find_element(By.CSS_SELECTOR, "button.nil-merge").click()
+        wait.until(lambda d: "Merged " + ids[1] + " into " + ids[0] in d.find_element(By.ID, "status").text)
+        after = wait.until(spans)
+        assert {after[k].get_attribute("title").split()[0] for k in after} == {ids[0]}

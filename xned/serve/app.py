@@ -107,6 +107,7 @@ def create_app(linker: Linker, *, token: str | None = None, limits: Limits | Non
             Route("/openapi.json", api.openapi),
             Route("/link", api.link, methods=["POST"]),
             Route("/teach", api.teach, methods=["POST"]),
+            Route("/nil/merge", api.nil_merge, methods=["POST"]),
         ]
     )
 
@@ -215,6 +216,27 @@ class Api:
                 cancel.set()
                 await asyncio.gather(task, return_exceptions=True)
                 raise
+
+    async def nil_merge(self, request: Request) -> Response:
+        """Merge two NIL clusters: ``{"keep": "NIL:...", "other": "NIL:..."}`` (serve --nil-ids)."""
+        if (no := self.refused(request)) is not None:
+            return no
+        store = self.linker.nil
+        if store is None:
+            return _error(409, "This server gives no NIL identities; start it with xned serve --nil-ids.")
+        try:
+            body = await read_json(request, self.limits)
+        except RequestError as exc:
+            return _error(exc.status, exc.message)
+        keep, other = (body.get(k) if isinstance(body, dict) else None for k in ("keep", "other"))
+        if not isinstance(keep, str) or not isinstance(other, str):
+            return _error(422, 'Give "keep" and "other": the ids of two NIL clusters (NIL:...).')
+        async with self.gate:
+            try:
+                kept = await run_in_threadpool(lambda: store.merge(keep, other))
+            except KeyError as exc:
+                return _error(404, f"No NIL cluster {str(exc.args[0])[:40]}.")
+        return JSONResponse({"nil_id": kept, "merged": other})
 
     async def teach(self, request: Request) -> Response:
         if (no := self.refused(request)) is not None:

@@ -163,6 +163,30 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/nil/merge": {
+            "post": {
+                "summary": "Merge two NIL clusters that are one unknown entity (xned serve --nil-ids)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"keep": {"type": "string"}, "other": {"type": "string"}},
+                                "required": ["keep", "other"],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "The kept id and the merged one"},
+                    "401": _err("Token missing or wrong"),
+                    "404": _err("No such NIL cluster"),
+                    "409": _err("The server gives no NIL identities"),
+                    "422": _err("Wrong request shape"),
+                },
+            }
+        },
         "/info": {"get": {"summary": "The bundle's summary and the server's limits", "responses": {"200": {}}}},
         "/health": {"get": {"summary": "Liveness", "responses": {"200": {}}}},
     },
