@@ -49,6 +49,9 @@ class KB:
         self.languages = sorted(set(self.base.tables) | (set(self.overlay.tables) if self.overlay else set()))
         self.types: list[str] = list(self.base.meta.get("types", []))
         self._lookup = AliasLookup(self.parts, self._superseded, self.qid)
+        #: Candidates (global entity indices, priors), best prior first, for a normalized key:
+        #: the rule of ``xned.engine.lookup.AliasLookup.lookup``
+        self.lookup = self._lookup.lookup
 
     @staticmethod
     def _load_part(root: Path, offset: int) -> KBPart:
@@ -149,20 +152,6 @@ class KB:
     def tables_for(self, lang: str | None) -> list[tuple[AliasTable, int]]:
         """Tables to consult for ``lang`` (with their part's index offset; None: every table)."""
         return self._lookup.tables_for(lang)
-
-    def lookup(
-        self,
-        lang: str | None,
-        key: str,
-        *,
-        top_k: int = 30,
-        fuzzy: bool = True,
-        stems: bool = True,
-        contained: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Candidates (global entity indices, priors), best prior first, for a normalized key
-        (the rule: ``xned.engine.lookup.AliasLookup.lookup``)."""
-        return self._lookup.lookup(lang, key, top_k=top_k, fuzzy=fuzzy, stems=stems, contained=contained)
 
     def lookup_all(
         self, lang: str | None, keys: list[str], *, top_k: int = 30, stems: bool = True
