@@ -36,6 +36,9 @@ def test_names_in_a_document_group_by_their_structure():
         ["EHTE", "Euskal Herriko Txistulari Elkartea"],
         ["Jon Ugarte"],
     ]
+    # the parts of a Japanese name are separated by a middle dot
+    ja = "スティーブ・ジョブズは言った。ジョブズは笑った。"
+    assert _groups(ja, ["スティーブ・ジョブズ", "ジョブズ"]) == [["ジョブズ", "スティーブ・ジョブズ"]]
     # a short name that fits two longer ones stays on its own
     two = "Amaia Etxeberria and Mikel Etxeberria met; Etxeberria spoke."
     assert _groups(two, ["Amaia Etxeberria", "Mikel Etxeberria", "Etxeberria"]) == [

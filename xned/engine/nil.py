@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.normalize import normalize
+from xned.engine.normalize import normalize, undot
 from xned.errors import InputError
 
 FILE = "nil.sqlite"
@@ -116,6 +116,14 @@ def is_name(text: str) -> bool:
     return bool(t) and t not in _PRONOUNS and not t.startswith(_DEMONSTRATIVES) and not anaphoric
 
 
+def name_key(text: str) -> str:
+    """A name's key: normalized (``normalize``), with the middle dots that separate the parts
+    of a name in Japanese and Chinese as spaces ("スティーブ・ジョブズ" -> "スティーブ ジョブズ",
+    so "ジョブズ" is its last part)."""
+    key = normalize(text)
+    return undot(key) or key
+
+
 def _words(key: str) -> list[str]:
     return key.split()
 
@@ -139,9 +147,9 @@ def group_document(mentions: Sequence[NilMention]) -> list[_Group]:
     """A document's NIL mentions grouped by name structure (see the module doc)."""
     groups: list[_Group] = []
     by_key: dict[str, _Group] = {}
-    order = sorted(mentions, key=lambda m: (-len(_words(normalize(m.text))), m.start))
+    order = sorted(mentions, key=lambda m: (-len(_words(name_key(m.text))), m.start))
     for m in order:
-        key = normalize(m.text)
+        key = name_key(m.text)
         if not key:
             continue
         if key in by_key:
