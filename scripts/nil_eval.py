@@ -30,7 +30,8 @@ from scipy.optimize import linear_sum_assignment
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xned.engine.linker import Analysis, Linker  # noqa: E402
-from xned.engine.nil import NilMention, NilStore, name_key  # noqa: E402
+from xned.engine.nil import NilMention, NilStore  # noqa: E402
+from xned.engine.nil_names import name_key  # noqa: E402
 from xned.evalsets import dataset_name, read_dataset  # noqa: E402
 from xned.titles import load_titles  # noqa: E402
 

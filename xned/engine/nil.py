@@ -31,13 +31,12 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.normalize import normalize, undot
+from xned.engine.nil_names import Group, NilMention, ends, group_document, is_name, words
 from xned.errors import InputError
 
 FILE = "nil.sqlite"
@@ -66,113 +65,6 @@ CREATE TABLE IF NOT EXISTS names (
 CREATE TABLE IF NOT EXISTS examples (cluster TEXT NOT NULL, doc TEXT, mention TEXT, context TEXT);
 CREATE INDEX IF NOT EXISTS examples_cluster ON examples (cluster);
 """
-
-
-@dataclass
-class NilMention:
-    """A mention linked to no entity: where it is and its vector in context (None: not encoded)."""
-
-    doc: int  # index of its document in the batch
-    start: int
-    end: int
-    text: str
-    vector: np.ndarray | None = None
-
-
-@dataclass
-class _Group:
-    members: list[NilMention]
-    keys: list[str] = field(default_factory=list)  # normalized names, longest first
-
-    @property
-    def label(self) -> str:
-        return max((m.text for m in self.members), key=len)
-
-    def vector(self) -> np.ndarray | None:
-        vecs = [m.vector for m in self.members if m.vector is not None]
-        if not vecs:
-            return None
-        v = np.mean(np.stack(vecs).astype(np.float32), axis=0)
-        return v / max(float(np.linalg.norm(v)), 1e-12)
-
-
-#: pronouns and demonstratives that refer without naming (CJK scripts have no case to tell a
-#: name from them): whole mentions, and the starts of descriptions ("その飛行機", "同指数")
-_PRONOUNS = {"彼", "彼女", "私", "僕", "我々", "私たち", "それ", "これ", "あれ", "他", "她", "它", "我", "他们"}
-_DEMONSTRATIVES = ("その", "この", "あの", "それ", "これ", "彼の", "彼女の", "这", "那", "该")
-
-
-def is_name(text: str) -> bool:
-    """Whether a mention reads as a name, the kind of mention that gets a NIL identity: in a
-    script with case, one with a capital letter ("Etxeberria", "iPod", not "he", "the
-    aircraft"); in one without, one that does not start with a pronoun or demonstrative
-    ("彼", "その飛行機"). Coreference of pronouns and descriptions is not name clustering."""
-    t = text.strip()
-    if any(ch.isupper() for ch in t):
-        return True
-    if any(ch.islower() for ch in t):
-        return False
-    anaphoric = t.startswith("同") and len(t) <= 3  # 同社, 同氏, 同指数: "the said ..."
-    return bool(t) and t not in _PRONOUNS and not t.startswith(_DEMONSTRATIVES) and not anaphoric
-
-
-def name_key(text: str) -> str:
-    """A name's key: normalized (``normalize``), with the middle dots that separate the parts
-    of a name in Japanese and Chinese as spaces ("スティーブ・ジョブズ" -> "スティーブ ジョブズ",
-    so "ジョブズ" is its last part)."""
-    key = normalize(text)
-    return undot(key) or key
-
-
-def _words(key: str) -> list[str]:
-    return key.split()
-
-
-def _ends(key: str) -> tuple[str, ...]:
-    """The first and last words of a name of several words (none of a one-word name)."""
-    words = _words(key)
-    return (words[0], words[-1]) if len(words) > 1 else ()
-
-
-def _acronym(text: str) -> str | None:
-    letters = text.replace(".", "")
-    return letters.lower() if 2 <= len(letters) <= 8 and letters.isalpha() and letters.isupper() else None
-
-
-def _initials(text: str) -> str:
-    return "".join(w[0] for w in text.split() if w[:1].isupper()).lower()
-
-
-def group_document(mentions: Sequence[NilMention]) -> list[_Group]:
-    """A document's NIL mentions grouped by name structure (see the module doc)."""
-    groups: list[_Group] = []
-    by_key: dict[str, _Group] = {}
-    order = sorted(mentions, key=lambda m: (-len(_words(name_key(m.text))), m.start))
-    for m in order:
-        key = name_key(m.text)
-        if not key:
-            continue
-        if key in by_key:
-            by_key[key].members.append(m)
-            continue
-        words = _words(key)
-        fits = []
-        acro = _acronym(m.text)
-        for g in groups:
-            full = _words(g.keys[0])
-            part = len(full) > len(words) and words in (full[: len(words)], full[-len(words) :])
-            initials = acro is not None and len(full) >= 2 and _initials(g.label) == acro
-            if part or initials:
-                fits.append(g)
-        if len(fits) == 1:
-            fits[0].members.append(m)
-            fits[0].keys.append(key)
-            by_key[key] = fits[0]
-        else:
-            g = _Group([m], [key])
-            groups.append(g)
-            by_key[key] = g
-    return groups
 
 
 def _blob(v: np.ndarray) -> bytes:
@@ -251,28 +143,13 @@ class NilStore:
             cid = row[0]
         return cid
 
-    def _place(self, g: _Group) -> str:
+    def _place(self, g: Group) -> str:
         """The cluster of a document's group: the live cluster with one of its names whose
         nearest context prototype is close enough, else a new one."""
         vec = g.vector()
-        short = len(_words(g.keys[0])) < 2
+        short = len(words(g.keys[0])) < 2
         need = self.short_threshold if short else self.threshold
-        # the clusters with one of the group's names (a strong match); for a one-word group also
-        # those with a longer name that starts or ends with it ("Etxeberria" after "Amaia
-        # Etxeberria"), and for a longer group those named by its first or last word alone
-        # ("Barack Obama" after "Obama"): weak matches, held to the one-word threshold. Two
-        # longer names that only share a word ("Jean Dupont", "Jean Martin") never meet.
-        look = sorted(set(g.keys) | {w for k in g.keys for w in _ends(k)})
-        marks = ",".join("?" * len(look))
-        strong: dict[str, bool] = {}
-        for key, part, cid in self.db.execute(
-            f"SELECT k.key, k.part, c.id FROM names k JOIN clusters c ON c.id = k.cluster "
-            f"WHERE k.key IN ({marks}) AND c.merged_into IS NULL ORDER BY c.id",
-            look,
-        ):
-            if part and not short:
-                continue
-            strong[cid] = strong.get(cid, False) or (not part and key in g.keys)
+        strong = self._named(g, short)
         live = sorted(strong)
         best: tuple[float, str, int, np.ndarray] | None = None  # (cosine, cluster, proto rowid, proto)
         if vec is not None and live:
@@ -307,9 +184,29 @@ class NilStore:
             if vec is not None:
                 self.db.execute("INSERT INTO protos (cluster, n, vec) VALUES (?, ?, ?)", (cid, n_new, _blob(vec)))
         # its names, and their first and last words: a later document may name it by either alone
-        rows = [(k, cid, 0) for k in g.keys] + [(w, cid, 1) for k in g.keys for w in _ends(k) if w not in g.keys]
+        rows = [(k, cid, 0) for k in g.keys] + [(w, cid, 1) for k in g.keys for w in ends(k) if w not in g.keys]
         self.db.executemany("INSERT OR IGNORE INTO names (key, cluster, part) VALUES (?, ?, ?)", rows)
         return cid
+
+    def _named(self, g: Group, short: bool) -> dict[str, bool]:
+        """The live clusters ``g`` may join, each with whether one of its names is one of
+        ``g``'s (a strong match). For a one-word group also those with a longer name that
+        starts or ends with it ("Etxeberria" after "Amaia Etxeberria"); for a longer group
+        those named by its first or last word alone ("Barack Obama" after "Obama"): weak
+        matches, held to the one-word threshold. Two longer names that only share a word
+        ("Jean Dupont", "Jean Martin") never meet."""
+        look = sorted(set(g.keys) | {w for k in g.keys for w in ends(k)})
+        marks = ",".join("?" * len(look))
+        strong: dict[str, bool] = {}
+        for key, part, cid in self.db.execute(
+            f"SELECT k.key, k.part, c.id FROM names k JOIN clusters c ON c.id = k.cluster "
+            f"WHERE k.key IN ({marks}) AND c.merged_into IS NULL ORDER BY c.id",
+            look,
+        ):
+            if part and not short:
+                continue
+            strong[cid] = strong.get(cid, False) or (not part and key in g.keys)
+        return strong
 
     def _new_id(self, key: str) -> str:
         """``NIL:`` + the first ten hex digits of sha256(name, ordinal): the k-th cluster
