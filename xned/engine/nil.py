@@ -96,15 +96,30 @@ class NilStore:
         self.short_threshold = short_threshold
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
+            self.db = self._open()
         except (OSError, sqlite3.Error) as exc:
             raise InputError(
                 f"The NIL clusters at {self.path} cannot be opened ({exc}); give a writable state directory "
                 f"with --state DIR (or $XNED_STATE)."
             ) from None
+
+    def _open(self) -> sqlite3.Connection:
+        """The connection, in WAL mode with the schema. Two processes creating the store at
+        once can find it locked where SQLite calls no busy handler (the switch to WAL): they
+        retry, within the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.executescript(_SCHEMA)
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         self.db.close()
