@@ -71,8 +71,8 @@ class CandidateStage:
                 if ments is None:
                     ments = [Mention(s, e, doc.text[s:e]) for s, e in found]
                 sets = [ments, *extra]
-                out[i] = Prepared(doc, [self.candidates(doc, m, given and j == 0) for j, m in enumerate(sets)])
-                out[i].detected = found
+                cands = [self.candidates(doc, m, given and j == 0) for j, m in enumerate(sets)]
+                out[i] = Prepared(doc, cands, detected=found)
             except Exception as exc:
                 failed[i] = error_result(doc, lang, exc)
         return out, failed

@@ -242,12 +242,12 @@ class Linker:
         overrides how this linker detects mentions where none are given."""
         return self._analyze(list(docs), lang, given_spans, also_detect, skip_decided, detection)
 
-    def _needs_context(self, doc: Document, c: Candidates) -> bool:
+    def _needs_context(self, doc: Document, c: Candidates, ev: Evidence) -> bool:
         if not len(c.ents):
             return False
         if len(c.ents) > 1 or (self.corrections is not None and self.corrections.covers(c.key)):
             return True
-        f = self.evidence.features(doc.lang, c, None)
+        f = ev.features(doc.lang, c, None)
         return self.scorer.without_context(f.matrix(self.scorer, context=False)) is None
 
     def _analyze(
@@ -299,13 +299,14 @@ class Linker:
         one batched encoder pass, beside those the trained detector gave; returns the documents
         whose pass failed, with the exception."""
         spans: dict[int, list[Span]] = {}
+        ev = self.evidence
         for i, p in batch.items():
             p.vectors = dict(p.detected) if p.detected else None
             wanted = {
                 c.span
                 for c in p.mentions()
                 if c.span not in p.detected
-                and (every or (len(c.ents) and (not skip_decided or self._needs_context(p.doc, c))))
+                and (every or (len(c.ents) and (not skip_decided or self._needs_context(p.doc, c, ev))))
             }
             if wanted:
                 spans[i] = sorted(wanted)

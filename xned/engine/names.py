@@ -119,12 +119,16 @@ def retrieve(kb: KB, names: Names, dense_k: int, batch: dict[int, Prepared], top
     """Adds to every encoded mention of the documents ``batch`` (index -> document) the
     entities retrieved by its vector in context (dense) and by its string (names), batched;
     returns the documents whose name pass failed, with the exception."""
-    keys = [(i, s, e) for i, p in batch.items() if p.vectors for s, e in p.vectors]
+    keys: list[Key] = []
+    vecs: list[np.ndarray] = []
+    for i, p in batch.items():
+        for (s, e), v in (p.vectors or {}).items():
+            keys.append((i, s, e))
+            vecs.append(v)
     if not keys:
         return {}
     if dense_k > 0 and kb.dense is not None:
-        vecs = np.stack([vectors[(s, e)] for i, s, e in keys for vectors in [batch[i].vectors] if vectors is not None])
-        dense: list[tuple[np.ndarray, np.ndarray] | None] = list(kb.retrieve(vecs, dense_k))
+        dense: list[tuple[np.ndarray, np.ndarray] | None] = list(kb.retrieve(np.stack(vecs), dense_k))
     else:
         dense = [None] * len(keys)
 

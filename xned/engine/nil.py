@@ -71,10 +71,6 @@ def _blob(v: np.ndarray) -> bytes:
     return v.astype("<f2").tobytes()
 
 
-def _vec(b: bytes | None) -> np.ndarray | None:
-    return None if b is None else np.frombuffer(b, "<f2").astype(np.float32)
-
-
 def store_dir(state: Path, bundle: Path) -> Path:
     """Where the NIL clusters of ``bundle`` live in the state directory ``state``: keyed by
     the bundle's base KB and encoder (``kb/meta.json``, ``encoder/config.json``), which
@@ -166,23 +162,21 @@ class NilStore:
         need = self.short_threshold if short else self.threshold
         strong = self._named(g, short)
         live = sorted(strong)
-        best: tuple[float, str, int, np.ndarray] | None = None  # (cosine, cluster, proto rowid, proto)
+        best: tuple[float, str, int, int, np.ndarray] | None = None  # (margin, cluster, proto rowid, n, proto)
         if vec is not None and live:
             marks = ",".join("?" * len(live))
-            for cid, rowid, blob in self.db.execute(
-                f"SELECT cluster, rowid, vec FROM protos WHERE cluster IN ({marks})", live
+            for cid, rowid, n, blob in self.db.execute(
+                f"SELECT cluster, rowid, n, vec FROM protos WHERE cluster IN ({marks})", live
             ):
-                p = _vec(blob)
-                assert p is not None
+                p = np.frombuffer(blob, "<f2").astype(np.float32)
                 sim = float(p @ vec) / max(float(np.linalg.norm(p)), 1e-12)
                 # how far above its threshold: a name match needs less context than a part match
                 margin = sim - (need if strong[cid] else self.short_threshold)
                 if best is None or margin > best[0]:
-                    best = (margin, cid, rowid, p)
+                    best = (margin, cid, rowid, n, p)
         n_new = len(g.members)
         if best is not None and best[0] >= 0:
-            _, cid, rowid, p = best
-            (n,) = self.db.execute("SELECT n FROM protos WHERE rowid = ?", (rowid,)).fetchone()
+            _, cid, rowid, n, p = best
             assert vec is not None
             mean = (p * n + vec * n_new) / (n + n_new)
             self.db.execute("UPDATE protos SET n = ?, vec = ? WHERE rowid = ?", (n + n_new, _blob(mean), rowid))
