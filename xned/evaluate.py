@@ -17,11 +17,19 @@ NED mode (gold spans given), from one analysis pass shared by all variants:
   threshold is not applied here); ``acc|cand``: the same over mentions whose gold is a
   candidate;
 - ``nil_p`` / ``nil_r``: precision/recall of NIL decisions (no candidate, or confidence
-  below the threshold) against NIL gold;
+  below the threshold) against NIL gold, the data's NIL (a mention with no QID);
+- ``absent``: mentions whose gold QID the bundle does not hold. For the bundle the right
+  answer there is NIL too (NIL means "not in the KB", as in TAC-KBP): ``nil_p_bundle`` /
+  ``nil_r_bundle`` and ``acc_nil_bundle`` count it so. A bundle that lacks most gold
+  entities cannot reach a high data-NIL precision: its right NIL decisions are mostly on
+  absent gold;
 - ``acc+NIL``: fused decisions right over all mentions (the gold entity linked, or NIL for
-  NIL gold); ``AUROC``: the probability that a right link scores above a wrong one;
-  ``acc@80%``: the share of right links among the best-scored 80% of them (risk-coverage);
-  ``ECE``: expected calibration error of the link scores (10 bins).
+  NIL gold; ``acc_nil_bundle``: or for absent gold); ``AUROC``: the probability that a right
+  link scores above a wrong one, among the links made; ``AUROC (all)``: the same over every
+  mention's best candidate, linked or not (the score as a ranking of all decisions: the
+  threshold is one point on it); ``acc@80%``: the share of right links among the
+  best-scored 80% of them (risk-coverage); ``ECE``: expected calibration error of the link
+  scores (10 bins).
 
 End-to-end mode (mentions detected by the linker, fused system): strong match, i.e. same
 span and same QID, precision/recall/F1 over non-NIL links and non-NIL gold; and detection
@@ -94,6 +102,9 @@ class Stats:
     correct: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VARIANTS, 0))
     nil_pred: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VARIANTS, 0))
     nil_hit: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VARIANTS, 0))
+    # gold QIDs the bundle lacks, and the fused NIL decisions on NIL or absent gold
+    absent: int = 0
+    nil_hit_bundle: int = 0
     # detection counts per mode: "rules" (always), "model" (bundles with a trained detector)
     detection: dict[str, Detected] = field(default_factory=lambda: {"rules": Detected(), "model": Detected()})
     seconds: float = 0.0
@@ -104,9 +115,11 @@ class Stats:
     # every fused link (score, right) and the right fused decisions, links and NIL alike
     link_scores: list[tuple[float, bool]] = field(default_factory=list)
     decided_right: int = 0
+    # every mention's best fused candidate (score, right), linked or NIL
+    top_scores: list[tuple[float, bool]] = field(default_factory=list)
 
     def add(self, o: Stats) -> None:
-        for k in ("mentions", "in_kb", "nil", "unresolved", "in_cands", "cand_total"):
+        for k in ("mentions", "in_kb", "nil", "unresolved", "in_cands", "cand_total", "absent", "nil_hit_bundle"):
             setattr(self, k, getattr(self, k) + getattr(o, k))
         self.seconds += o.seconds
         for mode, counts in o.detection.items():
@@ -115,6 +128,7 @@ class Stats:
             for v in VARIANTS:
                 getattr(self, d)[v] += getattr(o, d)[v]
         self.link_scores.extend(o.link_scores)
+        self.top_scores.extend(o.top_scores)
         self.decided_right += o.decided_right
         for b in range(10):
             self.cal_n[b] += o.cal_n[b]
@@ -148,6 +162,7 @@ class Stats:
             "mentions": self.mentions,
             "in_kb": self.in_kb,
             "nil": self.nil,
+            "absent": self.absent,
             "unresolved": self.unresolved,
             "recall": r(self.in_cands, self.in_kb),
             "cands": r(self.cand_total, self.in_kb),
@@ -160,7 +175,11 @@ class Stats:
             out[f"nil_r_{v}"] = r(self.nil_hit[v], self.nil)
         out["ece_fused"], out["reliability_fused"] = self.reliability()
         out["acc_nil_fused"] = r(self.decided_right, self.mentions)
+        out["nil_p_bundle"] = r(self.nil_hit_bundle, self.nil_pred["fused"])
+        out["nil_r_bundle"] = r(self.nil_hit_bundle, self.nil + self.absent)
+        out["acc_nil_bundle"] = r(self.decided_right + self.nil_hit_bundle - self.nil_hit["fused"], self.mentions)
         out["auroc_fused"] = auroc(self.link_scores)
+        out["auroc_all_fused"] = auroc(self.top_scores)
         curve = risk_coverage(self.link_scores, [c / 10 for c in range(1, 11)])
         out["acc80_fused"] = curve[7][1] if curve else None
         out["risk_coverage_fused"] = curve
@@ -262,10 +281,12 @@ def _count_mention(
     joins ``samples`` (None: enough samples)."""
     st.mentions += 1
     qids = [linker.kb.qid(int(e)) for e in f.ents]
+    absent = not g.nil and not g.unresolved and g.qid is not None and linker.kb.index(g.qid) < 0
     if g.nil:
         st.nil += 1
     else:
         st.in_kb += 1
+        st.absent += int(absent)
         st.unresolved += int(g.unresolved)
         st.cand_total += len(qids)
         st.in_cands += int(g.qid in qids)
@@ -282,6 +303,7 @@ def _count_mention(
             st.nil_hit[v] += int(g.nil)
             if v == "fused":
                 st.decided_right += int(g.nil)
+                st.nil_hit_bundle += int(g.nil or absent)
         elif v == "fused":
             k = min(int(link.score * 10), 9)
             right = not g.nil and link.qid == g.qid
@@ -290,6 +312,8 @@ def _count_mention(
             st.cal_right[k] += int(right)
             st.link_scores.append((float(link.score), right))
             st.decided_right += int(right)
+        if v == "fused" and link.score is not None and top is not None:
+            st.top_scores.append((float(link.score), g.qid is not None and top == g.qid))
         if v == "fused" and samples is not None and not g.nil and top != g.qid:
             samples.append(
                 {
@@ -355,7 +379,8 @@ def evaluate(
 def markdown(report: dict[str, Any]) -> str:
     cols = [
         ("mentions", "mentions", "{}"),
-        ("in_kb", "in-KB", "{}"),
+        ("in_kb", "with QID", "{}"),
+        ("absent", "not in bundle", "{}"),
         ("recall", "recall@k", "{:.1%}"),
         ("cands", "cands", "{:.1f}"),
         ("acc_prior", "prior", "{:.1%}"),
@@ -365,6 +390,8 @@ def markdown(report: dict[str, Any]) -> str:
         ("acc_cand_fused", "fused\\|cand", "{:.1%}"),
         ("nil_p_fused", "NIL P", "{:.1%}"),
         ("nil_r_fused", "NIL R", "{:.1%}"),
+        ("nil_p_bundle", "NIL P (bundle)", "{:.1%}"),
+        ("nil_r_bundle", "NIL R (bundle)", "{:.1%}"),
         ("det_p", "det P", "{:.1%}"),
         ("det_r", "det R", "{:.1%}"),
         ("det_f1", "det F1", "{:.1%}"),
@@ -378,7 +405,9 @@ def markdown(report: dict[str, Any]) -> str:
         ("e2e_r_model", "model e2e R", "{:.1%}"),
         ("e2e_f1_model", "model e2e F1", "{:.1%}"),
         ("acc_nil_fused", "acc+NIL", "{:.1%}"),
+        ("acc_nil_bundle", "acc+NIL (bundle)", "{:.1%}"),
         ("auroc_fused", "AUROC", "{:.3f}"),
+        ("auroc_all_fused", "AUROC (all)", "{:.3f}"),
         ("acc80_fused", "acc@80%", "{:.1%}"),
         ("ece_fused", "ECE", "{:.3f}"),
         ("mentions_per_s", "mentions/s", "{:.0f}"),

@@ -59,12 +59,37 @@ def test_eval_scores_a_gold_file_with_a_known_answer(tmp_path, bundle_path):
     report = tmp_path / "report.json"
     code, out, err = cli("eval", str(gold), "--bundle", str(bundle_path), "--json", str(report))
     assert code == 0, err
-    assert out.startswith("| dataset | mentions | in-KB |")
+    assert out.startswith("| dataset | mentions | with QID | not in bundle |")
     row = json.loads(report.read_text())["datasets"]["gold.es"]
     assert (row["mentions"], row["in_kb"], row["nil"]) == (3, 2, 1)
     assert row["acc_prior"] == row["acc_fused"] == 1.0
     assert (row["nil_p_fused"], row["nil_r_fused"]) == (1.0, 1.0)
     assert (row["det_p"], round(row["det_r"], 4)) == (1.0, 0.6667)
+
+
+def test_eval_counts_nil_as_right_where_the_bundle_lacks_the_gold_entity(tmp_path, bundle_path):
+    # "Gotham" has a QID the fixture KB does not hold: the linker's NIL there is wrong by the
+    # data's NIL (the mention has a QID) and right for the bundle (NIL = not in the KB).
+    doc = {
+        "id": "d1",
+        "lang": "es",
+        "text": "Berlín y Madrid, no Gotham.",
+        "mentions": [
+            {"start": 0, "end": 6, "text": "Berlín", "qid": "Q64"},
+            {"start": 9, "end": 15, "text": "Madrid", "qid": "Q2807"},
+            {"start": 20, "end": 26, "text": "Gotham", "qid": "Q999999999"},
+        ],
+    }
+    gold = tmp_path / "gold.es.jsonl"
+    gold.write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
+    report = tmp_path / "report.json"
+    code, _, err = cli("eval", str(gold), "--bundle", str(bundle_path), "--json", str(report))
+    assert code == 0, err
+    row = json.loads(report.read_text())["datasets"]["gold.es"]
+    assert (row["in_kb"], row["absent"], row["nil"]) == (3, 1, 0)
+    assert row["nil_p_fused"] == 0.0 and row["nil_r_fused"] is None
+    assert (row["nil_p_bundle"], row["nil_r_bundle"]) == (1.0, 1.0)
+    assert (round(row["acc_nil_fused"], 4), row["acc_nil_bundle"]) == (0.6667, 1.0)
 
 
 def test_eval_refuses_a_missing_file(tmp_path, bundle_path):

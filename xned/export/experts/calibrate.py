@@ -9,7 +9,8 @@ Three small fits on the features of every candidate of every gold-span mention:
    entity" over every mention (NIL gold counts as wrong), so ``score`` is a probability.
    The stored weights are ``a * w`` and the bias ``c``: ranking is unchanged.
 3. **NIL threshold**: the confidence that maximizes accuracy over all mentions, where a
-   NIL-gold mention is right when the linker answers NIL.
+   mention whose gold is NIL, or an entity the KB does not hold, is right when the linker
+   answers NIL.
 
 The documents must not be the ones the experts were trained on (their expert features
 would be too good); ``xned experts train`` uses held-out documents for this.
@@ -45,8 +46,9 @@ RIDGE = 1e-2
 
 
 def gather(linker: Linker, docs: Sequence[Any], *, batch: int = 16) -> list[tuple[np.ndarray, int]]:
-    """Per mention: (feature matrix ``[n_cands, F]``, gold row or -1 for a gold entity
-    that is no candidate, -2 for NIL gold). Unresolved gold is skipped."""
+    """Per mention: (feature matrix ``[n_cands, F]``, gold row, or -1 for a gold entity of
+    the KB that is no candidate, or -2 where NIL is right: NIL gold, or a gold entity the KB
+    does not hold). Unresolved gold is skipped."""
 
     sc = Scorer()
     out: list[tuple[np.ndarray, int]] = []
@@ -62,11 +64,11 @@ def gather(linker: Linker, docs: Sequence[Any], *, batch: int = 16) -> list[tupl
                 if qid == UNRESOLVED:
                     continue
                 feats = f.matrix(sc)
-                if qid is None:
+                gold = -1 if qid is None else linker.kb.index(qid)
+                if gold < 0:  # NIL gold, or an entity the bundle lacks: NIL is its right answer
                     out.append((feats, -2))
                     continue
-                gold = linker.kb.index(qid)
-                rows = np.nonzero(np.asarray(f.ents) == gold)[0] if gold >= 0 else np.zeros(0, np.int64)
+                rows = np.nonzero(np.asarray(f.ents) == gold)[0]
                 out.append((feats, int(rows[0]) if len(rows) else -1))
     return out
 
