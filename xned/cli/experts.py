@@ -41,8 +41,18 @@ def train_cli(
     seed: int = typer.Option(0, "--seed"),
     threads: int | None = THREADS_OPT,
     absent: float = ABSENT_OPT,
+    calibration_docs: int = typer.Option(
+        2000,
+        "--calibration-docs",
+        min=1,
+        help="Keep at most this many held-out documents for calibration (later ones train like the rest).",
+    ),
 ) -> None:
-    """Train one classifier per ambiguous alias on source-language contexts; calibrate on held-out docs."""
+    """Train one classifier per ambiguous alias on source-language contexts; calibrate on held-out docs.
+
+    Streams its input (a whole Wikipedia dump is fine): memory depends on the KB and
+    --max-per-entity, not on the input's size; a progress line with an ETA comes every
+    minute when stderr is not a terminal."""
     from xned.export.experts.train import train_experts
     from xned.export.transaction import bundle_transaction
 
@@ -58,6 +68,7 @@ def train_cli(
             max_docs=max_docs,
             threads=threads,
             absent=absent,
+            calibration_docs=calibration_docs,
             log=log_line,
         )
     typer.echo(json.dumps(summary, indent=2))

@@ -7,7 +7,7 @@ article's plain text. Also the deterministic document split used for calibration
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from xned.export.wikimedia import (
     plain_text_with_links,
     wiki_title,
 )
+from xned.records import ReadProgress
 
 UNRESOLVED = "?"  # gold given as a title that maps to no QID: neither NIL nor usable
 
@@ -51,10 +52,15 @@ def read_training(
     titles: dict[str, str] | None = None,
     source_langs: set[str] | None = None,
     max_docs: int | None = None,
+    progress: ReadProgress | None = None,
+    wanted: Callable[[str], bool] | None = None,
 ) -> Iterator[TrainDoc]:
     """Source-language training documents from canonical JSONL files or Wikipedia XML dumps
     (``*.xml``, ``*.xml.bz2``: anchors become labelled mentions; targets are mapped to QIDs
-    through ``titles``)."""
+    through ``titles``). ``progress.bytes`` grows with the bytes of the files read (per page
+    of a dump, per file of JSONL); ``wanted(qid)`` says which redirects of a dump are worth
+    remembering (those to entities the caller uses: memory bounded by them, not by the
+    dump)."""
 
     titles = titles or {}
     n = 0
@@ -74,7 +80,7 @@ def read_training(
                 for d in read_jsonl(path, titles)
             )
         elif name.endswith((".xml", ".xml.bz2", ".xml.gz")) or is_wikipedia(path):
-            docs = read_wikipedia_contexts(path, titles)
+            docs = read_wikipedia_contexts(path, titles, progress=progress, wanted=wanted)
         else:
             raise InputError(f"{path}: unknown training format; use canonical .jsonl or a Wikipedia .xml[.bz2] dump")
         for d in docs:
@@ -84,6 +90,8 @@ def read_training(
             n += 1
             if max_docs is not None and n >= max_docs:
                 return
+        if progress is not None and not name.endswith((".xml", ".xml.bz2", ".xml.gz")) and not is_wikipedia(path):
+            progress.bytes += path.stat().st_size
 
 
 def _lang_from_name(name: str) -> str | None:
@@ -91,24 +99,33 @@ def _lang_from_name(name: str) -> str | None:
     return parts[-2] if len(parts) >= 3 and 2 <= len(parts[-2]) <= 3 else None
 
 
-def read_wikipedia_contexts(path: Path, titles: dict[str, str], *, max_chars: int = MAX_CHARS) -> Iterator[TrainDoc]:
+def read_wikipedia_contexts(
+    path: Path,
+    titles: dict[str, str],
+    *,
+    max_chars: int = MAX_CHARS,
+    progress: ReadProgress | None = None,
+    wanted: Callable[[str], bool] | None = None,
+) -> Iterator[TrainDoc]:
     """``TrainDoc`` per article (namespace 0, not a redirect) of a Wikipedia XML dump.
 
     Link targets are resolved through the dump's redirects when the redirect page comes
     before the linking page, and then ``titles`` (title -> QID); unresolved targets are
-    kept as unresolved mentions (neither NIL nor training labels)."""
-    redirect_qid: dict[str, str] = {}  # only redirects to mapped titles: bounded by the map
+    kept as unresolved mentions (neither NIL nor training labels). Only redirects to mapped
+    titles are remembered, and with ``wanted`` only those to a wanted QID."""
+    redirect_qid: dict[str, str] = {}  # bounded by the title map (and by ``wanted``)
     lang = "en"
 
     def on_dbname(name: str) -> None:
         nonlocal lang
         lang = dump_language(name) or lang
 
-    for page in iter_pages(Path(path), on_dbname):
+    for page in iter_pages(Path(path), on_dbname, progress):
         if page.ns != "0":
             continue
         if page.redirect:
-            if (q := titles.get(wiki_title(page.redirect))) is not None:
+            q = titles.get(wiki_title(page.redirect))
+            if q is not None and (wanted is None or wanted(q)):
                 redirect_qid[wiki_title(page.title)] = q
             continue
         plain, links = plain_text_with_links(page.text, max_chars)

@@ -18,12 +18,13 @@ import io
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xned.errors import KBBuildError
+from xned.records import ReadProgress
 from xned.titles import title_key as wiki_title  # the one title rule
 
 
@@ -65,6 +66,17 @@ def open_maybe_compressed(path: Path) -> Any:
     return open(path, "rb")
 
 
+def compressed_position(f: Any) -> Callable[[], int | None]:
+    """For a reader from ``open_maybe_compressed``: a function giving how many bytes of the
+    file on disk it has consumed (for progress and ETA), or None where it cannot tell."""
+    raw = getattr(f, "raw", None)
+    if isinstance(raw, _Bz2Raw) and hasattr(raw.f, "tell_compressed"):
+        return lambda: int(raw.f.tell_compressed()) // 8 or None  # bits; 0 once the stream ends
+    inner = getattr(f, "_fp", None) or getattr(f, "fileobj", None)  # bz2.BZ2File, gzip.GzipFile
+    target = inner if inner is not None else f
+    return lambda: target.tell() if not target.closed else None
+
+
 def _tag(elem: ET.Element) -> str:
     return elem.tag.rsplit("}", 1)[-1]
 
@@ -77,11 +89,15 @@ class Page:
     text: str
 
 
-def iter_pages(path: Path, on_dbname: Any = None) -> Iterator[Page]:
+def iter_pages(path: Path, on_dbname: Any = None, progress: ReadProgress | None = None) -> Iterator[Page]:
     """Pages of a MediaWiki XML dump, streamed (``iterparse``; every finished page is
     detached from the root, so memory does not grow with the dump). ``on_dbname(name)`` is
-    called with the ``<dbname>`` (e.g. ``enwiki``)."""
+    called with the ``<dbname>`` (e.g. ``enwiki``); ``progress.bytes`` grows by the bytes of
+    the file read so far."""
     f = open_maybe_compressed(Path(path))
+    where = compressed_position(f)
+    base = progress.bytes if progress is not None else 0
+    size = Path(path).stat().st_size
     try:
         title = ns = redirect = text = None
         root = None
@@ -102,10 +118,16 @@ def iter_pages(path: Path, on_dbname: Any = None) -> Iterator[Page]:
             elif tag == "text":
                 text = elem.text or ""
             elif tag == "page":
+                if progress is not None:
+                    pos = where()
+                    if pos is not None:
+                        progress.bytes = base + min(pos, size)
                 if title:
                     yield Page(title, ns, redirect, text or "")
                 title = ns = redirect = text = None
                 root.clear()  # the page and everything before it (clearing the page alone kept it in the root)
+        if progress is not None:
+            progress.bytes = base + size
     except ET.ParseError as exc:
         raise KBBuildError(f"{path}: XML error ({exc}); is this a complete pages-articles dump?") from None
     except EOFError as exc:

@@ -18,9 +18,10 @@ would be too good); ``xned experts train`` uses held-out documents for this.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,15 +46,15 @@ if TYPE_CHECKING:
 RIDGE = 1e-2
 
 
-def gather(linker: Linker, docs: Sequence[Any], *, batch: int = 16) -> list[tuple[np.ndarray, int]]:
+def gather(linker: Linker, docs: Iterable[Any], *, batch: int = 16) -> list[tuple[np.ndarray, int]]:
     """Per mention: (feature matrix ``[n_cands, F]``, gold row, or -1 for a gold entity of
     the KB that is no candidate, or -2 where NIL is right: NIL gold, or a gold entity the KB
-    does not hold). Unresolved gold is skipped."""
+    does not hold). Unresolved gold is skipped. ``docs`` are read once, ``batch`` at a time."""
 
     sc = Scorer()
     out: list[tuple[np.ndarray, int]] = []
-    for i in range(0, len(docs), batch):
-        chunk = docs[i : i + batch]
+    stream = iter(docs)
+    while chunk := list(itertools.islice(stream, batch)):
         inputs = [
             {"id": d.id, "lang": d.lang, "text": d.text, "mentions": [(s, e) for s, e, _ in d.spans]} for d in chunk
         ]
@@ -256,7 +257,7 @@ def write_scoring(path: Path, result: dict[str, Any]) -> None:
 
 def calibrate_on(
     linker: Linker,
-    docs: Sequence[Any],
+    docs: Iterable[Any],
     out: Path,
     *,
     seed: int = 0,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -46,11 +47,13 @@ from xned.export.experts.fit import TrainedExperts, train_models
 from xned.export.manifest import update_manifest
 from xned.export.training_docs import UNRESOLVED, TrainDoc, in_holdout, read_training
 from xned.fsutil import replace_dir
-from xned.logs import Log, silent
+from xned.logs import Log, Meter, silent
+from xned.records import ReadProgress
 from xned.titles import load_titles
 
 if TYPE_CHECKING:
     from xned.engine.encoder import Encoder
+    from xned.engine.kb import KB
     from xned.engine.linker import Linker
 
 
@@ -64,18 +67,22 @@ class Examples:
     entity (all documents / without the held-out ones), for the experts' prior."""
 
     ents: list[int] = field(default_factory=list)
-    vecs: list[np.ndarray] = field(default_factory=list)
+    vecs: list[np.ndarray | None] = field(default_factory=list)  # None until its batch is encoded
     held: list[bool] = field(default_factory=list)
     seen: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     seen_kept: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     docs: int = 0
-    mentions: int = 0
+    mentions: int = 0  # of wanted entities, in the KB
+    encoded: int = 0  # of those, the ones the reservoir took when they came (so were encoded)
     unknown: int = 0
 
     def arrays(self, *, without_held: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        dim = self.vecs[0].shape[-1] if self.vecs else 0
+        vecs = [v for v in self.vecs if v is not None]
+        if len(vecs) != len(self.vecs):
+            raise RuntimeError("training vectors read before their batch was encoded")
+        dim = vecs[0].shape[-1] if vecs else 0
         keep = [i for i, h in enumerate(self.held) if not (without_held and h)]
-        x = np.stack([self.vecs[i] for i in keep]).astype(np.float32) if keep else np.zeros((0, dim), np.float32)
+        x = np.stack([vecs[i] for i in keep]).astype(np.float32) if keep else np.zeros((0, dim), np.float32)
         return np.asarray([self.ents[i] for i in keep], np.int64), x
 
 
@@ -83,6 +90,21 @@ def _encoder(linker: Linker) -> Encoder:
     if linker.encoder is None:
         raise InputError(f"Bundle {linker.root} has no encoder; experts need mention-in-context vectors.")
     return linker.encoder
+
+
+def wanted_entities(kb: KB) -> np.ndarray:
+    """Per KB entity, whether it is a candidate of an alias with two or more candidates in
+    some table: the only entities an expert can have as a class (``fit.expert_sets``), so
+    the only ones whose contexts are worth encoding."""
+    wanted = np.zeros(len(kb), bool)
+    for table, offset in kb.tables_for(None):
+        offs = np.asarray(table.offsets, np.int64)
+        if len(offs) < 2:
+            continue
+        sizes = np.diff(offs)
+        rows = np.repeat(sizes >= 2, sizes)
+        wanted[np.asarray(table.cands, np.int64)[rows] + offset] = True
+    return wanted
 
 
 def collect_examples(
@@ -93,43 +115,51 @@ def collect_examples(
     max_per_entity: int = 64,
     seed: int = 0,
     batch_docs: int = 16,
-    log: Log = silent,
+    wanted: np.ndarray | None = None,
+    meter: Meter | None = None,
 ) -> Examples:
-    """Encode every labelled mention whose QID is in the KB. Per entity, a reservoir of at
-    most ``max_per_entity`` vectors is kept (reproducible for a seed), so memory is bounded
-    by ``entities x max_per_entity x dim`` whatever the corpus size."""
+    """Encode every labelled mention whose QID is in the KB (and ``wanted``: see
+    ``wanted_entities``). Per entity, a reservoir of at most ``max_per_entity`` vectors is
+    kept (reproducible for a seed), so memory is bounded by ``entities x max_per_entity x
+    dim`` whatever the corpus size. ``meter`` reports the documents read now and then."""
     rng = np.random.default_rng(seed)
     ex = Examples()
     slots: dict[int, list[int]] = defaultdict(list)  # entity -> positions in ex.vecs
-    chunk: list[tuple[TrainDoc, list[tuple[int, int, int]]]] = []
-    t0 = time.perf_counter()
+    chunk: list[tuple[str, list[tuple[int, int, int]]]] = []  # text, (start, end, position in ex.vecs)
+
+    def place(ent: int, held: bool) -> int | None:
+        """Where the reservoir puts this mention's vector, decided before it is encoded (the
+        draw does not depend on the vector): a new slot, a slot it replaces, or None (not
+        kept, so not encoded: a popular entity's later mentions mostly are not)."""
+        n = ex.seen[ent]
+        ex.seen[ent] = n + 1
+        if not held:
+            ex.seen_kept[ent] += 1
+        mine = slots[ent]
+        if len(mine) < max_per_entity:
+            mine.append(len(ex.vecs))
+            ex.vecs.append(None)
+            ex.ents.append(ent)
+            ex.held.append(held)
+            return mine[-1]
+        j = int(rng.integers(0, n + 1))
+        if j < max_per_entity:
+            ex.held[mine[j]] = held
+            return mine[j]
+        return None
 
     def flush() -> None:
-        texts = [d.text for d, _ in chunk]
+        texts = [t for t, _ in chunk]
         spans = [[(s, e) for s, e, _ in sp] for _, sp in chunk]
-        for (doc, sp), vecs in zip(chunk, _encoder(linker).embed_mentions(texts, spans), strict=True):
-            held = is_held(doc.id)
-            for (_, _, ent), v in zip(sp, vecs, strict=True):
-                n = ex.seen[ent]
-                ex.seen[ent] = n + 1
-                if not held:
-                    ex.seen_kept[ent] += 1
-                mine = slots[ent]
-                v16 = v.astype(np.float16)
-                if len(mine) < max_per_entity:
-                    mine.append(len(ex.vecs))
-                    ex.vecs.append(v16)
-                    ex.ents.append(ent)
-                    ex.held.append(held)
-                else:
-                    j = int(rng.integers(0, n + 1))
-                    if j < max_per_entity:
-                        ex.vecs[mine[j]] = v16
-                        ex.held[mine[j]] = held
+        for (_, sp), vecs in zip(chunk, _encoder(linker).embed_mentions(texts, spans), strict=True):
+            for (_, _, pos), v in zip(sp, vecs, strict=True):  # in order: a later mention replaces
+                ex.vecs[pos] = v.astype(np.float16)
+        ex.encoded += sum(len(sp) for _, sp in chunk)
         chunk.clear()
 
     for doc in docs:
         ex.docs += 1
+        held = is_held(doc.id)
         sp = []
         for s, e, qid in doc.spans:
             if qid is None or qid == UNRESOLVED:
@@ -138,15 +168,17 @@ def collect_examples(
             if ent < 0:
                 ex.unknown += 1
                 continue
-            if 0 <= s < e <= len(doc.text):
-                sp.append((s, e, ent))
-        ex.mentions += len(sp)
+            if (wanted is not None and not wanted[ent]) or not 0 <= s < e <= len(doc.text):
+                continue
+            ex.mentions += 1
+            if (pos := place(ent, held)) is not None:
+                sp.append((s, e, pos))
         if sp:
-            chunk.append((doc, sp))
+            chunk.append((doc.text, sp))
         if len(chunk) >= batch_docs:
             flush()
-            if ex.docs % (batch_docs * 16) == 0:
-                log(f"experts: {ex.docs} docs, {ex.mentions} mentions encoded ({time.perf_counter() - t0:.0f} s)")
+        if meter is not None:
+            meter.tick(ex.docs, f"{ex.mentions:,} mentions, {ex.encoded:,} encoded, {len(slots):,} entities")
     if chunk:
         flush()
     return ex
@@ -222,6 +254,45 @@ def write_experts(out: Path, te: TrainedExperts, meta: dict[str, Any]) -> dict[s
     return full
 
 
+# -- held-out documents ---------------------------------------------------------------------
+
+#: held-out documents kept for calibration, at most (the fit needs a few thousand mentions;
+#: analysing more costs time and memory in calibration, not accuracy)
+CALIBRATION_DOCS = 2000
+
+
+class HeldDocs:
+    """The held-out documents calibration reads: the first ``cap`` offered, appended to
+    ``path`` (JSON lines) as they come and read back once the pass is over."""
+
+    def __init__(self, path: Path, cap: int):
+        self.path, self.cap = path, cap
+        self.ids: set[str] = set()  # at most ``cap``
+        path.write_text("", encoding="utf-8")
+
+    @property
+    def count(self) -> int:
+        return len(self.ids)
+
+    def offer(self, d: TrainDoc) -> None:
+        if len(self.ids) >= self.cap or d.id in self.ids:
+            return
+        self.ids.add(d.id)
+        row = {"id": d.id, "lang": d.lang, "text": d.text, "spans": [list(x) for x in d.spans], "partial": d.partial}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def holds(self, doc_id: str) -> bool:
+        return doc_id in self.ids
+
+    def read(self) -> Iterator[TrainDoc]:
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                spans = [(int(a), int(b), q) for a, b, q in r["spans"]]
+                yield TrainDoc(r["id"], r["lang"], r["text"], spans, bool(r["partial"]))
+
+
 # -- the command ----------------------------------------------------------------------------
 
 
@@ -237,11 +308,18 @@ def train_experts(
     max_docs: int | None = None,
     threads: int | None = None,
     absent: float = 0.0,
+    calibration_docs: int = CALIBRATION_DOCS,
     log: Log = silent,
 ) -> dict[str, Any]:
     """Train the bundle's experts on ``files`` (source-language contexts only) and, with
     ``holdout > 0``, calibrate the fusion on held-out documents (``absent``: also on that
-    fraction of them as a bundle without their gold entity sees them). Returns a summary."""
+    fraction of them as a bundle without their gold entity sees them). Returns a summary.
+
+    Memory does not grow with the input: documents are streamed; only mentions of entities
+    that an expert can have as a class are encoded, at most ``max_per_entity`` per entity;
+    the held-out documents (the first ``calibration_docs`` that the hash split holds out;
+    the later ones train like the rest) wait in a temporary file beside the bundle, not in
+    memory."""
 
     bundle = Path(bundle)
     src = set(source_langs or ["en"])
@@ -251,26 +329,74 @@ def train_experts(
         raise InputError(f"Bundle {bundle} has no encoder; experts need mention-in-context vectors.")
     linker.experts = None  # train against the KB alone
     t0 = time.perf_counter()
-    # Documents are streamed through the encoder; only the held-out ones are kept, for calibration.
-    held: list[TrainDoc] = []
+    wanted = wanted_entities(linker.kb)
 
-    def is_held(doc_id: str) -> bool:
-        return in_holdout(doc_id, holdout, seed)
+    def wanted_qid(qid: str) -> bool:
+        e = linker.kb.index(qid)
+        return e >= 0 and bool(wanted[e])
 
-    def keep_held(docs: Iterable[TrainDoc]) -> Iterator[TrainDoc]:
-        for d in docs:
-            if is_held(d.id):
-                held.append(d)
-            yield d
+    with tempfile.TemporaryDirectory(prefix=".xned-held-", dir=bundle.parent) as tmp:
+        held = HeldDocs(Path(tmp) / "held.jsonl", calibration_docs)
 
-    docs = keep_held(read_training(files, titles=title_map, source_langs=src, max_docs=max_docs))
-    ex = collect_examples(linker, docs, is_held=is_held, max_per_entity=max_per_entity, seed=seed, log=log)
+        def keep_held(docs: Iterable[TrainDoc]) -> Iterator[TrainDoc]:
+            for d in docs:
+                if in_holdout(d.id, holdout, seed):
+                    held.offer(d)
+                yield d
+
+        read = ReadProgress()
+        total = sum(Path(f).stat().st_size for f in files if Path(f).is_file())
+        meter = Meter(log, "documents", total_bytes=total, progress=read)
+        stream = read_training(
+            files, titles=title_map, source_langs=src, max_docs=max_docs, progress=read, wanted=wanted_qid
+        )
+        ex = collect_examples(
+            linker,
+            keep_held(stream),
+            is_held=held.holds,
+            max_per_entity=max_per_entity,
+            seed=seed,
+            wanted=wanted,
+            meter=meter,
+        )
+        log(f"experts: read {meter.line(ex.docs)}")
+        return _train_and_write(
+            linker,
+            ex,
+            held,
+            bundle=bundle,
+            files=files,
+            src=src,
+            seed=seed,
+            max_per_entity=max_per_entity,
+            absent=absent,
+            t0=t0,
+            log=log,
+        )
+
+
+def _train_and_write(
+    linker: Linker,
+    ex: Examples,
+    held: HeldDocs,
+    *,
+    bundle: Path,
+    files: list[Path],
+    src: set[str],
+    seed: int,
+    max_per_entity: int,
+    absent: float,
+    t0: float,
+    log: Log,
+) -> dict[str, Any]:
+    """Fit the experts on ``ex`` (first without the held-out documents, to calibrate the
+    fusion on them) and write them into ``bundle``."""
     if not ex.docs:
         raise InputError(
             f"No training documents in language(s) {', '.join(sorted(src))} among {len(files)} file(s); "
             f"check --source-lang (a file's language is its 'lang' field or the code before .jsonl)."
         )
-    log(f"experts: {ex.docs} source-language docs ({len(held)} held out for calibration)")
+    log(f"experts: {ex.docs} source-language docs ({held.count} held out for calibration)")
     ents, x = ex.arrays()
     if not len(ents):
         raise InputError(
@@ -293,12 +419,18 @@ def train_experts(
         "training_files": [Path(f).name for f in files],
         "method": "class-balanced softmax per candidate set + log source-language frequency prior",
     }
-    summary: dict[str, Any] = {"docs": ex.docs, "mentions": ex.mentions, "not_in_kb": ex.unknown}
+    summary: dict[str, Any] = {
+        "docs": ex.docs,
+        "mentions": ex.mentions,
+        "encoded": ex.encoded,
+        "not_in_kb": ex.unknown,
+        "held_out_docs": held.count,
+    }
     experts_dir = bundle / L.EXPERTS
-    if held:
+    if held.count:
         e_tr, x_tr = ex.arrays(without_held=True)
         te = train_models(linker.kb, e_tr, x_tr, ex.seen_kept, pseudo, log=log)
-        summary["calibration"] = _calibrate_held_out(linker, te, meta, held, seed=seed, absent=absent, log=log)
+        summary["calibration"] = _calibrate_held_out(linker, te, meta, held.read(), seed=seed, absent=absent, log=log)
     te = train_models(linker.kb, ents, x, ex.seen, pseudo, log=log)
     info = write_experts(experts_dir, te, meta)
     summary["experts"] = info["stats"]
@@ -311,7 +443,7 @@ def _calibrate_held_out(
     linker: Linker,
     te: TrainedExperts,
     meta: dict[str, Any],
-    held: list[TrainDoc],
+    held: Iterable[TrainDoc],
     *,
     seed: int,
     absent: float,
