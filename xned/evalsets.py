@@ -16,7 +16,7 @@ from typing import Any
 
 from xned.errors import InputError
 from xned.records import read_documents
-from xned.titles import title_key
+from xned.titles import Titles, title_key
 from xned.types import DocResult
 
 
@@ -46,7 +46,7 @@ class EvalDoc:
     line: int | None = None  # its line in a JSONL file
 
 
-def _gold(m: dict[str, Any], titles: dict[str, str], where: str, text: str) -> Gold:
+def _gold(m: dict[str, Any], titles: Titles, where: str, text: str) -> Gold:
     try:
         s, e = int(m["start"]), int(m["end"])
     except (KeyError, TypeError, ValueError):
@@ -65,7 +65,7 @@ def _gold(m: dict[str, Any], titles: dict[str, str], where: str, text: str) -> G
     return Gold(s, e, text[s:e], qid, title, unresolved, "qid" in m or "title" in m)
 
 
-def eval_doc(obj: dict[str, Any], where: str, titles: dict[str, str]) -> EvalDoc:
+def eval_doc(obj: dict[str, Any], where: str, titles: Titles) -> EvalDoc:
     """An evaluation document from a canonical record (``records.read_documents``: an
     object with a string ``text``); ``InputError`` naming ``where`` for bad mentions."""
     text = obj["text"]
@@ -76,7 +76,7 @@ def eval_doc(obj: dict[str, Any], where: str, titles: dict[str, str]) -> EvalDoc
     return EvalDoc(str(obj["id"]), obj.get("lang"), text, gold, obj.get("line"))
 
 
-def read_records(path: Path, titles: dict[str, str]) -> Iterator[EvalDoc | InputError]:
+def read_records(path: Path, titles: Titles) -> Iterator[EvalDoc | InputError]:
     """Each document of a canonical JSONL file (read as ``xned link`` reads its input), or
     the error of a line that is not one."""
     with open(path, "rb") as f:
@@ -90,7 +90,7 @@ def read_records(path: Path, titles: dict[str, str]) -> Iterator[EvalDoc | Input
                 yield exc
 
 
-def read_jsonl(path: Path, titles: dict[str, str]) -> Iterator[EvalDoc]:
+def read_jsonl(path: Path, titles: Titles) -> Iterator[EvalDoc]:
     """The documents of a canonical JSONL file; ``InputError`` at the first bad line."""
     for doc in read_records(path, titles):
         if isinstance(doc, InputError):
@@ -98,7 +98,7 @@ def read_jsonl(path: Path, titles: dict[str, str]) -> Iterator[EvalDoc]:
         yield doc
 
 
-def read_nif(path: Path, titles: dict[str, str], lang: str | None = None) -> Iterator[EvalDoc]:
+def read_nif(path: Path, titles: Titles, lang: str | None = None) -> Iterator[EvalDoc]:
     """NIF 2.0 Turtle: contexts with ``nif:isString``, phrases with begin/end indices and
     ``itsrdf:taIdentRef`` (``wikidata.org/entity/Q..`` or a ``wikipedia.org/wiki/Title``)."""
     try:
@@ -144,7 +144,7 @@ def read_nif(path: Path, titles: dict[str, str], lang: str | None = None) -> Ite
         yield EvalDoc(str(ctx), lang, text, gold)
 
 
-def read_dataset(path: Path, titles: dict[str, str]) -> list[EvalDoc]:
+def read_dataset(path: Path, titles: Titles) -> list[EvalDoc]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"Evaluation file {path} not found.")

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Protocol
 
 from xned.config import MAX_TITLE_LINE_CHARS
 from xned.errors import InputError
 from xned.types import QID_RE
+
+
+class Titles(Protocol):
+    """A title -> QID map: a dict from ``load_titles``, or the memory-mapped titles a KB
+    build writes (``xned.export.training_docs.BundleTitles``)."""
+
+    def get(self, key: str, /) -> str | None: ...
 
 
 def title_key(title: str) -> str:

@@ -312,3 +312,29 @@ def test_typed_item_decoding_reads_what_the_generic_decoder_reads():
         assert _parse_chunk([line]) == ([want] if want is not None else [], [])
     assert fallback == 2 and typed >= 6  # the bare string and the map of aliases take the generic path
     assert _parse_chunk([b'{"type": "item", "id": "Q1", broken']) == ([], [0])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_build_writes_the_wikipedia_titles_of_its_entities(tmp_path, workers):
+    """A build that reads a Wikipedia dump after the Wikidata dump writes the titles of the
+    KB's entities (from the sitelinks) beside it; ``BundleTitles`` maps a dump's links with
+    them, as ``xned experts train`` does without ``--titles``."""
+    import marisa_trie
+
+    from xned.export.training_docs import BundleTitles, read_training
+
+    dump = tmp_path / "wd.json"
+    write_dump(dump, [*ITEMS, item("Q1", "Elsewhere", sites=("dewiki",))])
+    xml = tmp_path / "enwiki-pages-articles.xml"
+    xml.write_text(XML, encoding="utf-8")
+    meta, _ = build_kb([dump, xml], tmp_path / "kb", KBOptions(reader_args={"workers": workers}))
+    assert meta["wiki_titles"] == {"en": 3}
+    trie = marisa_trie.Trie()
+    trie.load(str(tmp_path / "kb" / "wiki_titles" / "en.marisa"))
+    assert sorted(trie.keys()) == ["Berlin\x1fQ64", "Paris\x1fQ90", "Paris, Texas\x1fQ830149"]
+    titles = BundleTitles(tmp_path / "kb", ["en"])
+    assert titles.get("Paris, Texas") == "Q830149" and titles.get("Elsewhere") is None
+    docs = list(read_training([xml], titles=titles, source_langs={"en"}))
+    assert [(d.text[s:e], q) for d in docs for s, e, q in d.spans][:2] == [("German capital", "Q64"), ("Paris", "Q90")]
+    build_kb([dump], tmp_path / "alone")  # no Wikipedia dump: no titles
+    assert not (tmp_path / "alone" / "wiki_titles").exists()

@@ -47,15 +47,31 @@ def train_cli(
         min=1,
         help="Keep at most this many held-out documents for calibration (later ones train like the rest).",
     ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run a kill interrupted, from its last checkpoint (same inputs)."
+    ),
+    checkpoint_every: float = typer.Option(
+        600.0, "--checkpoint-every", min=0.0, help="Seconds between checkpoints of the reading pass."
+    ),
 ) -> None:
     """Train one classifier per ambiguous alias on source-language contexts; calibrate on held-out docs.
 
     Streams its input (a whole Wikipedia dump is fine): memory depends on the KB and
     --max-per-entity, not on the input's size; a progress line with an ETA comes every
-    minute when stderr is not a terminal."""
+    minute when stderr is not a terminal. The reading pass is checkpointed beside the
+    bundle (.NAME.experts-checkpoint); after a kill, the same command with --resume
+    continues from there and writes what an uninterrupted run would have."""
+    from xned.errors import InputError
     from xned.export.experts.train import train_experts
     from xned.export.transaction import bundle_transaction
 
+    bundle = bundle.absolute()
+    checkpoint = bundle.parent / f".{bundle.name}.experts-checkpoint"
+    if not resume and (checkpoint / "state.json").is_file():
+        raise InputError(
+            f"An interrupted run of xned experts train left a checkpoint in {checkpoint}: "
+            f"run the same command with --resume to continue it, or remove that folder to start over."
+        )
     with bundle_transaction(bundle, create=False) as stage:  # the bundle changes whole or not at all
         summary = train_experts(
             stage,
@@ -69,6 +85,9 @@ def train_cli(
             threads=threads,
             absent=absent,
             calibration_docs=calibration_docs,
+            checkpoint=checkpoint,
+            resume=resume,
+            every=checkpoint_every,
             log=log_line,
         )
     typer.echo(json.dumps(summary, indent=2))

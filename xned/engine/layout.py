@@ -32,6 +32,10 @@ class KBDir:
     DENSE_MEAN = "dense_mean.npy"  # float32 [D], subtracted before indexing and search
     NAMES_INDEX = "names.usearch"  # usearch HNSW over the centred int8 vectors of entity labels alone
     NAMES_MEAN = "names_mean.npy"  # float32 [D], their mean (as DENSE_MEAN)
+    #: ``<lang>.marisa``: "title<US>QID" keys, the Wikipedia titles (from Wikidata sitelinks)
+    #: of the KB's entities in the languages of the Wikipedia dumps the build read; for
+    #: training (``xned experts train`` maps a dump's links with it), not read at run time
+    WIKI_TITLES = "wiki_titles"
 
 
 class Entities:

@@ -11,6 +11,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import marisa_trie
+
+from xned.engine import layout as L
 from xned.errors import InputError
 from xned.evalsets import read_jsonl
 from xned.export.wikimedia import (
@@ -22,8 +25,34 @@ from xned.export.wikimedia import (
     wiki_title,
 )
 from xned.records import ReadProgress
+from xned.titles import Titles
 
 UNRESOLVED = "?"  # gold given as a title that maps to no QID: neither NIL nor usable
+
+
+class BundleTitles:
+    """Title -> QID (``get``, as a ``titles`` map) from the Wikipedia titles a KB build
+    wrote beside the KB (``kb/wiki_titles/<lang>.marisa``), memory-mapped: a whole
+    Wikipedia's titles without a dict in memory. ``langs``: the source languages."""
+
+    def __init__(self, kb_dir: Path, langs: Iterable[str]):
+        self.tries = []
+        for lang in langs:
+            path = kb_dir / L.KBDir.WIKI_TITLES / f"{lang}.marisa"
+            if path.is_file():
+                trie = marisa_trie.Trie()
+                trie.mmap(str(path))
+                self.tries.append(trie)
+
+    def __bool__(self) -> bool:
+        return bool(self.tries)
+
+    def get(self, title: str, /) -> str | None:
+        for trie in self.tries:
+            hits = trie.keys(title + "\x1f")
+            if hits:
+                return min(hits).rsplit("\x1f", 1)[1]
+        return None
 
 
 def in_holdout(doc_id: str, fraction: float, seed: int = 0) -> bool:
@@ -49,7 +78,7 @@ class TrainDoc:
 def read_training(
     files: Iterable[Path],
     *,
-    titles: dict[str, str] | None = None,
+    titles: Titles | None = None,
     source_langs: set[str] | None = None,
     max_docs: int | None = None,
     progress: ReadProgress | None = None,
@@ -62,7 +91,7 @@ def read_training(
     remembering (those to entities the caller uses: memory bounded by them, not by the
     dump)."""
 
-    titles = titles or {}
+    titles = {} if titles is None else titles
     n = 0
     for path in files:
         path = Path(path)
@@ -101,7 +130,7 @@ def _lang_from_name(name: str) -> str | None:
 
 def read_wikipedia_contexts(
     path: Path,
-    titles: dict[str, str],
+    titles: Titles,
     *,
     max_chars: int = MAX_CHARS,
     progress: ReadProgress | None = None,

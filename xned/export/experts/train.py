@@ -25,13 +25,12 @@ are then retrained on all documents.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,145 +42,34 @@ from xned.engine.experts import Experts
 from xned.engine.linker import Linker
 from xned.errors import InputError
 from xned.export.experts.calibrate import calibrate_on
+from xned.export.experts.contexts import (
+    CALIBRATION_DOCS,
+    Checkpoint,
+    Collector,
+    Examples,
+    HeldDocs,
+    fingerprint,
+    wanted_entities,
+)
 from xned.export.experts.fit import TrainedExperts, train_models
 from xned.export.manifest import update_manifest
-from xned.export.training_docs import UNRESOLVED, TrainDoc, in_holdout, read_training
+from xned.export.training_docs import BundleTitles, TrainDoc, in_holdout, read_training
 from xned.fsutil import replace_dir
 from xned.logs import Log, Meter, silent
 from xned.records import ReadProgress
-from xned.titles import load_titles
+from xned.titles import Titles, load_titles
 
 if TYPE_CHECKING:
     from xned.engine.encoder import Encoder
-    from xned.engine.kb import KB
-    from xned.engine.linker import Linker
 
 
-# -- training contexts ----------------------------------------------------------------------
-
-
-@dataclass
-class Examples:
-    """Mention-in-context vectors of training mentions (capped per entity). ``held`` marks
-    vectors from held-out documents; ``seen`` / ``seen_kept`` count every mention of an
-    entity (all documents / without the held-out ones), for the experts' prior."""
-
-    ents: list[int] = field(default_factory=list)
-    vecs: list[np.ndarray | None] = field(default_factory=list)  # None until its batch is encoded
-    held: list[bool] = field(default_factory=list)
-    seen: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    seen_kept: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    docs: int = 0
-    mentions: int = 0  # of wanted entities, in the KB
-    encoded: int = 0  # of those, the ones the reservoir took when they came (so were encoded)
-    unknown: int = 0
-
-    def arrays(self, *, without_held: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        vecs = [v for v in self.vecs if v is not None]
-        if len(vecs) != len(self.vecs):
-            raise RuntimeError("training vectors read before their batch was encoded")
-        dim = vecs[0].shape[-1] if vecs else 0
-        keep = [i for i, h in enumerate(self.held) if not (without_held and h)]
-        x = np.stack([vecs[i] for i in keep]).astype(np.float32) if keep else np.zeros((0, dim), np.float32)
-        return np.asarray([self.ents[i] for i in keep], np.int64), x
+# -- training contexts: ``xned.export.experts.contexts`` ------------------------------------
 
 
 def _encoder(linker: Linker) -> Encoder:
     if linker.encoder is None:
         raise InputError(f"Bundle {linker.root} has no encoder; experts need mention-in-context vectors.")
     return linker.encoder
-
-
-def wanted_entities(kb: KB) -> np.ndarray:
-    """Per KB entity, whether it is a candidate of an alias with two or more candidates in
-    some table: the only entities an expert can have as a class (``fit.expert_sets``), so
-    the only ones whose contexts are worth encoding."""
-    wanted = np.zeros(len(kb), bool)
-    for table, offset in kb.tables_for(None):
-        offs = np.asarray(table.offsets, np.int64)
-        if len(offs) < 2:
-            continue
-        sizes = np.diff(offs)
-        rows = np.repeat(sizes >= 2, sizes)
-        wanted[np.asarray(table.cands, np.int64)[rows] + offset] = True
-    return wanted
-
-
-def collect_examples(
-    linker: Linker,
-    docs: Iterable[TrainDoc],
-    *,
-    is_held: Callable[[str], bool] = lambda _doc_id: False,
-    max_per_entity: int = 64,
-    seed: int = 0,
-    batch_docs: int = 16,
-    wanted: np.ndarray | None = None,
-    meter: Meter | None = None,
-) -> Examples:
-    """Encode every labelled mention whose QID is in the KB (and ``wanted``: see
-    ``wanted_entities``). Per entity, a reservoir of at most ``max_per_entity`` vectors is
-    kept (reproducible for a seed), so memory is bounded by ``entities x max_per_entity x
-    dim`` whatever the corpus size. ``meter`` reports the documents read now and then."""
-    rng = np.random.default_rng(seed)
-    ex = Examples()
-    slots: dict[int, list[int]] = defaultdict(list)  # entity -> positions in ex.vecs
-    chunk: list[tuple[str, list[tuple[int, int, int]]]] = []  # text, (start, end, position in ex.vecs)
-
-    def place(ent: int, held: bool) -> int | None:
-        """Where the reservoir puts this mention's vector, decided before it is encoded (the
-        draw does not depend on the vector): a new slot, a slot it replaces, or None (not
-        kept, so not encoded: a popular entity's later mentions mostly are not)."""
-        n = ex.seen[ent]
-        ex.seen[ent] = n + 1
-        if not held:
-            ex.seen_kept[ent] += 1
-        mine = slots[ent]
-        if len(mine) < max_per_entity:
-            mine.append(len(ex.vecs))
-            ex.vecs.append(None)
-            ex.ents.append(ent)
-            ex.held.append(held)
-            return mine[-1]
-        j = int(rng.integers(0, n + 1))
-        if j < max_per_entity:
-            ex.held[mine[j]] = held
-            return mine[j]
-        return None
-
-    def flush() -> None:
-        texts = [t for t, _ in chunk]
-        spans = [[(s, e) for s, e, _ in sp] for _, sp in chunk]
-        for (_, sp), vecs in zip(chunk, _encoder(linker).embed_mentions(texts, spans), strict=True):
-            for (_, _, pos), v in zip(sp, vecs, strict=True):  # in order: a later mention replaces
-                ex.vecs[pos] = v.astype(np.float16)
-        ex.encoded += sum(len(sp) for _, sp in chunk)
-        chunk.clear()
-
-    for doc in docs:
-        ex.docs += 1
-        held = is_held(doc.id)
-        sp = []
-        for s, e, qid in doc.spans:
-            if qid is None or qid == UNRESOLVED:
-                continue
-            ent = linker.kb.index(qid)
-            if ent < 0:
-                ex.unknown += 1
-                continue
-            if (wanted is not None and not wanted[ent]) or not 0 <= s < e <= len(doc.text):
-                continue
-            ex.mentions += 1
-            if (pos := place(ent, held)) is not None:
-                sp.append((s, e, pos))
-        if sp:
-            chunk.append((doc.text, sp))
-        if len(chunk) >= batch_docs:
-            flush()
-        if meter is not None:
-            meter.tick(ex.docs, f"{ex.mentions:,} mentions, {ex.encoded:,} encoded, {len(slots):,} entities")
-    if chunk:
-        flush()
-    return ex
 
 
 def pseudo_contexts(linker: Linker, ents: np.ndarray, *, batch: int = 256) -> np.ndarray:
@@ -244,7 +132,9 @@ def write_experts(out: Path, te: TrainedExperts, meta: dict[str, Any]) -> dict[s
     langs = sorted({k.split(L.FIELD_SEP, 1)[0] for k, _ in keys})
     full = {**meta, "dim": int(w.shape[1]) if w.ndim == 2 and len(w) else 0, "experts": len(sizes)}
     full["languages"] = langs
-    full["stats"] = te.stats
+    # the file says what was built, not how long it took: a rebuild (or a resumed run) of
+    # the same inputs writes the same bytes
+    full["stats"] = {k: v for k, v in te.stats.items() if not k.endswith("seconds")}
     # the experts' own files; hubness.npy is per KB entity, not per expert
     nbytes = sum(p.stat().st_size for p in tmp.iterdir() if p.name != L.ExpertsDir.HUBNESS)
     full["stats"]["bytes"] = nbytes
@@ -252,45 +142,6 @@ def write_experts(out: Path, te: TrainedExperts, meta: dict[str, Any]) -> dict[s
     (tmp / L.ExpertsDir.META).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     replace_dir(tmp, out)
     return full
-
-
-# -- held-out documents ---------------------------------------------------------------------
-
-#: held-out documents kept for calibration, at most (the fit needs a few thousand mentions;
-#: analysing more costs time and memory in calibration, not accuracy)
-CALIBRATION_DOCS = 2000
-
-
-class HeldDocs:
-    """The held-out documents calibration reads: the first ``cap`` offered, appended to
-    ``path`` (JSON lines) as they come and read back once the pass is over."""
-
-    def __init__(self, path: Path, cap: int):
-        self.path, self.cap = path, cap
-        self.ids: set[str] = set()  # at most ``cap``
-        path.write_text("", encoding="utf-8")
-
-    @property
-    def count(self) -> int:
-        return len(self.ids)
-
-    def offer(self, d: TrainDoc) -> None:
-        if len(self.ids) >= self.cap or d.id in self.ids:
-            return
-        self.ids.add(d.id)
-        row = {"id": d.id, "lang": d.lang, "text": d.text, "spans": [list(x) for x in d.spans], "partial": d.partial}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    def holds(self, doc_id: str) -> bool:
-        return doc_id in self.ids
-
-    def read(self) -> Iterator[TrainDoc]:
-        with open(self.path, encoding="utf-8") as f:
-            for line in f:
-                r = json.loads(line)
-                spans = [(int(a), int(b), q) for a, b, q in r["spans"]]
-                yield TrainDoc(r["id"], r["lang"], r["text"], spans, bool(r["partial"]))
 
 
 # -- the command ----------------------------------------------------------------------------
@@ -309,6 +160,9 @@ def train_experts(
     threads: int | None = None,
     absent: float = 0.0,
     calibration_docs: int = CALIBRATION_DOCS,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    every: float = 600.0,
     log: Log = silent,
 ) -> dict[str, Any]:
     """Train the bundle's experts on ``files`` (source-language contexts only) and, with
@@ -319,12 +173,17 @@ def train_experts(
     that an expert can have as a class are encoded, at most ``max_per_entity`` per entity;
     the held-out documents (the first ``calibration_docs`` that the hash split holds out;
     the later ones train like the rest) wait in a temporary file beside the bundle, not in
-    memory."""
+    memory.
+
+    With ``checkpoint`` (a folder), the pass state is saved there every ``every`` seconds
+    and at the end of the pass, and ``resume`` continues from it after a kill, writing the
+    same bytes as an uninterrupted run (``xned.export.experts.contexts``)."""
 
     bundle = Path(bundle)
     src = set(source_langs or ["en"])
-    title_map = load_titles(titles)
     linker = Linker.load(bundle, threads=threads, use_corrections=False)
+    # a title map given, else the Wikipedia titles the KB build wrote (a dump's sitelinks)
+    title_map: Titles = load_titles(titles) if titles is not None else BundleTitles(linker.root / L.KB, src)
     if linker.encoder is None:
         raise InputError(f"Bundle {bundle} has no encoder; experts need mention-in-context vectors.")
     linker.experts = None  # train against the KB alone
@@ -335,32 +194,57 @@ def train_experts(
         e = linker.kb.index(qid)
         return e >= 0 and bool(wanted[e])
 
-    with tempfile.TemporaryDirectory(prefix=".xned-held-", dir=bundle.parent) as tmp:
-        held = HeldDocs(Path(tmp) / "held.jsonl", calibration_docs)
-
-        def keep_held(docs: Iterable[TrainDoc]) -> Iterator[TrainDoc]:
-            for d in docs:
-                if in_holdout(d.id, holdout, seed):
-                    held.offer(d)
-                yield d
-
+    options = {
+        "source_langs": sorted(src),
+        "seed": seed,
+        "holdout": holdout,
+        "max_per_entity": max_per_entity,
+        "max_docs": max_docs,
+        "calibration_docs": calibration_docs,
+        "titles": None if titles is None else [str(Path(titles).resolve()), Path(titles).stat().st_size],
+    }
+    with contextlib.ExitStack() as stack:
+        if checkpoint is not None:
+            ck = Checkpoint(Path(checkpoint), fingerprint(files, linker.root / L.KB / "meta.json", options), every)
+            state = ck.start(resume)
+            held_path = ck.held_path
+        else:
+            ck, state = None, None
+            held_path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".xned-held-", dir=bundle.parent)))
+            held_path = held_path / "held.jsonl"
+        held = (
+            HeldDocs(held_path, calibration_docs)
+            if state is None
+            else HeldDocs(held_path, calibration_docs, keep=state["held_bytes"], ids=state["held_ids"])
+        )
+        collector = Collector(linker, is_held=held.holds, max_per_entity=max_per_entity, seed=seed, wanted=wanted)
+        skip = 0
+        if state is not None and ck is not None:
+            collector.load(ck.folder, state)
+            skip = int(state["consumed"])
+            log(f"experts: resuming after {skip:,} documents ({collector.progress()})")
         read = ReadProgress()
         total = sum(Path(f).stat().st_size for f in files if Path(f).is_file())
         meter = Meter(log, "documents", total_bytes=total, progress=read)
         stream = read_training(
             files, titles=title_map, source_langs=src, max_docs=max_docs, progress=read, wanted=wanted_qid
         )
-        ex = collect_examples(
-            linker,
-            keep_held(stream),
-            is_held=held.holds,
-            max_per_entity=max_per_entity,
-            seed=seed,
-            wanted=wanted,
-            meter=meter,
-        )
-        log(f"experts: read {meter.line(ex.docs)}")
-        return _train_and_write(
+        consumed = 0
+        for d in stream:
+            consumed += 1
+            if consumed <= skip:  # read before the checkpoint: parsed again, not encoded
+                continue
+            if in_holdout(d.id, holdout, seed):
+                held.offer(d)
+            between = collector.add(d)
+            if ck is not None and between and ck.due():
+                ck.save(collector, held, consumed)
+            meter.tick(consumed, collector.progress())
+        ex = collector.finish()
+        if ck is not None:
+            ck.save(collector, held, consumed)  # a kill while fitting resumes here
+        log(f"experts: read {meter.line(consumed, collector.progress())}")
+        summary = _train_and_write(
             linker,
             ex,
             held,
@@ -373,6 +257,9 @@ def train_experts(
             t0=t0,
             log=log,
         )
+    if ck is not None:
+        ck.remove()
+    return summary
 
 
 def _train_and_write(
@@ -433,7 +320,7 @@ def _train_and_write(
         summary["calibration"] = _calibrate_held_out(linker, te, meta, held.read(), seed=seed, absent=absent, log=log)
     te = train_models(linker.kb, ents, x, ex.seen, pseudo, log=log)
     info = write_experts(experts_dir, te, meta)
-    summary["experts"] = info["stats"]
+    summary["experts"] = {**info["stats"], "train_seconds": te.stats.get("train_seconds")}
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     update_manifest(bundle, provenance={"experts": {**meta, **info["stats"]}})
     return summary

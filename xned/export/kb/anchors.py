@@ -51,6 +51,8 @@ def read_wikipedia(
     not: P(link | string) = anchor count / occurrences, used by mention detection."""
 
     dump = _first_pass(path, getattr(b, "run_records", 1_000_000), lang)
+    if getattr(b, "wiki_titles", None) is not None:
+        b.wiki_langs.add(dump.lang)
     try:
         resolver = _Resolver(dump, b.wiki_titles, titles_tsv)
         unresolved = 0

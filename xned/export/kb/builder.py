@@ -29,6 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import marisa_trie
 import numpy as np
 
 from xned.engine import layout as L
@@ -85,6 +86,9 @@ class KBBuilder:
         # lang, key, qnum, count: the C records again, for the totals T(e) before the priors
         self.count_records = Spill("counts", run_records=run_records, tmp_dir=tmp_dir)
         self.wiki_titles: Any = None  # Wikipedia title -> QID maps from Wikidata sitelinks (kb.wikidata)
+        #: languages of the Wikipedia dumps of the build: their titles of the KB's entities are
+        #: written beside it (``L.KBDir.WIKI_TITLES``) for ``xned experts train``
+        self.wiki_langs: set[str] = set()
         self.filter = options.entity_filter
         # with a filter: qnum, P31 class (dump items) and parent, child (P279), see kb.filter
         self.class_records = Spill("classes", run_records=run_records, tmp_dir=tmp_dir)
@@ -376,6 +380,8 @@ class KBBuilder:
             out = write_kb(
                 dest, self._rows(ranks), self._tables, meta, embed, popularity=ranks.popularity, workers=self.workers
             )
+            if self.wiki_titles is not None and self.wiki_langs:
+                out["wiki_titles"] = write_wiki_titles(Path(dest), self.wiki_titles, sorted(self.wiki_langs))
         finally:
             self.close()
         # Conflicts are found while merging, so the warning counts are final only now.
@@ -383,6 +389,21 @@ class KBBuilder:
         meta_path = Path(dest) / L.KBDir.META
         atomic_write_text(meta_path, json.dumps(out, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         return out
+
+
+def write_wiki_titles(dest: Path, titles: Any, langs: list[str]) -> dict[str, int]:
+    """``dest/wiki_titles/<lang>.marisa``: the Wikipedia titles (``TitleMap``) of the
+    entities ``dest`` holds, per language; returns the count per language."""
+    qids = marisa_trie.Trie()
+    qids.mmap(str(dest / L.KBDir.ENTITIES / L.Entities.QIDS))
+    out_dir = dest / L.KBDir.WIKI_TITLES
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for lang in langs:
+        kept = [k for k in titles.for_lang(lang).iterkeys() if k.rsplit("\x1f", 1)[1] in qids]
+        marisa_trie.Trie(kept).save(str(out_dir / f"{lang}.marisa"))
+        counts[lang] = len(kept)
+    return counts
 
 
 def _walk(sorted_qnums: np.ndarray) -> Iterator[int]:

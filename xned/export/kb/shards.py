@@ -34,6 +34,7 @@ from xned.export.kb.options import KBOptions
 from xned.export.kb.sources import is_wikipedia, read_source
 from xned.export.kb.wikidata import TitleMap
 from xned.export.kb.writer import EntityRow
+from xned.export.wikimedia import dump_language
 
 SHARD_BYTES = 256 * 1024 * 1024
 _WIKIDATA = re.compile(r"\.json(\.gz|\.bz2)?$")
@@ -198,6 +199,14 @@ def build_sharded(
                 )
         outputs = sorted([*outputs, *runner(second)], key=lambda o: (o.source, o.start))
         b = KBBuilder(options, tmp_dir=work)
+        title_runs = [r for o in outputs if not is_wikipedia(sources[o.source]) for r in o.title_runs]
+        if second and title_runs:  # the sitelinks again, for the titles written beside the KB
+            b.wiki_titles = TitleMap(b.run_records, work)
+            b.wiki_titles.records.adopt(
+                [Path(r) for r in title_runs],
+                sum(o.title_total for o in outputs if not is_wikipedia(sources[o.source])),
+            )
+            b.wiki_langs = {lang for t in second if (lang := dump_language(Path(t.path).name.split("-")[0]))}
         records = [0] * len(sources)
         for o in outputs:
             b.adopt(o.handed)
