@@ -19,16 +19,21 @@ the real enwiki sample (``../shared/data/dumps/wiki_xml_dump_samples``) and what
 - **words**: drawn from the plain text of the sample (real English word frequencies) when
   it is present, else from a fixed list;
 - **links**: to the bundle's entities, as ``[[Title|anchor]]`` with an alias of the entity as
-  the anchor; ambiguous aliases are chosen half of the time (the experts' own data), and
-  a titles TSV maps the titles to QIDs (``--titles`` of ``experts train``).
+  the anchor; the target follows Zipf's law (the r-th most linked entity gets 1/r of the
+  links of the first: assumed, the usual shape of Wikipedia's in-link counts); an entity
+  with an ambiguous alias half of the time (the experts' own data); a titles TSV maps the
+  titles to QIDs (``--titles`` of ``experts train``).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import bz2
+import itertools
 import json
 import math
+import os
 import random
 import shlex
 import subprocess
@@ -81,7 +86,12 @@ def make_wiki_dump(
     compressed). ``targets``: (title, anchors, ambiguous) per linkable entity. Returns counts."""
     rng = random.Random(seed)
     words = words or FALLBACK_TEXT.split()
+    targets = list(targets)
     amb = [t for t in targets if t[2]] or targets
+    # link targets by Zipf's law over a shuffled order (s = 1): a few entities get most links
+    zipf = {id(ts): list(itertools.accumulate(1.0 / (r + 1) for r in range(len(ts)))) for ts in (amb, targets)}
+    for ts in (amb, targets):
+        rng.shuffle(ts)
     n_red = int(round(REDIRECTS_PER_ARTICLE * min(pages, 10_000))) if redirects is None else redirects
     tmp = path.with_name(path.name + ".incomplete")
     opener = bz2.open if path.name.endswith(".bz2") else open
@@ -105,7 +115,8 @@ def make_wiki_dump(
             i = 0
             while i < n:
                 if rng.random() < LINKS_PER_WORD:
-                    title, anchors, _ = rng.choice(amb if rng.random() < 0.5 else targets)
+                    ts = amb if rng.random() < 0.5 else targets
+                    title, anchors, _ = ts[bisect.bisect(zipf[id(ts)], rng.random() * zipf[id(ts)][-1])]
                     anchor = rng.choice(anchors)
                     out.append(f"[[{title}|{anchor}]]" if anchor != title else f"[[{title}]]")
                     n_links += 1
@@ -165,12 +176,14 @@ print(json.dumps({"seconds": round(time.perf_counter() - t, 2),
 """
 
 
-def train(bundle: Path, dump: Path, titles: Path, max_per_entity: int, threads: int) -> dict:
-    """``train_experts`` in a child process: its summary, wall seconds and peak RSS."""
+def train(bundle: Path, dump: Path, titles: Path, max_per_entity: int, threads: int, log: Path | None = None) -> dict:
+    """``train_experts`` in a child process: its summary, wall seconds and peak RSS (its
+    progress lines go to ``log``, or to this process's stderr)."""
     cmd = [sys.executable, "-c", TRAIN, str(bundle), str(dump), str(titles), str(max_per_entity), str(threads)]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    with open(log, "w", encoding="utf-8") if log is not None else open(os.devnull, "w") as err:
+        out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err if log else None, text=True)
     if out.returncode != 0:
-        raise SystemExit(f"experts train failed: {shlex.join(cmd[:2])} ...\n{out.stderr[-3000:]}")
+        raise SystemExit(f"experts train failed: {shlex.join(cmd[:2])} ... (see {log or 'stderr'})")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -197,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     stage = args.work / "bundle"
     shutil.rmtree(stage, ignore_errors=True)
     shutil.copytree(args.bundle, stage)
-    res = train(stage, dump, titles, args.max_per_entity, args.threads)
+    res = train(stage, dump, titles, args.max_per_entity, args.threads, args.work / "train.log")
     per_page = res["seconds"] / args.pages
     report = {
         "dump": {**counts, "bytes": dump.stat().st_size, "generate_s": round(gen_s, 1)},

@@ -145,3 +145,25 @@ def test_kb_build_survives_dying_tasks(cluster, tmp_path):
     build_sharded(sources, tmp_path / "ray", ShardPlan(kb_runner(read=_die_once), work=work, shard_bytes=4000))
     assert len(list(work.glob("*.tried"))) >= 5  # every shard's first attempt died
     assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+
+
+def test_cli_experts_train_on_ray_equals_the_local_run(cluster, bundle_path, tmp_path):
+    """Training contexts encoded by Ray actors: the same experts and calibration, byte for byte."""
+    import shutil
+
+    from tests.integration.test_experts_scale import _files, _scale
+    from xned.cli.main import main
+
+    scale = _scale()
+    titles = tmp_path / "titles.tsv"
+    dump = tmp_path / "wiki.xml"
+    scale.make_wiki_dump(dump, 600, scale.bundle_targets(bundle_path, titles), median_words=60, redirects=50)
+    runs = {}
+    for engine in ("local", "ray"):
+        b = tmp_path / engine
+        shutil.copytree(bundle_path, b)
+        args = ["experts", "train", str(dump), "--bundle", str(b), "--titles", str(titles), "--max-per-entity", "4"]
+        assert main([*args, "--engine", engine]) == 0
+        runs[engine] = _files(b)
+    assert runs["ray"] == runs["local"]
+    assert "experts/weights.npy" in runs["local"]

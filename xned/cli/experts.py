@@ -53,6 +53,14 @@ def train_cli(
     checkpoint_every: float = typer.Option(
         600.0, "--checkpoint-every", min=0.0, help="Seconds between checkpoints of the reading pass."
     ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local, or ray: encode contexts and fit models on a Ray cluster (the same experts).",
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster address for --engine ray (default: local)."
+    ),
 ) -> None:
     """Train one classifier per ambiguous alias on source-language contexts; calibrate on held-out docs.
 
@@ -66,6 +74,17 @@ def train_cli(
     from xned.export.transaction import bundle_transaction
 
     bundle = bundle.absolute()
+    encoding = fit_map = None
+    if engine == "ray":
+        try:
+            from xned.integrations.ray import RayEncoding, ray_fit_map
+        except ImportError as exc:
+            raise InputError(
+                f"--engine ray needs the ray extra ({exc.name} is missing): pip install 'xned[ray]'"
+            ) from None
+        encoding, fit_map = RayEncoding(bundle / "encoder", address=address), ray_fit_map(address)
+    elif engine != "local":
+        raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
     checkpoint = bundle.parent / f".{bundle.name}.experts-checkpoint"
     if not resume and (checkpoint / "state.json").is_file():
         raise InputError(
@@ -88,6 +107,8 @@ def train_cli(
             checkpoint=checkpoint,
             resume=resume,
             every=checkpoint_every,
+            encoding=encoding,
+            fit_map=fit_map,
             log=log_line,
         )
     typer.echo(json.dumps(summary, indent=2))

@@ -14,6 +14,10 @@ link --engine ray`` sets ``preserve_order``, so its output is in input order); m
 ``id``. ``xned link --engine ray -i IN -o OUT_DIR`` runs it on JSONL or Parquet
 files/directories (Parquet output when ``OUT_DIR`` ends in ``.parquet``).
 
+``RayEncoding`` encodes the training contexts of ``xned experts train --engine ray`` on
+encoder actors, and ``ray_fit_map`` fits its models as tasks (the same experts as the local
+run).
+
 ``kb_runner()`` reads the shards of a KB build as Ray tasks (``xned kb build --engine ray``,
 ``xned.export.kb.shards``): one task per source or dump byte range, retried when a node
 dies; the driver merges their sorted runs into the KB of the single-process build.
@@ -27,10 +31,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import ray
 
 from xned.errors import InputError
+from xned.export.experts.fit import fit_models
 from xned.export.kb.shards import read_shard
 from xned.records import doc_record
 from xned.runner import LinkOptions, init_worker, link_records
@@ -174,6 +180,58 @@ def run_link(
     else:
         out.write_json(str(output), lines=True, force_ascii=False)
     return int(out.filter(lambda row: row["error"] is not None).count())
+
+
+class EncoderActor:
+    """A bundle's encoder in a Ray worker (loaded once; the model file is memory-mapped, so
+    actors on one node share it through the page cache)."""
+
+    def __init__(self, encoder_dir: str, threads: int):
+        from xned.engine.encoder import Encoder
+
+        self.encoder = Encoder(Path(encoder_dir), threads=threads)
+
+    def embed(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> list[Any]:
+        return [np.asarray(v) for v in self.encoder.embed_mentions(texts, spans)]
+
+
+class RayEncoding:
+    """``experts.contexts.Encoding`` on a Ray cluster (``xned experts train --engine ray``):
+    one encoder actor per CPU (or ``actors``), batches dealt round robin, two per actor in
+    flight; the collector writes their vectors in the order it made the batches, so the
+    experts are those of the local run. An actor that dies is restarted and its batch run
+    again (up to 3 times)."""
+
+    def __init__(self, encoder_dir: Path, *, address: str | None = None, actors: int | None = None, threads: int = 1):
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        n = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        remote = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)(EncoderActor)
+        self.actors = [remote.remote(str(encoder_dir), threads) for _ in range(n)]
+        self.in_flight = 2 * n
+        self._next = 0
+
+    def submit(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> Any:
+        actor = self.actors[self._next % len(self.actors)]
+        self._next += 1
+        return actor.embed.remote(texts, spans)  # type: ignore[attr-defined]  # an actor handle's method
+
+    def result(self, handle: Any) -> list[Any]:
+        return list(ray.get(handle))
+
+
+def ray_fit_map(address: str | None = None) -> Any:
+    """An ``experts.fit.FitMap`` whose chunks of models are fit as Ray tasks (the training
+    vectors put in the object store once; a task whose worker dies runs again)."""
+
+    def run(data: Any, chunks: list) -> list:
+        if not chunks:
+            return []
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        ref = ray.put(data)
+        remote = ray.remote(num_cpus=1, max_retries=3)(fit_models)
+        return list(ray.get([remote.remote(ref, c) for c in chunks]))
+
+    return run
 
 
 def kb_runner(address: str | None = None, read: Any = None) -> Any:

@@ -21,11 +21,11 @@ import json
 import os
 import shutil
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from xned.export.training_docs import UNRESOLVED, TrainDoc
 from xned.fsutil import atomic_write_text, fsync_dir, replace_dir
 
 if TYPE_CHECKING:
+    from xned.engine.encoder import Encoder
     from xned.engine.kb import KB
     from xned.engine.linker import Linker
 
@@ -79,10 +80,41 @@ def wanted_entities(kb: KB) -> np.ndarray:
     return wanted
 
 
+Spans = list[list[tuple[int, int]]]
+
+
+class Encoding(Protocol):
+    """Where the mention contexts are encoded: ``submit`` a batch (texts, spans per text),
+    get its vectors back with ``result``, in the order submitted; at most ``in_flight``
+    batches are left pending (0: encoded at once, here)."""
+
+    in_flight: int
+
+    def submit(self, texts: list[str], spans: Spans) -> Any: ...
+
+    def result(self, handle: Any) -> list[np.ndarray]: ...
+
+
+@dataclass
+class LocalEncoding:
+    """The bundle's encoder in this process."""
+
+    encoder: Encoder
+    in_flight: int = 0
+
+    def submit(self, texts: list[str], spans: Spans) -> Any:
+        return self.encoder.embed_mentions(texts, spans)
+
+    def result(self, handle: Any) -> list[np.ndarray]:
+        return list(handle)
+
+
 class Collector:
     """One pass over training documents (see the module docstring): ``add`` each, then
-    ``finish``; ``ex`` holds the result. ``add`` returns True when it left no batch pending
-    (a checkpoint can be taken there)."""
+    ``finish``; ``ex`` holds the result. ``add`` returns True when it left no batch being
+    filled (a checkpoint can be taken there). ``encoding`` says where contexts are encoded
+    (default: here; ``xned.integrations.ray.RayEncoding``: on a Ray cluster); their vectors
+    are written in the order the batches were made, so the result is the same."""
 
     def __init__(
         self,
@@ -93,15 +125,18 @@ class Collector:
         seed: int = 0,
         batch_docs: int = 16,
         wanted: np.ndarray | None = None,
+        encoding: Encoding | None = None,
     ):
         if linker.encoder is None:
             raise InputError(f"Bundle {linker.root} has no encoder; experts need mention-in-context vectors.")
-        self.linker, self.encoder, self.is_held = linker, linker.encoder, is_held
+        self.linker, self.is_held = linker, is_held
+        self.encoding: Encoding = encoding if encoding is not None else LocalEncoding(linker.encoder)
         self.max_per_entity, self.batch_docs, self.wanted = max_per_entity, batch_docs, wanted
         self.rng = np.random.default_rng(seed)
         self.ex = Examples()
         self.slots: dict[int, list[int]] = defaultdict(list)  # entity -> positions in ex.vecs
         self.chunk: list[tuple[str, list[tuple[int, int, int]]]] = []  # text, (start, end, position)
+        self.pending: deque[tuple[Any, list[list[int]]]] = deque()  # submitted batches, oldest first
 
     def _place(self, ent: int, held: bool) -> int | None:
         """Where the reservoir puts this mention's vector, decided before it is encoded (the
@@ -127,11 +162,23 @@ class Collector:
     def _flush(self) -> None:
         texts = [t for t, _ in self.chunk]
         spans = [[(s, e) for s, e, _ in sp] for _, sp in self.chunk]
-        for (_, sp), vecs in zip(self.chunk, self.encoder.embed_mentions(texts, spans), strict=True):
-            for (_, _, pos), v in zip(sp, vecs, strict=True):  # in order: a later mention replaces
-                self.ex.vecs[pos] = v.astype(np.float16)
+        positions = [[pos for _, _, pos in sp] for _, sp in self.chunk]
+        self.pending.append((self.encoding.submit(texts, spans), positions))
         self.ex.encoded += sum(len(sp) for _, sp in self.chunk)
         self.chunk.clear()
+        while len(self.pending) > self.encoding.in_flight:
+            self._apply_oldest()
+
+    def _apply_oldest(self) -> None:
+        handle, positions = self.pending.popleft()
+        for pos, vecs in zip(positions, self.encoding.result(handle), strict=True):
+            for p, v in zip(pos, vecs, strict=True):  # in order: a later mention replaces
+                self.ex.vecs[p] = v.astype(np.float16)
+
+    def drain(self) -> None:
+        """Wait for every submitted batch and write its vectors."""
+        while self.pending:
+            self._apply_oldest()
 
     def add(self, doc: TrainDoc) -> bool:
         ex, kb = self.ex, self.linker.kb
@@ -159,6 +206,7 @@ class Collector:
     def finish(self) -> Examples:
         if self.chunk:
             self._flush()
+        self.drain()
         return self.ex
 
     def progress(self) -> str:
@@ -172,6 +220,7 @@ class Collector:
         ex = self.ex
         if self.chunk:
             raise RuntimeError("a checkpoint between batches only")
+        self.drain()
         vecs = [v for v in ex.vecs if v is not None]
         dim = vecs[0].shape[-1] if vecs else 0
         arrays: dict[str, np.ndarray] = {

@@ -144,6 +144,60 @@ def hubness(kb: KB, x: np.ndarray, *, seed: int = 0, chunk: int = 8192) -> np.nd
     return out
 
 
+@dataclass(frozen=True)
+class FitData:
+    """What every model's fit reads: the training vectors ``x`` grouped by entity (rows
+    ``order[bounds[j]:bounds[j + 1]]`` belong to ``ents[j]``, sorted) and each candidate's
+    pseudo-context (``pvec[j]`` for ``pents[j]``, sorted)."""
+
+    x: np.ndarray
+    order: np.ndarray
+    ents: np.ndarray
+    bounds: np.ndarray
+    pvec: np.ndarray
+    pents: np.ndarray
+    pseudo_weight: float = 1.0
+
+    def rows(self, e: int) -> np.ndarray | None:
+        j = int(np.searchsorted(self.ents, e))
+        if j < len(self.ents) and int(self.ents[j]) == e:
+            return self.order[self.bounds[j] : self.bounds[j + 1]]
+        return None
+
+
+def fit_models(data: FitData, csets: list[tuple[int, ...]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weights, bias) of the softmax of each candidate set (without the frequency prior):
+    the training vectors of its entities, class-balanced, plus each one's pseudo-context."""
+    out = []
+    for cset in csets:
+        xs, ys, ws = [], [], []
+        for c, e in enumerate(cset):
+            rows = data.rows(e)
+            n_real = 0 if rows is None else len(rows)
+            if n_real:
+                xs.append(data.x[rows])
+                ys.append(np.full(n_real, c))
+                ws.append(np.full(n_real, 1.0 / n_real))  # class balance: each class weighs 1
+            xs.append(data.pvec[int(np.searchsorted(data.pents, e))][None])
+            ys.append(np.array([c]))
+            ws.append(np.array([data.pseudo_weight / (1.0 + n_real)]))
+        out.append(
+            fit_softmax(np.concatenate(xs), np.concatenate(ys), len(cset), np.concatenate(ws).astype(np.float32))
+        )
+    return out
+
+
+#: models per unit of work handed to a ``FitMap`` (a Ray task)
+FIT_CHUNK = 500
+#: fits chunks of candidate sets: ``fit_map(data, chunks)`` -> per chunk, ``fit_models``'s
+#: result, in order (``local_fit_map`` here; ``xned.integrations.ray.ray_fit_map``)
+FitMap = Callable[[FitData, list[list[tuple[int, ...]]]], list[list[tuple[np.ndarray, np.ndarray]]]]
+
+
+def local_fit_map(data: FitData, chunks: list[list[tuple[int, ...]]]) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    return [fit_models(data, c) for c in chunks]
+
+
 def train_models(
     kb: KB,
     ents: np.ndarray,
@@ -152,6 +206,7 @@ def train_models(
     pseudo: Callable[[np.ndarray], np.ndarray],
     *,
     pseudo_weight: float = 1.0,
+    fit_map: FitMap | None = None,
     log: Log = silent,
 ) -> TrainedExperts:
     covered = np.zeros(len(kb), bool)
@@ -159,41 +214,24 @@ def train_models(
         covered[np.unique(ents)] = True
     models, keys = expert_sets(kb, covered)
     log(f"experts: {len(keys)} aliases with a covered ambiguous candidate set -> {len(models)} models")
-    by_ent: dict[int, np.ndarray] = {}
-    if len(ents):
-        order = np.argsort(ents, kind="stable")
-        uniq, starts = np.unique(ents[order], return_index=True)
-        bounds = [*starts.tolist(), len(order)]
-        for j, e in enumerate(uniq.tolist()):
-            by_ent[e] = order[bounds[j] : bounds[j + 1]]
+    order = np.argsort(ents, kind="stable")
+    uniq, starts = np.unique(ents[order], return_index=True)
+    bounds = np.append(starts, len(order)).astype(np.int64)
     all_cands = np.array(sorted({e for cset in models for e in cset}), np.int64)
     log(f"experts: encoding pseudo-contexts of {len(all_cands)} candidate entities")
     pvec = pseudo(all_cands) if len(all_cands) else np.zeros((0, x.shape[1] if x.ndim == 2 else 0), np.float32)
-    prow = {int(e): i for i, e in enumerate(all_cands.tolist())}
-    classes, weights, biases = [], [], []
+    data = FitData(x, order, uniq.astype(np.int64), bounds, pvec, all_cands, pseudo_weight)
     t0 = time.perf_counter()
-    n_ex = 0
-    for mi, cset in enumerate(models):
-        xs, ys, ws = [], [], []
-        for c, e in enumerate(cset):
-            rows = by_ent.get(e)
-            n_real = 0 if rows is None else len(rows)
-            if n_real:
-                xs.append(x[rows])
-                ys.append(np.full(n_real, c))
-                ws.append(np.full(n_real, 1.0 / n_real))  # class balance: each class weighs 1
-            xs.append(pvec[prow[e]][None])
-            ys.append(np.array([c]))
-            ws.append(np.array([pseudo_weight / (1.0 + n_real)]))
-            n_ex += n_real
-        w, b = fit_softmax(np.concatenate(xs), np.concatenate(ys), len(cset), np.concatenate(ws).astype(np.float32))
+    csets = list(models)
+    chunks = [csets[i : i + FIT_CHUNK] for i in range(0, len(csets), FIT_CHUNK)]
+    fitted = [wb for part in (fit_map or local_fit_map)(data, chunks) for wb in part]
+    classes, weights, biases = [], [], []
+    for cset, (w, b) in zip(csets, fitted, strict=True):
         freq = np.array([seen.get(e, 0) for e in cset], np.float64) + ALPHA
-        b = b + np.log(freq / freq.sum()).astype(np.float32)
         classes.append(np.asarray(cset, np.int32))
         weights.append(w)
-        biases.append(b)
-        if (mi + 1) % 2000 == 0:
-            log(f"experts: {mi + 1}/{len(models)} models ({time.perf_counter() - t0:.0f} s)")
+        biases.append(b + np.log(freq / freq.sum()).astype(np.float32))
+    log(f"experts: {len(csets)} models fitted ({time.perf_counter() - t0:.0f} s)")
     hub = hubness(kb, x)
     stats = {
         "models": len(models),

@@ -46,12 +46,13 @@ from xned.export.experts.contexts import (
     CALIBRATION_DOCS,
     Checkpoint,
     Collector,
+    Encoding,
     Examples,
     HeldDocs,
     fingerprint,
     wanted_entities,
 )
-from xned.export.experts.fit import TrainedExperts, train_models
+from xned.export.experts.fit import FitMap, TrainedExperts, train_models
 from xned.export.manifest import update_manifest
 from xned.export.training_docs import BundleTitles, TrainDoc, in_holdout, read_training
 from xned.fsutil import replace_dir
@@ -163,6 +164,8 @@ def train_experts(
     checkpoint: Path | None = None,
     resume: bool = False,
     every: float = 600.0,
+    encoding: Encoding | None = None,
+    fit_map: FitMap | None = None,
     log: Log = silent,
 ) -> dict[str, Any]:
     """Train the bundle's experts on ``files`` (source-language contexts only) and, with
@@ -177,7 +180,9 @@ def train_experts(
 
     With ``checkpoint`` (a folder), the pass state is saved there every ``every`` seconds
     and at the end of the pass, and ``resume`` continues from it after a kill, writing the
-    same bytes as an uninterrupted run (``xned.export.experts.contexts``)."""
+    same bytes as an uninterrupted run (``xned.export.experts.contexts``). ``encoding``:
+    where the contexts are encoded (default here; ``xned.integrations.ray.RayEncoding``);
+    ``fit_map``: where the models are fit (``experts.fit.FitMap``)."""
 
     bundle = Path(bundle)
     src = set(source_langs or ["en"])
@@ -217,7 +222,9 @@ def train_experts(
             if state is None
             else HeldDocs(held_path, calibration_docs, keep=state["held_bytes"], ids=state["held_ids"])
         )
-        collector = Collector(linker, is_held=held.holds, max_per_entity=max_per_entity, seed=seed, wanted=wanted)
+        collector = Collector(
+            linker, is_held=held.holds, max_per_entity=max_per_entity, seed=seed, wanted=wanted, encoding=encoding
+        )
         skip = 0
         if state is not None and ck is not None:
             collector.load(ck.folder, state)
@@ -255,6 +262,7 @@ def train_experts(
             max_per_entity=max_per_entity,
             absent=absent,
             t0=t0,
+            fit_map=fit_map,
             log=log,
         )
     if ck is not None:
@@ -274,6 +282,7 @@ def _train_and_write(
     max_per_entity: int,
     absent: float,
     t0: float,
+    fit_map: FitMap | None,
     log: Log,
 ) -> dict[str, Any]:
     """Fit the experts on ``ex`` (first without the held-out documents, to calibrate the
@@ -316,9 +325,9 @@ def _train_and_write(
     experts_dir = bundle / L.EXPERTS
     if held.count:
         e_tr, x_tr = ex.arrays(without_held=True)
-        te = train_models(linker.kb, e_tr, x_tr, ex.seen_kept, pseudo, log=log)
+        te = train_models(linker.kb, e_tr, x_tr, ex.seen_kept, pseudo, fit_map=fit_map, log=log)
         summary["calibration"] = _calibrate_held_out(linker, te, meta, held.read(), seed=seed, absent=absent, log=log)
-    te = train_models(linker.kb, ents, x, ex.seen, pseudo, log=log)
+    te = train_models(linker.kb, ents, x, ex.seen, pseudo, fit_map=fit_map, log=log)
     info = write_experts(experts_dir, te, meta)
     summary["experts"] = {**info["stats"], "train_seconds": te.stats.get("train_seconds")}
     summary["seconds"] = round(time.perf_counter() - t0, 1)
