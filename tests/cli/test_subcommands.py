@@ -41,9 +41,8 @@ def small_bundle(tmp_path, bundle_path):
     return b
 
 
-def test_eval_scores_a_gold_file_with_a_known_answer(tmp_path, bundle_path):
-    # Berlín and Madrid have one candidate each in the fixture; Gotham is in no alias table:
-    # every system is right, and detection finds 2 of the 3 gold spans.
+def _gold_file(tmp_path, gotham_qid):
+    """Berlín and Madrid have one candidate each in the fixture; Gotham is in no alias table."""
     doc = {
         "id": "d1",
         "lang": "es",
@@ -51,11 +50,17 @@ def test_eval_scores_a_gold_file_with_a_known_answer(tmp_path, bundle_path):
         "mentions": [
             {"start": 0, "end": 6, "text": "Berlín", "qid": "Q64"},
             {"start": 9, "end": 15, "text": "Madrid", "qid": "Q2807"},
-            {"start": 20, "end": 26, "text": "Gotham", "qid": None},
+            {"start": 20, "end": 26, "text": "Gotham", "qid": gotham_qid},
         ],
     }
     gold = tmp_path / "gold.es.jsonl"
     gold.write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
+    return gold
+
+
+def test_eval_scores_a_gold_file_with_a_known_answer(tmp_path, bundle_path):
+    # every system is right, and detection finds 2 of the 3 gold spans
+    gold = _gold_file(tmp_path, None)
     report = tmp_path / "report.json"
     code, out, err = cli("eval", str(gold), "--bundle", str(bundle_path), "--json", str(report))
     assert code == 0, err
@@ -70,18 +75,7 @@ def test_eval_scores_a_gold_file_with_a_known_answer(tmp_path, bundle_path):
 def test_eval_counts_nil_as_right_where_the_bundle_lacks_the_gold_entity(tmp_path, bundle_path):
     # "Gotham" has a QID the fixture KB does not hold: the linker's NIL there is wrong by the
     # data's NIL (the mention has a QID) and right for the bundle (NIL = not in the KB).
-    doc = {
-        "id": "d1",
-        "lang": "es",
-        "text": "Berlín y Madrid, no Gotham.",
-        "mentions": [
-            {"start": 0, "end": 6, "text": "Berlín", "qid": "Q64"},
-            {"start": 9, "end": 15, "text": "Madrid", "qid": "Q2807"},
-            {"start": 20, "end": 26, "text": "Gotham", "qid": "Q999999999"},
-        ],
-    }
-    gold = tmp_path / "gold.es.jsonl"
-    gold.write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
+    gold = _gold_file(tmp_path, "Q999999999")
     report = tmp_path / "report.json"
     code, _, err = cli("eval", str(gold), "--bundle", str(bundle_path), "--json", str(report))
     assert code == 0, err

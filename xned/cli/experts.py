@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from xned.cli.options import THREADS_OPT, log_line, parse_langs
+from xned.cli.options import THREADS_OPT, log_line, parse_langs, ray_integration
 
 experts_app = typer.Typer(help="Train per-mention-string word experts and calibrate scoring.", no_args_is_help=True)
 
@@ -76,13 +76,8 @@ def train_cli(
     bundle = bundle.absolute()
     encoding = fit_map = None
     if engine == "ray":
-        try:
-            from xned.integrations.ray import RayEncoding, ray_fit_map
-        except ImportError as exc:
-            raise InputError(
-                f"--engine ray needs the ray extra ({exc.name} is missing): pip install 'xned[ray]'"
-            ) from None
-        encoding, fit_map = RayEncoding(bundle / "encoder", address=address), ray_fit_map(address)
+        ray = ray_integration()
+        encoding, fit_map = ray.RayEncoding(bundle / "encoder", address=address), ray.ray_fit_map(address)
     elif engine != "local":
         raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
     checkpoint = bundle.parent / f".{bundle.name}.experts-checkpoint"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from xned.cli.options import BUNDLE_OPT, THREADS_OPT
+from xned.cli.options import BUNDLE_OPT, THREADS_OPT, ray_integration
 from xned.engine import layout as L
 from xned.errors import InputError, KBBuildError
 
@@ -181,15 +181,9 @@ def _shard_plan(
 ) -> ShardPlan | None:
     """How ``kb build`` reads its sources: as Ray tasks, in local worker processes, or here."""
     if engine == "ray":
-        try:
-            from xned.integrations.ray import kb_runner
-        except ImportError as exc:
-            raise InputError(
-                f"--engine ray needs the ray extra ({exc.name} is missing): pip install 'xned[ray]'"
-            ) from None
         from xned.export.kb.shards import ShardPlan
 
-        return ShardPlan(kb_runner(address), work, max(1, int(shard_mb * 1024 * 1024)))
+        return ShardPlan(ray_integration().kb_runner(address), work, max(1, int(shard_mb * 1024 * 1024)))
     if engine != "local":
         raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
     if workers > 1:

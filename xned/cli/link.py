@@ -29,6 +29,7 @@ from xned.cli.options import (
     TOP_K_OPT,
     VARIANT_OPT,
     VERIFY_OPT,
+    ray_integration,
 )
 from xned.cli.output import CheckpointedOutput, Writer, check_output
 from xned.cli.progress import Progress
@@ -60,10 +61,7 @@ def _link_on_ray(
         raise InputError("--engine ray reads -i FILE|DIR (JSONL or Parquet) and writes -o DIR.")
     if fmt.value not in ("jsonl", "pretty"):
         raise InputError("--engine ray writes JSONL files (-f jsonl), or Parquet when -o ends in .parquet.")
-    try:
-        from xned.integrations.ray import run_link
-    except ImportError as exc:
-        raise InputError(f"--engine ray needs the ray extra ({exc.name} is missing): pip install 'xned[ray]'") from None
+    run_link = ray_integration().run_link
     out_format = "parquet" if output.suffix == ".parquet" else "jsonl"
     errors = run_link(input, output, opts, address=address, out_format=out_format, actors=workers)
     typer.echo(f"Linked {input} into {output} on Ray; {errors} document(s) with an error.", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from types import ModuleType
 
 import typer
 
@@ -23,6 +24,15 @@ def parse_langs(value: str, option: str) -> list[str]:
     if not out:
         raise InputError(f"Give at least one language with {option}, e.g. {option} en.")
     return out
+
+
+def ray_integration() -> ModuleType:
+    """``xned.integrations.ray`` for ``--engine ray``, or an error naming the extra to install."""
+    try:
+        import xned.integrations.ray as module
+    except ImportError as exc:
+        raise InputError(f"--engine ray needs the ray extra ({exc.name} is missing): pip install 'xned[ray]'") from None
+    return module
 
 
 def log_line(msg: str) -> None:

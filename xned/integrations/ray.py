@@ -206,7 +206,7 @@ class RayEncoding:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
         n = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         remote = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)(EncoderActor)
-        self.actors = [remote.remote(str(encoder_dir), threads) for _ in range(n)]
+        self.actors: list[Any] = [remote.remote(str(encoder_dir), threads) for _ in range(n)]
         self.in_flight = 2 * n
         self._next = 0
 
@@ -217,6 +217,12 @@ class RayEncoding:
 
     def result(self, handle: Any) -> list[Any]:
         return list(ray.get(handle))
+
+    def close(self) -> None:
+        """End the actors: their CPUs go to the model fits (``ray_fit_map``)."""
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
 
 
 def ray_fit_map(address: str | None = None) -> Any:

@@ -94,6 +94,9 @@ class Encoding(Protocol):
 
     def result(self, handle: Any) -> list[np.ndarray]: ...
 
+    def close(self) -> None:
+        """Release what encodes (the pass is over; a cluster's CPUs go to the model fits)."""
+
 
 @dataclass
 class LocalEncoding:
@@ -107,6 +110,9 @@ class LocalEncoding:
 
     def result(self, handle: Any) -> list[np.ndarray]:
         return list(handle)
+
+    def close(self) -> None:
+        pass
 
 
 class Collector:
@@ -204,9 +210,11 @@ class Collector:
         return not self.chunk
 
     def finish(self) -> Examples:
+        """The examples, every batch encoded; the encoding is closed."""
         if self.chunk:
             self._flush()
         self.drain()
+        self.encoding.close()
         return self.ex
 
     def progress(self) -> str:
