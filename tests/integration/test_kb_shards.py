@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +18,8 @@ from xned.errors import KBBuildError
 from xned.export.kb.build import build_kb
 from xned.export.kb.options import KBOptions
 from xned.export.kb.shards import ShardPlan, build_sharded, local_runner, plan
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _files(root):
@@ -122,7 +130,9 @@ def test_workers_cut_an_uncompressed_dump_into_one_range_per_worker(sources, tmp
         args = ["kb", "build", *map(str, sources[:3]), "--bundle", str(tmp_path / f"b{workers}"), "--no-vectors"]
         res = runner.invoke(app, [*args, "--workers", workers])
         assert res.exit_code == 0, res.output
-    assert [t for t in tasks if t] == [10]  # --workers 2 only: the dump's eight ranges, the TSV and the counts
+    # --workers 1: three shards read here (the dump whole, the TSV, the counts: what --resume
+    # keeps); --workers 2: the dump's eight ranges, the TSV and the counts in two processes
+    assert [t for t in tasks if t] == [3, 10]
     assert _files(tmp_path / "b2" / "kb") == _files(tmp_path / "b1" / "kb")
 
 
@@ -167,3 +177,51 @@ def test_a_killed_worker_fails_the_build_with_a_clear_error_and_writes_nothing(t
     assert "Traceback" not in err
     assert not (tmp_path / "b" / "kb").exists()
     assert not list(spills.iterdir())  # no spill or worker directory left behind
+
+
+def _kb_build(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "xned.cli.main", "kb", "build", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_a_killed_build_resumed_writes_the_same_kb(tmp_path):
+    """kill -9 at three points of a build read in shards; --resume keeps the finished shards,
+    reads the rest, and writes the KB of an uninterrupted build, byte for byte."""
+    spec = importlib.util.spec_from_file_location("kb_scale", ROOT / "benchmarks" / "kb_scale.py")
+    assert spec is not None and spec.loader is not None
+    scale = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scale)
+    dump = tmp_path / "latest-all.json"
+    scale.make_dump(dump, 15_000)
+    common = [str(dump), "--no-vectors", "--shard-mb", "0.5"]
+    p = _kb_build(*common, "--bundle", str(tmp_path / "ref"))
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-2000:]
+    work = tmp_path / ".out.kb-build"
+    n_shards = len(plan([dump], int(0.5 * 1024 * 1024)))
+    assert n_shards >= 10
+    kills = 0
+    for target in (2, n_shards // 2, n_shards - 2):  # kill -9 once this many shards are finished
+        p = _kb_build(*common, "--bundle", str(tmp_path / "out"), *(["--resume"] if kills else []))
+        deadline = time.monotonic() + 300
+        while p.poll() is None and len(list(work.glob("shard*/done.json"))) < target and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if p.poll() is not None:
+            break
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        kills += 1
+    assert kills >= 2
+    p = _kb_build(*common, "--bundle", str(tmp_path / "out"))  # without --resume: refused, the shards kept
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 1 and b"--resume" in err and (work / "plan.json").is_file()
+    p = _kb_build(*common, "--bundle", str(tmp_path / "out"), "--resume")
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-2000:]
+    assert b"finished before" in err
+    assert _files(tmp_path / "out" / "kb") == _files(tmp_path / "ref" / "kb")
+    assert not work.exists()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from xned.cli.options import BUNDLE_OPT, THREADS_OPT, ray_integration
+from xned.cli.options import BUNDLE_OPT, THREADS_OPT, log_line, ray_integration
 from xned.engine import layout as L
 from xned.errors import InputError, KBBuildError
 
@@ -98,10 +98,21 @@ def build_cli(
     ),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: start a local one)."),
     shard_mb: float = typer.Option(
-        256.0, "--shard-mb", min=1e-6, help="MB of an uncompressed Wikidata dump per Ray task."
+        256.0,
+        "--shard-mb",
+        min=1e-6,
+        help="MB of an uncompressed Wikidata dump per shard (a Ray task; what --resume keeps).",
     ),
     work: Path | None = typer.Option(
-        None, "--work", help="Shard files directory for --engine ray (on a cluster: storage every node shares)."
+        None,
+        "--work",
+        help="Shard files directory (default: beside the bundle; for --engine ray on a cluster: storage every node "
+        "shares).",
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue a build that was killed: its finished shards are kept, the others read again (same inputs).",
     ),
     profile: str | None = typer.Option(
         None, "--profile", help="Which Wikidata items to keep: laptop (people, places, organisations ...) or full."
@@ -150,7 +161,7 @@ def build_cli(
         max_skipped=max_skipped,
         dense=not no_dense,
         names=names,
-        shards=_shard_plan(engine, address, work, shard_mb, sources, workers),
+        shards=_shard_plan(engine, address, work, shard_mb, sources, workers, bundle, resume),
     )
     try:
         meta, report = build_kb_into_bundle(sources, bundle, options, progress=progress)
@@ -177,20 +188,38 @@ def build_cli(
 
 
 def _shard_plan(
-    engine: str, address: str | None, work: Path | None, shard_mb: float, sources: list[Path], workers: int
+    engine: str,
+    address: str | None,
+    work: Path | None,
+    shard_mb: float,
+    sources: list[Path],
+    workers: int,
+    bundle: Path,
+    resume: bool,
 ) -> ShardPlan | None:
-    """How ``kb build`` reads its sources: as Ray tasks, in local worker processes, or here."""
-    if engine == "ray":
-        from xned.export.kb.shards import ShardPlan
+    """How ``kb build`` reads its sources: as Ray tasks, in local worker processes, or here;
+    in shards whose finished ones a killed build keeps in ``work`` (default: beside the
+    bundle) for ``--resume``. A compressed dump read with ``--workers`` (one reader, its
+    decoding shared by the workers) has no shards to keep."""
+    from dataclasses import replace
 
-        return ShardPlan(ray_integration().kb_runner(address), work, max(1, int(shard_mb * 1024 * 1024)))
+    from xned.export.kb.shards import PLAN, ShardPlan, local_runner, local_shards
+
+    work = work or bundle.absolute().parent / f".{bundle.name}.kb-build"
+    if not resume and (work / PLAN).is_file():
+        raise InputError(
+            f"An interrupted kb build left its finished shards in {work}: run the same command with --resume "
+            f"to continue it, or remove that folder to start over."
+        )
+    shard_bytes = max(1, int(shard_mb * 1024 * 1024))
+    if engine == "ray":
+        return ShardPlan(ray_integration().kb_runner(address), work, shard_bytes, resume, log_line)
     if engine != "local":
         raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
     if workers > 1:
-        from xned.export.kb.shards import local_shards
-
-        return local_shards(sources, workers)
-    return None
+        found = local_shards(sources, workers)
+        return None if found is None else replace(found, work=work, resume=resume, log=log_line)
+    return ShardPlan(local_runner(1), work, shard_bytes, resume, log_line)
 
 
 @kb_app.command("index")

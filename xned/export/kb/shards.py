@@ -17,17 +17,21 @@ before them: they are read in a second phase, given the title runs of those shar
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import multiprocessing
 import re
 import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xned.errors import KBBuildError
 from xned.export.kb.build import finish_build
 from xned.export.kb.builder import BuildReport, KBBuilder
 from xned.export.kb.options import KBOptions
@@ -35,6 +39,8 @@ from xned.export.kb.sources import is_wikipedia, read_source
 from xned.export.kb.wikidata import TitleMap
 from xned.export.kb.writer import EntityRow
 from xned.export.wikimedia import dump_language
+from xned.fsutil import atomic_write_text
+from xned.logs import Log, silent
 
 SHARD_BYTES = 256 * 1024 * 1024
 _WIKIDATA = re.compile(r"\.json(\.gz|\.bz2)?$")
@@ -76,6 +82,9 @@ class ShardPlan:
     runner: Runner
     work: Path | None = None
     shard_bytes: int = SHARD_BYTES
+    #: continue the build whose finished shards are in ``work`` (see ``build_sharded``)
+    resume: bool = False
+    log: Log = silent  # what a resumed build takes over
 
 
 def plan(sources: list[Path], shard_bytes: int = SHARD_BYTES) -> list[tuple[int, Path, int, int | None]]:
@@ -137,7 +146,48 @@ def read_shard(task: ShardTask) -> ShardOutput:
         len(titles.records) if titles is not None else 0,
     )
     b.close()
+    # the shard is finished: a resumed build takes this instead of reading it again
+    atomic_write_text(work / DONE, json.dumps(asdict(out), sort_keys=True) + "\n")
     return out
+
+
+DONE = "done.json"  # in a shard's directory once it is read: its ShardOutput
+PLAN = "plan.json"  # in the work directory: what build its shards belong to
+
+
+def _finished(task: ShardTask) -> ShardOutput | None:
+    """The output of a shard a killed build had finished (``--resume``), else None."""
+    try:
+        data = json.loads((Path(task.work) / DONE).read_text(encoding="utf-8"))
+        return ShardOutput(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _resuming(runner: Runner, log: Log) -> Runner:
+    """``runner`` for the shards not finished yet; the finished ones are read from disk."""
+
+    def run(tasks: list[ShardTask]) -> list[ShardOutput]:
+        done = {t.work: out for t in tasks if (out := _finished(t)) is not None}
+        todo = [t for t in tasks if t.work not in done]
+        for t in todo:  # a shard the kill interrupted starts again
+            shutil.rmtree(t.work, ignore_errors=True)
+        if done:
+            log(f"kb build: {len(done)} of {len(tasks)} shards were finished before; reading {len(todo)}")
+        fresh = dict(zip([t.work for t in todo], runner(todo), strict=True)) if todo else {}
+        return [done.get(t.work) or fresh[t.work] for t in tasks]
+
+    return run
+
+
+def build_key(sources: list[Path], options: KBOptions, shard_bytes: int) -> str:
+    """What a build's finished shards belong to: its sources (path, size, modification
+    time), the options that shape the KB and the shard size."""
+    parts: list[Any] = [options.recipe("-"), shard_bytes]
+    for p in sources:
+        st = p.stat()
+        parts.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def local_runner(workers: int) -> Runner:
@@ -165,6 +215,11 @@ def build_sharded(
 ) -> tuple[dict[str, Any], BuildReport]:
     """``build_kb`` over the shards of ``shards``; the same ``dest`` byte for byte.
 
+    Each shard writes ``done.json`` into its directory when it is read; with
+    ``shards.resume``, a build killed before the end continues: the finished shards of the
+    same build (``plan.json`` holds its key) are taken as they are and the others read
+    again, and the KB is the one an uninterrupted build writes.
+
     ``shards.work`` holds the shards' run files (default: a directory beside the output; on
     a cluster, a directory every node can read and write); it is removed at the end."""
 
@@ -174,10 +229,21 @@ def build_sharded(
     own_work = work is None
     if work is None:  # beside the output, not in $TMPDIR: a killed build's runs go with the next build
         work = Path(dest).absolute().parent / f".{Path(dest).name}.shards"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
     work = Path(work)
-    runner = shards.runner
+    key = build_key(sources, options, shards.shard_bytes)
+    if shards.resume and (work / PLAN).is_file():
+        if json.loads((work / PLAN).read_text(encoding="utf-8")).get("key") != key:
+            raise KBBuildError(
+                f"The finished shards in {work} belong to another build (other sources or options); "
+                f"run without --resume to start over."
+            )
+    else:
+        shutil.rmtree(work / PLAN, ignore_errors=True)
+        for old in work.glob("shard*"):
+            shutil.rmtree(old, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(work / PLAN, json.dumps({"key": key}) + "\n")
+    runner = _resuming(shards.runner, shards.log)
     cuts = plan(sources, shards.shard_bytes)
     try:
 
@@ -212,13 +278,25 @@ def build_sharded(
             b.adopt(o.handed)
             records[o.source] += o.records
         b.report.sources = [{"path": s.name, "records": n} for s, n in zip(sources, records, strict=True)]
-        return finish_build(b, sources, dest, embed, bundle)
-    finally:
-        if own_work:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            for k in range(len(cuts)):
-                shutil.rmtree(work / f"shard{k:05d}", ignore_errors=True)
+        result = finish_build(b, sources, dest, embed, bundle)
+    except Exception:
+        # the build failed (bad input, a full disk): nothing to resume. An interrupt or a
+        # kill leaves the finished shards for --resume
+        _clear(work, own_work, len(cuts))
+        raise
+    _clear(work, own_work, len(cuts))
+    return result
+
+
+def _clear(work: Path, own_work: bool, n_shards: int) -> None:
+    if own_work:
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    for k in range(n_shards):
+        shutil.rmtree(work / f"shard{k:05d}", ignore_errors=True)
+    (work / PLAN).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # a folder only this build used goes too
+        work.rmdir()
 
 
 __all__ = [
