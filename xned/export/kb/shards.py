@@ -23,7 +23,9 @@ import json
 import multiprocessing
 import re
 import shutil
-from collections.abc import Callable, Iterable
+import threading
+import types
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +42,7 @@ from xned.export.kb.wikidata import TitleMap
 from xned.export.kb.writer import EntityRow
 from xned.export.wikimedia import dump_language
 from xned.fsutil import atomic_write_text
-from xned.logs import Log, silent
+from xned.logs import Log, Meter, silent
 
 SHARD_BYTES = 256 * 1024 * 1024
 _WIKIDATA = re.compile(r"\.json(\.gz|\.bz2)?$")
@@ -180,6 +182,33 @@ def _resuming(runner: Runner, log: Log) -> Runner:
     return run
 
 
+@contextlib.contextmanager
+def _watched(tasks: list[ShardTask], log: Log, every: float | None = None) -> Iterator[None]:
+    """Progress of a pass over shards, whoever reads them: a thread here counts the finished
+    ones (their ``done.json``) and their bytes, and logs a ``Meter`` line now and then."""
+    if log is silent or not tasks:
+        yield
+        return
+    size = {t.work: (t.stop if t.stop is not None else Path(t.path).stat().st_size) - t.start for t in tasks}
+    read = types.SimpleNamespace(bytes=0)
+    meter = Meter(log, "shards", total_bytes=sum(size.values()), progress=read, every=every)
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            done = [w for w in size if (Path(w) / DONE).is_file()]
+            read.bytes = sum(size[w] for w in done)
+            meter.tick(len(done), f"of {len(size)}")
+
+    thread = threading.Thread(target=watch, name="xned-shard-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def build_key(sources: list[Path], options: KBOptions, shard_bytes: int) -> str:
     """What a build's finished shards belong to: its sources (path, size, modification
     time), the options that shape the KB and the shard size."""
@@ -254,7 +283,8 @@ def build_sharded(
             return ShardTask(src, str(path), start, stop, str(work / f"shard{k:05d}"), opts, **kw)
 
         first = [task(k, *s) for k, s in enumerate(cuts) if not is_wikipedia(s[1])]
-        outputs = runner(first)
+        with _watched(first, shards.log):
+            outputs = runner(first)
         second = []
         for k, (src, path, start, stop) in enumerate(cuts):
             if is_wikipedia(path):
