@@ -205,6 +205,7 @@ def _shard_plan(
 
     from xned.export.kb.shards import PLAN, ShardPlan, local_runner, local_shards
 
+    own = work is None
     work = work or bundle.absolute().parent / f".{bundle.name}.kb-build"
     if not resume and (work / PLAN).is_file():
         raise InputError(
@@ -213,13 +214,13 @@ def _shard_plan(
         )
     shard_bytes = max(1, int(shard_mb * 1024 * 1024))
     if engine == "ray":
-        return ShardPlan(ray_integration().kb_runner(address), work, shard_bytes, resume, log_line)
+        return ShardPlan(ray_integration().kb_runner(address), work, shard_bytes, resume, log_line, own)
     if engine != "local":
         raise InputError(f"Unknown --engine {engine!r}; choose local or ray.")
     if workers > 1:
         found = local_shards(sources, workers)
-        return None if found is None else replace(found, work=work, resume=resume, log=log_line)
-    return ShardPlan(local_runner(1), work, shard_bytes, resume, log_line)
+        return None if found is None else replace(found, work=work, resume=resume, log=log_line, own_work=own)
+    return ShardPlan(local_runner(1), work, shard_bytes, resume, log_line, own)
 
 
 @kb_app.command("index")

@@ -87,6 +87,8 @@ class ShardPlan:
     #: continue the build whose finished shards are in ``work`` (see ``build_sharded``)
     resume: bool = False
     log: Log = silent  # what a resumed build takes over
+    #: ``work`` is the build's own folder (not one a user named): removed at the end
+    own_work: bool = False
 
 
 def plan(sources: list[Path], shard_bytes: int = SHARD_BYTES) -> list[tuple[int, Path, int, int | None]]:
@@ -255,7 +257,7 @@ def build_sharded(
     options = options or KBOptions()
     sources = [Path(s) for s in sources]
     work = shards.work
-    own_work = work is None
+    own_work = work is None or shards.own_work
     if work is None:  # beside the output, not in $TMPDIR: a killed build's runs go with the next build
         work = Path(dest).absolute().parent / f".{Path(dest).name}.shards"
     work = Path(work)
@@ -325,8 +327,6 @@ def _clear(work: Path, own_work: bool, n_shards: int) -> None:
     for k in range(n_shards):
         shutil.rmtree(work / f"shard{k:05d}", ignore_errors=True)
     (work / PLAN).unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # a folder only this build used goes too
-        work.rmdir()
 
 
 __all__ = [
