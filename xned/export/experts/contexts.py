@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +32,7 @@ import numpy as np
 from xned.errors import InputError
 from xned.export.training_docs import UNRESOLVED, TrainDoc
 from xned.fsutil import atomic_write_text, fsync_dir, replace_dir
+from xned.logs import Meter
 
 if TYPE_CHECKING:
     from xned.engine.encoder import Encoder
@@ -379,3 +380,34 @@ class Checkpoint:
     def remove(self) -> None:
         for d in (self.folder, self.work, self.folder.with_name(self.folder.name + ".incomplete")):
             shutil.rmtree(d, ignore_errors=True)
+
+
+def read_pass(
+    docs: Iterable[TrainDoc],
+    collector: Collector,
+    held: HeldDocs,
+    is_held_out: Callable[[str], bool],
+    skip: int = 0,
+    checkpoint: Checkpoint | None = None,
+    meter: Meter | None = None,
+) -> int:
+    """The reading pass: every document to ``collector`` (the held-out ones to ``held``
+    first), the first ``skip`` only parsed (read before the checkpoint a resumed run starts
+    from); the state saved between batches when ``checkpoint`` is due, and at the end (a
+    kill while fitting resumes there). Returns the documents consumed."""
+    consumed = 0
+    for d in docs:
+        consumed += 1
+        if consumed <= skip:
+            continue
+        if is_held_out(d.id):
+            held.offer(d)
+        between = collector.add(d)
+        if checkpoint is not None and between and checkpoint.due():
+            checkpoint.save(collector, held, consumed)
+        if meter is not None:
+            meter.tick(consumed, collector.progress())
+    collector.finish()
+    if checkpoint is not None:
+        checkpoint.save(collector, held, consumed)
+    return consumed

@@ -50,6 +50,7 @@ from xned.export.experts.contexts import (
     Examples,
     HeldDocs,
     fingerprint,
+    read_pass,
     wanted_entities,
 )
 from xned.export.experts.fit import FitMap, TrainedExperts, train_models
@@ -186,6 +187,9 @@ def train_experts(
 
     bundle = Path(bundle)
     src = set(source_langs or ["en"])
+    for f in files:
+        if not Path(f).is_file():
+            raise InputError(f"Training file {f} not found.")
     linker = Linker.load(bundle, threads=threads, use_corrections=False)
     # a title map given, else the Wikipedia titles the KB build wrote (a dump's sitelinks)
     title_map: Titles = load_titles(titles) if titles is not None else BundleTitles(linker.root / L.KB, src)
@@ -209,19 +213,10 @@ def train_experts(
         "titles": None if titles is None else [str(Path(titles).resolve()), Path(titles).stat().st_size],
     }
     with contextlib.ExitStack() as stack:
+        ck = None
         if checkpoint is not None:
             ck = Checkpoint(Path(checkpoint), fingerprint(files, linker.root / L.KB / "meta.json", options), every)
-            state = ck.start(resume)
-            held_path = ck.held_path
-        else:
-            ck, state = None, None
-            held_path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".xned-held-", dir=bundle.parent)))
-            held_path = held_path / "held.jsonl"
-        held = (
-            HeldDocs(held_path, calibration_docs)
-            if state is None
-            else HeldDocs(held_path, calibration_docs, keep=state["held_bytes"], ids=state["held_ids"])
-        )
+        held, state = _held_docs(ck, resume, bundle, calibration_docs, stack)
         collector = Collector(
             linker, is_held=held.holds, max_per_entity=max_per_entity, seed=seed, wanted=wanted, encoding=encoding
         )
@@ -231,25 +226,12 @@ def train_experts(
             skip = int(state["consumed"])
             log(f"experts: resuming after {skip:,} documents ({collector.progress()})")
         read = ReadProgress()
-        total = sum(Path(f).stat().st_size for f in files if Path(f).is_file())
-        meter = Meter(log, "documents", total_bytes=total, progress=read)
+        meter = Meter(log, "documents", total_bytes=sum(Path(f).stat().st_size for f in files), progress=read)
         stream = read_training(
             files, titles=title_map, source_langs=src, max_docs=max_docs, progress=read, wanted=wanted_qid
         )
-        consumed = 0
-        for d in stream:
-            consumed += 1
-            if consumed <= skip:  # read before the checkpoint: parsed again, not encoded
-                continue
-            if in_holdout(d.id, holdout, seed):
-                held.offer(d)
-            between = collector.add(d)
-            if ck is not None and between and ck.due():
-                ck.save(collector, held, consumed)
-            meter.tick(consumed, collector.progress())
-        ex = collector.finish()
-        if ck is not None:
-            ck.save(collector, held, consumed)  # a kill while fitting resumes here
+        consumed = read_pass(stream, collector, held, lambda d: in_holdout(d, holdout, seed), skip, ck, meter)
+        ex = collector.ex
         log(f"experts: read {meter.line(consumed, collector.progress())}")
         summary = _train_and_write(
             linker,
@@ -268,6 +250,20 @@ def train_experts(
     if ck is not None:
         ck.remove()
     return summary
+
+
+def _held_docs(
+    ck: Checkpoint | None, resume: bool, bundle: Path, cap: int, stack: contextlib.ExitStack
+) -> tuple[HeldDocs, dict[str, Any] | None]:
+    """Where the held-out documents wait (the checkpoint's folder, else a temporary one
+    beside the bundle), and the saved state to resume from (None: a fresh start)."""
+    if ck is None:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".xned-held-", dir=bundle.parent)))
+        return HeldDocs(tmp / "held.jsonl", cap), None
+    state = ck.start(resume)
+    if state is None:
+        return HeldDocs(ck.held_path, cap), None
+    return HeldDocs(ck.held_path, cap, keep=state["held_bytes"], ids=state["held_ids"]), state
 
 
 def _train_and_write(
