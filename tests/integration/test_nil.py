@@ -195,3 +195,58 @@ def test_a_store_that_cannot_be_opened_is_a_clear_error(tmp_path):
     (tmp_path / "blocked").write_text("a file where the store's directory should be")
     with pytest.raises(InputError, match="cannot be opened .*--state DIR"):
         NilStore(tmp_path / "blocked" / "nil")
+
+
+def test_a_cluster_that_holds_two_entities_is_split_by_name(tmp_path, bundle_path):
+    store = NilStore(tmp_path)
+    harbour = _unit(1)
+    texts = ["Amaia Etxeberria opened the harbour.", "Jon Ugarte opened the harbour."]
+    ids = store.assign(
+        [
+            _m(texts[0], "Amaia Etxeberria", 0, _unit(2, near=harbour)),
+            _m(texts[1], "Jon Ugarte", 1, _unit(3, near=harbour)),
+        ],
+        texts,
+        ["a", "b"],
+    )
+    amaia, jon = ids[(0, 0, 16)], ids[(1, 0, 10)]
+    assert store.merge(amaia, jon) == amaia  # an analyst's mistake
+    with pytest.raises(ValueError, match="not a name"):
+        store.split(amaia, ["Mikel Ugarte"])
+    with pytest.raises(ValueError, match="nothing would remain"):
+        store.split(amaia, ["Amaia Etxeberria", "jon ugarte"])
+    new = store.split(jon, ["Jon Ugarte"])  # the merged id stands for the cluster
+    assert new not in (amaia, jon) and new.startswith("NIL:")
+    clusters = {c["nil_id"]: c for c in store.clusters()}
+    assert clusters[new]["names"] == ["jon ugarte"] and clusters[amaia]["names"] == ["amaia etxeberria"]
+    assert [e["mention"] for e in clusters[new]["examples"]] == ["Jon Ugarte"]
+    assert (clusters[new]["mentions"], clusters[amaia]["mentions"]) == (1, 1)
+    # later mentions go by name: "Jon Ugarte" and "Ugarte" to the new cluster
+    later = store.assign(
+        [_m("Jon Ugarte came back.", "Jon Ugarte", 0, _unit(4, near=harbour))], ["Jon Ugarte came back."], ["c"]
+    )
+    assert later == {(0, 0, 10): new}
+    ugarte = store.assign([_m("Ugarte smiled.", "Ugarte", 0, _unit(5, near=harbour))], ["Ugarte smiled."], ["d"])
+    assert ugarte == {(0, 0, 6): new}
+    smiled = "Amaia Etxeberria smiled."
+    amaia_again = store.assign([_m(smiled, "Amaia Etxeberria", 0, _unit(6, near=harbour))], [smiled], ["e"])
+    assert amaia_again == {(0, 0, 16): amaia}
+    with pytest.raises(KeyError):
+        store.split("NIL:0000000000", ["x"])
+
+
+def test_nil_split_on_the_command_line(tmp_path, bundle_path):
+    state = tmp_path / "state"
+    linker = Linker.load(bundle_path, state=state, nil_ids=True)
+    text = "Amaia Etxeberria met Mikel Ugarte in Tokyo."
+    links = linker.link(text, "en", mentions=[(0, 16), (21, 33)])
+    a, m = (lk.nil_id for lk in links)
+    runner = CliRunner()
+    args = ["--bundle", str(bundle_path), "--state", str(state)]
+    assert runner.invoke(app, ["nil", "merge", a, m, *args]).exit_code == 0
+    out = runner.invoke(app, ["nil", "split", a, "--name", "Mikel Ugarte", *args])
+    assert out.exit_code == 0, out.output
+    new = out.stdout.strip().splitlines()[-1]
+    assert new.startswith("NIL:") and new not in (a, m)
+    bad = runner.invoke(app, ["nil", "split", a, "--name", "Nobody Here", *args])
+    assert bad.exit_code == 1 and "not a name" in str(bad.exception)

@@ -1,4 +1,4 @@
-"""``xned nil list|merge|export``: the local identities of unknown entities (``xned link
+"""``xned nil list|merge|split|promote|export``: the local identities of unknown entities (``xned link
 --nil-ids``), kept in the state directory beside the corrections (``xned.engine.nil``)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from xned.cli.options import BUNDLE_OPT, STATE_OPT, THREADS_OPT
 from xned.errors import InputError
 
 nil_app = typer.Typer(
-    help="Unknown entities: list, merge and export the NIL clusters that xned link --nil-ids builds.",
+    help="Unknown entities: list, merge, split, promote and export the NIL clusters that xned link --nil-ids builds.",
     no_args_is_help=True,
 )
 
@@ -68,6 +68,26 @@ def merge_cli(
     except KeyError as exc:
         raise InputError(f"No NIL cluster {exc.args[0]}; xned nil list shows them.") from None
     typer.echo(f"Merged {other} into {kept}.", err=True)
+
+
+@nil_app.command("split")
+def split_cli(
+    nil_id: str = typer.Argument(..., help="The cluster that holds two unknown entities (NIL:...)."),
+    names: list[str] = typer.Option(..., "--name", help="A name of it that belongs to the other one (repeatable)."),
+    bundle: Path | None = BUNDLE_OPT,
+    state: Path | None = STATE_OPT,
+) -> None:
+    """Split a cluster that holds two unknown entities: the names given, and their example
+    contexts, become a new cluster; later mentions of them join it."""
+    store = _store(bundle, state)
+    try:
+        new = store.split(nil_id, names)
+    except KeyError as exc:
+        raise InputError(f"No NIL cluster {exc.args[0]}; xned nil list shows them.") from None
+    except ValueError as exc:
+        raise InputError(f"Cannot split {nil_id}: {exc}.") from None
+    typer.echo(f"Split {', '.join(names)} off {nil_id} into {new}.", err=True)
+    typer.echo(new)
 
 
 @nil_app.command("promote")

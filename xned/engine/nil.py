@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.nil_names import Group, NilMention, ends, group_document, is_name, words
+from xned.engine.nil_names import Group, NilMention, ends, group_document, is_name, name_key, words
 from xned.errors import InputError
 
 FILE = "nil.sqlite"
@@ -288,6 +288,62 @@ class NilStore:
             db.execute("ROLLBACK")
             raise
         return keep
+
+    def split(self, cid: str, names: Sequence[str]) -> str:
+        """Move the full names ``names`` of cluster ``cid`` (as written or normalized) to a new
+        cluster, with the examples that bear them, and return its id: later mentions of those
+        names join the new one. Both keep the context prototypes (which mentions made them is
+        not stored), so the names decide; the new cluster's mention count is that of its
+        examples, taken from ``cid``'s. ``KeyError``: no such cluster; ``ValueError``: a name
+        that is not one of its full names, or all of them (nothing would remain)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cid = self._resolve(cid)
+            row = db.execute("SELECT n FROM clusters WHERE id = ?", (cid,)).fetchone()
+            if row is None:
+                raise KeyError(cid)
+            own = {k for (k,) in db.execute("SELECT key FROM names WHERE cluster = ? AND part = 0", (cid,))}
+            keys = list(dict.fromkeys(name_key(n) for n in names))
+            unknown = [k for k in keys if k not in own]
+            if not keys or unknown:
+                raise ValueError(
+                    f"not a name of {cid}: {', '.join(unknown) or '(none given)'}; its names: {', '.join(sorted(own))}"
+                )
+            if set(keys) == own:
+                listed = ", ".join(sorted(own))
+                raise ValueError(f"these are all the names of {cid}: nothing would remain; give some of {listed}")
+            moved = [
+                (rowid, mention)
+                for rowid, mention in db.execute("SELECT rowid, mention FROM examples WHERE cluster = ?", (cid,))
+                if name_key(mention) in keys
+            ]
+            new = self._new_id(keys[0])
+            n_new = min(max(len(moved), 1), max(int(row[0]) - 1, 1))
+            display = moved[0][1] if moved else keys[0]
+            db.execute(
+                "INSERT INTO clusters (id, label, name, n, created) VALUES (?, ?, ?, ?, ?)",
+                (new, keys[0], display, n_new, time.time()),
+            )
+            db.execute("UPDATE clusters SET n = MAX(n - ?, 1) WHERE id = ?", (n_new, cid))
+            marks = ",".join("?" * len(keys))
+            db.execute(
+                f"UPDATE names SET cluster = ? WHERE cluster = ? AND part = 0 AND key IN ({marks})", (new, cid, *keys)
+            )
+            kept = own - set(keys)
+            for w in {w for k in keys for w in ends(k)} - set(keys):  # the moved names' first and last words
+                db.execute("INSERT OR IGNORE INTO names (key, cluster, part) VALUES (?, ?, 1)", (w, new))
+                if w not in kept and not any(w in ends(k) for k in kept):
+                    db.execute("DELETE FROM names WHERE key = ? AND cluster = ? AND part = 1", (w, cid))
+            db.execute(
+                "INSERT INTO protos (cluster, n, vec) SELECT ?, n, vec FROM protos WHERE cluster = ?", (new, cid)
+            )
+            db.executemany("UPDATE examples SET cluster = ? WHERE rowid = ?", [(new, r) for r, _ in moved])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return new
 
     def names_of(self, cid: str) -> list[str]:
         """The surface names of a cluster's mentions (its examples) and its display name."""
