@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import kill_when
 from xned.records import read_documents
 from xned.runner import LinkOptions, link_stream
 
@@ -107,13 +108,8 @@ def test_resume_after_sigkill_gives_every_document_exactly_once(tmp_path, bundle
     kills = 0
     for target in (1, n_docs // 3, 2 * n_docs // 3):  # kill -9 once past each checkpoint
         p = _xned(*base, "-o", str(out), *(["--resume"] if kills else []))
-        deadline = time.monotonic() + 300
-        while p.poll() is None and _written(partial) < target and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if p.poll() is not None:
+        if not kill_when(p, lambda t=target: _written(partial) >= t, poll=0.05):
             break
-        p.send_signal(signal.SIGKILL)
-        p.wait()
         kills += 1
         assert partial.exists() and not out.exists()
     assert kills >= 2

@@ -9,12 +9,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from tests.processes import kill_when
 from xned.engine.kb import KB
 from xned.export.experts.train import wanted_entities
 
@@ -79,6 +78,14 @@ def _train(dump: Path, bundle: Path, titles: Path, *extra: str) -> subprocess.Po
     )
 
 
+def _consumed(state: Path) -> int:
+    """Documents the last checkpoint says were consumed (0 before the first)."""
+    try:
+        return int(json.loads(state.read_text(encoding="utf-8"))["consumed"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
@@ -99,18 +106,8 @@ def test_a_killed_run_resumed_writes_the_same_bytes(tmp_path, bundle_path):
     kills = 0
     for target in (1000, 5000, 9000):  # kill -9 once past each of these documents
         p = _train(dump, out, titles, *(["--resume"] if kills else []))
-        deadline = time.monotonic() + 300
-        while p.poll() is None and time.monotonic() < deadline:
-            try:
-                if json.loads(state.read_text(encoding="utf-8"))["consumed"] >= target:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.02)
-        if p.poll() is not None:
+        if not kill_when(p, lambda t=target: _consumed(state) >= t):
             break
-        p.send_signal(signal.SIGKILL)
-        p.wait()
         kills += 1
     assert kills >= 2
     p = _train(dump, out, titles)  # without --resume: refuses to drop the interrupted run

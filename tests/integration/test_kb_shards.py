@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_dumps import XML, item
+from tests.processes import kill_when
 from xned.engine.kb import KB
 from xned.errors import KBBuildError
 from xned.export.kb.build import build_kb
@@ -141,10 +142,8 @@ def test_a_killed_worker_fails_the_build_with_a_clear_error_and_writes_nothing(t
     naming the fix, no traceback, no KB and no spilled runs left behind."""
     import gzip
     import os
-    import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     dump = tmp_path / "wd.json.gz"
@@ -207,13 +206,8 @@ def test_a_killed_build_resumed_writes_the_same_kb(tmp_path):
     kills = 0
     for target in (2, n_shards // 2, n_shards - 2):  # kill -9 once this many shards are finished
         p = _kb_build(*common, "--bundle", str(tmp_path / "out"), *(["--resume"] if kills else []))
-        deadline = time.monotonic() + 300
-        while p.poll() is None and len(list(work.glob("shard*/done.json"))) < target and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if p.poll() is not None:
+        if not kill_when(p, lambda t=target: len(list(work.glob("shard*/done.json"))) >= t):
             break
-        p.send_signal(signal.SIGKILL)
-        p.wait()
         kills += 1
     assert kills >= 2
     p = _kb_build(*common, "--bundle", str(tmp_path / "out"))  # without --resume: refused, the shards kept
