@@ -137,6 +137,10 @@ def entry() -> None:
     exit_fast(main())
 
 
+#: seconds an interrupted command waits for each of its threads before it exits anyway
+INTERRUPTED_JOIN_S = 5.0
+
+
 def exit_fast(code: int) -> NoReturn:
     """End the process the way a normal exit would, minus the interpreter's teardown.
 
@@ -148,9 +152,12 @@ def exit_fast(code: int) -> NoReturn:
     kept, so they can write their reports."""
     if sys.gettrace() is not None or sys.getprofile() is not None:
         sys.exit(code)
+    # after Ctrl-C or SIGTERM the worker processes were already ended; a pool's manager
+    # thread can still wait on them (a race in concurrent.futures under load): bounded
+    patience = INTERRUPTED_JOIN_S if code in (130, 143) else None
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+            thread.join(patience)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
