@@ -119,3 +119,16 @@ def test_a_killed_run_resumed_writes_the_same_bytes(tmp_path, bundle_path):
     assert b"resuming after" in err
     assert _files(out) == _files(ref)
     assert not state.parent.exists()
+
+
+def test_a_run_that_fails_on_its_input_leaves_no_checkpoint(tmp_path, bundle_path):
+    from xned.cli.main import main
+
+    data = tmp_path / "train.en.jsonl"
+    doc = {"id": "d", "lang": "en", "text": "Gotham is far.", "mentions": [{"start": 0, "end": 6, "qid": "Q999999999"}]}
+    data.write_text(json.dumps(doc) + "\n", encoding="utf-8")
+    bundle = tmp_path / "b"
+    shutil.copytree(bundle_path, bundle)
+    for _ in range(2):  # the second run fails the same way: no checkpoint refuses it
+        assert main(["experts", "train", str(data), "--bundle", str(bundle), "--checkpoint-every", "0"]) == 1
+        assert not (tmp_path / ".b.experts-checkpoint").exists()

@@ -30,7 +30,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -212,10 +212,12 @@ def train_experts(
         "calibration_docs": calibration_docs,
         "titles": None if titles is None else [str(Path(titles).resolve()), Path(titles).stat().st_size],
     }
+    ck = None
+    if checkpoint is not None:
+        ck = Checkpoint(Path(checkpoint), fingerprint(files, linker.root / L.KB / "meta.json", options), every)
     with contextlib.ExitStack() as stack:
-        ck = None
-        if checkpoint is not None:
-            ck = Checkpoint(Path(checkpoint), fingerprint(files, linker.root / L.KB / "meta.json", options), every)
+        if ck is not None:
+            stack.push(_drop_on_failure(ck))
         held, state = _held_docs(ck, resume, bundle, calibration_docs, stack)
         collector = Collector(
             linker, is_held=held.holds, max_per_entity=max_per_entity, seed=seed, wanted=wanted, encoding=encoding
@@ -250,6 +252,18 @@ def train_experts(
     if ck is not None:
         ck.remove()
     return summary
+
+
+def _drop_on_failure(ck: Checkpoint) -> Callable[..., bool]:
+    """An exit callback: a run that fails (bad input, no usable mention) leaves nothing to
+    resume, so its checkpoint goes; an interruption or a kill keeps it."""
+
+    def on_exit(kind: type[BaseException] | None, *_: Any) -> bool:
+        if kind is not None and issubclass(kind, Exception):
+            ck.remove()
+        return False
+
+    return on_exit
 
 
 def _held_docs(
