@@ -206,7 +206,8 @@ def _shard_plan(
     from xned.export.kb.shards import PLAN, ShardPlan, local_runner, local_shards
 
     own = work is None
-    work = work or bundle.absolute().parent / f".{bundle.name}.kb-build"
+    home = bundle.absolute()
+    work = work or home.parent / f".{home.name}.kb-build"
     if not resume and (work / PLAN).is_file():
         raise InputError(
             f"An interrupted kb build left its finished shards in {work}: run the same command with --resume "
