@@ -1,16 +1,17 @@
 """File-system helpers: atomic, durable writes (temp file beside the target, fsync, rename,
-fsync of the directory) and file digests."""
+fsync of the directory), file digests and the key of a resumable job's inputs."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from xned.errors import InputError
 
@@ -22,6 +23,17 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def inputs_key(paths: Iterable[Path], options: Any) -> str:
+    """What a resumable job belongs to: ``options`` (JSON-able) and each input file's
+    resolved path, size and modification time, hashed; a checkpoint of another key is not
+    resumed."""
+    parts: list[Any] = [options]
+    for p in paths:
+        st = Path(p).stat()
+        parts.append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def fsync_dir(path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from xned.config import MAX_TITLE_LINE_CHARS
 from xned.errors import InputError
@@ -17,6 +17,18 @@ class Titles(Protocol):
     build writes (``xned.export.training_docs.BundleTitles``)."""
 
     def get(self, key: str, /) -> str | None: ...
+
+
+#: between a title and its QID in the keys of a title trie ("title<US>QID")
+TITLE_SEP = "\x1f"
+
+
+def trie_qid(trie: Any, title: str) -> str | None:
+    """The QID of ``title`` in a marisa trie of "title<US>QID" keys (the sitelinks of a KB
+    build, ``xned.export.kb.wikidata.TitleMap``, and the titles it writes beside the KB);
+    the smallest when several items share the title."""
+    hits = trie.keys(title + TITLE_SEP)
+    return min(hits).rsplit(TITLE_SEP, 1)[1] if hits else None
 
 
 def title_key(title: str) -> str:

@@ -4,16 +4,16 @@ and an ETA, at most one line per interval; the shard watcher of ``kb build``."""
 from __future__ import annotations
 
 import time
-import types
 
 from xned.export.kb.shards import DONE, ShardTask, _watched
 from xned.logs import Meter
+from xned.records import ReadProgress
 
 
 def test_a_meter_line_says_rate_bytes_and_eta_once_per_interval():
     now = [100.0]
     lines: list[str] = []
-    read = types.SimpleNamespace(bytes=0)
+    read = ReadProgress()
     meter = Meter(lines.append, "documents", total_bytes=4_000_000, progress=read, every=60, clock=lambda: now[0])
     now[0], read.bytes = 130.0, 1_000_000
     meter.tick(300)

@@ -25,7 +25,7 @@ from xned.export.wikimedia import (
     wiki_title,
 )
 from xned.records import ReadProgress
-from xned.titles import Titles
+from xned.titles import Titles, trie_qid
 
 UNRESOLVED = "?"  # gold given as a title that maps to no QID: neither NIL nor usable
 
@@ -44,14 +44,10 @@ class BundleTitles:
                 trie.mmap(str(path))
                 self.tries.append(trie)
 
-    def __bool__(self) -> bool:
-        return bool(self.tries)
-
     def get(self, title: str, /) -> str | None:
         for trie in self.tries:
-            hits = trie.keys(title + "\x1f")
-            if hits:
-                return min(hits).rsplit("\x1f", 1)[1]
+            if (qid := trie_qid(trie, title)) is not None:
+                return qid
         return None
 
 
@@ -98,7 +94,8 @@ def read_training(
         if not path.is_file():
             raise InputError(f"Training file {path} not found.")
         name = path.name
-        if name.endswith(".jsonl"):
+        whole_file = name.endswith(".jsonl")  # progress per file (a dump counts per page)
+        if whole_file:
             docs: Iterable[TrainDoc] = (
                 TrainDoc(
                     d.id,
@@ -119,7 +116,7 @@ def read_training(
             n += 1
             if max_docs is not None and n >= max_docs:
                 return
-        if progress is not None and not name.endswith((".xml", ".xml.bz2", ".xml.gz")) and not is_wikipedia(path):
+        if progress is not None and whole_file:
             progress.bytes += path.stat().st_size
 
 

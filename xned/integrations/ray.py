@@ -91,6 +91,11 @@ def _as_record(row: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+def _connect(address: str | None) -> None:
+    """Join the Ray cluster at ``address`` (None: start or reuse a local one), once."""
+    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+
+
 class LinkActor:
     """One Ray actor: loads the bundle once, links batches (Arrow tables) of documents."""
 
@@ -167,7 +172,7 @@ def run_link(
 
     if output.exists() and any(output.iterdir()):
         raise InputError(f"{output} is not empty; the Ray engine writes a directory of files there.")
-    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+    _connect(address)
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # rows out in input order
     # read first: an actor pool as large as the cluster would leave no CPU to the read tasks
     # (the object store spills to disk when the input is larger than memory)
@@ -203,7 +208,7 @@ class RayEncoding:
     again (up to 3 times)."""
 
     def __init__(self, encoder_dir: Path, *, address: str | None = None, actors: int | None = None, threads: int = 1):
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        _connect(address)
         n = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         remote = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)(EncoderActor)
         self.actors: list[Any] = [remote.remote(str(encoder_dir), threads) for _ in range(n)]
@@ -232,7 +237,7 @@ def ray_fit_map(address: str | None = None) -> Any:
     def run(data: Any, chunks: list) -> list:
         if not chunks:
             return []
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        _connect(address)
         ref = ray.put(data)
         remote = ray.remote(num_cpus=1, max_retries=3)(fit_models)
         return list(ray.get([remote.remote(ref, c) for c in chunks]))
@@ -248,7 +253,7 @@ def kb_runner(address: str | None = None, read: Any = None) -> Any:
     def run(tasks: list) -> list:
         if not tasks:
             return []
-        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        _connect(address)
         remote = ray.remote(num_cpus=1, max_retries=3)(read or read_shard)
         return ray.get([remote.remote(t) for t in tasks])
 

@@ -16,7 +16,6 @@ run writes the same bytes as one that was never stopped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -282,14 +281,13 @@ class HeldDocs:
     """The held-out documents calibration reads: the first ``cap`` offered, appended to
     ``path`` (JSON lines) as they come and read back once the pass is over."""
 
-    def __init__(self, path: Path, cap: int, *, keep: int | None = None, ids: list[str] | None = None):
+    def __init__(self, path: Path, cap: int, *, ids: list[str] | None = None):
+        """A fresh file at ``path``, or with ``ids`` (a resumed run) the checkpoint's copy
+        already there, holding those documents."""
         self.path, self.cap = path, cap
         self.ids: set[str] = set(ids or ())  # at most ``cap``
-        if keep is None:
+        if ids is None:
             path.write_text("", encoding="utf-8")
-        else:  # resumed: the lines written after the checkpoint are dropped
-            with open(path, "r+b") as f:
-                f.truncate(keep)
 
     @property
     def count(self) -> int:
@@ -312,16 +310,6 @@ class HeldDocs:
                 r = json.loads(line)
                 spans = [(int(a), int(b), q) for a, b, q in r["spans"]]
                 yield TrainDoc(r["id"], r["lang"], r["text"], spans, bool(r["partial"]))
-
-
-def fingerprint(files: list[Path], kb_meta: Path, options: dict[str, Any]) -> str:
-    """What a checkpoint belongs to: the input files (name, size, modification time), the
-    KB and the options that change the result."""
-    parts: list[Any] = [options]
-    for p in [*files, kb_meta]:
-        st = Path(p).stat()
-        parts.append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 class Checkpoint:
@@ -369,9 +357,7 @@ class Checkpoint:
         tmp.mkdir(parents=True)
         state = collector.save(tmp)
         shutil.copyfile(held.path, tmp / self.HELD)
-        state.update(
-            key=self.key, consumed=consumed, held_bytes=(tmp / self.HELD).stat().st_size, held_ids=sorted(held.ids)
-        )
+        state.update(key=self.key, consumed=consumed, held_ids=sorted(held.ids))
         atomic_write_text(tmp / self.STATE, json.dumps(state, sort_keys=True) + "\n")
         fsync_dir(tmp)
         replace_dir(tmp, self.folder)

@@ -49,14 +49,13 @@ from xned.export.experts.contexts import (
     Encoding,
     Examples,
     HeldDocs,
-    fingerprint,
     read_pass,
     wanted_entities,
 )
 from xned.export.experts.fit import FitMap, TrainedExperts, train_models
 from xned.export.manifest import update_manifest
 from xned.export.training_docs import BundleTitles, TrainDoc, in_holdout, read_training
-from xned.fsutil import replace_dir
+from xned.fsutil import inputs_key, replace_dir
 from xned.logs import Log, Meter, silent
 from xned.records import ReadProgress
 from xned.titles import Titles, load_titles
@@ -210,11 +209,11 @@ def train_experts(
         "max_per_entity": max_per_entity,
         "max_docs": max_docs,
         "calibration_docs": calibration_docs,
-        "titles": None if titles is None else [str(Path(titles).resolve()), Path(titles).stat().st_size],
     }
     ck = None
     if checkpoint is not None:
-        ck = Checkpoint(Path(checkpoint), fingerprint(files, linker.root / L.KB / "meta.json", options), every)
+        inputs = [*files, linker.root / L.KB / L.KBDir.META, *([titles] if titles is not None else [])]
+        ck = Checkpoint(Path(checkpoint), inputs_key(inputs, options), every)
     with contextlib.ExitStack() as stack:
         if ck is not None:
             stack.push(_drop_on_failure(ck))
@@ -277,7 +276,7 @@ def _held_docs(
     state = ck.start(resume)
     if state is None:
         return HeldDocs(ck.held_path, cap), None
-    return HeldDocs(ck.held_path, cap, keep=state["held_bytes"], ids=state["held_ids"]), state
+    return HeldDocs(ck.held_path, cap, ids=state["held_ids"]), state
 
 
 def _train_and_write(

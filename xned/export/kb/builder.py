@@ -43,6 +43,7 @@ from xned.export.kb.writer import EntityIndex, EntityRow, write_kb
 from xned.export.spill import Spill
 from xned.fsutil import atomic_write_text
 from xned.langs import normalize_lang
+from xned.titles import TITLE_SEP
 from xned.types import MAX_QID_CHARS, QID_RE, is_qid
 
 UNSTATED = {"mul", "und", "match", "native", "zxx", "mis"}
@@ -111,6 +112,7 @@ class KBBuilder:
             "skipped": self.report.skipped,
             "counts": dict(self.report.counts),
             "examples": {k: list(v) for k, v in self.report.examples.items()},
+            "wiki_langs": sorted(self.wiki_langs),
         }
 
     def adopt(self, handed: dict[str, Any]) -> None:
@@ -124,6 +126,7 @@ class KBBuilder:
         for kind, msgs in handed["examples"].items():
             for msg in msgs:
                 self.report.keep_example(kind, msg)
+        self.wiki_langs.update(handed["wiki_langs"])
 
     def begin_source(self, index: int, start: int = 0) -> None:
         """Records from now on come from source ``index`` (its place in the build's source
@@ -400,7 +403,7 @@ def write_wiki_titles(dest: Path, titles: Any, langs: list[str]) -> dict[str, in
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
     for lang in langs:
-        kept = [k for k in titles.for_lang(lang).iterkeys() if k.rsplit("\x1f", 1)[1] in qids]
+        kept = [k for k in titles.for_lang(lang).iterkeys() if k.rsplit(TITLE_SEP, 1)[1] in qids]
         marisa_trie.Trie(kept).save(str(out_dir / f"{lang}.marisa"))
         counts[lang] = len(kept)
     return counts

@@ -18,13 +18,11 @@ before them: they are read in a second phase, given the title runs of those shar
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import multiprocessing
 import re
 import shutil
 import threading
-import types
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -40,9 +38,9 @@ from xned.export.kb.options import KBOptions
 from xned.export.kb.sources import is_wikipedia, read_source
 from xned.export.kb.wikidata import TitleMap
 from xned.export.kb.writer import EntityRow
-from xned.export.wikimedia import dump_language
-from xned.fsutil import atomic_write_text
+from xned.fsutil import atomic_write_text, inputs_key
 from xned.logs import Log, Meter, silent
+from xned.records import ReadProgress
 
 SHARD_BYTES = 256 * 1024 * 1024
 _WIKIDATA = re.compile(r"\.json(\.gz|\.bz2)?$")
@@ -192,7 +190,7 @@ def _watched(tasks: list[ShardTask], log: Log, every: float | None = None) -> It
         yield
         return
     size = {t.work: (t.stop if t.stop is not None else Path(t.path).stat().st_size) - t.start for t in tasks}
-    read = types.SimpleNamespace(bytes=0)
+    read = ReadProgress()
     meter = Meter(log, "shards", total_bytes=sum(size.values()), progress=read, every=every)
     stop = threading.Event()
 
@@ -209,16 +207,6 @@ def _watched(tasks: list[ShardTask], log: Log, every: float | None = None) -> It
     finally:
         stop.set()
         thread.join()
-
-
-def build_key(sources: list[Path], options: KBOptions, shard_bytes: int) -> str:
-    """What a build's finished shards belong to: its sources (path, size, modification
-    time), the options that shape the KB and the shard size."""
-    parts: list[Any] = [options.recipe("-"), shard_bytes]
-    for p in sources:
-        st = p.stat()
-        parts.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def local_runner(workers: int) -> Runner:
@@ -261,7 +249,7 @@ def build_sharded(
     if work is None:  # beside the output, not in $TMPDIR: a killed build's runs go with the next build
         work = Path(dest).absolute().parent / f".{Path(dest).name}.shards"
     work = Path(work)
-    key = build_key(sources, options, shards.shard_bytes)
+    key = inputs_key(sources, [options.recipe("-"), shards.shard_bytes])  # what the finished shards belong to
     if shards.resume and (work / PLAN).is_file():
         if json.loads((work / PLAN).read_text(encoding="utf-8")).get("key") != key:
             raise KBBuildError(
@@ -269,7 +257,7 @@ def build_sharded(
                 f"run without --resume to start over."
             )
     else:
-        shutil.rmtree(work / PLAN, ignore_errors=True)
+        (work / PLAN).unlink(missing_ok=True)
         for old in work.glob("shard*"):
             shutil.rmtree(old, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -297,18 +285,16 @@ def build_sharded(
                 )
         outputs = sorted([*outputs, *runner(second)], key=lambda o: (o.source, o.start))
         b = KBBuilder(options, tmp_dir=work)
-        title_runs = [r for o in outputs if not is_wikipedia(sources[o.source]) for r in o.title_runs]
-        if second and title_runs:  # the sitelinks again, for the titles written beside the KB
-            b.wiki_titles = TitleMap(b.run_records, work)
-            b.wiki_titles.records.adopt(
-                [Path(r) for r in title_runs],
-                sum(o.title_total for o in outputs if not is_wikipedia(sources[o.source])),
-            )
-            b.wiki_langs = {lang for t in second if (lang := dump_language(Path(t.path).name.split("-")[0]))}
         records = [0] * len(sources)
         for o in outputs:
             b.adopt(o.handed)
             records[o.source] += o.records
+        if b.wiki_langs:  # the sitelinks again, for the titles written beside the KB
+            sitelinks = [o for o in outputs if not is_wikipedia(sources[o.source])]
+            b.wiki_titles = TitleMap(b.run_records, work)
+            b.wiki_titles.records.adopt(
+                [Path(r) for o in sitelinks for r in o.title_runs], sum(o.title_total for o in sitelinks)
+            )
         b.report.sources = [{"path": s.name, "records": n} for s, n in zip(sources, records, strict=True)]
         result = finish_build(b, sources, dest, embed, bundle)
     except Exception:

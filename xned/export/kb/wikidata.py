@@ -28,6 +28,7 @@ from xned.errors import KBBuildError
 from xned.export.kb.builder import KBBuilder
 from xned.export.spill import Spill
 from xned.export.wikimedia import open_maybe_compressed, wiki_title
+from xned.titles import TITLE_SEP, trie_qid
 
 if TYPE_CHECKING:
     from xned.export.kb.builder import KBBuilder
@@ -191,7 +192,7 @@ class TitleMap:
         if lang not in self._tries:
             pre = f"{lang}\t"
             keys = (
-                wiki_title(t) + "\x1f" + q
+                wiki_title(t) + TITLE_SEP + q
                 for line in self.records.merged()
                 if line.startswith(pre)
                 for _, t, q in [line.split("\t")]
@@ -200,8 +201,7 @@ class TitleMap:
         return self._tries[lang]
 
     def get(self, lang: str, title: str) -> str | None:
-        hits = self.for_lang(lang).keys(title + "\x1f")
-        return min(hits).rsplit("\x1f", 1)[1] if hits else None
+        return trie_qid(self.for_lang(lang), title)
 
     def close(self) -> None:
         self.records.close()
