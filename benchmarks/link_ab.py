@@ -5,7 +5,13 @@ included), runs interleaved so machine load hits both alike; medians and the rat
     python benchmarks/link_ab.py --a /tmp/xned-before --b . -i corpus.jsonl [--repeat 3] \
         [--bundle DIR] -- --given-spans --threads 2
 
-Prints mentions/s and wall seconds of each side, and b/a.
+or of two options of one checkout (``--a-args`` / ``--b-args``, e.g. the context tiers):
+
+    python benchmarks/link_ab.py --a . --b . --a-args "--tier transformer" --b-args "--tier auto" \
+        -i corpus.jsonl --bundle DIR -- --given-spans --workers 2
+
+Prints mentions/s and wall seconds of each side, b/a, the share of links (QID or NIL) the
+two sides gave alike, the load average and the CPU's int8 flags.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -35,6 +42,16 @@ def run(checkout: Path, args: list[str]) -> float:
     return wall
 
 
+def cpu_flags() -> list[str]:
+    """The int8-relevant flags of this machine's CPU (speed differs ~3x between them)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return sorted(f for f in set(flags) if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--a", type=Path, required=True)
@@ -42,6 +59,8 @@ def main() -> None:
     ap.add_argument("-i", "--input", type=Path, action="append", required=True)
     ap.add_argument("--bundle", type=Path)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--a-args", default="", help="options for side a only")
+    ap.add_argument("--b-args", default="", help="options for side b only")
     ap.add_argument("rest", nargs=argparse.REMAINDER)
     ns = ap.parse_args()
     extra = [x for x in ns.rest if x != "--"]
@@ -52,17 +71,21 @@ def main() -> None:
                 out.write(Path(path).read_text(encoding="utf-8"))
         results: dict[str, list[float]] = {"a": [], "b": []}
         mentions = {}
+        links: dict[str, list[str | None]] = {}
         for _ in range(ns.repeat):
             for side in ("a", "b"):
                 dest = Path(tmp) / f"{side}.jsonl"
                 dest.unlink(missing_ok=True)
-                args = ["-i", str(corpus.resolve()), "-f", "jsonl", "-o", str(dest), *extra]
+                own = shlex.split(getattr(ns, f"{side}_args"))
+                args = ["-i", str(corpus.resolve()), "-f", "jsonl", "-o", str(dest), *extra, *own]
                 if ns.bundle:
                     args += ["--bundle", str(ns.bundle.resolve())]
                 results[side].append(run(getattr(ns, side).resolve(), args))
                 with open(dest, encoding="utf-8") as f:
-                    mentions[side] = sum(len(json.loads(line)["mentions"]) for line in f)
-    report = {"loadavg": os.getloadavg()[0]}
+                    docs = [json.loads(line) for line in f]
+                mentions[side] = sum(len(d["mentions"]) for d in docs)
+                links[side] = [m.get("qid") for d in docs for m in d["mentions"]]
+    report: dict = {"loadavg": os.getloadavg()[0], "cpu_int8_flags": cpu_flags()}
     for side in ("a", "b"):
         wall = statistics.median(results[side])
         report[side] = {
@@ -73,6 +96,9 @@ def main() -> None:
             "walls": [round(r, 2) for r in results[side]],
         }
     report["b_over_a"] = round(report["b"]["mentions_per_s"] / report["a"]["mentions_per_s"], 2)
+    if len(links["a"]) == len(links["b"]) and links["a"]:
+        same = sum(x == y for x, y in zip(links["a"], links["b"], strict=True))
+        report["links_alike"] = round(same / len(links["a"]), 4)
     print(json.dumps(report, indent=2))
 
 
