@@ -139,6 +139,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--skip-experts", action="store_true")
+    ap.add_argument(
+        "--experts-source",
+        choices=("train", "wiki", "none-wiki"),
+        default="train",
+        help="what the experts learn from: the train/ files, the source languages' Wikipedia dump samples "
+        "(dumps/wiki_xml_dump_samples, links mapped by the title map), or none (none-wiki: the fusion alone, "
+        "calibrated on those samples' links: the baseline of wiki)",
+    )
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument(
         "--detector-train",
@@ -228,17 +236,27 @@ def main() -> None:
         from xned.export.experts.train import train_experts
 
         t = time.perf_counter()
-        info = train_experts(
-            bundle,
-            train_files(data, src_langs),
-            titles=titles,
-            source_langs=src_langs,
-            seed=args.seed,
-            holdout=args.holdout,
-            threads=args.threads,
-            absent=args.absent,
-            log=log,
+        wiki_samples = sorted(
+            p for lang in src_langs for p in (data / "dumps" / "wiki_xml_dump_samples").glob(f"{lang}wiki-*.bz2")
         )
+        if args.experts_source != "train" and not wiki_samples:
+            raise SystemExit(f"--experts-source {args.experts_source}: no {src_langs} Wikipedia samples in {data}")
+        if args.experts_source == "none-wiki":
+            from xned.export.experts.anchors import calibrate_on_anchors
+
+            info = calibrate_on_anchors(bundle, wiki_samples, threads=args.threads, absent=args.absent, log=log)
+        else:
+            info = train_experts(
+                bundle,
+                wiki_samples if args.experts_source == "wiki" else train_files(data, src_langs),
+                titles=titles,
+                source_langs=src_langs,
+                seed=args.seed,
+                holdout=args.holdout,
+                threads=args.threads,
+                absent=args.absent,
+                log=log,
+            )
         timings["experts_s"] = round(time.perf_counter() - t, 1)
         log(f"experts: {json.dumps(info)}")
     det_files = sorted(
@@ -286,6 +304,7 @@ def main() -> None:
         "seed": args.seed,
         "holdout": args.holdout,
         "detector_train": [p.name for p in det_files],
+        "experts_source": args.experts_source,
     }
     (work / f"report-{tag}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (work / f"report-{tag}.md").write_text(markdown(report) + "\n", encoding="utf-8")

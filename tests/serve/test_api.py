@@ -211,3 +211,42 @@ def test_nil_ids_in_responses_and_merge_over_http(bundle_path, tmp_path, client)
     assert nil.post("/nil/merge", json={"keep": a, "other": "NIL:0000000000"}).status_code == 404
     assert nil.post("/nil/merge", json={"keep": a}).status_code == 422
     assert client.post("/nil/merge", json={"keep": a, "other": b}).status_code == 409  # no --nil-ids
+
+
+def test_promote_over_http_links_the_new_entity_in_every_later_request(bundle_path, tmp_path):
+    import shutil
+
+    from xned.engine.linker import Linker
+    from xned.export.bundle_ops import build_kb_into_bundle
+    from xned.export.kb.incremental import add
+
+    bundle, state = tmp_path / "bundle", tmp_path / "state"
+    shutil.copytree(bundle_path / "encoder", bundle / "encoder")  # a bundle with its build recorded
+    kb = tmp_path / "kb.tsv"
+    kb.write_text(
+        "#qid\ttype\ten_label\ten_description\tpopularity\tlabels\nQ90\tcity\tParis\tcapital of France\tpop:2\t\n"
+    )
+    build_kb_into_bundle([kb], bundle)
+    api = TestClient(create_app(Linker.load(bundle, state=state, nil_ids=True)))
+    doc = {
+        "text": "Amaia Etxeberria opened the harbour; Etxeberria spoke.",
+        "lang": "en",
+        "mentions": [[0, 16], [37, 47]],
+    }
+    (nil_id,) = {m["nil_id"] for m in api.post("/link", json={"documents": [doc]}).json()["documents"][0]["mentions"]}
+    assert api.post("/nil/promote", json={"nil_id": nil_id}).status_code == 422
+    assert api.post("/nil/promote", json={"nil_id": "NIL:0000000000", "label": "x"}).status_code == 400
+    r = api.post("/nil/promote", json={"nil_id": nil_id, "label": "Amaia Etxeberria", "description": "engineer"})
+    assert r.status_code == 200, r.text
+    qid = r.json()["qid"]
+    assert qid.startswith("Q9") and r.json()["names"][0] == "Amaia Etxeberria"
+    mentions = api.post("/link", json={"documents": [doc]}).json()["documents"][0]["mentions"]
+    assert [(m["text"], m["qid"], m.get("description")) for m in mentions][0] == ("Amaia Etxeberria", qid, "engineer")
+    # a change made outside this server (xned kb add by another process) is picked up too
+    more = tmp_path / "more.tsv"
+    more.write_text(
+        "#qid\ttype\ten_label\ten_description\tpopularity\tlabels\nQ999000002\tcity\tZubieta\ta village\tpop:1\t\n"
+    )
+    add(bundle, [more])
+    r = api.post("/link", json={"text": "Zubieta is quiet.", "lang": "en", "mentions": [[0, 7]]})
+    assert r.json()["documents"][0]["mentions"][0]["qid"] == "Q999000002"

@@ -190,3 +190,56 @@ def test_an_analyst_merges_two_unknown_entities_on_the_page(browser, bundle_path
         wait.until(lambda d: "Merged " + ids[1] + " into " + ids[0] in d.find_element(By.ID, "status").text)
         after = wait.until(spans)
         assert {after[k].get_attribute("title").split()[0] for k in after} == {ids[0]}
+
+
+def test_an_analyst_adds_an_unknown_entity_to_the_bundle_on_the_page(browser, bundle_path, tmp_path):
+    import json
+    import shutil
+
+    from xned import Linker
+    from xned.export.bundle_ops import build_kb_into_bundle
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bundle_path / "encoder", bundle / "encoder")  # a bundle with its build recorded
+    kb = tmp_path / "kb.tsv"
+    kb.write_text(
+        "#qid\ttype\ten_label\ten_description\tpopularity\tlabels\nQ90\tcity\tParis\tcapital of France\tpop:2\t\n"
+    )
+    build_kb_into_bundle([kb], bundle)
+    doc = {"text": "Amaia Etxeberria met Mikel Ugarte.", "lang": "en", "mentions": [[0, 16], [21, 33]]}
+    (tmp_path / "docs.jsonl").write_text(json.dumps(doc) + "\n", encoding="utf-8")
+    with _serving(Linker.load(bundle, threads=1, state=tmp_path / "state", nil_ids=True)) as url:
+        browser.get(url)
+        wait = WebDriverWait(browser, 30)
+        wait.until(lambda d: "entities" in d.find_element(By.ID, "bundle").text)
+        browser.find_element(By.ID, "file").send_keys(str(tmp_path / "docs.jsonl"))
+        wait.until(lambda d: "1 document(s) read" in d.find_element(By.ID, "status").text)
+        browser.find_element(By.ID, "link").click()
+        amaia = wait.until(
+            lambda d: next(
+                (
+                    s
+                    for s in d.find_elements(By.CSS_SELECTOR, "#results span.mention.nil")
+                    if s.text == "Amaia Etxeberria"
+                ),
+                None,
+            )
+        )
+        amaia.click()
+        details = browser.find_element(By.ID, "details")
+        wait.until(lambda d: "Unknown entity NIL:" in details.text)
+        assert details.find_element(By.ID, "nil-label").get_attribute("value") == "Amaia Etxeberria"
+        details.find_element(By.ID, "nil-desc").send_keys("harbour engineer")
+        details.find_element(By.CSS_SELECTOR, "button.nil-promote").click()
+        wait.until(lambda d: "Added Amaia Etxeberria as Q9" in d.find_element(By.ID, "status").text)
+        linked = wait.until(
+            lambda d: next(
+                (
+                    s
+                    for s in d.find_elements(By.CSS_SELECTOR, "#results a.mention.linked")
+                    if s.text == "Amaia Etxeberria"
+                ),
+                None,
+            )
+        )
+        assert linked.get_attribute("title").startswith("Q9")

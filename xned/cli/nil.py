@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -104,38 +102,14 @@ def promote_cli(
     QID (Q9...); the names of its mentions become its aliases, so later documents link to
     it like to any other entity of the bundle."""
     from xned import config
-    from xned.engine.nil import local_qid
-    from xned.export.kb.incremental import add
-    from xned.fsutil import atomic_write_text
+    from xned.export.kb.promote import promote
 
-    store = _store(bundle, state)
-    cid = store.resolve(nil_id)
-    if cid is None:
-        raise InputError(f"No NIL cluster {nil_id}; xned nil list shows them.")
     root = Path(bundle) if bundle is not None else config.default_bundle_path()
-    qid = local_qid(cid)
-    names = store.names_of(cid)
-    record = {
-        "qid": qid,
-        "type": type_name,
-        "label": label,
-        "description": description,
-        "labels": {"mul": label},
-        "aliases": {"mul": [n for n in names if n != label]},
-    }
-    src = Path(tempfile.mkdtemp(prefix="xned-promote-")) / f"promoted-{qid}.jsonl"
-    atomic_write_text(src, json.dumps(record, ensure_ascii=False) + "\n")
-    try:
-        add(root, [src], threads=threads)
-    except PermissionError:
-        raise InputError(
-            f"Bundle {root} is read-only here; promote into a copy of it you can write "
-            f"(xned bundle pack/unpack, or --bundle DIR)."
-        ) from None
-    finally:
-        shutil.rmtree(src.parent, ignore_errors=True)
-    store.promoted(cid, qid)
-    typer.echo(f"Promoted {cid} to {qid} ({label}; names: {', '.join(names)}) in {root}.", err=True)
+    done = promote(
+        root, _store(bundle, state), nil_id, label, description=description, type_name=type_name, threads=threads
+    )
+    names = ", ".join(done["names"])
+    typer.echo(f"Promoted {done['nil_id']} to {done['qid']} ({label}; names: {names}) in {root}.", err=True)
 
 
 @nil_app.command("export")

@@ -211,3 +211,13 @@ def write_manifest(root: Path, data: dict[str, Any]) -> None:
     data["files"] = file_entries(root, rels)
     text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     atomic_write_bytes(root / MANIFEST, text.encode("utf-8"))
+
+
+def bundle_stamp(root: Path) -> tuple[int, ...] | None:
+    """What identifies the bundle's current contents cheaply: its manifest's inode, size and
+    change time (every write of the bundle rewrites the manifest); None if unreadable."""
+    try:
+        st = (Path(root) / L.MANIFEST).stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -12,7 +12,7 @@ import numpy as np
 
 from xned import config
 from xned.engine import layout as L
-from xned.engine.bundle import Manifest, check_files, check_unlisted, read_manifest
+from xned.engine.bundle import Manifest, bundle_stamp, check_files, check_unlisted, read_manifest
 from xned.engine.candidates import CandidateStage
 from xned.engine.corrections import NIL, Corrections, make_examples
 from xned.engine.decision import Evidence, MentionFeatures, decide
@@ -78,6 +78,9 @@ class Linker:
         self.corrections: Corrections | None = None
         self.nil: NilStore | None = None  # NIL clustering (``load(nil_ids=True)``)
         self.stage = CandidateStage(kb, self.finder, lambda: self.corrections, top_k, max_chars)
+        self._load_args: dict[str, Any] = {}
+        #: the bundle's manifest as loaded (``bundle_stamp``): a different one means the bundle changed
+        self.stamp: tuple[int, ...] | None = None
 
     @classmethod
     def load(
@@ -115,6 +118,7 @@ class Linker:
         has one). With ``nil_ids`` every NIL mention gets a local identity shared across
         documents (``xned.engine.nil``; kept in the state directory).
         """
+        args = {k: v for k, v in locals().items() if k not in ("cls", "bundle")}
         root = Path(bundle) if bundle is not None else config.default_bundle_path()
         manifest = read_manifest(root)
         check_files(manifest, verify=verify)  # before any file is opened: paths stay inside the bundle
@@ -161,7 +165,14 @@ class Linker:
             linker.corrections = Corrections.open(root, state, linker._base_scores, kb.index, scorer.reach, dim)
         if nil_ids:
             linker.nil = NilStore(nil_store_dir(state_dir(state), root))
+        linker._load_args = args
+        linker.stamp = bundle_stamp(root)
         return linker
+
+    def reload(self) -> Linker:
+        """The bundle loaded anew, with the options this linker was loaded with (after ``xned
+        kb add`` or ``xned nil promote`` changed it: ``stamp`` tells)."""
+        return type(self).load(self.root, **self._load_args)
 
     @property
     def evidence(self) -> Evidence:

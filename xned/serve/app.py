@@ -5,11 +5,12 @@ request limits and a test client without a schema framework; FastAPI would add p
 (+0.5 s start-up, measured for typer) for the handful of fields validated here anyway.
 
 Endpoints: ``GET /`` (the page), ``GET /health``, ``GET /info``, ``POST /link``,
-``POST /teach``, ``GET /openapi.json``. ``POST /teach`` takes ``{"text", "lang"?, "start",
-"end", "qid"}`` (``qid`` null: not an entity of the KB) or ``{"documents": [...]}`` whose
-mentions carry ``qid``, stores the corrections (``Linker.teach``) and returns them; every
-later ``/link`` of any worker uses them. ``POST /link`` takes ``{"text", "lang"?, "mentions"?,
-"candidates"?}`` or ``{"documents": [canonical documents], "lang"?, "candidates"?}`` and
+``POST /teach``, ``POST /nil/merge``, ``POST /nil/promote``, ``GET /openapi.json``.
+``POST /teach`` takes ``{"text", "lang"?, "start", "end", "qid"}`` (``qid`` null: not an
+entity of the KB) or ``{"documents": [...]}`` whose mentions carry ``qid``, stores the
+corrections (``Linker.teach``) and returns them; every later ``/link`` of any worker uses
+them. ``POST /link`` takes ``{"text", "lang"?, "mentions"?, "candidates"?}`` or
+``{"documents": [canonical documents], "lang"?, "candidates"?}`` and
 returns ``{"documents": [...]}`` in the canonical shape of ``xned link -f jsonl``; a document
 that cannot be linked carries ``error`` (status 200: the others are fine), a request that is
 wrong as a whole gets ``{"error": ...}`` with a 4xx status. The bundle is loaded once per
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import threading
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -41,6 +43,8 @@ from xned.types import DocResult
 
 if TYPE_CHECKING:
     from xned.engine.linker import Linker
+
+log = logging.getLogger("xned.serve")
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ def create_app(linker: Linker, *, token: str | None = None, limits: Limits | Non
             Route("/link", api.link, methods=["POST"]),
             Route("/teach", api.teach, methods=["POST"]),
             Route("/nil/merge", api.nil_merge, methods=["POST"]),
+            Route("/nil/promote", api.nil_promote, methods=["POST"]),
         ]
     )
 
@@ -133,7 +138,8 @@ class Api:
     the requests being linked or taught at once (``Limits.concurrency``)."""
 
     def __init__(self, linker: Linker, token: str | None, limits: Limits):
-        self.linker = linker
+        self._linker = linker
+        self._reloading = threading.Lock()
         self.token = token
         self.limits = limits
         self.gate = asyncio.Semaphore(limits.concurrency)
@@ -141,6 +147,28 @@ class Api:
         root = Path(getattr(linker, "root", ".") or ".")
         self.root_name = root.name
         self.hidden = sorted({str(root), str(root.absolute()), str(root.resolve())}, key=len, reverse=True)
+
+    @property
+    def linker(self) -> Linker:
+        """The loaded linker, loaded anew first when the bundle changed on disk (``xned kb
+        add``, ``xned nil promote``, ``POST /nil/promote`` of this or another worker), so
+        every worker links with the bundle as it is now. A bundle that fails to load keeps
+        the one loaded before (the error is in the server log)."""
+        from xned.engine.bundle import bundle_stamp
+
+        current = self._linker
+        root = getattr(current, "root", None)  # a stand-in linker (tests) has no bundle
+        now = None if root is None else bundle_stamp(root)
+        if now is None or now == getattr(current, "stamp", now):
+            return current
+        with self._reloading:
+            if self._linker is current:  # no other thread reloaded meanwhile
+                try:
+                    self._linker = current.reload()
+                except XnedError as exc:
+                    current.stamp = now  # do not retry on every request
+                    log.warning("xned serve: the changed bundle did not load (%s); linking with the one before", exc)
+            return self._linker
 
     def public(self, message: str) -> str:
         """An error message without the server's file-system paths (the bundle is named)."""
@@ -237,6 +265,47 @@ class Api:
             except KeyError as exc:
                 return _error(404, f"No NIL cluster {str(exc.args[0])[:40]}.")
         return JSONResponse({"nil_id": kept, "merged": other})
+
+    async def nil_promote(self, request: Request) -> Response:
+        """Make a NIL cluster an entity of the bundle: ``{"nil_id": "NIL:...", "label": ...,
+        "description"?, "type"?}`` (serve --nil-ids; ``xned nil promote``). Later links, of
+        every worker, link its names to the new local QID."""
+        if (no := self.refused(request)) is not None:
+            return no
+        linker = self.linker
+        store = linker.nil
+        if store is None:
+            return _error(409, "This server gives no NIL identities; start it with xned serve --nil-ids.")
+        try:
+            body = await read_json(request, self.limits)
+        except RequestError as exc:
+            return _error(exc.status, exc.message)
+        got = body if isinstance(body, dict) else {}
+        nil_id, label = got.get("nil_id"), got.get("label")
+        description, type_name = got.get("description") or "", got.get("type") or ""
+        if not (isinstance(nil_id, str) and isinstance(label, str)):
+            return _error(422, 'Give "nil_id" (NIL:...) and "label" (its name); "description", "type" optional.')
+        if not (isinstance(description, str) and isinstance(type_name, str)):
+            return _error(422, '"description" and "type" are text.')
+        cid, name = nil_id, label  # narrowed to str for the closure
+        from xned.export.kb.promote import promote
+
+        async with self.gate:
+            try:
+                done = await run_in_threadpool(
+                    lambda: promote(
+                        linker.root,
+                        store,
+                        cid,
+                        name,
+                        description=description,
+                        type_name=type_name,
+                    )
+                )
+            except (InputError, XnedError) as exc:
+                return _error(400, self.public(str(exc)))
+            await run_in_threadpool(lambda: self.linker)  # load the changed bundle now, not in the next request
+        return JSONResponse(done)
 
     async def teach(self, request: Request) -> Response:
         if (no := self.refused(request)) is not None:

@@ -187,6 +187,35 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/nil/promote": {
+            "post": {
+                "summary": "Add a NIL cluster to the bundle as an entity with a local QID (xned serve --nil-ids)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "nil_id": {"type": "string"},
+                                    "label": {"type": "string"},
+                                    "description": {"type": "string"},
+                                    "type": {"type": "string"},
+                                },
+                                "required": ["nil_id", "label"],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "The cluster id, its new QID, label and names"},
+                    "400": _err("No such cluster, or the bundle is read-only"),
+                    "401": _err("Token missing or wrong"),
+                    "409": _err("The server gives no NIL identities"),
+                    "422": _err("Wrong request shape"),
+                },
+            }
+        },
         "/info": {"get": {"summary": "The bundle's summary and the server's limits", "responses": {"200": {}}}},
         "/health": {"get": {"summary": "Liveness", "responses": {"200": {}}}},
     },
