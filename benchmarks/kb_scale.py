@@ -69,7 +69,8 @@ def make_dump(path: Path, n: int, seed: int = 0) -> None:
 
 def build(dump: Path, bundle: Path, workers: int, extra: list[str] | None = None) -> dict[str, float]:
     cmd = [sys.executable, "-m", "xned.cli.main", "kb", "build", str(dump), "--bundle", str(bundle)]
-    cmd += ["--no-vectors", "--workers", str(workers), *(extra or [])]
+    # entity vectors only where an encoder is given (--build-args "--encoder DIR --profile laptop")
+    cmd += ([] if "--encoder" in (extra or []) else ["--no-vectors"]) + ["--workers", str(workers), *(extra or [])]
     t0 = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     subprocess.run(cmd, check=True, cwd=ROOT, stderr=subprocess.DEVNULL)

@@ -42,16 +42,6 @@ def run(checkout: Path, args: list[str]) -> float:
     return wall
 
 
-def cpu_flags() -> list[str]:
-    """The int8-relevant flags of this machine's CPU (speed differs ~3x between them)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in set(flags) if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--a", type=Path, required=True)
@@ -85,7 +75,9 @@ def main() -> None:
                     docs = [json.loads(line) for line in f]
                 mentions[side] = sum(len(d["mentions"]) for d in docs)
                 links[side] = [m.get("qid") for d in docs for m in d["mentions"]]
-    report: dict = {"loadavg": os.getloadavg()[0], "cpu_int8_flags": cpu_flags()}
+    from xned.engine.session import cpu_int8_flags  # this checkout's: a machine fact, not a side of the A/B
+
+    report: dict = {"loadavg": os.getloadavg()[0], "cpu_int8_flags": cpu_int8_flags()}
     for side in ("a", "b"):
         wall = statistics.median(results[side])
         report[side] = {

@@ -21,16 +21,8 @@ from pathlib import Path
 
 from xned.bench import load_corpus
 from xned.engine.linker import Linker
+from xned.engine.session import cpu_int8_flags as cpu_flags
 from xned.engine.session import device_providers
-
-
-def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"))
 
 
 def measure(bundle: Path, docs: list[dict], device: str, threads: int) -> dict:

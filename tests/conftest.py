@@ -38,6 +38,22 @@ def bundle_copy(tmp_path) -> Path:
     return dest
 
 
+@pytest.fixture()
+def built_bundle(tmp_path, bundle_path) -> Path:
+    """A bundle built by ``kb build`` (its build recorded, so ``kb add`` and ``nil promote``
+    can extend it) from one entity, with the fixture's encoder."""
+    from xned.export.bundle_ops import build_kb_into_bundle
+
+    bundle = tmp_path / "built"
+    shutil.copytree(bundle_path / "encoder", bundle / "encoder")
+    kb = tmp_path / "kb.tsv"
+    kb.write_text(
+        "#qid\ttype\ten_label\ten_description\tpopularity\tlabels\nQ90\tcity\tParis\tcapital of France\tpop:2\t\n"
+    )
+    build_kb_into_bundle([kb], bundle)
+    return bundle
+
+
 def shared_data(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from xned.engine.linker import Linker
-from xned.engine.session import device_providers
+from xned.engine.session import cpu_int8_flags, device_providers
 from xned.errors import InputError
 from xned.records import read_documents
 from xned.types import DocResult
@@ -153,6 +153,7 @@ def run_bench(
     result["loadavg_before"] = os.getloadavg()[0]
     result |= _cold_start(docs[0], common, repeat)
     result["device"] = device
+    result["cpu_int8_flags"] = cpu_int8_flags()
     result |= _processes(docs, common, repeat, workers, given_spans, threads)
     result |= _warm(bundle, docs, repeat, given_spans, threads, device)
     result["loadavg_after"] = os.getloadavg()[0]

@@ -149,18 +149,8 @@ print(json.dumps([[lk.text, lk.qid, lk.label, lk.nil_id] for lk in linker.link(t
 """
 
 
-def test_a_promoted_cluster_is_linked_in_a_new_process(tmp_path, bundle_path):
-    import shutil
-
-    from xned.export.bundle_ops import build_kb_into_bundle
-
-    bundle, state = tmp_path / "bundle", tmp_path / "state"
-    shutil.copytree(bundle_path / "encoder", bundle / "encoder")  # a bundle with its build recorded
-    kb = tmp_path / "kb.tsv"
-    kb.write_text(
-        "#qid\ttype\ten_label\ten_description\tpopularity\tlabels\nQ90\tcity\tParis\tcapital of France\tpop:2\t\n"
-    )
-    build_kb_into_bundle([kb], bundle)
+def test_a_promoted_cluster_is_linked_in_a_new_process(tmp_path, built_bundle):
+    bundle, state = built_bundle, tmp_path / "state"
     linker = Linker.load(bundle, state=state, nil_ids=True)
     text = "Amaia Etxeberria opened the harbour; Etxeberria spoke."
     (nil_id,) = {lk.nil_id for lk in linker.link(text, "en", mentions=[(0, 16), (37, 47)])}

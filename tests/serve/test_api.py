@@ -213,20 +213,11 @@ def test_nil_ids_in_responses_and_merge_over_http(bundle_path, tmp_path, client)
     assert client.post("/nil/merge", json={"keep": a, "other": b}).status_code == 409  # no --nil-ids
 
 
-def test_promote_over_http_links_the_new_entity_in_every_later_request(bundle_path, tmp_path):
-    import shutil
-
+def test_promote_over_http_links_the_new_entity_in_every_later_request(built_bundle, tmp_path):
     from xned.engine.linker import Linker
-    from xned.export.bundle_ops import build_kb_into_bundle
     from xned.export.kb.incremental import add
 
-    bundle, state = tmp_path / "bundle", tmp_path / "state"
-    shutil.copytree(bundle_path / "encoder", bundle / "encoder")  # a bundle with its build recorded
-    kb = tmp_path / "kb.tsv"
-    kb.write_text(
-        "#qid\ttype\ten_label\ten_description\tpopularity\tlabels\nQ90\tcity\tParis\tcapital of France\tpop:2\t\n"
-    )
-    build_kb_into_bundle([kb], bundle)
+    bundle, state = built_bundle, tmp_path / "state"
     api = TestClient(create_app(Linker.load(bundle, state=state, nil_ids=True)))
     doc = {
         "text": "Amaia Etxeberria opened the harbour; Etxeberria spoke.",

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -47,6 +48,17 @@ def _serving(linker):
     yield f"http://127.0.0.1:{port}/"
     srv.should_exit = True
     thread.join(10)
+
+
+def _link_file(browser, url: str, path: Path) -> WebDriverWait:
+    """Open the page, read ``path`` (one document) into it and link it; the page's waiter."""
+    browser.get(url)
+    wait = WebDriverWait(browser, 30)
+    wait.until(lambda d: "entities" in d.find_element(By.ID, "bundle").text)
+    browser.find_element(By.ID, "file").send_keys(str(path))
+    wait.until(lambda d: "1 document(s) read" in d.find_element(By.ID, "status").text)
+    browser.find_element(By.ID, "link").click()
+    return wait
 
 
 @pytest.fixture(scope="module")
@@ -168,12 +180,7 @@ def test_an_analyst_merges_two_unknown_entities_on_the_page(browser, bundle_path
     doc = {"text": "Amaia Etxeberria met Mikel Ugarte.", "lang": "en", "mentions": [[0, 16], [21, 33]]}
     (tmp_path / "docs.jsonl").write_text(json.dumps(doc) + "\n", encoding="utf-8")
     with _serving(Linker.load(bundle_path, threads=1, state=tmp_path / "state", nil_ids=True)) as url:
-        browser.get(url)
-        wait = WebDriverWait(browser, 30)
-        wait.until(lambda d: "entities" in d.find_element(By.ID, "bundle").text)
-        browser.find_element(By.ID, "file").send_keys(str(tmp_path / "docs.jsonl"))
-        wait.until(lambda d: "1 document(s) read" in d.find_element(By.ID, "status").text)
-        browser.find_element(By.ID, "link").click()
+        wait = _link_file(browser, url, tmp_path / "docs.jsonl")
 
         def spans(d):
             found = {s.text: s for s in d.find_elements(By.CSS_SELECTOR, "#results span.mention.nil")}
@@ -192,29 +199,16 @@ def test_an_analyst_merges_two_unknown_entities_on_the_page(browser, bundle_path
         assert {after[k].get_attribute("title").split()[0] for k in after} == {ids[0]}
 
 
-def test_an_analyst_adds_an_unknown_entity_to_the_bundle_on_the_page(browser, bundle_path, tmp_path):
+def test_an_analyst_adds_an_unknown_entity_to_the_bundle_on_the_page(browser, built_bundle, tmp_path):
     import json
-    import shutil
 
     from xned import Linker
-    from xned.export.bundle_ops import build_kb_into_bundle
 
-    bundle = tmp_path / "bundle"
-    shutil.copytree(bundle_path / "encoder", bundle / "encoder")  # a bundle with its build recorded
-    kb = tmp_path / "kb.tsv"
-    kb.write_text(
-        "#qid\ttype\ten_label\ten_description\tpopularity\tlabels\nQ90\tcity\tParis\tcapital of France\tpop:2\t\n"
-    )
-    build_kb_into_bundle([kb], bundle)
+    bundle = built_bundle
     doc = {"text": "Amaia Etxeberria met Mikel Ugarte.", "lang": "en", "mentions": [[0, 16], [21, 33]]}
     (tmp_path / "docs.jsonl").write_text(json.dumps(doc) + "\n", encoding="utf-8")
     with _serving(Linker.load(bundle, threads=1, state=tmp_path / "state", nil_ids=True)) as url:
-        browser.get(url)
-        wait = WebDriverWait(browser, 30)
-        wait.until(lambda d: "entities" in d.find_element(By.ID, "bundle").text)
-        browser.find_element(By.ID, "file").send_keys(str(tmp_path / "docs.jsonl"))
-        wait.until(lambda d: "1 document(s) read" in d.find_element(By.ID, "status").text)
-        browser.find_element(By.ID, "link").click()
+        wait = _link_file(browser, url, tmp_path / "docs.jsonl")
         amaia = wait.until(
             lambda d: next(
                 (

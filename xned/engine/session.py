@@ -27,6 +27,17 @@ DEVICES: dict[str, tuple[str, ...]] = {
 AUTO = ("CUDAExecutionProvider", "CoreMLExecutionProvider", "DmlExecutionProvider")
 
 
+def cpu_int8_flags() -> list[str]:
+    """This machine's CPU flags that decide int8 speed (about 3x between AVX2 alone and
+    AVX-512 VNNI): reported beside every speed figure (``xned bench``, ``benchmarks/``)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return sorted(f for f in set(flags) if f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 def device_providers(device: str) -> list[str]:
     """The execution providers of ``--device`` (see ``DEVICES``); ``InputError`` naming the
     choices for another value."""

@@ -43,6 +43,7 @@ from xned.types import DocResult
 
 if TYPE_CHECKING:
     from xned.engine.linker import Linker
+    from xned.engine.nil import NilStore
 
 log = logging.getLogger("xned.serve")
 
@@ -245,17 +246,24 @@ class Api:
                 await asyncio.gather(task, return_exceptions=True)
                 raise
 
-    async def nil_merge(self, request: Request) -> Response:
-        """Merge two NIL clusters: ``{"keep": "NIL:...", "other": "NIL:..."}`` (serve --nil-ids)."""
+    async def _nil_request(self, request: Request) -> Response | tuple[NilStore, Any, Linker]:
+        """A NIL request's store, JSON body and linker, or the response refusing it."""
         if (no := self.refused(request)) is not None:
             return no
-        store = self.linker.nil
-        if store is None:
+        linker = self.linker
+        if linker.nil is None:
             return _error(409, "This server gives no NIL identities; start it with xned serve --nil-ids.")
         try:
-            body = await read_json(request, self.limits)
+            return linker.nil, await read_json(request, self.limits), linker
         except RequestError as exc:
             return _error(exc.status, exc.message)
+
+    async def nil_merge(self, request: Request) -> Response:
+        """Merge two NIL clusters: ``{"keep": "NIL:...", "other": "NIL:..."}`` (serve --nil-ids)."""
+        got = await self._nil_request(request)
+        if isinstance(got, Response):
+            return got
+        store, body, _ = got
         keep, other = (body.get(k) if isinstance(body, dict) else None for k in ("keep", "other"))
         if not isinstance(keep, str) or not isinstance(other, str):
             return _error(422, 'Give "keep" and "other": the ids of two NIL clusters (NIL:...).')
@@ -270,16 +278,10 @@ class Api:
         """Make a NIL cluster an entity of the bundle: ``{"nil_id": "NIL:...", "label": ...,
         "description"?, "type"?}`` (serve --nil-ids; ``xned nil promote``). Later links, of
         every worker, link its names to the new local QID."""
-        if (no := self.refused(request)) is not None:
-            return no
-        linker = self.linker
-        store = linker.nil
-        if store is None:
-            return _error(409, "This server gives no NIL identities; start it with xned serve --nil-ids.")
-        try:
-            body = await read_json(request, self.limits)
-        except RequestError as exc:
-            return _error(exc.status, exc.message)
+        req = await self._nil_request(request)
+        if isinstance(req, Response):
+            return req
+        store, body, linker = req
         got = body if isinstance(body, dict) else {}
         nil_id, label = got.get("nil_id"), got.get("label")
         description, type_name = got.get("description") or "", got.get("type") or ""

@@ -73,6 +73,25 @@ def _err(desc: str) -> dict[str, Any]:
     return {"description": desc, "content": {"application/json": {"schema": _ERROR}}}
 
 
+def _nil_post(
+    summary: str, properties: dict[str, Any], required: list[str], responses: dict[str, Any]
+) -> dict[str, Any]:
+    """A ``POST /nil/...`` operation: a JSON object body and the NIL endpoints' errors."""
+    body = {"type": "object", "properties": properties, "required": required}
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {
+                **responses,
+                "401": _err("Token missing or wrong"),
+                "409": _err("The server gives no NIL identities"),
+                "422": _err("Wrong request shape"),
+            },
+        }
+    }
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "xned", "version": __version__, "description": "Offline cross-lingual entity linking."},
@@ -163,59 +182,21 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
-        "/nil/merge": {
-            "post": {
-                "summary": "Merge two NIL clusters that are one unknown entity (xned serve --nil-ids)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"keep": {"type": "string"}, "other": {"type": "string"}},
-                                "required": ["keep", "other"],
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": {"description": "The kept id and the merged one"},
-                    "401": _err("Token missing or wrong"),
-                    "404": _err("No such NIL cluster"),
-                    "409": _err("The server gives no NIL identities"),
-                    "422": _err("Wrong request shape"),
-                },
-            }
-        },
-        "/nil/promote": {
-            "post": {
-                "summary": "Add a NIL cluster to the bundle as an entity with a local QID (xned serve --nil-ids)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "nil_id": {"type": "string"},
-                                    "label": {"type": "string"},
-                                    "description": {"type": "string"},
-                                    "type": {"type": "string"},
-                                },
-                                "required": ["nil_id", "label"],
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": {"description": "The cluster id, its new QID, label and names"},
-                    "400": _err("No such cluster, or the bundle is read-only"),
-                    "401": _err("Token missing or wrong"),
-                    "409": _err("The server gives no NIL identities"),
-                    "422": _err("Wrong request shape"),
-                },
-            }
-        },
+        "/nil/merge": _nil_post(
+            "Merge two NIL clusters that are one unknown entity (xned serve --nil-ids)",
+            {"keep": {"type": "string"}, "other": {"type": "string"}},
+            ["keep", "other"],
+            {"200": {"description": "The kept id and the merged one"}, "404": _err("No such NIL cluster")},
+        ),
+        "/nil/promote": _nil_post(
+            "Add a NIL cluster to the bundle as an entity with a local QID (xned serve --nil-ids)",
+            {k: {"type": "string"} for k in ("nil_id", "label", "description", "type")},
+            ["nil_id", "label"],
+            {
+                "200": {"description": "The cluster id, its new QID, label and names"},
+                "400": _err("No such cluster, or the bundle is read-only"),
+            },
+        ),
         "/info": {"get": {"summary": "The bundle's summary and the server's limits", "responses": {"200": {}}}},
         "/health": {"get": {"summary": "Liveness", "responses": {"200": {}}}},
     },
