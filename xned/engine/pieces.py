@@ -71,7 +71,9 @@ class PieceTokenizer:
             cuts = _cuts(t)
             starts.append(cuts)
             parts += [t[a:b] for a, b in zip(cuts, [*cuts[1:], len(t)], strict=True)]
-        protos = iter(self.sp.encode(parts, return_type="proto")) if parts else iter(())
+        # one call per part: the list form of ``encode`` starts a thread pool on every call
+        # (250 us for a short sentence, 7 ms on a loaded machine, against 6 us for the part)
+        protos = (self.sp.encode(part, return_type="proto") for part in parts)
         out = []
         for t, cuts in zip(texts, starts, strict=True):
             ids: list[int] = []
