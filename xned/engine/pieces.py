@@ -72,7 +72,8 @@ class PieceTokenizer:
             starts.append(cuts)
             parts += [t[a:b] for a, b in zip(cuts, [*cuts[1:], len(t)], strict=True)]
         # one call per part: the list form of ``encode`` starts a thread pool on every call
-        # (250 us for a short sentence, 7 ms on a loaded machine, against 6 us for the part)
+        # (a short sentence 30 us against 4; 7 ms seen on a machine at load 5); 64 news
+        # documents take 9.5 ms this way against 8.7, beside about a second of encoder
         protos = (self.sp.encode(part, return_type="proto") for part in parts)
         out = []
         for t, cuts in zip(texts, starts, strict=True):
