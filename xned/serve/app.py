@@ -171,6 +171,11 @@ class Api:
                     log.warning("xned serve: the changed bundle did not load (%s); linking with the one before", exc)
             return self._linker
 
+    async def _current(self) -> Linker:
+        """``linker`` from a worker thread: loading a changed bundle must not hold up the
+        event loop (the other requests)."""
+        return await run_in_threadpool(lambda: self.linker)
+
     def public(self, message: str) -> str:
         """An error message without the server's file-system paths (the bundle is named)."""
         for path in self.hidden:
@@ -194,7 +199,7 @@ class Api:
     async def info(self, request: Request) -> Response:
         if (no := self.refused(request)) is not None:
             return no
-        summary = self.linker.info()
+        summary = (await self._current()).info()
         keep = ("name", "languages", "entities", "experts", "scoring", "dense_index")
         return JSONResponse({k: summary.get(k) for k in keep} | {"limits": self.limits.__dict__})
 
@@ -250,7 +255,7 @@ class Api:
         """A NIL request's store, JSON body and linker, or the response refusing it."""
         if (no := self.refused(request)) is not None:
             return no
-        linker = self.linker
+        linker = await self._current()
         if linker.nil is None:
             return _error(409, "This server gives no NIL identities; start it with xned serve --nil-ids.")
         try:
@@ -306,7 +311,7 @@ class Api:
                 )
             except (InputError, XnedError) as exc:
                 return _error(400, self.public(str(exc)))
-            await run_in_threadpool(lambda: self.linker)  # load the changed bundle now, not in the next request
+            await self._current()  # load the changed bundle now, not in the next request
         return JSONResponse(done)
 
     async def teach(self, request: Request) -> Response:
@@ -327,7 +332,7 @@ class Api:
             except (InputError, XnedError) as exc:
                 return _error(400, self.public(str(exc)))
         rows = [{"id": e.id, "mention": e.mention, "key": e.key, "qid": e.qid, "lang": e.lang} for e in taught]
-        return JSONResponse({"taught": rows, "corrections": len(self.linker.corrections or ())})
+        return JSONResponse({"taught": rows, "corrections": len(self._linker.corrections or ())})
 
 
 #: The page loads nothing from elsewhere; links to Wikidata are plain navigation; no other
