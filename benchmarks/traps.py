@@ -44,8 +44,11 @@ def load(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def evaluate(linker: Any, docs: list[dict[str, Any]], given: bool) -> dict[str, Any]:
-    """Per language and ``ALL``: the counts and rates above, for one mode."""
+def evaluate(
+    linker: Any, docs: list[dict[str, Any]], given: bool, failures: list[str] | None = None
+) -> dict[str, Any]:
+    """Per language and ``ALL``: the counts and rates above, for one mode. Each failed trap
+    and control is appended to ``failures`` as one line, when given."""
     stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     scores: dict[str, dict[str, list[float]]] = collections.defaultdict(
         lambda: {"right": [], "wrong": [], "decision_right": [], "decision_wrong": []}
@@ -65,6 +68,9 @@ def evaluate(linker: Any, docs: list[dict[str, Any]], given: bool) -> dict[str, 
             if doc["kind"] == "trap":
                 s["traps"] += 1
                 wrong = [lk for lk in over if lk.qid != gold["qid"]]
+                if wrong and failures is not None and key == "ALL":
+                    pieces = ", ".join(f"{lk.text!r} -> {lk.qid} {lk.label} ({lk.score:.2f})" for lk in wrong)
+                    failures.append(f"trap    {doc['lang']} {doc['text']!r}: {pieces}")
                 s["pieces_linked"] += bool(wrong)
                 for lk in over:
                     scores[key]["wrong" if lk.qid != gold["qid"] else "right"].append(lk.score)
@@ -75,6 +81,9 @@ def evaluate(linker: Any, docs: list[dict[str, Any]], given: bool) -> dict[str, 
                     continue
                 s["controls_in_kb"] += 1
                 right = any(lk.qid == gold["qid"] for lk in over)
+                if not right and failures is not None and key == "ALL":
+                    got = ", ".join(f"{lk.text!r} -> {lk.qid} ({lk.score:.2f})" for lk in near) or "no mention"
+                    failures.append(f"control {doc['lang']} {doc['text']!r} ({gold['qid']}): {got}")
                 s["controls_linked"] += right
                 for lk in over:
                     scores[key]["right" if lk.qid == gold["qid"] else "wrong"].append(lk.score)
@@ -119,13 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--file", type=Path, default=FILE)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    ap.add_argument("--failures", action="store_true", help="also list every failed trap and control")
     args = ap.parse_args(argv)
     from xned import Linker
 
     linker = Linker.load(args.bundle, threads=args.threads, use_corrections=False)
     docs = load(args.file)
-    report = {"end to end": evaluate(linker, docs, given=False), "given spans": evaluate(linker, docs, given=True)}
+    failed: dict[str, list[str]] = {"end to end": [], "given spans": []}
+    report = {mode: evaluate(linker, docs, mode == "given spans", failed[mode]) for mode in failed}
     print(markdown(report))
+    if args.failures:
+        for mode, lines in failed.items():
+            print(f"### failures, {mode}\n")
+            print("\n".join(f"- {line}" for line in lines) + "\n")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -3,6 +3,7 @@ corrections, where its mention string has any), then link the best or say NIL.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,8 @@ class Evidence:
     experts: Experts | None
     scorer: Scorer
     entity_vectors: EntityVectors | None = None
+    #: whether a word is rare (``MentionFinder.rare``): person-name evidence; None: the lexicon alone
+    rare: Callable[[str], bool] | None = None
 
     def features(self, lang: str | None, c: Candidates, vec: np.ndarray | None) -> MentionFeatures:
         """A mention's features: its candidates' cosines to its vector in context ``vec``, its
@@ -70,7 +73,7 @@ class Evidence:
         sims = expert_p = partial = None
         if len(ents) and kb.contained_only(lang, key):
             alias = np.ones(len(ents), bool) if dense is None else dense == 0
-            if reads_as_person(c.mention.text):
+            if reads_as_person(c.mention.text, self.rare):
                 # The name inside a person's name ("Ford" in "Henry Ford") names someone else: of
                 # the candidates found through it only people stay (a namesake is still a person);
                 # retrieved candidates are no pieces of the name and stay too.

@@ -82,11 +82,11 @@ class MentionFinder:
                 lambda k: 1.0 if taught is not None and k in taught else self.kb.link_probability(lang, k),
                 fold_tries=folds,
                 endings=suffixes(lang),
-                names=NameRuns(lang, rare=self._rare),
+                names=NameRuns(lang, rare=self.rare),
             )
         return self._detectors[lang]
 
-    def _rare(self, word: str) -> bool:
+    def rare(self, word: str) -> bool:
         """A word the encoder's tokenizer cuts into three or more pieces (its vocabulary
         holds the frequent words of 100 languages whole); False without an encoder.
         Memoized: a text repeats its names, and tokenizing one word costs ~0.5 ms."""

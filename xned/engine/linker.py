@@ -177,7 +177,7 @@ class Linker:
     @property
     def evidence(self) -> Evidence:
         """What features are computed from (the linker's KB, experts and scorer as they are now)."""
-        return Evidence(self.kb, self.experts, self.scorer, self.entity_vectors)
+        return Evidence(self.kb, self.experts, self.scorer, self.entity_vectors, self.finder.rare)
 
     @property
     def tagger(self) -> Tagger | None:

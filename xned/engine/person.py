@@ -16,8 +16,9 @@ A match is widened over neighbouring words joined by one space:
   is kept out of the name but says the words after it are a person's name;
 - to the right, over capitalized words (not acronyms, not a title), in German only over
   family names or after a given name (German capitalizes every noun), over another alias
-  match only after a given name or title ("Paris Hilton", but "Euskara Frantzia eta ..." are
-  two names), and over particles followed by one;
+  match only after a given name or title, or when that match is itself a given or family name
+  ("Paris Hilton", "Coco Chanel"; but "Euskara Frantzia eta ..." are two names), and over
+  particles followed by one;
 - a name word and an apostrophe or hyphen joined to the next ("O'Keeffe", "al-Assad") are
   one word;
 - in Japanese and Chinese, over the katakana or Han names joined to it by a middle dot
@@ -111,6 +112,10 @@ class PersonNames:
         key = normalize(word)
         return key not in NOT_NAMES and key not in PARTICLES and key in self.family
 
+    def is_name(self, word: str) -> bool:
+        """A given or a family name ("Chanel", "Hilton")."""
+        return self.is_given(word) or self.is_family(word)
+
 
 @cache
 def person_names() -> PersonNames:
@@ -125,16 +130,23 @@ def _is_title(word: str) -> bool:
     return normalize(word).rstrip(".") in TITLES
 
 
-def reads_as_person(text: str, names: PersonNames | None = None) -> bool:
+def reads_as_person(text: str, rare: Callable[[str], bool] | None = None, names: PersonNames | None = None) -> bool:
     """A mention that reads as a person's name: two or more words, the first a given name
-    ("Henry Ford", "Giorgia Meloni"). Katakana joined by a middle dot is not enough: Japanese
+    ("Henry Ford", "Giorgia Meloni") or a rare capitalized word (``rare``: the tokenizer cuts
+    it; "Soichiro Honda"), the evidence ``NameRuns`` widens a match on. In German too: the
+    span is decided already, so a capitalized rare noun ("Autohersteller") is seldom in it.
+    Not a last word that is a name: places end in them ("New York", "San Diego"). Katakana joined by a middle dot is not enough: Japanese
     writes organizations that way too ("ニューヨーク・タイムズ"); with it, Japanese accuracy
     on the protocol's --supplement all fell 47.5 -> 45.2."""
     words = text.split()
     if len(words) < 2:
         return False
     first = words[0].rstrip(".")
-    return _capitalized(first) and first.isalpha() and (names or person_names()).is_given(first)
+    if not (_capitalized(first) and first.isalpha()):
+        return False
+    if (names or person_names()).is_given(first):
+        return True
+    return rare is not None and rare(first)
 
 
 #: KB type names of people: a TSV extract's ``person``, a Wikidata dump's P31 value ``Q5`` (human)
@@ -238,8 +250,12 @@ class NameRuns:
                 break
             if not (_capitalized(w) and w.isalpha()) or _is_title(w) or normalize(w) in NOT_NAMES:
                 break
-            if k in matched and not person:  # two names side by side ("Euskara Frantzia eta ...")
-                break
+            if k in matched and not person:
+                # two names side by side are two ("Euskara Frantzia eta ...") unless the second
+                # is a person's name word ("Coco Chanel": "Coco" is a brand too)
+                if not self.names.is_name(w) or normalize(word(a)) in PARTICLES or len(word(a)) < 3:
+                    break  # "La Ferrari", "El Salvador": an article, not a first name
+                person = True
             if self.lang in NOUNS_CAPITALIZED and not (person or self.names.is_family(w)):
                 break
             b = unit_end
