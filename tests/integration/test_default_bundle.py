@@ -96,3 +96,21 @@ def test_a_single_candidate_the_context_contradicts_falls_to_nil(default_linker,
     assert linked["Albert"].qid is None  # ... and the context rules it out
     sure = default_linker.link("Saudi Arabia is a country in Western Asia.", lang="en")[0]
     assert sure.qid == "Q851" and sure.score > ranked["Albert"].score + 0.2
+
+
+def test_the_trap_set_links_few_pieces_of_names_and_the_names_alone(default_linker):
+    """benchmarks/traps.jsonl end to end: people named like countries and companies ("Coco
+    Chanel", "Henry Ford") are not linked through a piece of their name in at most 5% of
+    sentences, and the same names standing alone are linked in at least 95%."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("traps", Path(__file__).parents[2] / "benchmarks" / "traps.py")
+    assert spec is not None and spec.loader is not None
+    traps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(traps)
+    failures: list[str] = []
+    report = traps.evaluate(default_linker, traps.load(traps.FILE), given=False, failures=failures)["ALL"]
+    assert report["traps"] >= 100 and report["controls_in_kb"] >= 60
+    assert report["pieces_linked_rate"] <= 0.05, failures
+    assert report["controls_linked_rate"] >= 0.95, failures

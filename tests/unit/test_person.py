@@ -19,7 +19,9 @@ class Lexicon(PersonNames):
         return word.lower() in self._f
 
 
-NAMES = Lexicon(given={"henry", "jack", "giorgia", "ludwig", "paris", "virginia", "georgia"}, family={"woolf"})
+NAMES = Lexicon(
+    given={"henry", "jack", "giorgia", "ludwig", "paris", "virginia", "georgia", "chanel"}, family={"woolf", "ferrari"}
+)
 
 
 def widen(text, matches, lang="en", names=NAMES, rare=None):
@@ -53,6 +55,8 @@ def widen(text, matches, lang="en", names=NAMES, rare=None):
             "eu",
             ["Euskara", "Frantzia", "Alemania"],
         ),  # two names side by side stay two
+        ("Coco Chanel opened a shop.", ["Coco", "Chanel"], "en", ["Coco Chanel"]),  # unless the second is a name
+        ("La Ferrari ha presentato una coupé.", ["La", "Ferrari"], "it", ["La", "Ferrari"]),  # an article
         ("Toyota Corolla sales rose.", ["Toyota"], "en", ["Toyota Corolla"]),
         ("Ford CEO Jim Farley spoke.", ["Ford"], "en", ["Ford"]),  # an acronym stops it
         ("Toyota Recalls Cars In Japan Today", ["Toyota", "Japan"], "en", ["Toyota", "Japan"]),  # headline
@@ -92,6 +96,10 @@ def test_a_mention_reads_as_a_persons_name():
     assert not reads_as_person("ニューヨーク・タイムズ")  # Japanese dots join organizations' names too
     assert not reads_as_person("Ford") and not reads_as_person("New York") and not reads_as_person("Toyota Corolla")
     assert is_person_type("person") and is_person_type("Q5") and not is_person_type("city/town")
+    # a rare first word is a name word the lexicon lacks, German too: the span is decided already
+    rare = {"Soichiro"}.__contains__
+    assert reads_as_person("Soichiro Honda", rare) and not reads_as_person("Soichiro Honda")
+    assert not reads_as_person("Toyota Corolla", rare) and not reads_as_person("soichiro honda", rare)
 
 
 def test_the_name_inside_a_persons_name_keeps_only_people(linker):
