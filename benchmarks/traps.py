@@ -44,9 +44,7 @@ def load(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def evaluate(
-    linker: Any, docs: list[dict[str, Any]], given: bool, failures: list[str] | None = None
-) -> dict[str, Any]:
+def evaluate(linker: Any, docs: list[dict[str, Any]], given: bool, failures: list[str] | None = None) -> dict[str, Any]:
     """Per language and ``ALL``: the counts and rates above, for one mode. Each failed trap
     and control is appended to ``failures`` as one line, when given."""
     stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)

@@ -135,9 +135,10 @@ def reads_as_person(text: str, rare: Callable[[str], bool] | None = None, names:
     ("Henry Ford", "Giorgia Meloni") or a rare capitalized word (``rare``: the tokenizer cuts
     it; "Soichiro Honda"), the evidence ``NameRuns`` widens a match on. In German too: the
     span is decided already, so a capitalized rare noun ("Autohersteller") is seldom in it.
-    Not a last word that is a name: places end in them ("New York", "San Diego"). Katakana joined by a middle dot is not enough: Japanese
-    writes organizations that way too ("ニューヨーク・タイムズ"); with it, Japanese accuracy
-    on the protocol's --supplement all fell 47.5 -> 45.2."""
+    Not a last word that is a name: places end in them ("New York", "San Diego"). Katakana
+    joined by a middle dot is not enough: Japanese writes organizations that way too
+    ("ニューヨーク・タイムズ"); with it, Japanese accuracy on the protocol's --supplement all
+    fell 47.5 -> 45.2."""
     words = text.split()
     if len(words) < 2:
         return False
