@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from xned.engine.scoring import FEATURES, Scorer, rank
+from xned.engine.scoring import Scorer, rank
 from xned.errors import InputError
 
 
@@ -80,9 +80,8 @@ def test_ranking_fit_is_the_penalized_maximum_likelihood():
     """Damped Newton: the weights it returns maximize the ridge-penalized conditional
     log-likelihood (on the evaluation protocol's candidate sets, with a retrieved-candidate
     flag, the prior floor and the name cosine, full Newton steps once ran off to weights of
-    30,000). ``sim_gap`` is ``sim`` less a constant within a mention: the ranking leaves it
-    at 0 (its weight is fitted with the confidence)."""
-    from xned.export.experts.calibrate import GAP, RIDGE, fit_ranking
+    30,000)."""
+    from xned.export.experts.calibrate import RIDGE, fit_ranking
 
     rng = np.random.default_rng(3)
     groups = []
@@ -101,15 +100,12 @@ def test_ranking_fit_is_the_penalized_maximum_likelihood():
     def loglik(w):
         total = -0.5 * RIDGE * float(w @ w)
         for f, g in groups:
-            f = f.astype(np.float64)
-            f[:, GAP] = 0.0
-            z = f @ w
+            z = f.astype(np.float64) @ w
             total += z[g] - z.max() - np.log(np.exp(z - z.max()).sum())
         return total
 
     best = loglik(w)
     assert np.isfinite(w).all() and best > loglik(np.zeros_like(w))
-    assert w[GAP] == 0.0
     for _ in range(20):  # no nearby weights fit better
         assert loglik(w + rng.normal(0, 1e-3, len(w))) <= best + 1e-9
     assert w[7] > 0 and w[0] > 0  # the name cosine and the prior both count for the gold
@@ -177,34 +173,3 @@ def test_the_ranking_fit_leaves_mention_features_out():
         groups.append((f, 0))
     w = fit_ranking(groups)
     assert w[FEATURES.index("partial")] == 0.0 and np.abs(w).max() > 0
-
-
-def test_the_fitted_gap_weight_moves_the_confidence_not_the_ranking():
-    """``fit`` sets the ``sim_gap`` weight from the confidence (the highest cosine of a
-    mention is a constant of it): every mention's candidates rank under the final weights as
-    under the conditional-logit weights, and a context that fits none of its candidates well
-    (a low highest cosine) lowers the confidence when the data say so."""
-    from xned.export.experts.calibrate import fit, fit_ranking
-
-    rng = np.random.default_rng(5)
-    groups = []
-    for _ in range(600):
-        n = int(rng.integers(2, 5))
-        pri = rng.dirichlet(np.ones(n))
-        sims = rng.normal(0.78, 0.03, n)
-        top = int(np.argmax(pri))
-        if rng.random() < 0.5:  # the context is about this name's entity: the gold fits best
-            sims[top] = sims.max() + 0.02
-            gold = top
-        else:  # a namesake the KB lacks: the context fits nothing well
-            sims -= 0.05
-            gold = -2
-        groups.append((Scorer().features(pri, sims, None), gold))
-    result = fit(groups)
-    w_final = np.array([result["weights"][k] for k in FEATURES], np.float64)
-    w_rank = fit_ranking(groups)
-    for f, _ in groups:
-        f = f.astype(np.float64)
-        assert np.argsort(-(f @ w_final), kind="stable").tolist() == np.argsort(-(f @ w_rank), kind="stable").tolist()
-    assert result["weights"]["sim"] + result["weights"]["sim_gap"] > 0  # a better fit still ranks higher
-    assert result["fit"]["accuracy_with_nil"] > 0.9

@@ -14,7 +14,7 @@ experts_app = typer.Typer(help="Train per-mention-string word experts and calibr
 
 #: ``--absent`` of every command that calibrates the fusion
 ABSENT_OPT = typer.Option(
-    0.3,  # = xned.export.experts.calibrate.ABSENT (the export modules load lazily)
+    0.3,
     "--absent",
     min=0.0,
     max=1.0,

@@ -40,7 +40,6 @@ from xned.export.bundle_ops import BundleBuild, build_kb_into_bundle
 from xned.export.encoder.base import build_base_encoder
 from xned.export.encoder.optimum_export import export_encoder
 from xned.export.experts.anchors import calibrate_on_anchors
-from xned.export.experts.calibrate import ABSENT
 from xned.export.experts.reach import measure_reach
 from xned.export.kb.registry import build_registry_jsonl
 from xned.export.manifest import update_manifest
@@ -208,7 +207,7 @@ def make_default_bundle(out: Path, work: Path, *, threads: int | None = None, lo
     _portable_build_record(stage / L.KB / L.KBDir.BUILD, jsonl)
     update_manifest(stage)  # build.json changed: re-hash before anything loads the bundle
     log("calibrating scoring.json on Wikipedia anchors")
-    calibrate_on_anchors(stage, [src / "gensim" / p for p in WIKI_SAMPLES], threads=threads, absent=ABSENT, log=log)
+    calibrate_on_anchors(stage, [src / "gensim" / p for p in WIKI_SAMPLES], threads=threads, log=log)
     log("measuring the reach of analyst corrections on the same samples")
     measure_reach(stage, [src / "gensim" / p for p in WIKI_SAMPLES], threads=threads, log=log)
     (stage / "NOTICE").write_text(_notice(sources), encoding="utf-8")

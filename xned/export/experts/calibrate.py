@@ -39,15 +39,11 @@ from xned.titles import load_titles
 
 #: columns of the mention-level features (``MENTION_FEATURES``)
 PER_MENTION = [i for i, k in enumerate(FEATURES) if k in MENTION_FEATURES]
-SIM, GAP = FEATURES.index("sim"), FEATURES.index("sim_gap")
 
 if TYPE_CHECKING:
     from xned.engine.linker import Linker
 
 RIDGE = 1e-2
-#: the fraction of mentions also fitted on as a bundle without their gold entity sees them
-#: (``simulate_absent``), for every command that calibrates and for the default bundle
-ABSENT = 0.3
 
 
 def gather(linker: Linker, docs: Iterable[Any], *, batch: int = 16) -> list[tuple[np.ndarray, int]]:
@@ -116,14 +112,10 @@ def fit_ranking(groups: list[tuple[np.ndarray, int]], *, iters: int = 50) -> np.
     Newton's method, each step halved until the penalized log-likelihood does not fall (a
     full step can overshoot when a feature nearly separates gold from the rest). The
     mention-level features are left out (their weights stay 0): a dense-only candidate has
-    ``partial`` 0 beside alias candidates at 1, which would tie the dense weight to it. So is
-    ``sim_gap``: within a mention it is ``sim`` less a constant, so the ranking cannot tell
-    them apart (the ridge used to split one weight between them in halves); its weight is
-    fitted with the confidence (``fit``)."""
+    ``partial`` 0 beside alias candidates at 1, which would tie the dense weight to it."""
     usable = [(f.astype(np.float64), g) for f, g in groups if g >= 0 and len(f) >= 2]
     for f, _ in usable:
         f[:, PER_MENTION] = 0.0
-        f[:, GAP] = 0.0
     k = len(FEATURES)
     w = np.zeros(k)
     if not usable:
@@ -181,16 +173,9 @@ def fit_confidence(x: np.ndarray, y: np.ndarray, *, iters: int = 50) -> np.ndarr
 
 def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
     """Ranking weights by conditional logit, then the confidence of the top candidate by a
-    logistic regression on its ranking score, the mention-level features (constant over a
-    mention's candidates, they say nothing about the ranking but much about NIL: a name
-    found only inside a longer mention is seldom what it names) and the highest cosine over
-    the mention's candidates (how well the context fits any of them; a constant too).
-
-    The last is ``sim_gap`` in disguise: ``w_sim * sim + w_gap * (sim - max)`` ranks as
-    ``(w_sim + w_gap) * sim`` and adds ``-w_gap * max`` to the confidence, so its fitted
-    coefficient sets ``w_gap`` and the ranking keeps the fitted ``sim`` weight. (A ridge
-    split in halves made the default bundle's "Francia" NIL: the language "French", with a
-    prior of 0.04, fits that context a little better than France.)"""
+    logistic regression on its ranking score and the mention-level features (constant over
+    a mention's candidates, they say nothing about the ranking but much about NIL: a name
+    found only inside a longer mention is seldom what it names)."""
     if not groups:
         raise InputError("No usable mentions to calibrate on (no gold spans with candidates or NIL gold).")
     w = fit_ranking(groups)
@@ -201,13 +186,12 @@ def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
         z = f.astype(np.float64) @ w
         top = int(np.argmax(z))
         tops.append(z[top])
-        extra.append(np.r_[f[top, PER_MENTION].astype(np.float64), float(f[top, SIM] - f[top, GAP])])
+        extra.append(f[top, PER_MENTION].astype(np.float64))
         ys.append(1.0 if g == top else 0.0)
         golds.append(g)
     s, y = np.asarray(tops), np.asarray(ys)
-    n_extra = len(PER_MENTION) + 1
-    x = np.concatenate([s[:, None], np.asarray(extra).reshape(len(s), n_extra)], axis=1)
-    theta = fit_confidence(x, y) if len(s) and 0 < y.sum() < len(y) else np.r_[1.0, np.zeros(n_extra), 0.0]
+    x = np.concatenate([s[:, None], np.asarray(extra).reshape(len(s), len(PER_MENTION))], axis=1)
+    theta = fit_confidence(x, y) if len(s) and 0 < y.sum() < len(y) else np.r_[1.0, np.zeros(len(PER_MENTION)), 0.0]
     a, b, c = float(theta[0]), theta[1:-1], float(theta[-1])
     if a <= 0:  # the ranking score says nothing about correctness here: keep it monotone
         a = 1e-3
@@ -223,9 +207,7 @@ def fit(groups: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
         if acc > best_acc + 1e-12:
             best_t, best_acc = float(t), acc
     weights = {k: round(float(a * w[i]), 6) for i, k in enumerate(FEATURES)}
-    weights.update({FEATURES[i]: round(float(bi), 6) for i, bi in zip(PER_MENTION, b[:-1], strict=True)})
-    weights["sim_gap"] = round(float(-b[-1]), 6)  # the coefficient of the highest cosine
-    weights["sim"] = round(float(a * w[SIM] + b[-1]), 6)  # so that sim + sim_gap ranks as fitted
+    weights.update({FEATURES[i]: round(float(bi), 6) for i, bi in zip(PER_MENTION, b, strict=True)})
     sim_range, sim_typical = similarity_range(groups)
     in_cands = [g >= 0 for _, g in groups]
     top1 = [bool(yv) for yv, g in zip(ys, golds, strict=True) if g >= 0]
