@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xned.engine.linker import Analysis, Linker  # noqa: E402
 from xned.engine.nil import NilMention, NilStore  # noqa: E402
-from xned.engine.nil_names import name_key  # noqa: E402
+from xned.engine.nil_names import plain_key  # noqa: E402
 from xned.evalsets import dataset_name, read_dataset  # noqa: E402
 from xned.titles import load_titles  # noqa: E402
 
@@ -72,7 +72,7 @@ def cluster(docs: list, threshold: float, short: float) -> list[tuple[str, str, 
         store = NilStore(Path(tmp), threshold=threshold, short_threshold=short)
         for text, doc_id, items in docs:
             ids = store.assign([m for m, _ in items], [text], [doc_id])
-            rows += [(q, ids[(0, m.start, m.end)], name_key(m.text)) for m, q in items if (0, m.start, m.end) in ids]
+            rows += [(q, ids[(0, m.start, m.end)], plain_key(m.text)) for m, q in items if (0, m.start, m.end) in ids]
         store.close()
     return rows
 

@@ -36,7 +36,17 @@ from pathlib import Path
 import numpy as np
 
 from xned.engine import layout as L
-from xned.engine.nil_names import Group, NilMention, ends, group_document, is_name, name_key, words
+from xned.engine.nil_names import (
+    Group,
+    NilMention,
+    ends,
+    genitives,
+    group_document,
+    is_name,
+    name_key,
+    plain_key,
+    words,
+)
 from xned.errors import InputError
 
 FILE = "nil.sqlite"
@@ -202,9 +212,11 @@ class NilStore:
         ``g``'s (a strong match). For a one-word group also those with a longer name that
         starts or ends with it ("Etxeberria" after "Amaia Etxeberria"); for a longer group
         those named by its first or last word alone ("Barack Obama" after "Obama"): weak
-        matches, held to the one-word threshold. Two longer names that only share a word
-        ("Jean Dupont", "Jean Martin") never meet."""
-        look = sorted(set(g.keys) | {w for k in g.keys for w in ends(k)})
+        matches, held to the one-word threshold, as is a one-word name in another genitive
+        form ("Fochs", "Foch"). Two longer names that only share a word ("Jean Dupont",
+        "Jean Martin") never meet."""
+        plain = {plain_key(m.text) for m in g.members} - set(g.keys)  # as stores before name_key kept them
+        look = sorted(set(g.keys) | plain | {w for k in g.keys for w in (*ends(k), *genitives(k))})
         marks = ",".join("?" * len(look))
         strong: dict[str, bool] = {}
         for key, part, cid in self.db.execute(
@@ -214,7 +226,7 @@ class NilStore:
         ):
             if part and not short:
                 continue
-            strong[cid] = strong.get(cid, False) or (not part and key in g.keys)
+            strong[cid] = strong.get(cid, False) or (not part and (key in g.keys or key in plain))
         return strong
 
     def _new_id(self, key: str) -> str:

@@ -1,16 +1,26 @@
 """Which NIL mentions are names, and how a document's names group by their structure (the
 first step of NIL clustering, ``xned.engine.nil``): the same name; a first or last part of a
 longer name ("Etxeberria" after "Amaia Etxeberria"; Japanese parts at the middle dot); an
-acronym of a longer name. A short name that fits two longer ones stays on its own."""
+acronym of a longer name. A short name that fits two longer ones stays on its own.
+
+A name's key is the name without what surrounds it in a mention (``name_key``): titles and
+honorifics and their abbreviations ("M. Ador", "Hr. de Longrée", "Apple CEO Steve Jobs"), an
+apposition after a comma ("Nashville, Tenn.", "Ford's chief executive, William Ford"), a
+possessive ("Apsilanti's"), a leading article; in Japanese and Chinese, whose noun phrases end
+in their head, the last name after the particles and commas of a description
+("ロサンゼルスを拠点とするノースロップ・グラマン" -> "ノースロップ グラマン") without an honorific after
+it ("オバマ大統領", "ジョブズ氏")."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from xned.engine.normalize import normalize, undot
+from xned.engine.person import TITLES
 
 
 @dataclass
@@ -58,15 +68,123 @@ def is_name(text: str) -> bool:
     if any(ch.islower() for ch in t):
         return False
     anaphoric = t.startswith("同") and len(t) <= 3  # 同社, 同氏, 同指数: "the said ..."
-    return bool(t) and t not in _PRONOUNS and not t.startswith(_DEMONSTRATIVES) and not anaphoric
+    if not t or t in _PRONOUNS or t.startswith(_DEMONSTRATIVES) or anaphoric:
+        return False
+    # a description that ends in a common noun: particles, and no name at its end
+    # ("世界最大の旅客機", "新しい航空機"; but "...とするノースロップ・グラマン" ends in a name)
+    return not (_KANA_PARTICLE.search(t) and not _NAME_CHARS.search(_cjk_core(normalize(t))))
+
+
+#: abbreviated honorifics and ranks, beside ``person.TITLES`` ("M." is French "Monsieur")
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_ABBREVIATIONS = _set(
+    "m mm hr hrn fr frl adm gen lt col maj capt cpt sgt gov sen rep prof dr mr mrs ms mme mlle sr sra "
+    "ceo cfo coo chairman chief executive officer director spokesman spokeswoman "
+    # ranks and clergy of several languages ("Général de Gaulle", "Marschall Foch", "l'abbé Georgel")
+    "général generale marschall maréchal mariscal maresciallo oberst colonel coronel colonnello admiral "
+    "amiral almirante ammiraglio capitaine capitán capitano commandant kommandant lieutenant leutnant "
+    "obergeneral oberbefehlshaber feldmarschall abbé l'abbé abbe pfarrer pastor pasteur curé bishop bischof "
+    "évêque cardinal kardinal baron baronin graf gräfin comte comtesse count countess duke herzog duc"
+)
+_TITLE_WORDS = TITLES | _ABBREVIATIONS
+_ARTICLES = _set("the der die das le la les l' el los las il lo gli i")
+#: honorifics and titles written after a Japanese or Chinese name
+_CJK_SUFFIXES = (
+    "大統領",
+    "首相",
+    "社長",
+    "会長",
+    "総裁",
+    "長官",
+    "議員",
+    "知事",
+    "市長",
+    "教授",
+    "博士",
+    "選手",
+    "監督",
+    "氏",
+    "さん",
+    "様",
+    "ceo",
+)
+#: what separates a CJK description from the name it ends in: kana particles, commas
+_CJK_SPLIT = re.compile(r"[\u3041-\u309f]+|[、，,]")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+_KANA_PARTICLE = re.compile(r"[\u3041-\u309f]")
+#: what a CJK name carries that a common noun does not: katakana, Latin letters, digits
+_NAME_CHARS = re.compile(r"[\u30a0-\u30ffA-Za-z0-9]")
+_EDGE_PUNCT = ".,:;!?\"“”«»()[]'’"
+_DOTTED = re.compile(r"(?:\w\.)+\w")
+
+
+def plain_key(text: str) -> str:
+    """A name normalized (``normalize``), with the middle dots that separate the parts of a
+    name in Japanese and Chinese as spaces ("スティーブ・ジョブズ" -> "スティーブ ジョブズ", so
+    "ジョブズ" is its last part): the naive key, one cluster per key."""
+    key = normalize(text)
+    return undot(key) or key
+
+
+def _title(word: str) -> bool:
+    """A title or honorific, also in the German genitive ("Generals Düpont", "Marschalls Foch")."""
+    return word in _TITLE_WORDS or (word.endswith("s") and word[:-1] in _TITLE_WORDS)
+
+
+def _cased_core(key: str) -> str:
+    parts = [p.strip() for p in key.split(",")]
+    if len(parts) > 1:  # an apposition: the part that is no title
+        first = [w.strip(_EDGE_PUNCT) for w in parts[0].split()]
+        titled = bool(first) and _title(first[-1])  # "Ford's chief executive officer, William Ford"
+        key = parts[-1] if titled and parts[-1] else parts[0]
+    words_ = []
+    for raw in key.split():
+        w = raw[:-2] if raw.endswith(("'s", "’s")) else raw  # a possessive
+        w = w.strip(_EDGE_PUNCT)
+        if _DOTTED.fullmatch(w):
+            w = w.replace(".", "")  # "s.f." -> "sf"
+        if w.startswith(("al-", "el-")) and len(w) > 5:
+            w = w[3:]  # "al-Maliki" -> "maliki"
+        if w:
+            words_.append(w)
+    # everything up to the last title or article before the name ("apple ceo steve jobs")
+    cut = 0
+    for i, w in enumerate(words_[:-1]):
+        if _title(w) or (i == 0 and w in _ARTICLES):
+            cut = i + 1
+    name = words_[cut:]
+    if len(name) > 2:  # middle initials: "Gerald R. Ford" is "Gerald Ford"
+        name = [name[0], *(w for w in name[1:-1] if len(w) > 1), name[-1]]
+    return " ".join(name)
+
+
+def _cjk_core(key: str) -> str:
+    segments = [seg.strip() for seg in _CJK_SPLIT.split(key) if seg.strip()]
+    core = segments[-1] if segments else key
+    for suffix in _CJK_SUFFIXES:
+        if core.endswith(suffix) and len(core) > len(suffix):
+            core = core[: -len(suffix)].strip()
+            break
+    return core
 
 
 def name_key(text: str) -> str:
-    """A name's key: normalized (``normalize``), with the middle dots that separate the parts
-    of a name in Japanese and Chinese as spaces ("スティーブ・ジョブズ" -> "スティーブ ジョブズ",
-    so "ジョブズ" is its last part)."""
-    key = normalize(text)
-    return undot(key) or key
+    """A name's key: ``plain_key`` without what surrounds the name in the mention (see the
+    module doc); the plain key where nothing is left."""
+    key = plain_key(text)
+    core = _cjk_core(key) if _CJK.search(key) else _cased_core(key)
+    return core or key
+
+
+def genitives(key: str) -> tuple[str, ...]:
+    """The other form of a one-word name with or without a genitive "s" ("Fochs", "Foch"):
+    the same name where it is found (a store or a document holds the other form)."""
+    if " " in key or len(key) < 4 or not key.isalpha() or _CJK.search(key):
+        return ()
+    return (key[:-1],) if key.endswith("s") else (key + "s",)
 
 
 def words(key: str) -> list[str]:
@@ -100,6 +218,12 @@ def group_document(mentions: Sequence[NilMention]) -> list[Group]:
         if key in by_key:
             by_key[key].members.append(m)
             continue
+        same = [by_key[k] for k in genitives(key) if k in by_key]
+        if same:
+            same[0].members.append(m)
+            same[0].keys.append(key)
+            by_key[key] = same[0]
+            continue
         parts = words(key)
         fits = []
         acro = _acronym(m.text)
@@ -120,4 +244,4 @@ def group_document(mentions: Sequence[NilMention]) -> list[Group]:
     return groups
 
 
-__all__ = ["Group", "NilMention", "ends", "group_document", "is_name", "name_key", "words"]
+__all__ = ["Group", "NilMention", "ends", "genitives", "group_document", "is_name", "name_key", "plain_key", "words"]
