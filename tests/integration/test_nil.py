@@ -284,3 +284,27 @@ def test_nil_split_on_the_command_line(tmp_path, bundle_path):
     assert new.startswith("NIL:") and new not in (a, m)
     bad = runner.invoke(app, ["nil", "split", a, "--name", "Nobody Here", *args])
     assert bad.exit_code == 1 and "not a name" in str(bad.exception)
+
+
+def test_a_lone_name_that_is_a_word_of_many_stored_names_stays_on_its_own(tmp_path):
+    """Bounded work per document: a one-word name that is a word of more stored names than
+    ``MAX_PART_CLUSTERS`` ("Smith" among 33 Smiths) compares with none of them."""
+    from xned.engine.nil import MAX_PART_CLUSTERS
+
+    store = NilStore(tmp_path)
+    v = _unit(11)
+    names = [f"Person{i} Smith" for i in range(MAX_PART_CLUSTERS + 1)]
+    texts = [f"{n} spoke." for n in names]
+    pairs = enumerate(zip(texts, names, strict=True))
+    many = store.assign(
+        [_m(t, n, i, _unit(100 + i)) for i, (t, n) in pairs], texts, [str(i) for i in range(len(texts))]
+    )
+    assert len(set(many.values())) == len(names)
+    # its context is the first Smith's: below the cap it would join that cluster
+    lone = store.assign([_m("Smith came.", "Smith", 0, _unit(100))], ["Smith came."], ["x"])
+    assert set(lone.values()).isdisjoint(many.values())
+    # with one stored Smith, the same lone name joins it when the contexts agree
+    few = NilStore(tmp_path / "few")
+    first = few.assign([_m(texts[0], names[0], 0, v)], texts[:1], ["a"])
+    again = few.assign([_m("Smith came.", "Smith", 0, v)], ["Smith came."], ["b"])
+    assert set(again.values()) == set(first.values())

@@ -57,6 +57,9 @@ PREFIX = "NIL:"
 # within half a point); the docs' accuracy page has the measurement.
 THRESHOLD = 0.80
 SHORT_THRESHOLD = 0.80
+#: a one-word name that is part of more stored names than this joins none of them by part
+#: (each would be compared; the time per document must not grow with the store)
+MAX_PART_CLUSTERS = 32
 EXAMPLES = 5  # contexts kept per cluster (xned nil list)
 CONTEXT_CHARS = 60  # each side of the mention in a kept context
 BUSY_TIMEOUT_S = 60.0
@@ -72,6 +75,7 @@ CREATE INDEX IF NOT EXISTS clusters_label ON clusters (label);
 CREATE TABLE IF NOT EXISTS names (
     key TEXT NOT NULL, cluster TEXT NOT NULL, part INTEGER NOT NULL, PRIMARY KEY (key, cluster)
 );
+CREATE INDEX IF NOT EXISTS names_key_part ON names (key, part);
 CREATE TABLE IF NOT EXISTS examples (cluster TEXT NOT NULL, doc TEXT, mention TEXT, context TEXT);
 CREATE INDEX IF NOT EXISTS examples_cluster ON examples (cluster);
 """
@@ -218,15 +222,21 @@ class NilStore:
         plain = {plain_key(m.text) for m in g.members} - set(g.keys)  # as stores before name_key kept them
         look = sorted(set(g.keys) | plain | {w for k in g.keys for w in (*ends(k), *genitives(k))})
         marks = ",".join("?" * len(look))
+        query = (
+            f"SELECT k.key, c.id FROM names k JOIN clusters c ON c.id = k.cluster "
+            f"WHERE k.key IN ({marks}) AND k.part = ? AND c.merged_into IS NULL"
+        )
         strong: dict[str, bool] = {}
-        for key, part, cid in self.db.execute(
-            f"SELECT k.key, k.part, c.id FROM names k JOIN clusters c ON c.id = k.cluster "
-            f"WHERE k.key IN ({marks}) AND c.merged_into IS NULL ORDER BY c.id",
-            look,
-        ):
-            if part and not short:
-                continue
-            strong[cid] = strong.get(cid, False) or (not part and (key in g.keys or key in plain))
+        for key, cid in self.db.execute(query, [*look, 0]):
+            strong[cid] = strong.get(cid, False) or key in g.keys or key in plain
+        if short:
+            # clusters with a longer name that has it as a word; a common first name is a word
+            # of thousands: a lone "Smith" that fits more than a few stays on its own, and the
+            # time per document does not grow with the store
+            parts = self.db.execute(query + f" LIMIT {MAX_PART_CLUSTERS + 1}", [*look, 1]).fetchall()
+            if len(parts) <= MAX_PART_CLUSTERS:
+                for _, cid in parts:
+                    strong.setdefault(cid, False)
         return strong
 
     def _new_id(self, key: str) -> str:
