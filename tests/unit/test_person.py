@@ -20,7 +20,8 @@ class Lexicon(PersonNames):
 
 
 NAMES = Lexicon(
-    given={"henry", "jack", "giorgia", "ludwig", "paris", "virginia", "georgia", "chanel"}, family={"woolf", "ferrari"}
+    given={"henry", "jack", "giorgia", "ludwig", "paris", "virginia", "georgia", "chanel"},
+    family={"woolf", "ferrari", "lincoln"},
 )
 
 
@@ -56,6 +57,10 @@ def widen(text, matches, lang="en", names=NAMES, rare=None):
             ["Euskara", "Frantzia", "Alemania"],
         ),  # two names side by side stay two
         ("Coco Chanel opened a shop.", ["Coco", "Chanel"], "en", ["Coco Chanel"]),  # unless the second is a name
+        ("Secretary Gates said so.", ["Secretary", "Gates"], "en", ["Gates"]),  # a title is no mention
+        ("Sen. McCain and Queen Elizabeth met.", ["Sen", "McCain", "Queen"], "en", ["McCain"]),
+        ("Queen played Wembley.", ["Queen"], "en", ["Queen"]),  # the band, alone
+        ("President Lincoln spoke.", ["President", "Lincoln"], "en", ["Lincoln"]),
         ("La Ferrari ha presentato una coupé.", ["La", "Ferrari"], "it", ["La", "Ferrari"]),  # an article
         ("Toyota Corolla sales rose.", ["Toyota"], "en", ["Toyota Corolla"]),
         ("Ford CEO Jim Farley spoke.", ["Ford"], "en", ["Ford"]),  # an acronym stops it

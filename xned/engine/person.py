@@ -57,7 +57,8 @@ TITLES = frozenset(
         frau fräulein señor señora sr sra srta don doña dona monsieur madame mademoiselle mme mlle
         signor signora sig dott dottor dottoressa avv ing mister reverend rev father sister brother
         rabbi imam sheikh emir sultan shah tsar czar mayor alcalde bürgermeister maire sindaco prefeito
-        ceo chairman chairwoman coach trainer actor actress singer rapper господин госпожа президент
+        ceo chairman chairwoman coach trainer actor actress singer rapper secretary director spokesman
+        spokeswoman sen gov rep gen col lt sgt capt cmdr adm maj supt insp господин госпожа президент
         премьер министр король королева мистер миссис доктор профессор генерал сенатор канцлер мэр
         певица певец актёр актриса الرئيس السيد السيدة الدكتور الملك الملكة الأمير الشيخ المغنية المغني
         """
@@ -187,6 +188,8 @@ class NameRuns:
             if headline[i]:  # a line in title case or capitals: every word looks like a name
                 out.append((s, e))
                 continue
+            if i == j and self._title_before_name(text, toks, i):
+                continue  # "Secretary Gates", "Queen Elizabeth": a title, not a mention of its own
             ns, ne = self._widen(text, toks, i, j, matched)
             while out and out[-1][1] > ns:  # swallowed by the widened name
                 prev = out.pop()
@@ -254,8 +257,14 @@ class NameRuns:
             if k in matched and not person:
                 # two names side by side are two ("Euskara Frantzia eta ...") unless the second
                 # is a person's name word ("Coco Chanel": "Coco" is a brand too)
-                if not self.names.is_name(w) or normalize(word(a)) in PARTICLES or len(word(a)) < 3:
-                    break  # "La Ferrari", "El Salvador": an article, not a first name
+                first_word = word(a)
+                if (
+                    not self.names.is_name(w)
+                    or normalize(first_word) in PARTICLES
+                    or len(first_word) < 3
+                    or _is_title(first_word)
+                ):
+                    break  # "La Ferrari", "President Lincoln": an article or a title, not a first name
                 person = True
             if self.lang in NOUNS_CAPITALIZED and not (person or self.names.is_family(w)):
                 break
@@ -263,6 +272,19 @@ class NameRuns:
         if a == i and b == j and not person:
             return toks[i][0], toks[j][1]
         return toks[a][0], toks[b][1]
+
+    def _title_before_name(self, text: str, toks: list[tuple[int, int]], i: int) -> bool:
+        """Token ``i`` is a title or honorific followed by a capitalized word ("Secretary
+        Gates", "Sen. McCain")."""
+        if not _is_title(text[toks[i][0] : toks[i][1]]):
+            return False
+        k = i + 1
+        if k < len(toks) and text[toks[k][0] : toks[k][1]] == "." and toks[k][0] == toks[i][1]:
+            k += 1
+        if k >= len(toks) or not self._spaced(text, toks, k - 1, k):
+            return False
+        nxt = text[toks[k][0] : toks[k][1]]
+        return _capitalized(nxt) and nxt.isalpha()
 
     @staticmethod
     def _spaced(text: str, toks: list[tuple[int, int]], k: int, m: int) -> bool:
