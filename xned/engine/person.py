@@ -24,6 +24,9 @@ A match is widened over neighbouring words joined by one space:
 - in Japanese and Chinese, over the katakana or Han names joined to it by a middle dot
   ("ジャック・ロンドン", "杰克·伦敦").
 
+A match that is a title or honorific before a capitalized word ("Secretary Gates", "Sen.
+McCain", "Queen Elizabeth") is no mention of its own: the name after it is.
+
 Nothing is widened in a line written in title case or capitals (a headline: most of its
 words capitalized) or in scripts without case, where no capital marks a name.
 """
