@@ -101,9 +101,13 @@ def test_a_mention_reads_as_a_persons_name():
     assert not reads_as_person("ニューヨーク・タイムズ")  # Japanese dots join organizations' names too
     assert not reads_as_person("Ford") and not reads_as_person("New York") and not reads_as_person("Toyota Corolla")
     assert is_person_type("person") and is_person_type("Q5") and not is_person_type("city/town")
-    # a rare first word is a name word the lexicon lacks, German too: the span is decided already
-    rare = {"Soichiro"}.__contains__
-    assert reads_as_person("Soichiro Honda", rare) and not reads_as_person("Soichiro Honda")
+    # a rare first word is a name word the lexicon lacks, where the KB knows the second word
+    # and not the first, the name is no company's, and not in German (nouns are capitalized)
+    rare = {"Soichiro", "Synergen", "Asarco", "Kirchgemeinde"}.__contains__
+    known = {"Honda", "Inc", "Asarco", "Enge"}.__contains__
+    assert reads_as_person("Soichiro Honda", rare, known=known) and not reads_as_person("Soichiro Honda")
+    assert not reads_as_person("Soichiro Honda", rare, known=known, lang="de")
+    assert not reads_as_person("Asarco Inc", rare, known=known) and not reads_as_person("Synergen Inc", rare)
     assert not reads_as_person("Toyota Corolla", rare) and not reads_as_person("soichiro honda", rare)
 
 

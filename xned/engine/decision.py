@@ -12,6 +12,7 @@ from xned.engine.corrections import Corrections
 from xned.engine.entity_vectors import EntityVectors
 from xned.engine.experts import Experts
 from xned.engine.kb import KB
+from xned.engine.normalize import normalize
 from xned.engine.person import is_person_type, reads_as_person
 from xned.engine.pipeline import Candidates
 from xned.engine.scoring import Scorer, rank
@@ -61,6 +62,16 @@ class Evidence:
     #: whether a word is rare (``MentionFinder.rare``): person-name evidence; None: the lexicon alone
     rare: Callable[[str], bool] | None = None
 
+    def _known(self, lang: str | None) -> Callable[[str], bool]:
+        """Whether a word names something in the KB on its own (an exact alias)."""
+        kb = self.kb
+
+        def known(word: str) -> bool:
+            ents, _ = kb.lookup(lang, normalize(word), top_k=1, fuzzy=False, stems=False, contained=False)
+            return bool(len(ents))
+
+        return known
+
     def features(self, lang: str | None, c: Candidates, vec: np.ndarray | None) -> MentionFeatures:
         """A mention's features: its candidates' cosines to its vector in context ``vec``, its
         word expert's probabilities (where one applies) and the candidates' hubness. A
@@ -73,7 +84,7 @@ class Evidence:
         sims = expert_p = partial = None
         if len(ents) and kb.contained_only(lang, key):
             alias = np.ones(len(ents), bool) if dense is None else dense == 0
-            if reads_as_person(c.mention.text, self.rare):
+            if reads_as_person(c.mention.text, self.rare, known=self._known(lang), lang=lang):
                 # The name inside a person's name ("Ford" in "Henry Ford") names someone else: of
                 # the candidates found through it only people stay (a namesake is still a person);
                 # retrieved candidates are no pieces of the name and stay too.
