@@ -57,6 +57,13 @@ def widen(text, matches, lang="en", names=NAMES, rare=None):
             ["Euskara", "Frantzia", "Alemania"],
         ),  # two names side by side stay two
         ("Coco Chanel opened a shop.", ["Coco", "Chanel"], "en", ["Coco Chanel"]),  # unless the second is a name
+        (
+            "Trains ran Zurich Paris Lyon daily.",
+            ["Zurich", "Paris", "Lyon"],
+            "en",
+            ["Zurich", "Paris", "Lyon"],
+        ),  # a list
+        ("Coco Chanel eröffnete.", ["Coco", "Chanel"], "de", ["Coco", "Chanel"]),  # German: every noun capitalized
         ("Secretary Gates said so.", ["Secretary", "Gates"], "en", ["Gates"]),  # a title is no mention
         ("Sen. McCain and Queen Elizabeth met.", ["Sen", "McCain", "Queen"], "en", ["McCain"]),
         ("Queen played Wembley.", ["Queen"], "en", ["Queen"]),  # the band, alone

@@ -250,6 +250,7 @@ class NameRuns:
                     self.names.is_given(w)
                     or (self.lang not in NOUNS_CAPITALIZED and self.rare(w))  # German: "Autohersteller Toyota"
                 )
+                and not (k - 1 in matched and self._in_run(text, toks, k - 1, k))  # "Zurich Paris Lyon"
             ):
                 a, person = k, True
                 continue
@@ -275,18 +276,26 @@ class NameRuns:
                 break
             if not (_capitalized(w) and w.isalpha()) or _is_title(w) or normalize(w) in NOT_NAMES:
                 break
-            if k in matched and not person:
-                # two names side by side are two ("Euskara Frantzia eta ...") unless the second
-                # is a person's name word ("Coco Chanel": "Coco" is a brand too)
-                first_word = word(a)
-                if (
-                    not self.names.is_name(w)
-                    or normalize(first_word) in PARTICLES
-                    or len(first_word) < 3
-                    or _is_title(first_word)
-                ):
-                    break  # "La Ferrari", "President Lincoln": an article or a title, not a first name
-                person = True
+            if k in matched:
+                # two names side by side are two ("Euskara Frantzia eta ...") unless a given name
+                # or title came first, or the second is a person's name word ("Coco Chanel":
+                # "Coco" is a brand too); never in a run of three capitalized words (a list or a
+                # heading: "Zurich Paris Lyon"); by a name word alone not after an article or a
+                # title ("La Ferrari", "President Lincoln") and not where every noun is
+                # capitalized ("Frankreich Paris", "Namen Franz Joseph")
+                if self._in_run(text, toks, unit_end + 1, unit_end) or self._in_run(text, toks, a - 1, a):
+                    break
+                if not person:
+                    first_word = word(a)
+                    if (
+                        not self.names.is_name(w)
+                        or normalize(first_word) in PARTICLES
+                        or len(first_word) < 3
+                        or _is_title(first_word)
+                        or self.lang in NOUNS_CAPITALIZED
+                    ):
+                        break
+                    person = True
             if self.lang in NOUNS_CAPITALIZED and not (person or self.names.is_family(w)):
                 break
             b = unit_end
@@ -306,6 +315,19 @@ class NameRuns:
             return False
         nxt = text[toks[k][0] : toks[k][1]]
         return _capitalized(nxt) and nxt.isalpha()
+
+    def _in_run(self, text: str, toks: list[tuple[int, int]], k: int, beside: int) -> bool:
+        """Token ``k`` is a capitalized word one space from token ``beside`` (not a function
+        word that starts a sentence, "The", "In", nor a title), so the two are in a run of
+        capitalized words; never where every noun is capitalized (German runs are nouns and
+        names: "Namen Franz Carl")."""
+        if self.lang in NOUNS_CAPITALIZED or not 0 <= k < len(toks) or k == beside:
+            return False
+        lo, hi = min(k, beside), max(k, beside)
+        w = text[toks[k][0] : toks[k][1]]
+        if normalize(w) in NOT_NAMES or normalize(w) in PARTICLES or _is_title(w):
+            return False
+        return hi - lo == 1 and self._spaced(text, toks, lo, hi) and _capitalized(w) and w.isalpha()
 
     @staticmethod
     def _spaced(text: str, toks: list[tuple[int, int]], k: int, m: int) -> bool:
