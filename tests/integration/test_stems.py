@@ -117,3 +117,18 @@ def test_cli_stem_options(bundle):
     assert code == 0, err
     assert "Stem keys of 0 tables" in err
     assert not list((bundle / "kb" / "aliases").glob("*/stem.json"))
+
+
+def test_detected_mentions_of_a_given_spans_run_get_no_stem_keys(bundle, monkeypatch):
+    """``link`` runs with ``given_spans=True`` by default; a document without spans gets its
+    mentions detected, and those must not be looked up by stem keys (on the evaluation KB a
+    detected "Феррари" found Ferrara that way)."""
+    linker = Linker.load(bundle, use_corrections=False, dense_k=0)
+    text = "Sveriges regering"
+    monkeypatch.setattr(linker.finder, "rules", lambda doc: [Mention(0, 8, "Sveriges")])
+    ready, failed = linker.stage.prepare([{"id": "a", "lang": "sv", "text": text}], "sv", True, False, "rules")
+    assert not failed and ready[0].sets[0][0].ents.size == 0
+    given, _ = linker.stage.prepare(
+        [{"id": "a", "lang": "sv", "text": text, "mentions": [(0, 8)]}], "sv", True, False, "rules"
+    )
+    assert given[0].sets[0][0].ents.tolist() == [linker.kb.index("Q34")]
