@@ -205,12 +205,16 @@ def main(argv: list[str] | None = None) -> int:
     dump = args.work / f"synthetic-enwiki-{args.pages}.xml.bz2"
     sidecar = dump.with_name(dump.name + ".json")  # the dump's counts: the same arguments reuse it
     t = time.perf_counter()
-    if dump.exists() and sidecar.exists() and json.loads(sidecar.read_text())["args"] == [args.pages, args.seed]:
-        counts = json.loads(sidecar.read_text())["counts"]
+    sys.path.insert(0, str(ROOT))
+    from xned.fsutil import atomic_write_text
+
+    made = json.loads(sidecar.read_text()) if dump.exists() and sidecar.exists() else {}
+    if made.get("args") == [args.pages, args.seed]:
+        counts = made["counts"]
     else:
         words = sample_words()
         counts = make_wiki_dump(dump, args.pages, targets, words=words, median_words=args.median_words, seed=args.seed)
-        sidecar.write_text(json.dumps({"args": [args.pages, args.seed], "counts": counts}))
+        atomic_write_text(sidecar, json.dumps({"args": [args.pages, args.seed], "counts": counts}))
     gen_s = time.perf_counter() - t
     stage = args.work / "bundle"
     shutil.rmtree(stage, ignore_errors=True)

@@ -52,7 +52,6 @@ class CandidateStage:
         ``DocResult`` in ``raw_docs``, a line the caller could not read, passes through)."""
         failed: dict[int, DocResult] = {}
         ready: dict[int, tuple[Document, list[Mention] | None, list[list[Mention]]]] = {}
-        detected_docs: set[int] = set()  # mentions found by the rules, not given
         for i, raw in enumerate(raw_docs):
             if isinstance(raw, DocResult):
                 failed[i] = raw
@@ -60,8 +59,6 @@ class CandidateStage:
             try:
                 doc, ments = self._document(raw, lang, given, detection)
                 ready[i] = (doc, ments, [self.finder.rules(doc)] if also_detect else [])
-                if ments is not None and not (given and doc.mentions is not None):
-                    detected_docs.add(i)
             except Exception as exc:  # one bad document never stops the others
                 failed[i] = error_result(raw, lang, exc)
         tagged = self.finder.tag({i: doc for i, (doc, ments, _) in ready.items() if ments is None})
@@ -71,7 +68,7 @@ class CandidateStage:
                 if i in tagged.failed:
                     raise tagged.failed[i]
                 found = tagged.done.get(i, {})
-                spans_given = ments is not None and i not in detected_docs
+                spans_given = given and doc.mentions is not None  # else detected (``_document``)
                 if ments is None:
                     ments = [Mention(s, e, doc.text[s:e]) for s, e in found]
                 sets = [ments, *extra]

@@ -75,14 +75,14 @@ def is_name(text: str) -> bool:
     return not (_KANA_PARTICLE.search(t) and not _NAME_CHARS.search(_cjk_core(normalize(t))))
 
 
-#: abbreviated honorifics and ranks, beside ``person.TITLES`` ("M." is French "Monsieur")
 def _set(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+#: abbreviations, offices and ranks a mention of a name carries, beside ``person.TITLES``
+#: ("M." is French "Monsieur")
 _ABBREVIATIONS = _set(
-    "m mm hr hrn fr frl adm gen lt col maj capt cpt sgt gov sen rep prof dr mr mrs ms mme mlle sr sra "
-    "ceo cfo coo chairman chief executive officer director spokesman spokeswoman "
+    "m mm hr hrn fr frl cpt cfo coo chief executive officer "
     # ranks and clergy of several languages ("Général de Gaulle", "Marschall Foch", "l'abbé Georgel")
     "général generale marschall maréchal mariscal maresciallo oberst colonel coronel colonnello admiral "
     "amiral almirante ammiraglio capitaine capitán capitano commandant kommandant lieutenant leutnant "
