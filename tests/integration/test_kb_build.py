@@ -167,6 +167,7 @@ Q22686\thuman\tDonald Trump\tpresident of the United States\tpop:1\tja:ドナル
 Q60\tcity\tNew York City\tcity in the United States\tpop:8000000\ten~:New York
 Q985\tstate\tBaden-Württemberg\tstate of Germany\tpop:11000000\t
 Q131128\tcity\tBraunau am Inn\ttown in Austria\tpop:17000\ten~:Braunau
+Q39865\tcity\tSpa\ttown in Belgium\tpop:10000\t
 """
 
 
@@ -189,6 +190,8 @@ def test_lookup_fallbacks(tmp_path):
     assert qids("en", "the United Auto Workers union") == ["Q1138285"]  # longest contained alias
     assert qids("ja", "東京の知事") == ["Q1490"]  # contained, per character in CJK
     assert qids("en", "Parisian") == []  # contained aliases end on a token boundary
+    assert qids("it", "Montedison SpA") == []  # a legal form names no one
+    assert qids("en", "Spa") == ["Q39865"]  # alone it is the town
     ents, pri = kb.lookup("ja", "トランプ")  # one part of a middle-dot name, as a weak alias
     assert [kb.qid(e) for e in ents] == ["Q22686"]
     assert qids("ja", "ドナルドトランプ") == ["Q22686"]

@@ -25,3 +25,14 @@ def test_a_long_document_propagates_per_distinct_name():
     per = [_c(i + 1) for i in range(3000)] + [_c() for _ in range(3000)]
     out = propagate(keys, per, 30)
     assert [int(out[3000 + i][0][0]) for i in range(3000)] == [i + 1 for i in range(3000)]
+
+
+def test_a_mention_found_by_a_name_inside_it_gives_no_candidates():
+    # "cms enhancements inc" has the candidates of a name inside it (a piece): "cms" after it
+    # inherits nothing from it, while "acme" still inherits from the whole alias "acme corp"
+    keys = ["cms enhancements inc", "cms", "acme corp", "acme"]
+    per = [_c(5), _c(), _c(8), _c()]
+    pieces = {"cms enhancements inc"}
+    out = propagate(keys, per, 30, piece=lambda k: k in pieces)
+    assert out[1][0].tolist() == [] and out[3][0].tolist() == [8]
+    assert propagate(keys, per, 30)[1][0].tolist() == [5]  # without the check it did

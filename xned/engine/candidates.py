@@ -88,7 +88,7 @@ class CandidateStage:
         fix = self.corrections()
         if fix is not None and fix.by_key:
             per = [fix.extend(k, *p) for k, p in zip(keys, per, strict=True)]
-        per = propagate(keys, per, self.top_k)
+        per = propagate(keys, per, self.top_k, piece=lambda k: self.kb.contained_only(doc.lang, k))
         return [Candidates(m, k, ents, pri) for m, k, (ents, pri) in zip(ments, keys, per, strict=True)]
 
     def _document(

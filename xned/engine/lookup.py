@@ -14,6 +14,7 @@ import numpy as np
 from xned.engine.entities import EntityStore
 from xned.engine.morph import split_inflected, suffixes
 from xned.engine.normalize import dehyphenate, inside_katakana_word, is_cjk, umlauts, undot
+from xned.engine.person import LEGAL_FORMS
 from xned.engine.tables import AliasTable, KeyIndex
 
 MUL = "mul"  # names whose language is not stated: every language consults them
@@ -215,7 +216,7 @@ class AliasLookup:
 
     def _contained(self, key: str) -> list[tuple[np.ndarray, np.ndarray]]:
         """Candidates of the longest alias (of any language) found inside ``key`` on token
-        boundaries."""
+        boundaries; a legal form ("Inc", "SpA", "AG") is no such alias."""
         starts = [0] + [i + 1 for i, ch in enumerate(key) if ch == " "]
         starts += [i for i, ch in enumerate(key) if is_cjk(ch) and i not in starts and not inside_katakana_word(key, i)]
         best_len = 0
@@ -227,8 +228,8 @@ class AliasLookup:
                     for k in trie.prefixes(key[s:]):
                         end = s + len(k)
                         shortest = 2 if is_cjk(k[0]) else MIN_CONTAINED
-                        if len(k) < max(shortest, best_len) or k == key:
-                            continue
+                        if len(k) < max(shortest, best_len) or k == key or k in LEGAL_FORMS:
+                            continue  # a company's legal form names no one ("Agrimont SpA" is no Spa)
                         if inside_katakana_word(key, end) or (
                             end < len(key) and key[end] != " " and not is_cjk(key[end - 1]) and not is_cjk(key[end])
                         ):

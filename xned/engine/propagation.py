@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 
@@ -13,14 +14,20 @@ def _tokens(key: str) -> tuple[str, ...]:
 
 
 def propagate(
-    keys: list[str], per: list[tuple[np.ndarray, np.ndarray]], top_k: int
+    keys: list[str],
+    per: list[tuple[np.ndarray, np.ndarray]],
+    top_k: int,
+    piece: Callable[[str], bool] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Document-level propagation: a mention whose words are a contiguous part of a longer
     mention of the same document ("Obama" after "Barack Obama", "Annan" after "Kofi Annan"),
     or its acronym ("UN" after "United Nations"), inherits that mention's candidates: the
     priors become half the longer mention's plus half its own (all of the longer mention's
     when it has none). The longest such mention with candidates is used, the first in the
-    document among equals.
+    document among equals. A mention whose candidates are those of a name inside it
+    (``piece(key)``: no alias names it whole, ``KB.contained_only``) gives none: "Frey" after
+    "Buchhalter einer Bank in Zürich Eugen Frey" is no Zürich, "CMS" after "CMS Enhancements
+    Inc" no company named Inc.
 
     Work is per distinct key, with the longer keys found through an index of their words,
     so a long document with thousands of mentions costs little more than its distinct names.
@@ -28,7 +35,7 @@ def propagate(
     toks = [_tokens(k) for k in keys]
     first: dict[tuple[str, ...], int] = {}  # distinct token tuple -> its first mention with candidates
     for i, t in enumerate(toks):
-        if t and t not in first and len(per[i][0]):
+        if t and t not in first and len(per[i][0]) and not (piece is not None and piece(keys[i])):
             first[t] = i
     donors = list(first)
     by_word: dict[str, list[tuple[str, ...]]] = defaultdict(list)
