@@ -132,3 +132,29 @@ def test_detected_mentions_of_a_given_spans_run_get_no_stem_keys(bundle, monkeyp
         [{"id": "a", "lang": "sv", "text": text, "mentions": [(0, 8)]}], "sv", True, False, "rules"
     )
     assert given[0].sets[0][0].ents.tolist() == [linker.kb.index("Q34")]
+
+
+def test_a_stem_match_is_marked_for_the_scorer(bundle):
+    """Candidates found only through the stem key carry the ``stem`` feature (a weaker match
+    than an alias, which the calibration can weigh); an alias as written never does."""
+    from xned.engine.scoring import FEATURES, Scorer
+
+    linker = Linker.load(bundle, use_corrections=False, dense_k=0)
+    kb = linker.kb
+    assert kb.stem_only("sv", "sveriges") and not kb.stem_only("sv", "sverige")
+    assert not kb.stem_only("de", "vereinigten staaten")  # an alias as written
+    assert not kb.stem_only("fr", "nation unie")  # nothing found at all
+    doc = Document("Sveriges regering och Sverige", "sv")
+    spans = [Mention(0, 8, "Sveriges"), Mention(22, 29, "Sverige")]
+    stemmed, plain = linker.stage.candidates(doc, spans, given=True)
+    assert stemmed.stem and not plain.stem
+    assert not linker.stage.candidates(doc, spans[:1], given=False)[0].stem  # detected: no stem keys
+    col = FEATURES.index("stem")
+    an = linker.analyze([{"id": "a", "lang": "sv", "text": doc.text, "mentions": [(0, 8), (22, 29)]}])[0]
+    m_stem, m_plain = (f.matrix(Scorer()) for f in an.mentions)
+    assert m_stem[:, col].tolist() == [1.0] and m_plain[:, col].tolist() == [0.0]
+    # a weight on it lowers the confidence of the stem match only
+    base = Scorer()
+    low = Scorer(weights={**base.weights, "stem": -3.0})
+    assert low.score(m_stem)[1][0] < base.score(m_stem)[1][0]
+    assert low.score(m_plain)[1][0] == base.score(m_plain)[1][0]

@@ -88,8 +88,16 @@ class CandidateStage:
         fix = self.corrections()
         if fix is not None and fix.by_key:
             per = [fix.extend(k, *p) for k, p in zip(keys, per, strict=True)]
+        own = per
         per = propagate(keys, per, self.top_k, piece=lambda k: self.kb.contained_only(doc.lang, k))
-        return [Candidates(m, k, ents, pri) for m, k, (ents, pri) in zip(ments, keys, per, strict=True)]
+        # candidates of the stem key alone, not joined by a longer mention's (the ``stem`` feature)
+        stem = [
+            given and p is o and len(p[0]) > 0 and self.kb.stem_only(doc.lang, k)
+            for k, p, o in zip(keys, per, own, strict=True)
+        ]
+        return [
+            Candidates(m, k, ents, pri, stem=s) for m, k, (ents, pri), s in zip(ments, keys, per, stem, strict=True)
+        ]
 
     def _document(
         self, raw: Document | str | dict[str, Any], lang: str | None, given: bool, detection: str

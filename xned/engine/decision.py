@@ -34,6 +34,7 @@ class MentionFeatures:
     dense: np.ndarray | None = None  # 1.0 where the candidate came from dense retrieval only
     name: np.ndarray | None = None  # cosine of the mention string and the candidate's label
     partial: np.ndarray | None = None  # 1.0 for an alias candidate found inside the mention
+    stem: np.ndarray | None = None  # 1.0 for an alias candidate found only by the mention's stem key
 
     def matrix(self, scorer: Scorer, context: bool = True) -> np.ndarray:
         """The scorer's feature matrix; without ``context``, no similarity and no retrieval
@@ -46,6 +47,7 @@ class MentionFeatures:
             self.dense if context else None,
             self.name,
             self.partial,
+            self.stem,
         )
 
 
@@ -81,7 +83,7 @@ class Evidence:
         pass)."""
         kb, experts = self.kb, self.experts
         ents, pri, dense, name, key = c.ents, c.priors, c.dense, c.name, c.key
-        sims = expert_p = partial = None
+        sims = expert_p = partial = stem = None
         if len(ents) and kb.contained_only(lang, key):
             alias = np.ones(len(ents), bool) if dense is None else dense == 0
             if reads_as_person(c.mention.text, self.rare, known=self._known(lang), lang=lang):
@@ -94,6 +96,8 @@ class Evidence:
                     dense = None if dense is None else dense[keep]
                     name = None if name is None else name[keep]
             partial = alias.astype(np.float32) if len(ents) else None
+        if c.stem and len(ents):  # alias candidates only: retrieved ones came by no key
+            stem = np.ones(len(ents), np.float32) if dense is None else (dense == 0).astype(np.float32)
         if len(ents) and experts is not None and (vec is not None or len(ents) == 1):
             model = experts.model_for(lang, key, ents)
             if model >= 0:
@@ -108,7 +112,7 @@ class Evidence:
                 if none.any():
                     sims[none] = self.scorer.sim_typical
         hub = experts.hubness_of(ents) if experts is not None and len(ents) else None
-        return MentionFeatures(c.mention, key, ents, pri, sims, expert_p, vec, hub, dense, name, partial)
+        return MentionFeatures(c.mention, key, ents, pri, sims, expert_p, vec, hub, dense, name, partial, stem)
 
 
 def decide(

@@ -169,6 +169,11 @@ class KB:
         step) because no alias names it whole."""
         return self._lookup.contained_only(lang, key)
 
+    def stem_only(self, lang: str | None, key: str) -> bool:
+        """Whether ``lookup`` (with stems) finds the candidates of ``key`` only through its
+        stem key: no alias names it as written."""
+        return self._lookup.stem_only(lang, key)
+
     @property
     def parts(self) -> list[KBPart]:
         """The base KB, then the overlay where there is one."""

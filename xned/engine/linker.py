@@ -388,7 +388,8 @@ class Linker:
         if self.corrections is not None:
             ents, pri = self.corrections.extend(key, ents, pri)
         # f.ents: the candidates the features kept (a person's name keeps only people)
-        f = self.evidence.features(lang, Candidates(Mention(0, len(mention), mention), key, ents, pri), vec)
+        stem = len(ents) > 0 and self.kb.stem_only(lang, key)  # taught examples are given spans: stems apply
+        f = self.evidence.features(lang, Candidates(Mention(0, len(mention), mention), key, ents, pri, stem=stem), vec)
         z, _ = self.scorer.score(f.matrix(self.scorer))
         t = min(max(self.scorer.threshold, 1e-6), 1 - 1e-6)
         return [self.kb.qid(int(e)) for e in f.ents] + [NIL], np.append(z, np.log(t / (1 - t))).astype(np.float32)

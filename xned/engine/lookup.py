@@ -37,7 +37,7 @@ class KBPart:
 
 
 class AliasLookup:
-    """``KB.lookup`` and ``KB.contained_only`` over the KB's ``parts`` (base, then overlay);
+    """``KB.lookup``, ``KB.contained_only`` and ``KB.stem_only`` over the KB's ``parts`` (base, then overlay);
     ``superseded`` maps a base entity to the overlay entity that replaces it, ``qid`` names
     an entity (ties between equal priors go by QID)."""
 
@@ -46,6 +46,7 @@ class AliasLookup:
         self.superseded = superseded
         self.qid = qid
         self._contained_memo: dict[tuple[str | None, str], bool] = {}
+        self._stem_memo: dict[tuple[str | None, str], bool] = {}
 
     def tables_for(self, lang: str | None) -> list[tuple[AliasTable, int]]:
         """Tables to consult for ``lang`` (with their part's index offset)."""
@@ -136,6 +137,18 @@ class AliasLookup:
                 memo.clear()
             whole = len(self.lookup(lang, key, top_k=1, contained=False)[0]) > 0
             memo[(lang, key)] = not whole and bool(self._contained(key))
+        return memo[(lang, key)]
+
+    def stem_only(self, lang: str | None, key: str) -> bool:
+        """Whether ``lookup`` finds the candidates of ``key`` only through its Snowball stem
+        key (step 1e): no alias names it as written, in any table ("Aias" -> "Aia", "Chiles" ->
+        "Chile"). Remembered per (language, key)."""
+        memo = self._stem_memo
+        if (lang, key) not in memo:
+            if len(memo) >= CONTAINED_MEMO:
+                memo.clear()
+            plain = len(self.lookup(lang, key, top_k=1, stems=False, contained=False)[0]) > 0
+            memo[(lang, key)] = not plain and len(self.lookup(lang, key, top_k=1, contained=False)[0]) > 0
         return memo[(lang, key)]
 
     def _own(

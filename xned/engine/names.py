@@ -112,7 +112,7 @@ def with_found(
         ents = np.concatenate([ents.astype(np.int32), np.asarray(extra, np.int32)])
         pri = np.concatenate([pri.astype(np.float32), np.zeros(len(extra), np.float32)])
     cos = names.cosines(name[0], ents) if name is not None and names is not None else None
-    return Candidates(c.mention, c.key, ents, pri, mask, cos)
+    return Candidates(c.mention, c.key, ents, pri, mask, cos, c.stem)
 
 
 def retrieve(kb: KB, names: Names, dense_k: int, batch: dict[int, Prepared], top_k: int) -> dict[int, Exception]:

@@ -27,6 +27,7 @@ class Candidates:
     priors: np.ndarray
     dense: np.ndarray | None = None  # 1.0 where retrieval alone found the candidate
     name: np.ndarray | None = None  # cosine of the mention string and the candidate's label
+    stem: bool = False  # the candidates were found only through the mention's stem key
 
     @property
     def span(self) -> Span:

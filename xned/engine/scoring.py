@@ -21,6 +21,10 @@ Every candidate ``c`` of a mention gets features
                 inside it ("Pacific Ocean" -> "Pacific", ``KB.contained_only``), else 0. The
                 same for every alias candidate of a mention, so it moves the confidence, not
                 the ranking: such candidates are seldom the named entity
+    stem        1 for an alias candidate of a given span that no alias names as written, found
+                by the span's Snowball stem key ("Aias" -> "Aia", "Chiles" -> "Chile";
+                ``KB.stem_only``), else 0. Mention-level like ``partial``: a stem match is
+                weaker evidence than an alias
 
 and a linear score ``z = bias + sum_f w_f * feature_f``. Candidates are ranked by ``z``;
 ties break on prior, then QID. The confidence of a link is ``sigmoid(z)`` of the chosen
@@ -44,10 +48,10 @@ import numpy as np
 
 from xned.errors import BundleError, InputError
 
-FEATURES = ("log_prior", "sim", "sim_gap", "expert", "has_expert", "hub", "dense", "name", "partial")
+FEATURES = ("log_prior", "sim", "sim_gap", "expert", "has_expert", "hub", "dense", "name", "partial", "stem")
 #: Features with one value per mention (not per candidate): fitted with the confidence, not
 #: the ranking (``xned.export.experts.calibrate``)
-MENTION_FEATURES = ("partial",)
+MENTION_FEATURES = ("partial", "stem")
 VARIANTS = ("fused", "prior", "similarity", "experts")
 
 DEFAULT_WEIGHTS = {
@@ -60,6 +64,7 @@ DEFAULT_WEIGHTS = {
     "dense": 0.0,
     "name": 0.0,
     "partial": 0.0,
+    "stem": 0.0,
 }
 DEFAULT_BIAS = 0.5
 DEFAULT_THRESHOLD = 0.3
@@ -115,6 +120,7 @@ class Scorer:
         dense: np.ndarray | None = None,
         name: np.ndarray | None = None,
         partial: np.ndarray | None = None,
+        stem: np.ndarray | None = None,
     ) -> np.ndarray:
         n = len(priors)
         f = np.zeros((n, len(FEATURES)), np.float32)
@@ -134,6 +140,8 @@ class Scorer:
             f[:, 7] = name
         if partial is not None and n:
             f[:, 8] = partial
+        if stem is not None and n:
+            f[:, 9] = stem
         return f
 
     def score(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
