@@ -41,3 +41,28 @@ def test_fitting_on_absent_gold_raises_the_bar_for_a_link():
     assert conf(plain, trap) >= plain["threshold"]  # without the simulation it would be linked
     assert conf(expecting, trap) < expecting["threshold"]  # with it, NIL
     assert expecting["fit"]["mentions"] > plain["fit"]["mentions"]
+
+
+def test_the_threshold_is_the_highest_within_one_standard_error_of_the_best():
+    from xned.export.experts.calibrate import choose_threshold
+
+    # 400 mentions: confidences spread evenly; the top candidate is right above 0.5 and, below
+    # it, NIL is right. Accuracy peaks at 0.5 and falls one mention per 0.0025 either way.
+    n = 400
+    conf = (np.arange(n) + 0.5) / n
+    right = conf > 0.5
+    nil = ~right
+    groups = [(np.zeros((1, len(FEATURES)), np.float32), 0)] * n
+    t, acc, best = choose_threshold(conf, right, nil, groups)
+    assert best == 1.0 and acc == 1.0 and t == 0.5  # no spread in accuracy: the best itself
+    # half the links above 0.5 are wrong at random: a plateau where 0.5 and higher tie within noise
+    rng = np.random.default_rng(0)
+    right = (conf > 0.5) & (rng.random(n) < 0.55)
+    nil = ~right
+    t, acc, best = choose_threshold(conf, right, nil, groups)
+    se = np.sqrt(best * (1 - best) / n)
+    assert best - se - 1e-9 <= acc <= best and t > 0.5  # higher than the argmax, within the noise
+    grid = np.linspace(0.0, 0.95, 96)
+    higher = [g for g in grid if g > t]
+    accs = [(((conf >= g) & right).sum() + ((conf < g) & nil).sum()) / n for g in higher]
+    assert all(a < best - se for a in accs)  # and the highest such
