@@ -143,6 +143,8 @@ class AliasLookup:
         """Whether ``lookup`` finds the candidates of ``key`` only through its Snowball stem
         key (step 1e): no alias names it as written, in any table ("Aias" -> "Aia", "Chiles" ->
         "Chile"). Remembered per (language, key)."""
+        if lang is None or not any(t.stem_algorithm is not None for t, _ in self.tables_for(lang)):
+            return False  # no stem keys for the language: step 1e never runs
         memo = self._stem_memo
         if (lang, key) not in memo:
             if len(memo) >= CONTAINED_MEMO:
