@@ -27,12 +27,15 @@ def test_a_long_document_propagates_per_distinct_name():
     assert [int(out[3000 + i][0][0]) for i in range(3000)] == [i + 1 for i in range(3000)]
 
 
-def test_a_mention_found_by_a_name_inside_it_gives_no_candidates():
-    # "cms enhancements inc" has the candidates of a name inside it (a piece): "cms" after it
-    # inherits nothing from it, while "acme" still inherits from the whole alias "acme corp"
-    keys = ["cms enhancements inc", "cms", "acme corp", "acme"]
-    per = [_c(5), _c(), _c(8), _c()]
-    pieces = {"cms enhancements inc"}
-    out = propagate(keys, per, 30, piece=lambda k: k in pieces)
-    assert out[1][0].tolist() == [] and out[3][0].tolist() == [8]
-    assert propagate(keys, per, 30)[1][0].tolist() == [5]  # without the check it did
+def test_a_mention_found_by_a_name_inside_it_gives_only_to_a_part_of_that_name():
+    # "cms enhancements inc" has the candidates of "inc" (a name inside it): "cms" inherits
+    # nothing; "rolls" after "rolls-royce plc" (found through "rolls-royce") inherits them;
+    # "acme" still inherits from the whole alias "acme corp"
+    keys = ["cms enhancements inc", "cms", "rolls-royce plc", "rolls", "acme corp", "acme", "rrp"]
+    per = [_c(5), _c(), _c(6), _c(), _c(8), _c(), _c()]
+    inner = {"cms enhancements inc": ("inc",), "rolls-royce plc": ("rolls-royce",)}
+    out = propagate(keys, per, 30, inner=lambda k: inner.get(k, ()))
+    assert out[1][0].tolist() == [] and out[3][0].tolist() == [6] and out[5][0].tolist() == [8]
+    assert out[6][0].tolist() == []  # no acronym of a name found by a piece
+    plain = propagate(keys, per, 30)  # without the names inside, both would have inherited
+    assert plain[1][0].tolist() == [5] and plain[6][0].tolist() == [6]

@@ -89,7 +89,7 @@ class CandidateStage:
         if fix is not None and fix.by_key:
             per = [fix.extend(k, *p) for k, p in zip(keys, per, strict=True)]
         own = per
-        per = propagate(keys, per, self.top_k, piece=lambda k: self.kb.contained_only(doc.lang, k))
+        per = propagate(keys, per, self.top_k, inner=lambda k: self.kb.contained_names(doc.lang, k))
         # candidates of the stem key alone, not joined by a longer mention's (the ``stem`` feature)
         stem = [
             given and p is o and len(p[0]) > 0 and self.kb.stem_only(doc.lang, k)

@@ -169,6 +169,11 @@ class KB:
         step) because no alias names it whole."""
         return self._lookup.contained_only(lang, key)
 
+    def contained_names(self, lang: str | None, key: str) -> tuple[str, ...]:
+        """The names inside ``key`` whose candidates ``lookup`` gives it, () when an alias
+        names it whole (or none is inside)."""
+        return self._lookup.contained_names(lang, key)
+
     def stem_only(self, lang: str | None, key: str) -> bool:
         """Whether ``lookup`` (with stems) finds the candidates of ``key`` only through its
         stem key: no alias names it as written."""

@@ -45,7 +45,7 @@ class AliasLookup:
         self.parts = parts
         self.superseded = superseded
         self.qid = qid
-        self._contained_memo: dict[tuple[str | None, str], bool] = {}
+        self._contained_memo: dict[tuple[str | None, str], tuple[str, ...]] = {}
         self._stem_memo: dict[tuple[str | None, str], bool] = {}
 
     def tables_for(self, lang: str | None) -> list[tuple[AliasTable, int]]:
@@ -128,15 +128,21 @@ class AliasLookup:
 
     def contained_only(self, lang: str | None, key: str) -> bool:
         """Whether ``lookup`` finds the candidates of ``key`` by a name inside it (step 4)
-        because no alias names it whole. Remembered per (language, key)."""
+        because no alias names it whole."""
+        return bool(self.contained_names(lang, key))
+
+    def contained_names(self, lang: str | None, key: str) -> tuple[str, ...]:
+        """The names inside ``key`` whose candidates ``lookup`` gives it (step 4), () when an
+        alias names it whole or none is inside. Remembered per (language, key)."""
         if " " not in key and not any(is_cjk(ch) for ch in key):
-            return False  # one word: an alias inside it on token boundaries is the word itself
+            return ()  # one word: an alias inside it on token boundaries is the word itself
         memo = self._contained_memo
         if (lang, key) not in memo:
             if len(memo) >= CONTAINED_MEMO:
                 memo.clear()
             whole = len(self.lookup(lang, key, top_k=1, contained=False)[0]) > 0
-            memo[(lang, key)] = not whole and bool(self._contained(key))
+            inner = () if whole else tuple(sorted(self._inner_names(key)))
+            memo[(lang, key)] = inner if inner and self._collect_names(inner) else ()
         return memo[(lang, key)]
 
     def stem_only(self, lang: str | None, key: str) -> bool:
@@ -232,6 +238,17 @@ class AliasLookup:
     def _contained(self, key: str) -> list[tuple[np.ndarray, np.ndarray]]:
         """Candidates of the longest alias (of any language) found inside ``key`` on token
         boundaries; a legal form ("Inc", "SpA", "AG") is no such alias."""
+        return self._collect_names(sorted(self._inner_names(key)))
+
+    def _collect_names(self, names: Iterable[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Every table's candidates of each of ``names``."""
+        found: list[tuple[np.ndarray, np.ndarray]] = []
+        for k in names:
+            found.extend(self._collect(self.others(set(), k, folded=False), k))
+        return found
+
+    def _inner_names(self, key: str) -> set[str]:
+        """The longest aliases inside ``key`` on token boundaries (see ``_contained``)."""
         starts = [0] + [i + 1 for i, ch in enumerate(key) if ch == " "]
         starts += [i for i, ch in enumerate(key) if is_cjk(ch) and i not in starts and not inside_katakana_word(key, i)]
         best_len = 0
@@ -252,10 +269,7 @@ class AliasLookup:
                         if len(k) > best_len:
                             best_len, best = len(k), set()
                         best.add(k)
-        found: list[tuple[np.ndarray, np.ndarray]] = []
-        for k in sorted(best):
-            found.extend(self._collect(self.others(set(), k, folded=False), k))
-        return found
+        return best
 
     @staticmethod
     def _collect(

@@ -17,7 +17,7 @@ def propagate(
     keys: list[str],
     per: list[tuple[np.ndarray, np.ndarray]],
     top_k: int,
-    piece: Callable[[str], bool] | None = None,
+    inner: Callable[[str], tuple[str, ...]] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Document-level propagation: a mention whose words are a contiguous part of a longer
     mention of the same document ("Obama" after "Barack Obama", "Annan" after "Kofi Annan"),
@@ -25,9 +25,10 @@ def propagate(
     priors become half the longer mention's plus half its own (all of the longer mention's
     when it has none). The longest such mention with candidates is used, the first in the
     document among equals. A mention whose candidates are those of a name inside it
-    (``piece(key)``: no alias names it whole, ``KB.contained_only``) gives none: "Frey" after
-    "Buchhalter einer Bank in Zürich Eugen Frey" is no Zürich, "CMS" after "CMS Enhancements
-    Inc" no company named Inc.
+    (``inner(key)``, the names: no alias names it whole, ``KB.contained_names``) gives them
+    only to a part of those names ("Rolls" after "Rolls-Royce Plc"), never to another part of
+    it: "Frey" after "Buchhalter einer Bank in Zürich Eugen Frey" is no Zürich, "CMS" after
+    "CMS Enhancements Inc" no company named Inc.
 
     Work is per distinct key, with the longer keys found through an index of their words,
     so a long document with thousands of mentions costs little more than its distinct names.
@@ -35,9 +36,14 @@ def propagate(
     toks = [_tokens(k) for k in keys]
     first: dict[tuple[str, ...], int] = {}  # distinct token tuple -> its first mention with candidates
     for i, t in enumerate(toks):
-        if t and t not in first and len(per[i][0]) and not (piece is not None and piece(keys[i])):
+        if t and t not in first and len(per[i][0]):
             first[t] = i
     donors = list(first)
+    # a donor found by names inside it: the token tuples of those names (None: named whole)
+    within: dict[tuple[str, ...], list[tuple[str, ...]] | None] = {}
+    for v in donors:
+        names = inner(keys[first[v]]) if inner is not None else ()
+        within[v] = [_tokens(k) for k in names] or None
     by_word: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     by_acronym: dict[str, list[tuple[str, ...]]] = defaultdict(list)
     for t in donors:
@@ -55,8 +61,9 @@ def propagate(
         for v in pool:
             if len(v) <= n:
                 continue
-            part = any(v[a : a + n] == t for a in range(len(v) - n + 1))
-            acro = n == 1 and len(t[0]) >= 2 and len(v) >= 2 and t[0] == "".join(w[0] for w in v)
+            parts = within[v] or [v]  # a piece donor gives only to a part of its names inside
+            part = any(u[a : a + n] == t for u in parts for a in range(len(u) - n + 1))
+            acro = within[v] is None and n == 1 and len(t[0]) >= 2 and len(v) >= 2 and t[0] == "".join(w[0] for w in v)
             if not (part or acro):
                 continue
             if best is None or len(v) > len(best) or (len(v) == len(best) and first[v] < first[best]):
