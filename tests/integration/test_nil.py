@@ -65,6 +65,11 @@ def test_a_names_key_drops_what_surrounds_the_name():
         "ロサンゼルスを拠点とするノースロップ・グラマン": "ノースロップ グラマン",
         "米国最大の株価指数、ダウ・ジョーンズ": "ダウ ジョーンズ",
         "バラク・オバマ大統領": "バラク オバマ",
+        "同社CEOスティーブ・ジョブズ": "スティーブ ジョブズ",  # no particle between
+        "Apple幹部スティーブ・ジョブズ": "スティーブ ジョブズ",
+        "アップル社共同創設者スティーブ・ジョブズ": "スティーブ ジョブズ",
+        "エアバスA380": "エアバスa380",  # no katakana name at the end: as it is
+        "東京ディズニーランド": "東京ディズニーランド",  # one katakana word: kept whole
         "Amaia Etxeberria": "amaia etxeberria",  # nothing around it
         "Mr.": "mr",  # nothing left: the plain key
     }

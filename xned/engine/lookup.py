@@ -37,8 +37,8 @@ class KBPart:
 
 
 class AliasLookup:
-    """``KB.lookup``, ``KB.contained_only`` and ``KB.stem_only`` over the KB's ``parts`` (base, then overlay);
-    ``superseded`` maps a base entity to the overlay entity that replaces it, ``qid`` names
+    """``KB.lookup``, ``KB.contained_names`` and ``KB.stem_only`` over the KB's ``parts`` (base,
+    then overlay); ``superseded`` maps a base entity to the overlay entity that replaces it, ``qid`` names
     an entity (ties between equal priors go by QID)."""
 
     def __init__(self, parts: list[KBPart], superseded: dict[int, int], qid: Callable[[int], str]):

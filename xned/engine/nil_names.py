@@ -9,7 +9,8 @@ apposition after a comma ("Nashville, Tenn.", "Ford's chief executive, William F
 possessive ("Apsilanti's"), a leading article; in Japanese and Chinese, whose noun phrases end
 in their head, the last name after the particles and commas of a description
 ("ロサンゼルスを拠点とするノースロップ・グラマン" -> "ノースロップ グラマン") without an honorific after
-it ("オバマ大統領", "ジョブズ氏")."""
+it ("オバマ大統領", "ジョブズ氏"), and a katakana name of two parts or more at its end
+without what is written against it ("同社CEOスティーブ・ジョブズ" -> "スティーブ ジョブズ")."""
 
 from __future__ import annotations
 
@@ -115,6 +116,8 @@ _CJK_SUFFIXES = (
 _CJK_SPLIT = re.compile(r"[\u3041-\u309f]+|[、，,]")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 _KANA_PARTICLE = re.compile(r"[\u3041-\u309f]")
+#: a katakana name of two parts or more at the end of a key (its middle dots made spaces)
+_KATAKANA_NAME = re.compile(r"[\u30a1-\u30fa\u30fc]+(?: [\u30a1-\u30fa\u30fc]+)+$")
 #: what a CJK name carries that a common noun does not: katakana, Latin letters, digits
 _NAME_CHARS = re.compile(r"[\u30a0-\u30ffA-Za-z0-9]")
 _EDGE_PUNCT = ".,:;!?\"“”«»()[]'’"
@@ -168,6 +171,10 @@ def _cjk_core(key: str) -> str:
         if core.endswith(suffix) and len(core) > len(suffix):
             core = core[: -len(suffix)].strip()
             break
+    # a description written against the name it ends in, with no particle between:
+    # "同社CEOスティーブ・ジョブズ", "アップル社共同創設者スティーブ・ジョブズ"
+    if (m := _KATAKANA_NAME.search(core)) is not None and m.start() > 0:
+        core = m.group()
     return core
 
 
