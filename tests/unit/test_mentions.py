@@ -85,3 +85,11 @@ def test_punctuation_and_spacing_join_like_keys():
 def test_single_character_keys_are_ignored():
     det = detector(["a", "日"])
     assert spans(det, "A 日") == []
+
+
+def test_a_legal_form_or_a_number_alone_is_no_mention():
+    # "Inc" is an alias (INC, a party) and "11" one of some entity; alone in running text the
+    # first ends a company name the KB lacks, the second is a number: neither names anything
+    det = detector(["inc", "inc.", "11", "acme inc", "7-eleven"], {"inc": 0.5, "11": 0.5})
+    text = "Zyx Inc. and Acme Inc said 11 stores of 7-Eleven"
+    assert spans(det, text) == [("Acme Inc", "acme inc"), ("7-Eleven", "7-eleven")]

@@ -8,7 +8,8 @@ normalized, so ``trie.prefixes`` on that string finds every alias starting at a 
 A match must end on a token end (or, for suffixing languages, leave only a case ending of
 its last token: "Frantziara"); the longest match wins and scanning resumes after it.
 
-Filter (so common words are not linked): a key must be at least 2 characters; a key whose
+Filter (so common words are not linked): a key must be at least 2 characters, hold a letter
+and be no company's legal form on its own ("Inc", "AG"); a key whose
 link probability is known must reach ``min_link_prob``; where it is unknown, a match in a
 cased script must contain an upper-case letter or a digit (capitalization cue).
 """
@@ -22,6 +23,7 @@ from functools import cached_property
 from typing import Any
 
 from xned.engine.normalize import CJK_CLASS, KATAKANA_CLASS, fold, normalize
+from xned.engine.person import LEGAL_FORMS
 
 # A katakana run is one word; so is a word broken at a line end by OCR'd hyphenation
 # ("Frank¬\nreich", as ``normalize`` joins it) or holding soft hyphens.
@@ -174,8 +176,8 @@ class Detector:
         return None
 
     def _accept(self, key: str, surface: str, state: _TextState) -> bool:
-        if len(key) < 2:
-            return False
+        if len(key) < 2 or key.rstrip(".") in LEGAL_FORMS or not any(ch.isalpha() for ch in key):
+            return False  # "Inc" alone (its company is no alias) names no one; nor does a number
         lp = state.link_prob.get(key)
         if lp is None:
             lp = state.link_prob[key] = self.link_prob(key)
