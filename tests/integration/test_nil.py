@@ -223,6 +223,9 @@ def test_pronouns_and_descriptions_get_no_identity(tmp_path):
     assert [is_name(t) for t in ("he", "the aircraft", "彼", "その飛行機", "同指数")] == [False] * 5
     # a CJK description ends in a common noun, not a name ("the world's largest airliner")
     assert not is_name("世界最大の旅客機") and is_name("ロサンゼルスを拠点とするノースロップ・グラマン")
+    # capitalized at a sentence start: still a pronoun, or an article before common nouns
+    assert [is_name(t) for t in ("He", "I", "Il", "Er", "The aircraft", "La compagnie")] == [False] * 6
+    assert [is_name(t) for t in ("US", "ELLE", "The Beatles", "The A380")] == [True] * 4
     text = "Etxeberria said he would come."
     ids = NilStore(tmp_path).assign([_m(text, "Etxeberria"), _m(text, "he")], [text], ["a"])
     assert list(ids) == [(0, 0, 10)]

@@ -61,9 +61,15 @@ _DEMONSTRATIVES = ("その", "この", "あの", "それ", "これ", "彼の", "
 def is_name(text: str) -> bool:
     """Whether a mention reads as a name, the kind of mention that gets a NIL identity: in a
     script with case, one with a capital letter ("Etxeberria", "iPod", not "he", "the
-    aircraft"); in one without, one that does not start with a pronoun or demonstrative
+    aircraft") that is no pronoun ("He", "Il") and no article before common nouns only ("The
+    aircraft", "La compagnie"); in one without, one that does not start with a pronoun or demonstrative
     ("彼", "その飛行機"). Coreference of pronouns and descriptions is not name clustering."""
     t = text.strip()
+    words_ = t.split()
+    if t.lower() in _CASED_PRONOUNS and not (len(t) > 1 and t.isupper()):  # "US", "ELLE" are names
+        return False
+    if len(words_) > 1 and words_[0].lower() in _DETERMINERS and not any(ch.isupper() for ch in " ".join(words_[1:])):
+        return False  # a description: an article and common nouns
     if any(ch.isupper() for ch in t):
         return True
     if any(ch.islower() for ch in t):
@@ -80,6 +86,16 @@ def _set(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+#: personal pronouns of cased scripts, capitalized at a sentence start ("He", "Il", "Er"):
+#: whole mentions
+_CASED_PRONOUNS = _set(
+    "i he she it we they you me him her us them his its our their "  # en
+    "il elle ils elles je nous vous on "  # fr
+    "er sie es wir ich du ihr "  # de
+    "él ella ellos ellas yo nosotros ustedes lui lei loro io noi voi"  # es, it
+)
+
+
 #: abbreviations, offices and ranks a mention of a name carries, beside ``person.TITLES``
 #: ("M." is French "Monsieur")
 _ABBREVIATIONS = _set(
@@ -92,6 +108,12 @@ _ABBREVIATIONS = _set(
 )
 _TITLE_WORDS = TITLES | _ABBREVIATIONS
 _ARTICLES = _set("the der die das le la les l' el los las il lo gli i")
+#: articles and determiners that start a description when the words after them are lower case
+#: ("The aircraft", "The world's largest passenger aircraft", "La compagnie")
+_DETERMINERS = _ARTICLES | _set(
+    "a an this that these those its his her their our un une ce cet cette ces son sa ses leur leurs "
+    "una este esta estos estas su sus"
+)
 #: honorifics and titles written after a Japanese or Chinese name
 _CJK_SUFFIXES = (
     "大統領",
