@@ -23,7 +23,7 @@ from functools import cached_property
 from typing import Any
 
 from xned.engine.normalize import CJK_CLASS, KATAKANA_CLASS, fold, normalize
-from xned.engine.person import LEGAL_FORMS
+from xned.engine.person import is_legal_form
 
 # A katakana run is one word; so is a word broken at a line end by OCR'd hyphenation
 # ("Frank¬\nreich", as ``normalize`` joins it) or holding soft hyphens.
@@ -176,7 +176,7 @@ class Detector:
         return None
 
     def _accept(self, key: str, surface: str, state: _TextState) -> bool:
-        if len(key) < 2 or key.rstrip(".") in LEGAL_FORMS or not any(ch.isalpha() for ch in key):
+        if len(key) < 2 or is_legal_form(key) or not any(ch.isalpha() for ch in key):
             return False  # "Inc" alone (its company is no alias) names no one; nor does a number
         lp = state.link_prob.get(key)
         if lp is None:

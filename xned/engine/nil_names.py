@@ -65,10 +65,10 @@ def is_name(text: str) -> bool:
     aircraft", "La compagnie"); in one without, one that does not start with a pronoun or demonstrative
     ("彼", "その飛行機"). Coreference of pronouns and descriptions is not name clustering."""
     t = text.strip()
-    words_ = t.split()
     if t.lower() in _CASED_PRONOUNS and not (len(t) > 1 and t.isupper()):  # "US", "ELLE" are names
         return False
-    if len(words_) > 1 and words_[0].lower() in _DETERMINERS and not any(ch.isupper() for ch in " ".join(words_[1:])):
+    first_rest = t.split(None, 1)
+    if len(first_rest) == 2 and first_rest[0].lower() in _DETERMINERS and not any(ch.isupper() for ch in first_rest[1]):
         return False  # a description: an article and common nouns
     if any(ch.isupper() for ch in t):
         return True

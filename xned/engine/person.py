@@ -89,6 +89,13 @@ NOT_NAMES = frozenset(
 LEGAL_FORMS = frozenset(
     _words("inc ltd corp co llc plc sa spa ag gmbh nv bv ab oy asa kk sas srl lp llp pty bhd sarl kg ohg")
 )
+
+
+def is_legal_form(key: str) -> bool:
+    """Whether a normalized word is a company's legal form alone ("inc", "inc.", "ag")."""
+    return key.rstrip(".") in LEGAL_FORMS
+
+
 #: languages that capitalize every noun: words right of a match need name evidence
 NOUNS_CAPITALIZED = frozenset({"de", "lb"})
 MIDDLE_DOTS = "・·‧･"
@@ -167,7 +174,7 @@ def reads_as_person(
         return True
     if rare is None or len(words) != 2 or (lang or "").split("-")[0].lower() in NOUNS_CAPITALIZED:
         return False
-    if normalize(words[1]).rstrip(".") in LEGAL_FORMS or not rare(first):
+    if is_legal_form(normalize(words[1])) or not rare(first):
         return False
     return known is None or (known(words[1]) and not known(first))
 
