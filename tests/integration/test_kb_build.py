@@ -168,6 +168,7 @@ Q60\tcity\tNew York City\tcity in the United States\tpop:8000000\ten~:New York
 Q985\tstate\tBaden-Württemberg\tstate of Germany\tpop:11000000\t
 Q131128\tcity\tBraunau am Inn\ttown in Austria\tpop:17000\ten~:Braunau
 Q39865\tcity\tSpa\ttown in Belgium\tpop:10000\t
+Q167037\tconcept\tcorporation\tlegal entity\tpop:1\ten~:Corp.
 """
 
 
@@ -191,6 +192,7 @@ def test_lookup_fallbacks(tmp_path):
     assert qids("ja", "東京の知事") == ["Q1490"]  # contained, per character in CJK
     assert qids("en", "Parisian") == []  # contained aliases end on a token boundary
     assert qids("it", "Montedison SpA") == []  # a legal form names no one
+    assert qids("en", "Hearst Corp.") == []  # also written with its dot
     assert qids("en", "Spa") == ["Q39865"]  # alone it is the town
     ents, pri = kb.lookup("ja", "トランプ")  # one part of a middle-dot name, as a weak alias
     assert [kb.qid(e) for e in ents] == ["Q22686"]

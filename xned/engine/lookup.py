@@ -14,7 +14,7 @@ import numpy as np
 from xned.engine.entities import EntityStore
 from xned.engine.morph import split_inflected, suffixes
 from xned.engine.normalize import dehyphenate, inside_katakana_word, is_cjk, umlauts, undot
-from xned.engine.person import LEGAL_FORMS
+from xned.engine.person import is_legal_form
 from xned.engine.tables import AliasTable, KeyIndex
 
 MUL = "mul"  # names whose language is not stated: every language consults them
@@ -260,7 +260,7 @@ class AliasLookup:
                     for k in trie.prefixes(key[s:]):
                         end = s + len(k)
                         shortest = 2 if is_cjk(k[0]) else MIN_CONTAINED
-                        if len(k) < max(shortest, best_len) or k == key or k in LEGAL_FORMS:
+                        if len(k) < max(shortest, best_len) or k == key or is_legal_form(k):
                             continue  # a company's legal form names no one ("Agrimont SpA" is no Spa)
                         if inside_katakana_word(key, end) or (
                             end < len(key) and key[end] != " " and not is_cjk(key[end - 1]) and not is_cjk(key[end])
